@@ -1,0 +1,230 @@
+"""Joint image/mask transforms on tensors, and PIL -> tensor without NumPy.
+
+Every transform is called as `image, mask = t(image, mask)`:
+  image: (3, H, W), uint8 in [0, 255] or float in [0, 1]
+  mask:  (1, H, W), values in {0, 1} (any dtype)
+Geometric transforms move image and mask together; colour transforms touch the image only.
+Each transform returns the image in the dtype it was given (uint8 stays uint8), except ToFloat and
+Normalize, which return float. Random transforms take an optional `generator` (torch.Generator) when they
+are built and draw only from it, so re-seeding that generator reproduces an epoch exactly.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+# The mean and std of ImageNet's RGB channels: the input statistics the pretrained ResNet-34 encoder expects
+# (torchvision.models.ResNet34_Weights.IMAGENET1K_V1 was trained on images normalised with them).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def pil_to_tensor(img, mode="RGB"):
+    """A PIL image as a uint8 tensor (C, H, W): mode "RGB" gives 3 channels, "L" gives 1.
+
+    Grayscale, palette, CMYK and RGBA images are converted to `mode` (RGBA's alpha channel is dropped).
+    """
+    if img.mode != mode:
+        img = img.convert(mode)
+    w, h = img.size
+    channels = len(mode)
+    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)  # (H * W * C,)
+    return data.view(h, w, channels).permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def to_float(image):
+    """The image as float in [0, 1]: uint8 is divided by 255, float passes through."""
+    if image.dtype == torch.uint8:
+        return image.float() / 255
+    return image.float()
+
+
+def like(image, reference):
+    """The float image `image` (values in [0, 1]) back in the dtype of `reference`."""
+    if reference.dtype == torch.uint8:
+        return (image * 255).round().clamp(0, 255).to(torch.uint8)
+    return image.clamp(0, 1)
+
+
+def coin(p, generator):
+    """True with probability p, drawn from `generator`."""
+    return torch.rand((), generator=generator).item() < p
+
+
+def uniform(low, high, generator):
+    """A float drawn uniformly from [low, high] with `generator`."""
+    return low + (high - low) * torch.rand((), generator=generator).item()
+
+
+class Compose:
+    """Apply transforms one after the other, to image and mask together."""
+
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+
+    def __call__(self, image, mask):
+        for t in self.transforms:
+            image, mask = t(image, mask)
+        return image, mask
+
+    def __repr__(self):
+        return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
+
+
+class ToFloat:
+    """Image to float in [0, 1]; the mask is untouched."""
+
+    def __call__(self, image, mask):
+        return to_float(image), mask
+
+    def __repr__(self):
+        return "ToFloat()"
+
+
+class Resize:
+    """Resize to `size` (an int for a square, or (height, width)).
+
+    The image is resized bilinearly with antialiasing; the mask by nearest neighbour, so it stays in {0, 1}.
+    """
+
+    def __init__(self, size):
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+
+    def __call__(self, image, mask):
+        x = to_float(image)[None]  # (1, 3, H, W)
+        x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False)
+        m = F.interpolate(mask[None].float(), size=self.size, mode="nearest-exact")  # (1, 1, h, w)
+        return like(x[0], image), m[0].to(mask.dtype)
+
+    def __repr__(self):
+        return f"Resize({self.size})"
+
+
+class RandomHorizontalFlip:
+    """Mirror image and mask left-right with probability p."""
+
+    def __init__(self, p=0.5, generator=None):
+        self.p, self.generator = p, generator
+
+    def __call__(self, image, mask):
+        if coin(self.p, self.generator):
+            return image.flip(-1), mask.flip(-1)
+        return image, mask
+
+    def __repr__(self):
+        return f"RandomHorizontalFlip(p={self.p})"
+
+
+class RandomVerticalFlip:
+    """Mirror image and mask top-bottom with probability p."""
+
+    def __init__(self, p=0.5, generator=None):
+        self.p, self.generator = p, generator
+
+    def __call__(self, image, mask):
+        if coin(self.p, self.generator):
+            return image.flip(-2), mask.flip(-2)
+        return image, mask
+
+    def __repr__(self):
+        return f"RandomVerticalFlip(p={self.p})"
+
+
+class RandomRotation:
+    """Rotate image and mask by the same angle, drawn uniformly from [-degrees, degrees].
+
+    `degrees` may also be a pair (low, high). Positive angles turn the picture counter-clockwise.
+    The image is sampled bilinearly, the mask by nearest neighbour (so it stays strictly in {0, 1}).
+    The corners that rotate in are filled by reflecting the picture at its border, in the image and in the
+    mask alike, so they show skin (or mirrored lesion with its mirrored mask), never black or garbage.
+    """
+
+    def __init__(self, degrees=30, generator=None):
+        self.degrees = (-degrees, degrees) if isinstance(degrees, (int, float)) else tuple(degrees)
+        self.generator = generator
+
+    def __call__(self, image, mask):
+        angle = math.radians(uniform(*self.degrees, self.generator))
+        _, h, w = image.shape
+        cos, sin = math.cos(angle), math.sin(angle)
+        # For each output pixel, where to read in the input, in grid_sample's [-1, 1] coordinates.
+        # The h/w and w/h factors keep the rotation rigid on non-square images.
+        theta = torch.tensor([[cos, -sin * h / w, 0.0],
+                              [sin * w / h, cos, 0.0]])[None]  # (1, 2, 3)
+        grid = F.affine_grid(theta, (1, 1, h, w), align_corners=False)  # (1, H, W, 2)
+        x = F.grid_sample(to_float(image)[None], grid, mode="bilinear",
+                          padding_mode="reflection", align_corners=False)  # (1, 3, H, W)
+        m = F.grid_sample(mask[None].float(), grid, mode="nearest",
+                          padding_mode="reflection", align_corners=False)  # (1, 1, H, W)
+        return like(x[0], image), m[0].to(mask.dtype)
+
+    def __repr__(self):
+        return f"RandomRotation(degrees={self.degrees})"
+
+
+class ColorJitter:
+    """Random brightness, contrast and saturation changes of the image; the mask is untouched.
+
+    Each factor is drawn uniformly from [max(0, 1 - amount), 1 + amount]; an amount of 0 leaves that
+    property alone (and draws nothing). They are applied in the order brightness, contrast, saturation.
+    """
+
+    def __init__(self, brightness=0.0, contrast=0.0, saturation=0.0, generator=None):
+        self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+        self.generator = generator
+
+    def factor(self, amount):
+        return uniform(max(0.0, 1 - amount), 1 + amount, self.generator)
+
+    def __call__(self, image, mask):
+        x = to_float(image)  # (3, H, W)
+        if self.brightness > 0:
+            x = (x * self.factor(self.brightness)).clamp(0, 1)
+        if self.contrast > 0:
+            mean = grayscale(x).mean()
+            x = (mean + self.factor(self.contrast) * (x - mean)).clamp(0, 1)
+        if self.saturation > 0:
+            gray = grayscale(x)  # (1, H, W)
+            x = (gray + self.factor(self.saturation) * (x - gray)).clamp(0, 1)
+        return like(x, image), mask
+
+    def __repr__(self):
+        return (f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, "
+                f"saturation={self.saturation})")
+
+
+def grayscale(x):
+    """Luma of a float RGB image (3, H, W) -> (1, H, W), ITU-R 601 weights."""
+    return (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
+
+
+class Normalize:
+    """Image to float, then (image - mean) / std per channel; the mask is untouched."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.mean = torch.tensor(mean).view(-1, 1, 1)  # (3, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)  # (3, 1, 1)
+
+    def __call__(self, image, mask):
+        return (to_float(image) - self.mean) / self.std, mask
+
+    def __repr__(self):
+        return f"Normalize(mean={tuple(self.mean.flatten().tolist())}, std={tuple(self.std.flatten().tolist())})"
+
+
+def train_transforms(generator=None, degrees=30, jitter=0.2):
+    """The training augmentation: rotation up to `degrees`, horizontal and vertical flips, colour jitter
+    (brightness, contrast and saturation by up to `jitter` each), then ImageNet normalisation."""
+    return Compose([
+        ToFloat(),
+        RandomRotation(degrees, generator=generator),
+        RandomHorizontalFlip(0.5, generator=generator),
+        RandomVerticalFlip(0.5, generator=generator),
+        ColorJitter(jitter, jitter, jitter, generator=generator),
+        Normalize(),
+    ])
+
+
+def eval_transforms():
+    """The evaluation pipeline: ImageNet normalisation only."""
+    return Compose([Normalize()])
