@@ -1,7 +1,11 @@
-"""minunet: a small, readable PyTorch library that teaches skin-lesion segmentation by building it."""
+"""minunet: a small, readable PyTorch library that teaches skin-lesion segmentation by building it.
+
+Layers and models come from the top level (`from minunet import UNet`); transforms, losses, metrics, data,
+training and plots live in their modules (`minunet.transforms`, `minunet.losses`, ...).
+"""
 from .blocks import DoubleConv, Down, OutConv, Up
 from .resnet import BasicBlock, ResNet34Encoder
-from .resunet import ResNet34UNet
+from .resunet import DecoderBlock, ResNet34UNet
 from .unet import UNet
 
 __version__ = "0.1.0"

@@ -14,6 +14,7 @@ class UNet(nn.Module):
     def __init__(self, in_channels=3, out_channels=1, base_channels=64, bilinear=False):
         super().__init__()
         self.in_channels, self.out_channels, self.base_channels = in_channels, out_channels, base_channels
+        self.bilinear = bilinear
         c = base_channels
         # Bilinear up-sampling does not halve the channels, so the bottom DoubleConv does it instead.
         factor = 2 if bilinear else 1

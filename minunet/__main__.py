@@ -1,0 +1,4 @@
+"""`python -m minunet ...` is the same as the `minunet` command."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,413 @@
+"""Training, evaluation and prediction: `fit`, `evaluate`, `predict`, and the checkpoints that link them.
+
+The recipe: Adam, a linear warm-up then a cosine decay of the learning rate (per step), BCEDiceLoss,
+augmentation on the training split only, the validation Dice after every epoch, and the best epoch kept.
+A seed fixes the initial weights, the order of the images and every augmentation, so a CPU run repeats
+exactly, also when it is killed and resumed from last.pt. Under torchrun the same loop runs as
+DistributedDataParallel: each process takes its share of every batch, and only rank 0 writes or prints.
+"""
+import csv
+import math
+import os
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from .data import open_image
+from .losses import BCEDiceLoss
+from .metrics import MetricAccumulator
+from .resunet import ResNet34UNet
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize, pil_to_tensor
+from .unet import UNet
+
+MODELS = {"unet": UNet, "resunet34": ResNet34UNet}
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jaccard", "train_seconds",
+                   "train_images_per_s", "val_seconds")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used (missing, truncated, unsafe, or not minunet's), in one line."""
+
+
+class TrainingError(Exception):
+    """Training cannot go on (for example, the loss is no longer a finite number), in one line."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models and checkpoints
+
+def build_model(name, **kwargs):
+    """A model by its command-line name ("unet" or "resunet34") and constructor arguments."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def model_spec(model):
+    """(name, constructor arguments) that rebuild `model`'s architecture; its weights come separately."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    if isinstance(model, UNet):
+        return "unet", dict(in_channels=model.in_channels, out_channels=model.out_channels,
+                            base_channels=model.base_channels, bilinear=model.bilinear)
+    if isinstance(model, ResNet34UNet):
+        return "resunet34", dict(out_channels=model.out_channels)
+    raise ValueError(f"cannot checkpoint a {type(model).__name__}: use a minunet model")
+
+
+def save_checkpoint(path, model, **extra):
+    """Write model name, arguments and weights (plus `extra` entries) to `path`, atomically.
+
+    The file is written beside `path` and renamed over it, so a crash mid-write leaves the old file intact.
+    """
+    name, args = model_spec(model)
+    state = dict(model=name, model_args=args, state_dict=getattr(model, "module", model).state_dict(), **extra)
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    """Read a minunet checkpoint (with torch.load(weights_only=True): no code in it can run)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError for unsafe objects, RuntimeError/EOFError if truncated
+        first = " ".join(str(err).split())[:160]
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise CheckpointError(f"refusing {path}: it holds pickled Python objects that could run code "
+                                  f"(only tensors and plain data are loaded)") from None
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file?): {first}") from None
+    if not isinstance(state, dict) or state.get("model") not in MODELS or "state_dict" not in state:
+        raise CheckpointError(f"{path} is not a minunet checkpoint (no model name and weights in it)")
+    return state
+
+
+def model_from_checkpoint(state):
+    """The model a checkpoint (as returned by load_checkpoint) describes, with its weights, in eval mode."""
+    model = build_model(state["model"], **state["model_args"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"checkpoint weights do not fit a {state['model']} model: "
+                              f"{str(err).splitlines()[0]}") from None
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Device, precision and speed
+
+def pick_device(name="auto"):
+    """torch.device for "auto" (CUDA when present, else CPU), "cpu" or "cuda"."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU: use --device cpu")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16():
+    """Whether this CPU computes bfloat16 in hardware (AMX or AVX-512 BF16); elsewhere bf16 is emulated, slow."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def autocast_dtype(precision, device):
+    """The autocast dtype for `precision` on `device`, or None for plain fp32.
+
+    auto: bf16 on a CPU with native bf16, fp32 on other CPUs; on CUDA bf16 where supported, else fp16.
+    """
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def fold_batchnorm(model):
+    """Fold each BatchNorm2d into the Conv2d just before it (for inference; the model must be in eval mode).
+
+    In minunet's models every BatchNorm2d directly follows its Conv2d among its parent's children, so
+    conv -> bn becomes one conv with w' = w * g / s and b' = (b - mean) * g / s + beta, s = sqrt(var + eps),
+    and the BatchNorm2d becomes an Identity. The outputs stay the same to float rounding.
+    """
+    assert not model.training, "fold_batchnorm is for eval mode"
+    for parent in model.modules():
+        children = list(parent.named_children())
+        for (_, conv), (bn_name, bn) in zip(children, children[1:]):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                conv.weight = nn.Parameter((conv.weight * scale[:, None, None, None]).detach())
+                conv.bias = nn.Parameter(((bias - bn.running_mean) * scale + bn.bias).detach())
+                setattr(parent, bn_name, nn.Identity())
+    return model
+
+
+def prepare_for_inference(model, device):
+    """Eval mode, BatchNorm folded, channels_last, on `device`: the fastest form for predicting."""
+    return fold_batchnorm(model.eval()).to(device, memory_format=torch.channels_last)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Distributed helpers (a single process is world size 1)
+
+def distributed_setup(device):
+    """(rank, world size); under torchrun also joins the process group (NCCL on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def all_reduce_sum(values, device):
+    """Sum a list of floats over all processes (unchanged in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The loop
+
+def lr_factor(step, warmup_steps, total_steps):
+    """Learning-rate multiplier at optimizer step `step`: linear warm-up to 1, then cosine decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, device="auto",
+        precision="auto", seed=0, resume=None, run_info=None, show_progress=True, log=print):
+    """Train `model` on `train_set`, validate on `val_set` each epoch; return the history (list of dicts).
+
+    Writes into out_dir: best.pt (best validation Dice), last.pt (every epoch), history.csv, curves.png.
+    `batch_size` is the global batch; under torchrun each of N processes takes batch_size / N of it.
+    resume: a checkpoint dict (load_checkpoint of a last.pt) to continue from. run_info: a dict saved in
+    the checkpoints (what the command line needs to resume: data, sizes, seed, ...).
+    """
+    from .plots import plot_history  # matplotlib is only needed once a run writes files
+
+    device = pick_device(device) if isinstance(device, str) else device
+    rank, world = distributed_setup(device)
+    if batch_size % world:
+        raise ValueError(f"--batch-size {batch_size} must be a multiple of the {world} processes")
+    amp_dtype = autocast_dtype(precision, device)
+    torch.manual_seed(seed)
+    model = model.to(device, memory_format=torch.channels_last)  # NHWC: faster convolutions on CPU and GPU
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    # Every process draws the same shuffle (seed, epoch) and takes every world-th image of it, so the
+    # global batch is the same whatever the number of processes.
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                                  seed=seed, drop_last=False)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size // world, sampler=sampler,
+                                         drop_last=True)  # a batch of 1 would break BatchNorm
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_set)} training images do not fill one batch of {batch_size}: "
+                         f"lower --batch-size")
+    total_steps = epochs * steps_per_epoch
+    warmup_steps = max(1, min(steps_per_epoch, total_steps // 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup_steps, total_steps))
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    loss_fn = BCEDiceLoss()
+
+    history, best_dice, start_epoch = [], -1.0, 1
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        history, best_dice, start_epoch = resume["history"], resume["best_dice"], resume["epoch"] + 1
+        torch.set_rng_state(resume["rng_state"])
+    if rank == 0:
+        os.makedirs(out_dir, exist_ok=True)
+
+    for epoch in range(start_epoch, epochs + 1):
+        # ---- train one epoch
+        net.train()
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        # disable=None: tqdm shows the bar on a terminal and stays silent in logs and pipes
+        bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True,
+                   disable=None if show_progress and rank == 0 else True)
+        loss_sum, t0 = 0.0, time.perf_counter()
+        for step, (images, masks, _) in enumerate(bar, start=1):
+            images = images.to(device, memory_format=torch.channels_last)  # (b, 3, S, S), b = B / world
+            masks = masks.to(device)  # (b, 1, S, S)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = net(images)  # (b, 1, S, S)
+            loss = loss_fn(logits.float(), masks)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"the loss became {loss.item()} at epoch {epoch}, step {step}: training "
+                                    f"stopped, last.pt is kept as it was; try a lower --lr or --precision fp32")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            loss_sum += loss.item()
+            bar.set_postfix(loss=f"{loss_sum / step:.4f}")
+        train_seconds = time.perf_counter() - t0
+        train_loss = all_reduce_sum([loss_sum / steps_per_epoch], device)[0] / world
+
+        # ---- validate (each process scores its share of the images; the sums are pooled)
+        t0 = time.perf_counter()
+        if world > 1:  # every process validates with rank 0's BatchNorm statistics, the ones it saves
+            for buffer in model.buffers():
+                dist.broadcast(buffer, 0)
+        scores = evaluate(model, val_set, device=device, precision=precision, batch_size=batch_size,
+                          indices=range(rank, len(val_set), world))
+        count, loss_total, dice_total, jaccard_total = all_reduce_sum(
+            [scores["count"], scores["loss"] * scores["count"], scores["dice"] * scores["count"],
+             scores["jaccard"] * scores["count"]], device)
+        row = dict(epoch=epoch, lr=optimizer.param_groups[0]["lr"], train_loss=train_loss,
+                   val_loss=loss_total / count, val_dice=dice_total / count, val_jaccard=jaccard_total / count,
+                   train_seconds=train_seconds,
+                   train_images_per_s=steps_per_epoch * batch_size / train_seconds,
+                   val_seconds=time.perf_counter() - t0)
+        history.append(row)
+
+        # ---- keep the best and the last epoch (rank 0 only)
+        if rank == 0:
+            is_best = row["val_dice"] > best_dice
+            best_dice = max(best_dice, row["val_dice"])
+            info = dict(run_info or {}, size=train_set[0][0].shape[-1],
+                        mean=IMAGENET_MEAN, std=IMAGENET_STD, epoch=epoch, best_dice=best_dice)
+            if is_best:
+                save_checkpoint(os.path.join(out_dir, "best.pt"), model, **info)
+            save_checkpoint(os.path.join(out_dir, "last.pt"), model, **info, history=history,
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                            scaler=scaler.state_dict(), rng_state=torch.get_rng_state())
+            write_history(history, os.path.join(out_dir, "history.csv"))
+            plot_history(history, os.path.join(out_dir, "curves.png"))
+            log(f"epoch {epoch}/{epochs}  train loss {train_loss:.4f}  val loss {row['val_loss']:.4f}  "
+                f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "
+                f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))
+    return history
+
+
+def write_history(history, path):
+    """One CSV row per epoch, HISTORY_COLUMNS first; written atomically like the checkpoints."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: row[k] for k in HISTORY_COLUMNS} for row in history)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation and prediction
+
+@torch.no_grad()
+def logits_of(model, images, amp_dtype):
+    """The model's float32 logits (B, 1, H, W) for normalised images (B, 3, H, W)."""
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        logits = model(images.contiguous(memory_format=torch.channels_last))  # (B, 1, H, W)
+    return logits.float()
+
+
+@torch.no_grad()
+def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, indices=None, per_image=False):
+    """The ISIC metrics of `model` on `dataset`: a dict of means over images, plus "loss" and "count".
+
+    Each prediction is scored against the ground truth at the mask's own resolution (the probabilities are
+    resized to it bilinearly, then thresholded at 0.5), as the challenge scores. indices: score only these
+    items. per_image=True adds "per_image" (each metric per image, in order) and "ids".
+    """
+    device = pick_device(device) if isinstance(device, str) else device
+    amp_dtype = autocast_dtype(precision, device)
+    was_training = model.training
+    model.eval()
+    indices = list(range(len(dataset)) if indices is None else indices)
+    acc, loss_fn, loss_sum, ids = MetricAccumulator(), BCEDiceLoss(), 0.0, []
+    for start in range(0, len(indices), batch_size):
+        batch = [dataset[i] for i in indices[start:start + batch_size]]
+        images = torch.stack([b[0] for b in batch]).to(device)  # (B, 3, S, S)
+        masks = torch.stack([b[1] for b in batch]).to(device)  # (B, 1, S, S)
+        logits = logits_of(model, images, amp_dtype)  # (B, 1, S, S)
+        loss_sum += loss_fn(logits, masks).item() * len(batch)
+        probs = torch.sigmoid(logits)  # (B, 1, S, S)
+        for j, i in enumerate(indices[start:start + batch_size]):
+            truth = dataset.original_mask(i)  # (1, H, W) uint8, the ground truth at its own size
+            p = F.interpolate(probs[j:j + 1], size=truth.shape[1:], mode="bilinear", align_corners=False) \
+                if truth.shape[1:] != probs.shape[2:] else probs[j:j + 1]  # (1, 1, H, W)
+            acc.update(p.cpu() > 0.5, truth[None].bool())
+        ids += [b[2] for b in batch]
+    model.train(was_training)
+    if not indices:
+        return dict(count=0, loss=0.0, **{name: 0.0 for name in ("dice", "jaccard")})
+    scores = acc.compute()
+    scores["loss"] = loss_sum / len(indices)
+    if per_image:
+        scores["per_image"], scores["ids"] = acc.per_image(), ids
+    return scores
+
+
+def mask_to_image(mask):
+    """A (H, W) bool tensor as a PIL image of mode L with values 0 and 255."""
+    data = (mask.to(torch.uint8) * 255).contiguous()  # (H, W) uint8
+    return Image.frombuffer("L", (mask.shape[1], mask.shape[0]), bytes(data.untyped_storage()), "raw", "L", 0, 1)
+
+
+def overlay_image(image, mask, colour=(255, 40, 40), alpha=0.45):
+    """The image (3, H, W) uint8 with the mask (H, W) bool tinted in `colour`, as a PIL RGB image."""
+    tint = torch.tensor(colour, dtype=torch.float32)[:, None, None]  # (3, 1, 1)
+    out = torch.where(mask, (1 - alpha) * image.float() + alpha * tint, image.float())  # (3, H, W)
+    data = out.round().to(torch.uint8).permute(1, 2, 0).contiguous()  # (H, W, 3)
+    return Image.frombuffer("RGB", (image.shape[2], image.shape[1]), bytes(data.untyped_storage()),
+                            "raw", "RGB", 0, 1)
+
+
+@torch.no_grad()
+def predict(model, paths, out_dir, size, device="auto", precision="auto", overlay=False,
+            mean=IMAGENET_MEAN, std=IMAGENET_STD, warn=print):
+    """Segment each image file in `paths`; write <stem>_Segmentation.png (0/255) at the image's own size.
+
+    overlay=True also writes <stem>_overlay.png. An unreadable image is skipped with a call to `warn`.
+    Returns (number written, list of skipped paths).
+    """
+    from .data import DataError
+
+    device = pick_device(device) if isinstance(device, str) else device
+    amp_dtype = autocast_dtype(precision, device)
+    model = prepare_for_inference(model, device)
+    resize, normalize = Resize(size), Normalize(mean, std)
+    os.makedirs(out_dir, exist_ok=True)
+    written, skipped = 0, []
+    for path in paths:
+        try:
+            image = pil_to_tensor(open_image(path))  # (3, H, W) uint8
+        except DataError as err:
+            warn(f"skipped: {err}")
+            skipped.append(path)
+            continue
+        small, _ = normalize(*resize(image, torch.zeros(1, *image.shape[1:])))  # (3, S, S) float
+        probs = torch.sigmoid(logits_of(model, small[None].to(device), amp_dtype))  # (1, 1, S, S)
+        probs = F.interpolate(probs, size=image.shape[1:], mode="bilinear", align_corners=False)  # (1, 1, H, W)
+        mask = (probs[0, 0] > 0.5).cpu()  # (H, W) bool
+        stem = os.path.splitext(os.path.basename(path))[0]
+        mask_to_image(mask).save(os.path.join(out_dir, f"{stem}_Segmentation.png"))
+        if overlay:
+            overlay_image(image, mask).save(os.path.join(out_dir, f"{stem}_overlay.png"))
+        written += 1
+    return written, skipped
