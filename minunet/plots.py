@@ -52,7 +52,7 @@ def plot_cases(images, masks, preds, path, titles=None):
             if mask is not None:
                 m = mask.reshape(shown.shape[:2]).bool()[..., None]  # (H, W, 1)
                 picture = torch.where(m, 0.55 * shown + 0.45 * torch.tensor(colour), shown)
-            ax.imshow(picture)
+            ax.imshow(picture.tolist())  # nested lists: matplotlib takes them, no NumPy needed here
             ax.set_axis_off()
             ax.set_title(f"{titles[r]}: {name}" if titles and c == 0 else name, fontsize=9)
     fig.tight_layout()

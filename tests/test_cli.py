@@ -1,0 +1,117 @@
+"""The main job end to end through the command line: train, evaluate, predict; and exact repeatability."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from minunet.cli import main
+from minunet.train import HISTORY_COLUMNS, load_checkpoint
+
+TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--limit", "24",
+        "--batch-size", "8", "--device", "cpu"]
+SAMPLES = os.path.join(os.path.dirname(__file__), "..", "docs", "samples")
+
+
+def train(out, *extra):
+    assert main(["train", *TINY, "--epochs", "2", "--out", str(out), *extra]) == 0
+
+
+def test_help_lists_the_subcommands():
+    for cmd in (["minunet", "--help"], [sys.executable, "-m", "minunet", "--help"]):
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0
+        assert all(name in result.stdout for name in ("train", "evaluate", "predict"))
+
+
+def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(run)
+    printed = capsys.readouterr().out
+    assert "epoch 1/2" in printed and "val Dice" in printed and "best validation Dice" in printed
+    for name in ("best.pt", "last.pt", "history.csv", "curves.png"):
+        assert (run / name).stat().st_size > 0, name
+    assert Image.open(run / "curves.png").format == "PNG"
+    with open(run / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert set(HISTORY_COLUMNS) <= set(rows[0])
+    assert all(0 <= float(r["val_dice"]) <= 1 and float(r["train_images_per_s"]) > 0 for r in rows)
+
+    best = load_checkpoint(str(run / "best.pt"))
+    assert best["model"] == "unet" and best["model_args"]["base_channels"] == 4 and best["size"] == 32
+    assert best["best_dice"] == max(float(r["val_dice"]) for r in rows)
+
+    # evaluate: the metrics printed, the same in the JSON, and the figure drawn
+    metrics, figure = tmp_path / "metrics.json", tmp_path / "cases.png"
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", "synthetic", "--split", "val",
+                 "--limit", "24", "--json", str(metrics), "--figure", str(figure)]) == 0
+    printed = capsys.readouterr().out
+    scores = json.loads(metrics.read_text())
+    assert scores["count"] == 24
+    for name in ("dice", "jaccard", "threshold_jaccard", "accuracy", "sensitivity", "specificity"):
+        assert f"{scores[name]:.4f}" in printed
+    assert abs(scores["dice"] - best["best_dice"]) < 1e-6  # evaluate scores as validation did
+    assert Image.open(figure).format == "PNG"
+
+    # predict: one 0/255 mask per image, at the image's own size, plus overlays
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", SAMPLES, "--output", str(out),
+                 "--overlay"]) == 0
+    samples = sorted(f for f in os.listdir(SAMPLES) if f.endswith(".png"))
+    assert len(samples) == 3
+    for name in samples:
+        stem = name[:-4]
+        source = Image.open(os.path.join(SAMPLES, name))
+        mask = Image.open(out / f"{stem}_Segmentation.png")
+        assert mask.mode == "L" and mask.size == source.size
+        assert set(mask.tobytes()) <= {0, 255}
+        assert Image.open(out / f"{stem}_overlay.png").size == source.size
+
+
+def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
+    train(tmp_path / "a", "--seed", "3")
+    train(tmp_path / "b", "--seed", "3")
+    a, b = load_checkpoint(str(tmp_path / "a" / "last.pt")), load_checkpoint(str(tmp_path / "b" / "last.pt"))
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    timing = {"train_seconds", "train_images_per_s", "val_seconds"}
+    strip = [{k: v for k, v in row.items() if k not in timing} for row in a["history"]]
+    assert strip == [{k: v for k, v in row.items() if k not in timing} for row in b["history"]]
+    # and another seed gives another run
+    train(tmp_path / "c", "--seed", "4")
+    c = load_checkpoint(str(tmp_path / "c" / "last.pt"))
+    assert not torch.equal(a["state_dict"]["outc.conv.weight"], c["state_dict"]["outc.conv.weight"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--model", "vgg"], "--model"),
+    (["train", "--precision", "fp8"], "--precision"),
+    (["evaluate", "--data", "synthetic"], "--checkpoint"),
+    (["predict", "--checkpoint", "x.pt"], "--input"),
+])
+def test_bad_flags_give_one_line_and_exit_2(argv, words):
+    result = subprocess.run([sys.executable, "-m", "minunet", *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
+
+
+def test_missing_inputs_give_one_line_and_exit_2(tmp_path):
+    cases = [
+        ["train", "--data", "isic2016", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
+        ["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data", "synthetic"],
+        ["predict", "--checkpoint", str(tmp_path / "missing.pt"), "--input", SAMPLES, "--output", str(tmp_path)],
+        ["train", "--model", "resunet34", "--encoder-weights", str(tmp_path / "no.pth"), "--out", str(tmp_path / "r")],
+    ]
+    for argv in cases:
+        result = subprocess.run([sys.executable, "-m", "minunet", *argv], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2, argv
+        assert len(result.stderr.strip().splitlines()) == 1 and "error" in result.stderr, result.stderr
+        assert not (tmp_path / "r").exists()
