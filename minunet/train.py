@@ -62,13 +62,23 @@ def model_spec(model):
 def save_checkpoint(path, model, **extra):
     """Write model name, arguments and weights (plus `extra` entries) to `path`, atomically.
 
-    The file is written beside `path` and renamed over it, so a crash mid-write leaves the old file intact.
+    The file is written beside `path`, flushed to disk and renamed over it, so a crash or a full disk
+    mid-write leaves the old file intact; a failed write raises CheckpointError.
     """
     name, args = model_spec(model)
     state = dict(model=name, model_args=args, state_dict=getattr(model, "module", model).state_dict(), **extra)
     tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a power cut cannot leave an empty file
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # a full disk, no permission, ... (torch's writer: RuntimeError)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise CheckpointError(f"cannot write {path} ({' '.join(str(err).split())[:160]}); the previous "
+                              f"{os.path.basename(path)}, if any, is kept as it was") from None
 
 
 def load_checkpoint(path):
@@ -196,7 +206,8 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
         precision="auto", seed=0, resume=None, run_info=None, show_progress=True, log=print):
     """Train `model` on `train_set`, validate on `val_set` each epoch; return the history (list of dicts).
 
-    Writes into out_dir: best.pt (best validation Dice), last.pt (every epoch), history.csv, curves.png.
+    Writes into out_dir: best.pt (best validation Dice), last.pt (every epoch), history.csv, curves.png;
+    with out_dir=None it writes nothing (then any segmentation nn.Module can be trained, e.g. a reference).
     `batch_size` is the global batch; under torchrun each of N processes takes batch_size / N of it.
     resume: a checkpoint dict (load_checkpoint of a last.pt) to continue from. run_info: a dict saved in
     the checkpoints (what the command line needs to resume: data, sizes, seed, ...).
@@ -238,7 +249,7 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
         scaler.load_state_dict(resume["scaler"])
         history, best_dice, start_epoch = resume["history"], resume["best_dice"], resume["epoch"] + 1
         torch.set_rng_state(resume["rng_state"])
-    if rank == 0:
+    if rank == 0 and out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
 
     for epoch in range(start_epoch, epochs + 1):
@@ -286,10 +297,10 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
                    val_seconds=time.perf_counter() - t0)
         history.append(row)
 
-        # ---- keep the best and the last epoch (rank 0 only)
-        if rank == 0:
-            is_best = row["val_dice"] > best_dice
-            best_dice = max(best_dice, row["val_dice"])
+        # ---- keep the best and the last epoch (rank 0 only; out_dir=None writes nothing)
+        is_best = row["val_dice"] > best_dice
+        best_dice = max(best_dice, row["val_dice"])
+        if rank == 0 and out_dir is not None:
             info = dict(run_info or {}, size=train_set[0][0].shape[-1],
                         mean=IMAGENET_MEAN, std=IMAGENET_STD, epoch=epoch, best_dice=best_dice)
             if is_best:
@@ -299,6 +310,7 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
                             scaler=scaler.state_dict(), rng_state=torch.get_rng_state())
             write_history(history, os.path.join(out_dir, "history.csv"))
             plot_history(history, os.path.join(out_dir, "curves.png"))
+        if rank == 0:
             log(f"epoch {epoch}/{epochs}  train loss {train_loss:.4f}  val loss {row['val_loss']:.4f}  "
                 f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "
                 f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))

@@ -1,0 +1,201 @@
+"""Robustness (issue 9): resuming a killed run, atomic and safe checkpoints, training guards, unreadable
+images in predict and evaluate, and DistributedDataParallel under torchrun against a single process.
+
+The runs are tiny (a 4-channel U-Net on 32 x 32 synthetic lesions) and each subprocess uses one thread, so
+the file stays fast and leaves the machine's other cores alone.
+"""
+import hashlib
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from minunet.cli import main
+from minunet.train import load_checkpoint
+
+TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--batch-size", "4",
+        "--device", "cpu", "--precision", "fp32"]
+TIMING = {"train_seconds", "train_images_per_s", "val_seconds"}  # the only history columns that may differ
+ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore::DeprecationWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """In-process runs use one thread too: the tensors are small and the CPU is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def minunet(*argv, **kwargs):
+    """Start `python -m minunet ARGV` (one thread); the Popen, with text stdout and stderr pipes."""
+    return subprocess.Popen([sys.executable, "-m", "minunet", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV, **kwargs)
+
+
+def run_minunet(*argv, timeout=300):
+    """Run `python -m minunet ARGV` to the end: (exit code, stdout, stderr)."""
+    p = minunet(*argv)
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out, err
+
+
+def one_error_line(err):
+    """The single line a user error prints on stderr (fails the test on a traceback or extra lines)."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def weights(path):
+    return load_checkpoint(str(path))["state_dict"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, first {different[:3]}"
+
+
+def without_timing(history):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 1. A run killed with SIGKILL in the middle of epoch 2 and resumed ends exactly as an uninterrupted run
+
+def test_resume_after_sigkill_mid_epoch_ends_with_the_same_weights(tmp_path):
+    # 48 training images = 12 steps an epoch: long enough (about half a second) to be killed inside one
+    flags = [*TINY, "--limit", "48", "--epochs", "3", "--seed", "5"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    uninterrupted = minunet("train", *flags, "--out", str(a))  # runs alongside the killed one
+
+    killed = minunet("train", *flags, "--out", str(b))
+    for line in killed.stdout:  # the epoch line is printed after last.pt, history.csv and curves.png are written
+        if line.startswith("epoch 1/3"):
+            break
+    else:
+        pytest.fail(f"the run ended before epoch 1 finished: {killed.stderr.read()}")
+    images_per_s = float(re.search(r"([\d.]+) img/s", line).group(1))
+    time.sleep(0.4 * 48 / images_per_s)  # about 40 % into epoch 2's training
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    killed.stdout.close()
+    killed.stderr.close()
+    state = load_checkpoint(str(b / "last.pt"))
+    assert state["epoch"] == 1, "the kill came after epoch 2 had finished: not a mid-epoch kill"
+
+    code, out, err = run_minunet("train", "--resume", str(b / "last.pt"), "--device", "cpu")
+    assert code == 0, err
+    assert "epoch 2/3" in out and "epoch 3/3" in out and "epoch 1/3" not in out
+    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()
+    uninterrupted.stdout.close()
+    uninterrupted.stderr.close()
+
+    last_a, last_b = load_checkpoint(str(a / "last.pt")), load_checkpoint(str(b / "last.pt"))
+    assert last_a["epoch"] == last_b["epoch"] == 3
+    assert_same_weights(last_a["state_dict"], last_b["state_dict"])  # BatchNorm buffers included
+    assert_same_weights(weights(a / "best.pt"), weights(b / "best.pt"))
+    assert without_timing(last_a["history"]) == without_timing(last_b["history"])
+    assert [r["epoch"] for r in last_b["history"]] == [1, 2, 3]
+    # the optimizer and the schedule went on from where they were, not from scratch
+    assert last_a["scheduler"] == last_b["scheduler"]
+    moments_a, moments_b = last_a["optimizer"]["state"], last_b["optimizer"]["state"]
+    assert all(torch.equal(moments_a[i]["exp_avg_sq"], moments_b[i]["exp_avg_sq"]) for i in moments_a)
+    csv_a = [line.split(",")[:6] for line in (a / "history.csv").read_text().splitlines()]
+    assert csv_a == [line.split(",")[:6] for line in (b / "history.csv").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared: one finished tiny run, trained in this process
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished 2-epoch run (best.pt, last.pt, history.csv, curves.png) of the tiny U-Net at 32 px."""
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", *TINY, "--limit", "16", "--epochs", "2", "--out", str(out)]) == 0
+    return out
+
+
+def snapshot(folder):
+    """{file name: sha256} of a folder: to show that nothing in it changed."""
+    return {p.name: digest(p) for p in sorted(folder.iterdir())}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 2. last.pt is written atomically: a crash while writing it leaves the previous one intact
+
+def partial_then_fail(real_save, should_fail):
+    """A stand-in for torch.save that, when should_fail(obj, f), writes half the file and raises as a full disk
+    does (torch's zip writer raises RuntimeError)."""
+    def save(obj, f, *args, **kwargs):
+        if not should_fail(obj, getattr(f, "name", f)):
+            return real_save(obj, f, *args, **kwargs)
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        half = buffer.getvalue()[:len(buffer.getvalue()) // 2]
+        if hasattr(f, "write"):
+            f.write(half)
+        else:
+            with open(f, "wb") as file:
+                file.write(half)
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing "
+                           "file data/3: file write failed")
+    return save
+
+
+def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    from minunet import train as train_module
+    from minunet.train import CheckpointError, save_checkpoint
+    from minunet.unet import UNet
+
+    path = tmp_path / "last.pt"
+    torch.manual_seed(0)
+    first = UNet(base_channels=4)
+    save_checkpoint(str(path), first, size=32, epoch=1)
+    before = digest(path)
+    second = UNet(base_channels=4)  # other weights
+    monkeypatch.setattr(train_module.torch, "save", partial_then_fail(torch.save, lambda obj, f: True))
+    with pytest.raises(CheckpointError, match=r"cannot write .*last\.pt .*the previous last\.pt, if any, is kept"):
+        save_checkpoint(str(path), second, size=32, epoch=2)
+    monkeypatch.undo()
+    assert digest(path) == before
+    state = load_checkpoint(str(path))
+    assert state["epoch"] == 1
+    assert_same_weights(state["state_dict"], first.state_dict())
+    assert not (tmp_path / "last.pt.tmp").exists()  # the half-written file is cleaned away
+    save_checkpoint(str(path), second, size=32, epoch=2)  # and the next write works
+    assert load_checkpoint(str(path))["epoch"] == 2
+
+
+def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(tmp_path, monkeypatch, capsys):
+    out, before = tmp_path / "run", {}
+
+    def last_pt_of_epoch_2(obj, f):
+        if str(f).endswith("last.pt.tmp") and obj["epoch"] == 2:
+            before["last.pt"] = digest(out / "last.pt")  # last.pt of epoch 1, as the failing write begins
+            return True
+        return False
+    monkeypatch.setattr(torch, "save", partial_then_fail(torch.save, last_pt_of_epoch_2))
+    code = main(["train", *TINY, "--limit", "16", "--epochs", "3", "--out", str(out)])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith("minunet train: error: cannot write") and "last.pt" in line
+    assert digest(out / "last.pt") == before["last.pt"]
+    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 1
+    assert not (out / "last.pt.tmp").exists()
