@@ -1,0 +1,181 @@
+# %% [markdown]
+# # 02 · Transforms: augmenting an image and its mask together
+#
+# A few hundred training images are not many. *Augmentation* shows the model a slightly different version
+# of each image every epoch (turned, mirrored, brighter or paler), so it learns what a lesion looks like
+# rather than memorising these particular photographs. In segmentation there is a catch: every geometric
+# change made to the image must be made to its mask too, or the mask no longer outlines the lesion.
+#
+# minunet's transforms (`minunet.transforms`) are therefore called on both at once:
+# `image, mask = t(image, mask)`. This tutorial applies each one to a single image and its mask and
+# **draws** the results (`out/02_each_transform.png`), draws several random draws of the full training
+# augmentation (`out/02_train_augmentation.png`), and **shows** why masks are resized with
+# nearest-neighbour interpolation and never bilinearly (`out/02_nearest_vs_bilinear.png`).
+#
+# Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), or `--quick` (a few seconds).
+
+# %%
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from minunet.data import make_dataset
+from minunet.transforms import (ColorJitter, Compose, Normalize, RandomHorizontalFlip, RandomRotation,
+                                RandomVerticalFlip, Resize, train_transforms)
+
+parser = argparse.ArgumentParser(description="Tutorial 02: transforms")
+parser.add_argument("--data-root", metavar="DIR",
+                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
+parser.add_argument("--quick", action="store_true", help="small images: a smoke run in seconds")
+parser.add_argument("--out", metavar="DIR", help="where figures go (default: tutorials/out)")
+args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = args.out or os.path.join(HERE, "out")
+os.makedirs(OUT, exist_ok=True)
+DATA = "isic2016" if args.data_root else "synthetic"
+SIZE = 96 if args.quick else 192
+
+
+def show(path):
+    """Say where a figure was written; in a notebook, also display it."""
+    print(f"figure: {os.path.relpath(path)}")
+    if "ipykernel" in sys.modules:
+        from IPython.display import Image, display
+        display(Image(filename=path))
+
+
+# %% [markdown]
+# ## One image and its mask
+#
+# Transforms work on tensors: the image (3, H, W) as `uint8` (0 to 255) or float in [0, 1], the mask
+# (1, H, W) with values 0 and 1. The dataset keeps exactly those, before normalisation, in `.images` and
+# `.masks`; we take the first pair.
+
+# %%
+dataset = make_dataset(DATA, "train", root=args.data_root, size=SIZE, limit=1)
+image, mask = dataset.images[0], dataset.masks[0]  # (3, S, S) uint8, (1, S, S) uint8
+print(f"image {tuple(image.shape)} {image.dtype}, mask {tuple(mask.shape)} {mask.dtype} "
+      f"values {torch.unique(mask).tolist()}")
+
+# %% [markdown]
+# ## Each transform on its own
+#
+# - `Resize(size)`: to a given size; the image bilinearly (smooth), the mask by nearest neighbour.
+# - `RandomRotation(degrees)`: turns both by the same random angle; the corners that turn in are filled by
+#   mirroring the picture at its border, in the image and the mask alike, so no black triangles appear.
+# - `RandomHorizontalFlip(p)`, `RandomVerticalFlip(p)`: mirror both, each with probability p (here 1, so
+#   that the figure shows it). A lesion has no "up", so all eight flips and turns are equally plausible.
+# - `ColorJitter(brightness, contrast, saturation)`: changes the image's colours only; the mask is the
+#   same, because the lesion is where it was. Cameras, lighting and skin tones differ between clinics.
+#
+# Random transforms draw their randomness from a `torch.Generator` given when they are built. Seeding that
+# generator replays exactly the same draws: that is how a training run repeats to the last bit.
+
+# %%
+g = torch.Generator()
+examples = [
+    ("original", None),
+    ("Resize(48)", Resize(48)),
+    ("RandomRotation(30)", RandomRotation(30, generator=g)),
+    ("RandomHorizontalFlip(p=1)", RandomHorizontalFlip(p=1.0, generator=g)),
+    ("RandomVerticalFlip(p=1)", RandomVerticalFlip(p=1.0, generator=g)),
+    ("ColorJitter(0.4, 0.4, 0.4)", ColorJitter(0.4, 0.4, 0.4, generator=g)),
+]
+results = []
+for name, t in examples:
+    g.manual_seed(3)
+    out_image, out_mask = (image, mask) if t is None else t(image, mask)
+    results.append((name, out_image, out_mask))
+    print(f"{name:28s} image {tuple(out_image.shape)} {str(out_image.dtype):12s} "
+          f"mask values {torch.unique(out_mask).tolist()}, lesion {out_mask.float().mean():.1%}")
+
+g.manual_seed(3)
+again = RandomRotation(30, generator=g)(image, mask)
+print("same seed, same rotation:", torch.equal(again[0], results[2][1]) and torch.equal(again[1], results[2][2]))
+
+# %%
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")  # write files; no window
+import matplotlib.pyplot as plt  # noqa: E402
+
+from minunet.plots import to_display  # noqa: E402  (uint8 or normalised image -> (H, W, 3) in [0, 1])
+
+
+def draw_pairs(pairs, path, title):
+    """One column per (name, image, mask): the image on top, the mask below."""
+    fig, axes = plt.subplots(2, len(pairs), figsize=(2.1 * len(pairs), 4.6), squeeze=False)
+    for c, (name, img, msk) in enumerate(pairs):
+        axes[0][c].imshow(to_display(img).tolist())  # (H, W, 3)
+        axes[1][c].imshow(msk[0].tolist(), cmap="gray", vmin=0, vmax=1)
+        axes[0][c].set_title(name, fontsize=7)
+        for ax in axes[:, c]:
+            ax.set_axis_off()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    show(path)
+
+
+draw_pairs(results, os.path.join(OUT, "02_each_transform.png"), "each transform: image (top) and mask (bottom)")
+
+# %% [markdown]
+# ## The training augmentation
+#
+# `train_transforms(generator)` chains them with `Compose`: to float, a rotation of up to 30 degrees, both
+# flips with probability 1/2, colour jitter of up to 20%, then `Normalize` (subtract the ImageNet mean,
+# divide by its standard deviation). The dataset applies it when built with `augment=True`; here it is
+# called by hand, five times on the same pair. Every draw differs, and the mask always follows the image.
+# Validation and test images are only normalised (`eval_transforms()`): the score must not depend on luck.
+
+# %%
+pipeline = train_transforms(torch.Generator().manual_seed(0))
+print(pipeline)
+draws = []
+for k in range(5):
+    aug_image, aug_mask = pipeline(image, mask)  # normalised float image, mask in {0, 1}
+    draws.append((f"draw {k + 1}", aug_image, aug_mask))  # to_display undoes the normalisation
+print(f"after Normalize: image {aug_image.dtype}, per-channel mean {[round(v, 2) for v in aug_image.mean((1, 2)).tolist()]}"
+      f", std {[round(v, 2) for v in aug_image.std((1, 2)).tolist()]}")
+draw_pairs(draws, os.path.join(OUT, "02_train_augmentation.png"), "train_transforms: five random draws")
+
+# %% [markdown]
+# ## Why masks use nearest-neighbour interpolation
+#
+# Resizing computes each new pixel from the old pixels around it. *Bilinear* interpolation takes a
+# weighted mean of the four nearest ones: right for a photograph (edges stay smooth), wrong for a mask. On
+# the lesion's border it averages lesion (1) with skin (0) and invents values such as 0.25 or 0.6, labels
+# that mean nothing ("60% lesion"). A thin structure can vanish altogether. *Nearest neighbour* copies the
+# closest pixel, so a mask stays a mask: only 0s and 1s.
+#
+# Below, the mask is shrunk to 1/4 and brought back to its size, both ways. `Resize` and
+# `RandomRotation` use nearest neighbour for the mask for exactly this reason.
+
+# %%
+m = mask[None].float()  # (1, 1, S, S)
+small = SIZE // 4
+bilinear = F.interpolate(F.interpolate(m, size=small, mode="bilinear", align_corners=False),
+                         size=SIZE, mode="bilinear", align_corners=False)[0]  # (1, S, S)
+nearest = F.interpolate(F.interpolate(m, size=small, mode="nearest-exact"), size=SIZE, mode="nearest-exact")[0]
+_, resized_mask = Compose([Resize(small), Resize(SIZE)])(image, mask)
+strays = ((bilinear > 0) & (bilinear < 1)).float().mean()
+print(f"bilinear: {len(torch.unique(bilinear))} distinct values, {strays:.1%} of pixels neither 0 nor 1")
+print(f"nearest:  values {torch.unique(nearest).tolist()}; minunet's Resize: {torch.unique(resized_mask).tolist()}")
+
+fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+for ax, (name, picture) in zip(axes, [("mask", m[0, 0]), ("bilinear: grey fringe", bilinear[0]),
+                                      ("nearest: still 0 or 1", nearest[0])]):
+    ax.imshow(picture.tolist(), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(name, fontsize=9)
+    ax.set_axis_off()
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "02_nearest_vs_bilinear.png"), dpi=100)
+plt.close(fig)
+show(os.path.join(OUT, "02_nearest_vs_bilinear.png"))
+
+# %% [markdown]
+# Next, tutorial 03: the U-Net, built from four small blocks, and the shape of a tensor through each.
