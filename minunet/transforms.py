@@ -209,7 +209,9 @@ class Normalize:
         return (to_float(image) - self.mean) / self.std, mask
 
     def __repr__(self):
-        return f"Normalize(mean={tuple(self.mean.flatten().tolist())}, std={tuple(self.std.flatten().tolist())})"
+        # rounded: the float32 tensors would print 0.485 as 0.48500001430511475
+        mean, std = (tuple(round(v, 6) for v in t.flatten().tolist()) for t in (self.mean, self.std))
+        return f"Normalize(mean={mean}, std={std})"
 
 
 def train_transforms(generator=None, degrees=30, jitter=0.2):

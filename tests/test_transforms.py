@@ -236,3 +236,8 @@ def test_random_transforms_draw_only_from_their_generator():
     for _ in range(3):
         t(image, mask)
     assert torch.equal(torch.rand(3), expected)  # the global generator was not touched
+
+
+def test_normalize_repr_is_readable():
+    # float32 tensors hold 0.485 as 0.48500001430...; the repr (printed by tutorial 02) shows the given values
+    assert repr(Normalize()) == "Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))"
