@@ -15,6 +15,8 @@ from .train import (CheckpointError, TrainingError, build_model, evaluate, fit, 
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError)
 RUN_FILES = ("best.pt", "last.pt", "history.csv")
+RESUME_KEYS = ("size", "mean", "std", "run", "epoch", "history", "best_dice", "optimizer", "scheduler", "scaler",
+               "rng_state")
 
 
 class Parser(argparse.ArgumentParser):
@@ -113,23 +115,41 @@ def new_model(args):
         raise CheckpointError(f"cannot load the encoder weights: {' '.join(str(err).split())}") from None
 
 
+def open_checkpoint(path, needs=("size", "mean", "std"), what="is not a checkpoint of a minunet training run",
+                    advice="use the best.pt or last.pt that `minunet train` wrote"):
+    """(checkpoint dict, model) of a checkpoint holding the keys `needs`; CheckpointError when unusable."""
+    state = load_checkpoint(path)
+    missing = [key for key in needs if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} {what} (it lacks {', '.join(missing)}): {advice}")
+    try:
+        return state, model_from_checkpoint(state)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def refuse_to_overwrite(out, resume=None):
+    """Raise TrainingError when `out` holds another run than the one being resumed."""
+    taken = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+    if taken and not (resume and os.path.samefile(out, os.path.dirname(os.path.abspath(resume)))):
+        raise TrainingError(f"{out} already holds a run ({', '.join(taken)}): pass --resume "
+                            f"{os.path.join(out, 'last.pt')} to continue it, --overwrite to replace "
+                            f"it, or another --out")
+
+
 def train(args):
     if args.resume:
-        state = load_checkpoint(args.resume)
-        if "optimizer" not in state:
-            raise CheckpointError(f"{args.resume} cannot be resumed: pass a last.pt (best.pt keeps no "
-                                  f"optimizer state)")
+        state, model = open_checkpoint(args.resume, RESUME_KEYS, "cannot be resumed",
+                                       "pass a last.pt (best.pt keeps no optimizer state)")
         run = argparse.Namespace(**state["run"])  # the flags of the run being continued
         run.device, run.out = args.device, args.out or os.path.dirname(os.path.abspath(args.resume))
-        model = model_from_checkpoint(state)
+        if not args.overwrite:
+            refuse_to_overwrite(run.out, args.resume)
     else:
         run, state = args, None
         run.out = run.out or os.path.join("runs", f"{run.model}-{run.data}")
-        taken = [f for f in RUN_FILES if os.path.exists(os.path.join(run.out, f))]
-        if taken and not args.overwrite:
-            raise TrainingError(f"{run.out} already holds a run ({', '.join(taken)}): pass --resume "
-                                f"{os.path.join(run.out, 'last.pt')} to continue it, --overwrite to replace "
-                                f"it, or another --out")
+        if not args.overwrite:
+            refuse_to_overwrite(run.out)
         model = new_model(run)
     train_set = make_dataset(run.data, "train", run.data_root, run.size, augment=True, seed=run.seed,
                              limit=run.limit)
@@ -149,8 +169,7 @@ def train(args):
 # evaluate and predict
 
 def evaluate_command(args):
-    state = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(state)
+    state, model = open_checkpoint(args.checkpoint)
     dataset = make_dataset(args.data, args.split, args.data_root, state["size"], limit=args.limit)
     scores = evaluate(model, dataset, device=args.device, batch_size=args.batch_size, per_image=True)
     names = ("dice", "jaccard", "threshold_jaccard", "accuracy", "sensitivity", "specificity")
@@ -186,8 +205,7 @@ def draw_cases(model, dataset, scores, path, n=3):
 
 
 def predict_command(args):
-    state = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(state)
+    state, model = open_checkpoint(args.checkpoint)
     if os.path.isdir(args.input):
         paths = sorted(os.path.join(args.input, f) for f in os.listdir(args.input)
                        if f.lower().endswith(IMAGE_EXTENSIONS) and not f.endswith(("_Segmentation.png",

@@ -9,7 +9,10 @@ DistributedDataParallel: each process takes its share of every batch, and only r
 import csv
 import math
 import os
+import pickle
+import re
 import time
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -85,27 +88,38 @@ def load_checkpoint(path):
     """Read a minunet checkpoint (with torch.load(weights_only=True): no code in it can run)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (was its writing cut short?): pass another checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError for unsafe objects, RuntimeError/EOFError if truncated
-        first = " ".join(str(err).split())[:160]
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        with warnings.catch_warnings():  # torch's notes (on pickle protocols, ...) would add lines to stderr
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError: unsafe or unknown content; RuntimeError, EOFError: truncated
+        text = " ".join(str(err).split())
+        unsafe = re.search(r"(?:GLOBAL|class) ([\w.]+)", text)  # the function or class it would call
+        if isinstance(err, pickle.UnpicklingError) and unsafe:
             raise CheckpointError(f"refusing {path}: it holds pickled Python objects that could run code "
-                                  f"(only tensors and plain data are loaded)") from None
-        raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file?): {first}") from None
-    if not isinstance(state, dict) or state.get("model") not in MODELS or "state_dict" not in state:
-        raise CheckpointError(f"{path} is not a minunet checkpoint (no model name and weights in it)")
+                                  f"({unsafe.group(1)}); minunet loads only tensors and plain data: use a checkpoint written by "
+                                  f"minunet train") from None
+        reason = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+        reason = reason.group(1) if reason else text.split(". ")[0] or type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated, or not written by torch.save?): "
+                              f"{reason[:160]}; copy it again or pass another checkpoint") from None
+    if not (isinstance(state, dict) and state.get("model") in MODELS and isinstance(state.get("model_args"), dict)
+            and "state_dict" in state):
+        raise CheckpointError(f"{path} is not a minunet checkpoint (no model name, arguments and weights in it): "
+                              f"pass a best.pt or last.pt written by minunet train")
     return state
 
 
 def model_from_checkpoint(state):
     """The model a checkpoint (as returned by load_checkpoint) describes, with its weights, in eval mode."""
-    model = build_model(state["model"], **state["model_args"])
     try:
+        model = build_model(state["model"], **state["model_args"])
         model.load_state_dict(state["state_dict"])
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint weights do not fit a {state['model']} model: "
-                              f"{str(err).splitlines()[0]}") from None
+    except (RuntimeError, TypeError, ValueError) as err:  # other arguments, keys or shapes than the model's
+        raise CheckpointError(f"checkpoint does not fit a {state['model']} model: "
+                              f"{' '.join(str(err).split())[:240]}") from None
     return model.eval()
 
 

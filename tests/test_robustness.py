@@ -199,3 +199,96 @@ def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(t
     assert digest(out / "last.pt") == before["last.pt"]
     assert load_checkpoint(str(out / "last.pt"))["epoch"] == 1
     assert not (out / "last.pt.tmp").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 3. Checkpoints: code hidden in one never runs; a truncated file or another model's weights is one line
+
+class RunsCode:
+    """Unpickling this runs a shell command: what a malicious checkpoint would hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch '{self.marker}'",)
+
+
+def malicious_checkpoint(path, marker, run):
+    """A real checkpoint of `run` with a code-running object hidden beside its weights."""
+    state = load_checkpoint(str(run / "best.pt"))
+    state["note"] = RunsCode(marker)
+    torch.save(state, path)
+
+
+def test_a_malicious_checkpoint_is_refused_and_its_code_never_runs(tmp_path, run, capsys):
+    evil, marker = tmp_path / "evil.pt", tmp_path / "code-ran"
+    malicious_checkpoint(evil, marker, run)
+    torch.load(evil, weights_only=False)  # the file really is dangerous to a plain torch.load
+    assert marker.exists()
+    marker.unlink()
+
+    for argv in (["evaluate", "--checkpoint", str(evil), "--data", "synthetic", "--limit", "4"],
+                 ["predict", "--checkpoint", str(evil), "--input", str(tmp_path), "--output", str(tmp_path / "p")],
+                 ["train", "--resume", str(evil)]):
+        assert main(argv) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert f"refusing {evil}: it holds pickled Python objects that could run code" in line, line
+        assert not marker.exists(), f"{argv[0]} ran the checkpoint's code"
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_malicious_checkpoint_through_the_real_command(tmp_path, run):
+    evil, marker = tmp_path / "evil.pt", tmp_path / "code-ran"
+    malicious_checkpoint(evil, marker, run)
+    code, out, err = run_minunet("evaluate", "--checkpoint", str(evil), "--data", "synthetic")
+    assert code == 2 and out == ""
+    assert one_error_line(err).startswith(f"minunet evaluate: error: refusing {evil}")
+    assert not marker.exists()
+
+
+def broken_checkpoints(folder, run):
+    """{case: (path, words the error line must hold)} for checkpoints that cannot be used."""
+    good = (run / "best.pt").read_bytes()
+    state = load_checkpoint(str(run / "best.pt"))
+    cases = {}
+
+    def add(name, words, data=None, obj=None):
+        path = folder / f"{name}.pt"
+        path.write_bytes(data) if data is not None else torch.save(obj, path)
+        cases[name] = (path, words)
+
+    add("truncated", "cannot read checkpoint", data=good[:len(good) // 2])
+    add("empty", "is empty", data=b"")
+    add("text", "cannot read checkpoint", data=b"model: unet\n")
+    add("random-dict", "is not a minunet checkpoint", obj={"weights": torch.ones(3), "epoch": 4})
+    add("bare-state-dict", "is not a minunet checkpoint", obj=state["state_dict"])
+    add("unet-called-resunet34", "does not fit a resunet34 model", obj=dict(state, model="resunet34"))
+    add("unknown-model", "is not a minunet checkpoint", obj=dict(state, model="vgg16"))
+    add("other-width", "does not fit a unet model",
+        obj=dict(state, model_args=dict(state["model_args"], base_channels=8)))
+    add("weights-not-a-dict", "does not fit a unet model", obj=dict(state, state_dict=[1, 2, 3]))
+    add("no-size", "is not a checkpoint of a minunet training run (it lacks size)", obj={k: v for k, v in state.items() if k != "size"})
+    return cases
+
+
+def test_truncated_foreign_and_mismatched_checkpoints_give_one_line(tmp_path, run, capsys):
+    for name, (path, words) in broken_checkpoints(tmp_path, run).items():
+        for argv in (["evaluate", "--checkpoint", str(path), "--data", "synthetic", "--limit", "4"],
+                     ["predict", "--checkpoint", str(path), "--input", str(run), "--output", str(tmp_path / "p")]):
+            assert main(argv) == 2, (name, argv[0])
+            line = one_error_line(capsys.readouterr().err)
+            assert words in line and str(path) in line, (name, line)
+    assert not (tmp_path / "p").exists()
+
+
+def test_resume_needs_a_last_pt(tmp_path, run, capsys):
+    assert main(["train", "--resume", str(run / "best.pt")]) == 2
+    assert "cannot be resumed (it lacks history, optimizer" in one_error_line(capsys.readouterr().err)
+    assert main(["train", "--resume", str(tmp_path / "nowhere" / "last.pt")]) == 2
+    assert "does not exist" in one_error_line(capsys.readouterr().err)
+    state = load_checkpoint(str(run / "last.pt"))
+    del state["run"]  # a last.pt written by fit() itself, without the command line's flags
+    torch.save(state, tmp_path / "last.pt")
+    assert main(["train", "--resume", str(tmp_path / "last.pt")]) == 2
+    assert "cannot be resumed" in one_error_line(capsys.readouterr().err)
