@@ -205,6 +205,14 @@ def all_reduce_sum(values, device):
     return t.tolist()
 
 
+def finite_everywhere(loss):
+    """Whether the loss is finite in every process (so that all of them stop together when one is not)."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32)  # () 1 or 0
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -281,8 +289,9 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = net(images)  # (b, 1, S, S)
             loss = loss_fn(logits.float(), masks)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"the loss became {loss.item()} at epoch {epoch}, step {step}: training "
+            if not finite_everywhere(loss):
+                value = loss.item() if not torch.isfinite(loss) else "non-finite in another process"
+                raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}: training "
                                     f"stopped, last.pt is kept as it was; try a lower --lr or --precision fp32")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
