@@ -170,15 +170,21 @@ def train(args):
 
 def evaluate_command(args):
     state, model = open_checkpoint(args.checkpoint)
-    dataset = make_dataset(args.data, args.split, args.data_root, state["size"], limit=args.limit)
+    dataset = make_dataset(args.data, args.split, args.data_root, state["size"], limit=args.limit,
+                           skip_unreadable=True)
+    for message in dataset.skipped:
+        say(f"skipped: {message}")
     scores = evaluate(model, dataset, device=args.device, batch_size=args.batch_size, per_image=True)
     names = ("dice", "jaccard", "threshold_jaccard", "accuracy", "sensitivity", "specificity")
-    print(f"{scores['count']} images of {args.data} {args.split}, scored at the ground truth's resolution:")
+    skipped = f" ({len(dataset.skipped)} unreadable skipped)" if dataset.skipped else ""
+    print(f"{scores['count']} images of {args.data} {args.split}{skipped}, scored at the ground truth's "
+          f"resolution:")
     for name in names:
         print(f"  {name:<18} {scores[name]:.4f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({name: scores[name] for name in names + ("count",)}, f, indent=2)
+            json.dump({**{name: scores[name] for name in names + ("count",)}, "skipped": len(dataset.skipped)},
+                      f, indent=2)
     if args.figure:
         draw_cases(model, dataset, scores, args.figure)
 

@@ -48,7 +48,10 @@ class LesionDataset(torch.utils.data.Dataset):
     (seed, epoch, index): a seed reproduces every epoch exactly, in any order and with any number of
     DataLoader workers. Call `set_epoch(epoch)` before each epoch for fresh augmentations.
     mask_paths (optional): the ground-truth file of each item, read by `original_mask`.
+    skipped: one-line messages for the image/mask pairs left out as unreadable
+    (make_dataset(..., skip_unreadable=True)); empty otherwise.
     """
+    skipped = ()
 
     def __init__(self, images, masks, ids, augment=False, seed=0, mask_paths=None):
         self.images, self.masks, self.ids = images, masks, list(ids)
@@ -88,7 +91,7 @@ def item_seed(seed, epoch, index):
     return int.from_bytes(digest[:4], "little")
 
 
-def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=None):
+def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=None, skip_unreadable=False):
     """The dataset `name` ("isic2016" or "synthetic"), split "train", "val" or "test", at size x size.
 
     For "isic2016" the source is decided by what `root` holds:
@@ -99,7 +102,9 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
         train/val/test splits, downloaded through medsegbench when missing (size 128, 256 or 512).
     "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call.
     augment: apply the training augmentation, seeded by `seed`. limit: keep at most `limit` images.
-    Raises DataError, with a one-line message naming the file, for missing or broken data.
+    Raises DataError, with a one-line message naming the file, for missing or broken data. With
+    skip_unreadable=True a challenge image or mask that cannot be read leaves its pair out instead (the
+    messages are in the dataset's `skipped`); DataError only when no pair can be read.
     """
     if split not in ("train", "val", "test"):
         raise DataError(f"unknown split {split!r}: use train, val or test")
@@ -116,8 +121,11 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
                         f"challenge folders or medsegbench's isic2016_{{128,256,512}}.npz")
     if any(entry.startswith("ISBI2016_ISIC_Part1_") and os.path.isdir(os.path.join(root, entry))
            for entry in os.listdir(root)):
-        images, masks, ids, mask_paths = load_challenge(root, split, size, limit)
-        return LesionDataset(images, masks, ids, augment, seed, mask_paths)
+        skipped = [] if skip_unreadable else None
+        images, masks, ids, mask_paths = load_challenge(root, split, size, limit, skipped)
+        dataset = LesionDataset(images, masks, ids, augment, seed, mask_paths)
+        dataset.skipped = skipped or ()
+        return dataset
     images, masks, ids = load_npz(root, split, size, limit)
     return LesionDataset(images, masks, ids, augment, seed)
 
@@ -125,10 +133,12 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
 # ---------------------------------------------------------------------------------------------------------
 # The ISIC challenge's folders
 
-def load_challenge(root, split, size, limit=None):
+def load_challenge(root, split, size, limit=None, skipped=None):
     """Decode one split of the challenge layout at size x size.
 
     Returns images (N, 3, S, S) uint8, masks (N, 1, S, S) uint8, ids, and the mask files.
+    skipped: None to raise DataError on a pair that cannot be read; or a list, to leave such pairs out and
+    append their one-line messages to it.
     """
     image_dir, mask_dir = (TEST_IMAGES, TEST_MASKS) if split == "test" else (TRAIN_IMAGES, TRAIN_MASKS)
     image_dir, mask_dir = os.path.join(root, image_dir), os.path.join(root, mask_dir)
@@ -144,15 +154,25 @@ def load_challenge(root, split, size, limit=None):
     if not ids:
         raise DataError(f"no images for split {split} in {image_dir}")
     resize = Resize(size)
-    images, masks, mask_paths = [], [], []
+    images, masks, mask_paths, kept = [], [], [], []
     for id_ in ids:
         mask_path = os.path.join(mask_dir, id_ + MASK_SUFFIX)
-        image, mask = read_pair(os.path.join(image_dir, image_files[id_]), mask_path)
+        try:
+            image, mask = read_pair(os.path.join(image_dir, image_files[id_]), mask_path)
+        except DataError as e:
+            if skipped is None:
+                raise
+            skipped.append(str(e))
+            continue
         image, mask = resize(image, mask)  # (3, S, S), (1, S, S)
         images.append(image)
         masks.append(mask)
         mask_paths.append(mask_path)
-    return torch.stack(images), torch.stack(masks), ids, mask_paths
+        kept.append(id_)
+    if not kept:
+        raise DataError(f"none of the {len(ids)} images of split {split} in {image_dir} could be read: "
+                        f"{skipped[0]}")
+    return torch.stack(images), torch.stack(masks), kept, mask_paths
 
 
 def match_images_and_masks(image_dir, mask_dir):

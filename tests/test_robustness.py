@@ -516,3 +516,136 @@ def test_under_torchrun_a_non_finite_loss_in_one_process_stops_them_all_cleanly(
         "minunet train: error: the loss became non-finite in another process at epoch 1, step 2: training "
         "stopped, last.pt is kept as it was; try a lower --lr or --precision fp32"]
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. predict and evaluate on folders skip unreadable images, say so per file and in a summary, score the rest
+
+def write_png(path, tensor):
+    """A uint8 tensor (3, H, W) or (1, H, W) as a PNG (RGB or L)."""
+    from PIL import Image
+    c, h, w = tensor.shape
+    Image.frombytes("RGB" if c == 3 else "L", (w, h), bytes(tensor.permute(1, 2, 0).flatten().tolist())).save(path)
+
+
+def challenge_test_folder(root, n=5, size=(40, 30)):
+    """The ISIC challenge layout with n test pairs (and one training pair); returns the test ids."""
+    from minunet.data import TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS, synthetic_lesion
+    g = torch.Generator().manual_seed(0)
+    ids = []
+    for images, masks, first, count in ((TRAIN_IMAGES, TRAIN_MASKS, 0, 1), (TEST_IMAGES, TEST_MASKS, 100, n)):
+        (root / images).mkdir(parents=True)
+        (root / masks).mkdir()
+        for k in range(first, first + count):
+            image, mask = synthetic_lesion(max(size), g)
+            id_ = f"ISIC_{k:07d}"
+            write_png(root / images / f"{id_}.png", image[:, :size[1], :size[0]])
+            write_png(root / masks / f"{id_}_Segmentation.png", mask[:, :size[1], :size[0]] * 255)
+            ids.append(id_)
+    return ids[1:]
+
+
+def test_predict_skips_unreadable_images_and_writes_the_rest(tmp_path, run):
+    from minunet.data import synthetic_lesion
+    images = tmp_path / "images"
+    images.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for name in ("a.png", "b.png"):
+        write_png(images / name, synthetic_lesion(48, g)[0])
+    (images / "text.jpg").write_text("not a jpeg")
+    (images / "half.png").write_bytes((images / "a.png").read_bytes()[:200])
+    (images / "empty.png").write_bytes(b"")
+    (images / "notes.txt").write_text("not an image: not even tried")
+
+    out = tmp_path / "masks"
+    code, stdout, err = run_minunet("predict", "--checkpoint", str(run / "best.pt"), "--input", str(images),
+                                    "--output", str(out))
+    assert code == 0, err
+    warnings = err.strip().splitlines()
+    assert "Traceback" not in err and len(warnings) == 3
+    for name, line in zip(("empty.png", "half.png", "text.jpg"), warnings):  # one line each, in file order
+        assert line.startswith(f"skipped: cannot read {images / name}:"), line
+    assert stdout.strip() == f"wrote 2 segmentation(s) to {out}; skipped 3 unreadable image(s)"
+    assert sorted(os.listdir(out)) == ["a_Segmentation.png", "b_Segmentation.png"]
+
+    for name in ("a.png", "b.png"):  # nothing readable left: exit 2, the warnings, then one error line
+        (images / name).write_bytes(b"\x89PNG broken")
+    code, stdout, err = run_minunet("predict", "--checkpoint", str(run / "best.pt"), "--input", str(images),
+                                    "--output", str(tmp_path / "none"))
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 6 and all(line.startswith("skipped: cannot read") for line in lines[:5])
+    assert lines[5] == f"minunet predict: error: none of the 5 image(s) in {images} could be read"
+
+
+def test_predict_on_an_empty_folder_or_a_missing_path(tmp_path, run, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(tmp_path / "empty"),
+                 "--output", str(tmp_path / "out")]) == 2
+    assert one_error_line(capsys.readouterr().err) == \
+        f"minunet predict: error: --input {tmp_path / 'empty'} holds no .jpg, .jpeg or .png image"
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(tmp_path / "nowhere"),
+                 "--output", str(tmp_path / "out")]) == 2
+    assert "no such file or folder" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_skips_unreadable_pairs_and_scores_the_rest_as_if_they_were_absent(tmp_path, run):
+    import json
+    import shutil
+    from minunet.data import TEST_IMAGES, TEST_MASKS
+
+    root = tmp_path / "isic"
+    ids = challenge_test_folder(root, n=5)
+    clean = tmp_path / "clean"
+    shutil.copytree(root, clean)
+    (root / TEST_IMAGES / f"{ids[1]}.png").write_bytes(b"not a png")  # a corrupt image
+    mask = root / TEST_MASKS / f"{ids[3]}_Segmentation.png"
+    mask.write_bytes(mask.read_bytes()[:60])  # a truncated mask
+    for id_ in (ids[1], ids[3]):
+        (clean / TEST_IMAGES / f"{id_}.png").unlink()
+        (clean / TEST_MASKS / f"{id_}_Segmentation.png").unlink()
+
+    flags = ["evaluate", "--checkpoint", str(run / "best.pt"), "--data", "isic2016", "--split", "test"]
+    code, out, err = run_minunet(*flags, "--data-root", str(root), "--json", str(tmp_path / "m.json"))
+    assert code == 0, err
+    warnings = err.strip().splitlines()
+    assert len(warnings) == 2 and "Traceback" not in err
+    assert warnings[0].startswith(f"skipped: cannot read {root / TEST_IMAGES / ids[1]}.png")
+    assert warnings[1].startswith(f"skipped: cannot read {mask}")
+    assert out.splitlines()[0] == ("3 images of isic2016 test (2 unreadable skipped), scored at the ground "
+                                   "truth's resolution:")
+    scores = json.loads((tmp_path / "m.json").read_text())
+    assert scores["count"] == 3 and scores["skipped"] == 2
+
+    assert main([*flags, "--data-root", str(clean), "--json", str(tmp_path / "clean.json")]) == 0
+    expected = json.loads((tmp_path / "clean.json").read_text())
+    assert expected["skipped"] == 0
+    assert {k: v for k, v in scores.items() if k != "skipped"} == {k: v for k, v in expected.items()
+                                                                   if k != "skipped"}
+
+
+def test_evaluate_with_no_readable_pair_exits_2(tmp_path, run, capsys):
+    from minunet.data import TEST_IMAGES
+    root = tmp_path / "isic"
+    ids = challenge_test_folder(root, n=2)
+    for id_ in ids:
+        (root / TEST_IMAGES / f"{id_}.png").write_bytes(b"")
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", "isic2016", "--split", "test",
+                 "--data-root", str(root)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith(f"minunet evaluate: error: none of the 2 images of split test in "
+                               f"{root / TEST_IMAGES} could be read: cannot read")
+    assert len(lines) == 1
+
+
+def test_training_still_refuses_an_unreadable_image(tmp_path, capsys):
+    """Training on quietly fewer images than asked would be a different run: it stops and names the file."""
+    from minunet.data import TRAIN_IMAGES
+    root = tmp_path / "isic"
+    challenge_test_folder(root, n=1)
+    (root / TRAIN_IMAGES / "ISIC_0000000.png").write_bytes(b"junk")
+    assert main(["train", *TINY, "--data", "isic2016", "--data-root", str(root), "--out", str(tmp_path / "r")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"minunet train: error: cannot read {root / TRAIN_IMAGES / 'ISIC_0000000.png'}")
+    assert not (tmp_path / "r").exists()
