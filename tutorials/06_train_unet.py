@@ -10,7 +10,7 @@
 # predictions (`out/06_unet_predictions.png`). The run's checkpoints (`best.pt`, `last.pt`) stay in
 # `out/06_unet_<data>/` for tutorials 07 and 08.
 #
-# **How long it takes.** `--quick`: about 15 s on 2 CPU cores (a tiny U-Net, 16 images, 1 epoch).
+# **How long it takes.** `--quick`: about 15 s on 2 CPU cores (a tiny U-Net, 8 images, 1 epoch).
 # Without it, on synthetic lesions (200 training images at 128 px, a U-Net of width 32, 10 epochs): about
 # 5 minutes on a 2-core CPU (estimated from measured speeds: some 10 images/s); with `--data-root` on
 # ISIC 2016 (674 training images, 20 epochs): about 25 minutes on a 2-core CPU. No GPU time has been
@@ -45,7 +45,7 @@ OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE = 64 if args.quick else 128
-LIMIT = 16 if args.quick else None  # at most this many images per split
+LIMIT = 8 if args.quick else None  # at most this many images per split (8: one batch)
 EPOCHS = args.epochs or (1 if args.quick else 20 if DATA == "isic2016" else 10)
 BASE = args.base_channels or (8 if args.quick else 32)
 BATCH = 8 if args.quick else 16
@@ -124,7 +124,7 @@ print(f"{seconds:.0f} s in all ({seconds / 60:.1f} min), {sum(r['train_seconds']
 # `fit` returns the history, one dict per epoch (the same rows as `history.csv`). Look for the training loss
 # falling steadily and the validation Dice rising and then levelling off. A validation loss that turns
 # back up while the training loss keeps falling is *overfitting*: the model starts memorising the training
-# images. With `--quick` (one epoch on 16 images) the model has barely started: expect a low Dice.
+# images. With `--quick` (one epoch on 8 images) the model has barely started: expect a low Dice.
 
 # %%
 print(f"{'epoch':>5s} {'lr':>9s} {'train loss':>10s} {'val loss':>9s} {'val Dice':>9s} {'val Jaccard':>11s}")
