@@ -4,16 +4,18 @@ A user error (missing data, a bad checkpoint, a bad flag) prints one line on std
 """
 import argparse
 import json
+import math
 import os
+import pickle
 import sys
 
 import torch
 
 from .data import IMAGE_EXTENSIONS, DataError, make_dataset
-from .train import (CheckpointError, TrainingError, build_model, evaluate, fit, load_checkpoint,
+from .train import (CheckpointError, SettingError, TrainingError, build_model, evaluate, fit, load_checkpoint,
                     model_from_checkpoint, pick_device, predict)
 
-USER_ERRORS = (DataError, CheckpointError, TrainingError)
+USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
 RUN_FILES = ("best.pt", "last.pt", "history.csv")
 RESUME_KEYS = ("size", "mean", "std", "run", "epoch", "history", "best_dice", "optimizer", "scheduler", "scaler",
                "rng_state")
@@ -42,10 +44,11 @@ def build_parser():
                        description="Train a U-Net on lesion images; writes best.pt, last.pt, history.csv and "
                                    "curves.png into --out.")
     t.add_argument("--model", choices=["unet", "resunet34"], default="unet")
-    t.add_argument("--size", type=positive, default=128, help="images are resized to size x size (default 128)")
+    t.add_argument("--size", type=image_size, default=128,
+                   help="images are resized to size x size, at least 32 (default 128)")
     t.add_argument("--epochs", type=positive, default=20)
     t.add_argument("--batch-size", type=positive, default=16, help="global batch size (default 16)")
-    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of Adam (default 1e-3)")
+    t.add_argument("--lr", type=learning_rate, default=1e-3, help="peak learning rate of Adam (default 1e-3)")
     t.add_argument("--encoder-weights", default="none", metavar="{imagenet,none,PATH}",
                    help="resunet34's encoder: torchvision's ImageNet weights, random (default), or a file")
     t.add_argument("--base-channels", type=positive, default=64, help="unet's width (default 64)")
@@ -86,6 +89,25 @@ def positive(text):
     return value
 
 
+def image_size(text):
+    """argparse type: an integer >= 32 (the U-Nets halve the image five times)."""
+    value = positive(text)
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"{text} is too small: the U-Nets need images of at least 32 x 32")
+    return value
+
+
+def learning_rate(text):
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a number above 0, such as 1e-3")
+    return value
+
+
 def say(message):
     """Print on stderr (progress and warnings; stdout keeps the results)."""
     print(message, file=sys.stderr, flush=True)
@@ -113,6 +135,10 @@ def new_model(args):
         return build_model("resunet34", encoder_weights=encoder_weights(args.encoder_weights))
     except (RuntimeError, ValueError, OSError) as err:  # offline, or a file that is not the state dict
         raise CheckpointError(f"cannot load the encoder weights: {' '.join(str(err).split())}") from None
+    except (EOFError, pickle.UnpicklingError):  # empty, or pickled objects that torch.load(weights_only) refuses
+        raise CheckpointError(f"cannot load the encoder weights from {args.encoder_weights}: it is empty, or holds "
+                              f"Python objects that could run code; pass torchvision's resnet34-b627a593.pth, "
+                              f"imagenet or none") from None
 
 
 def open_checkpoint(path, needs=("size", "mean", "std"), what="is not a checkpoint of a minunet training run",
@@ -126,6 +152,12 @@ def open_checkpoint(path, needs=("size", "mean", "std"), what="is not a checkpoi
         return state, model_from_checkpoint(state)
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from None
+
+
+def must_be_a_folder(path, flag):
+    """Raise DataError when `path` exists and is not a folder."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise DataError(f"{flag} {path} is a file, not a folder: pass a folder (it is made if missing)")
 
 
 def refuse_to_overwrite(out, resume=None):
@@ -143,11 +175,13 @@ def train(args):
                                        "pass a last.pt (best.pt keeps no optimizer state)")
         run = argparse.Namespace(**state["run"])  # the flags of the run being continued
         run.device, run.out = args.device, args.out or os.path.dirname(os.path.abspath(args.resume))
+        must_be_a_folder(run.out, "--out")
         if not args.overwrite:
             refuse_to_overwrite(run.out, args.resume)
     else:
         run, state = args, None
         run.out = run.out or os.path.join("runs", f"{run.model}-{run.data}")
+        must_be_a_folder(run.out, "--out")
         if not args.overwrite:
             refuse_to_overwrite(run.out)
         model = new_model(run)
@@ -211,6 +245,7 @@ def draw_cases(model, dataset, scores, path, n=3):
 
 
 def predict_command(args):
+    must_be_a_folder(args.output, "--output")
     state, model = open_checkpoint(args.checkpoint)
     if os.path.isdir(args.input):
         paths = sorted(os.path.join(args.input, f) for f in os.listdir(args.input)
@@ -237,6 +272,9 @@ def main(argv=None):
         command(args)
     except USER_ERRORS as err:
         say(f"minunet {args.command}: error: {err}")
+        return 2
+    except OSError as err:  # a folder that cannot be made, a full disk, no permission, ...
+        say(f"minunet {args.command}: error: " + (f"{err.filename}: {err.strerror}" if err.filename else f"{err}"))
         return 2
     except KeyboardInterrupt:
         say(f"minunet {args.command}: interrupted")

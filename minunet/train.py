@@ -41,6 +41,11 @@ class TrainingError(Exception):
     """Training cannot go on (for example, the loss is no longer a finite number), in one line."""
 
 
+class SettingError(ValueError):
+    """A setting that cannot work here (a device that is not present, a batch larger than the data), in one
+    line."""
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Models and checkpoints
 
@@ -131,7 +136,7 @@ def pick_device(name="auto"):
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU: use --device cpu")
+        raise SettingError("--device cuda was asked for, but PyTorch sees no CUDA GPU: use --device cpu")
     return torch.device(name)
 
 
@@ -239,7 +244,7 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
     device = pick_device(device) if isinstance(device, str) else device
     rank, world = distributed_setup(device)
     if batch_size % world:
-        raise ValueError(f"--batch-size {batch_size} must be a multiple of the {world} processes")
+        raise SettingError(f"--batch-size {batch_size} must be a multiple of the {world} processes")
     amp_dtype = autocast_dtype(precision, device)
     torch.manual_seed(seed)
     model = model.to(device, memory_format=torch.channels_last)  # NHWC: faster convolutions on CPU and GPU
@@ -253,7 +258,7 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
                                          drop_last=True)  # a batch of 1 would break BatchNorm
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_set)} training images do not fill one batch of {batch_size}: "
+        raise SettingError(f"{len(train_set)} training images do not fill one batch of {batch_size}: "
                          f"lower --batch-size")
     total_steps = epochs * steps_per_epoch
     warmup_steps = max(1, min(steps_per_epoch, total_steps // 10))

@@ -649,3 +649,50 @@ def test_training_still_refuses_an_unreadable_image(tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"minunet train: error: cannot read {root / TRAIN_IMAGES / 'ISIC_0000000.png'}")
     assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Bad flags and paths on the command line: one line, exit 2, nothing written
+
+def exit_code_and_stderr(argv, capsys):
+    """main(argv) in this process: (exit code, stderr), also when argparse exits."""
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--lr", "-1"], "argument --lr: -1 must be a number above 0"),
+    (["--lr", "nan"], "argument --lr: nan must be a number above 0"),
+    (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
+    (["--size", "8"], "argument --size: 8 is too small: the U-Nets need images of at least 32 x 32"),
+    (["--epochs", "1.5"], "argument --epochs: '1.5' is not a whole number"),
+    (["--limit", "0"], "argument --limit: 0 must be at least 1"),
+    (["--batch-size", "32"], "16 training images do not fill one batch of 32: lower --batch-size"),
+    (["--device", "cuda"], "--device cuda was asked for, but PyTorch sees no CUDA GPU: use --device cpu"),
+])
+def test_bad_training_flags(tmp_path, capsys, extra, words):
+    if extra == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    code, err = exit_code_and_stderr(["train", *TINY, "--limit", "16", "--epochs", "1", "--out",
+                                      str(tmp_path / "r"), *extra], capsys)
+    assert code == 2
+    assert words in one_error_line(err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_output_paths_that_are_files(tmp_path, run, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    code, err = exit_code_and_stderr(["train", *TINY, "--out", str(a_file)], capsys)
+    assert code == 2 and one_error_line(err) == \
+        f"minunet train: error: --out {a_file} is a file, not a folder: pass a folder (it is made if missing)"
+    code, err = exit_code_and_stderr(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(run),
+                                      "--output", str(a_file)], capsys)
+    assert code == 2 and f"--output {a_file} is a file, not a folder" in one_error_line(err)
+    code, err = exit_code_and_stderr(["train", *TINY, "--model", "resunet34", "--encoder-weights", str(a_file),
+                                      "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and f"cannot load the encoder weights from {a_file}" in one_error_line(err)
+    assert a_file.read_text() == "keep me" and not (tmp_path / "r").exists()
