@@ -297,12 +297,10 @@ def test_resume_needs_a_last_pt(tmp_path, run, capsys):
 # ---------------------------------------------------------------------------------------------------------
 # 4. Training guards: a non-finite loss stops the run and keeps last.pt; an existing run is not overwritten
 
-def test_an_exploding_learning_rate_stops_with_the_epoch_and_step(tmp_path):
+def test_an_exploding_learning_rate_stops_with_the_epoch_and_step(tmp_path, capsys):
     out = tmp_path / "run"
-    code, stdout, err = run_minunet("train", *TINY, "--limit", "16", "--epochs", "2", "--lr", "1e30",
-                                    "--out", str(out))
-    assert code == 2
-    line = one_error_line(err)
+    assert main(["train", *TINY, "--limit", "16", "--epochs", "2", "--lr", "1e30", "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err)
     assert re.fullmatch(r"minunet train: error: the loss became (nan|inf|-inf) at epoch 1, step [2-4]: training "
                         r"stopped, last\.pt is kept as it was; try a lower --lr or --precision fp32", line), line
     assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
@@ -476,41 +474,63 @@ def test_torchrun_with_two_processes_trains_as_one_process_on_the_same_global_ba
                for row, ref in zip(ddp["history"], runs["all-images"]["history"]))
 
 
-NAN_ON_RANK_1 = '''
-import os
-import torch
-from minunet import train
-from minunet.cli import main
+def run_two_processes(argv, timeout=120):
+    """main(argv) in 2 forked processes joined by gloo, as torchrun would start them (without re-importing
+    torch: fast); their exit codes. Their stdout and stderr go to this process's file descriptors."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pids = []
+    for rank in range(2):
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                                  MASTER_PORT=str(port))
+                code = main(argv)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        pids.append(pid)
+    codes, deadline = {}, time.monotonic() + timeout
+    while len(codes) < 2 and time.monotonic() < deadline:
+        for pid in pids:
+            done, status = os.waitpid(pid, os.WNOHANG) if pid not in codes else (0, 0)
+            if done == pid:
+                codes[pid] = os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    for pid in pids:
+        if pid not in codes:  # hung: kill it, and fail
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert len(codes) == 2, "a process hung"
+    return [codes[pid] for pid in pids]
 
 
-class NaNOnRank1(train.BCEDiceLoss):
-    """The training loss of process 1 alone turns NaN at its second step."""
-    calls = 0
+def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_path, monkeypatch, capfd):
+    from minunet import train as train_module
 
-    def forward(self, logits, target):
-        loss = super().forward(logits, target)
-        if torch.is_grad_enabled() and os.environ["RANK"] == "1":
-            NaNOnRank1.calls += 1
-            if NaNOnRank1.calls == 2:
-                return loss * float("nan")
-        return loss
+    class NaNOnRank1(train_module.BCEDiceLoss):
+        """The training loss of process 1 alone turns NaN at its second step."""
+        calls = 0
 
+        def forward(self, logits, target):
+            loss = super().forward(logits, target)
+            if torch.is_grad_enabled() and os.environ.get("RANK") == "1":
+                NaNOnRank1.calls += 1
+                if NaNOnRank1.calls == 2:
+                    return loss * float("nan")
+            return loss
 
-train.BCEDiceLoss = NaNOnRank1
-raise SystemExit(main())
-'''
-
-
-def test_under_torchrun_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_path):
-    script = tmp_path / "nan_on_rank_1.py"
-    script.write_text(NAN_ON_RANK_1)
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-         "train", *TINY, "--limit", "16", "--epochs", "1", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, env=ENV, timeout=300)
-    assert result.returncode != 0
-    ours = [line for line in result.stderr.splitlines() if line.startswith("minunet train: error:")]
-    assert sorted(ours) == [  # each process stops at the same step with its own line (none is left to be killed)
+    monkeypatch.setattr(train_module, "BCEDiceLoss", NaNOnRank1)
+    codes = run_two_processes(["train", *TINY, "--limit", "16", "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert codes == [2, 2]
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert sorted(err.strip().splitlines()) == [  # each process stops at the same step, with its own line
         "minunet train: error: the loss became nan at epoch 1, step 2: training stopped, last.pt is kept as it "
         "was; try a lower --lr or --precision fp32",
         "minunet train: error: the loss became non-finite in another process at epoch 1, step 2: training "
@@ -545,7 +565,7 @@ def challenge_test_folder(root, n=5, size=(40, 30)):
     return ids[1:]
 
 
-def test_predict_skips_unreadable_images_and_writes_the_rest(tmp_path, run):
+def test_predict_skips_unreadable_images_and_writes_the_rest(tmp_path, run, capsys):
     from minunet.data import synthetic_lesion
     images = tmp_path / "images"
     images.mkdir()
@@ -570,10 +590,9 @@ def test_predict_skips_unreadable_images_and_writes_the_rest(tmp_path, run):
 
     for name in ("a.png", "b.png"):  # nothing readable left: exit 2, the warnings, then one error line
         (images / name).write_bytes(b"\x89PNG broken")
-    code, stdout, err = run_minunet("predict", "--checkpoint", str(run / "best.pt"), "--input", str(images),
-                                    "--output", str(tmp_path / "none"))
-    assert code == 2 and "Traceback" not in err
-    lines = err.strip().splitlines()
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(images), "--output",
+                 str(tmp_path / "none")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 6 and all(line.startswith("skipped: cannot read") for line in lines[:5])
     assert lines[5] == f"minunet predict: error: none of the 5 image(s) in {images} could be read"
 
