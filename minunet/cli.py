@@ -10,10 +10,11 @@ import pickle
 import sys
 
 import torch
+import torch.distributed as dist
 
 from .data import IMAGE_EXTENSIONS, DataError, make_dataset
-from .train import (CheckpointError, SettingError, TrainingError, build_model, evaluate, fit, load_checkpoint,
-                    model_from_checkpoint, pick_device, predict)
+from .train import (CheckpointError, SettingError, TrainingError, build_model, distributed_setup, evaluate, fit,
+                    load_checkpoint, model_from_checkpoint, pick_device, predict)
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
 RUN_FILES = ("best.pt", "last.pt", "history.csv")
@@ -185,9 +186,16 @@ def train(args):
         if not args.overwrite:
             refuse_to_overwrite(run.out)
         model = new_model(run)
+    # under torchrun one process per machine reads the data first, so that a missing npz is downloaded once
+    _, world = distributed_setup(pick_device(run.device))
+    first_here = int(os.environ.get("LOCAL_RANK", "0")) == 0
+    if world > 1 and not first_here:
+        dist.barrier()
     train_set = make_dataset(run.data, "train", run.data_root, run.size, augment=True, seed=run.seed,
                              limit=run.limit)
     val_set = make_dataset(run.data, "val", run.data_root, run.size, limit=run.limit)
+    if world > 1 and first_here:
+        dist.barrier()
     flags = {k: getattr(run, k) for k in ("model", "data", "data_root", "size", "epochs", "batch_size", "lr",
                                           "encoder_weights", "base_channels", "limit", "seed", "precision")}
     history = fit(model, train_set, val_set, run.out, epochs=run.epochs, batch_size=run.batch_size, lr=run.lr,

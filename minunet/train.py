@@ -92,7 +92,7 @@ def save_checkpoint(path, model, **extra):
 def load_checkpoint(path):
     """Read a minunet checkpoint (with torch.load(weights_only=True): no code in it can run)."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist: pass the path of a best.pt or last.pt")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path} is empty (was its writing cut short?): pass another checkpoint")
     try:
