@@ -102,3 +102,20 @@ def test_tutorials_open_as_notebooks():
         assert kinds[0] == "markdown" and "code" in kinds, f"{script.name}: {kinds}"
         title = notebook.cells[0].source.splitlines()[0]
         assert title.startswith(f"# {script.name[:2]} "), f"{script.name}: the notebook's title is {title!r}"
+
+
+def test_a_tutorial_runs_as_a_notebook(tmp_path):
+    # In Jupyter there is no __file__ and the kernel adds its own flags: the tutorial must cope with both,
+    # write its figures to out/ beside the notebook and show them inline.
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    notebook = jupytext.read(TUTORIALS / "02_transforms.py")
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbclient.NotebookClient(notebook, timeout=240, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "02_each_transform.png", "02_nearest_vs_bilinear.png", "02_train_augmentation.png"]
