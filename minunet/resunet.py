@@ -45,7 +45,7 @@ def imagenet_state_dict():
     from torchvision.models import ResNet34_Weights
 
     try:
-        return ResNet34_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        return ResNet34_Weights.IMAGENET1K_V1.get_state_dict(progress=False, weights_only=True)  # no code runs
     except Exception as err:  # URLError, ssl, HTTP errors, a truncated download: all mean "could not fetch"
         cache = os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_WEIGHTS_FILE)
         raise RuntimeError(

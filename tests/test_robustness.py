@@ -247,6 +247,24 @@ def test_a_malicious_checkpoint_through_the_real_command(tmp_path, run):
     assert not marker.exists()
 
 
+def test_a_malicious_file_in_the_torch_hub_cache_is_refused_too(tmp_path, capsys):
+    """--encoder-weights imagenet loads torchvision's cached file: it is read with weights_only=True as well."""
+    from minunet.resunet import IMAGENET_WEIGHTS_FILE
+    marker = tmp_path / "code-ran"
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save({"conv1.weight": RunsCode(marker)}, tmp_path / "hub" / "checkpoints" / IMAGENET_WEIGHTS_FILE)
+    hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        code = main(["train", *TINY, "--model", "resunet34", "--encoder-weights", "imagenet", "--out",
+                     str(tmp_path / "r")])
+    finally:
+        torch.hub.set_dir(hub)
+    assert code == 2
+    assert one_error_line(capsys.readouterr().err).startswith("minunet train: error: cannot load the encoder weights")
+    assert not marker.exists(), "the cached file's code ran"
+
+
 def broken_checkpoints(folder, run):
     """{case: (path, words the error line must hold)} for checkpoints that cannot be used."""
     good = (run / "best.pt").read_bytes()
