@@ -259,7 +259,7 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise SettingError(f"{len(train_set)} training images do not fill one batch of {batch_size}: "
-                         f"lower --batch-size")
+                           f"lower --batch-size")
     total_steps = epochs * steps_per_epoch
     warmup_steps = max(1, min(steps_per_epoch, total_steps // 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -278,6 +278,9 @@ def fit(model, train_set, val_set, out_dir, epochs=20, batch_size=16, lr=1e-3, d
         torch.set_rng_state(resume["rng_state"])
     if rank == 0 and out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
+        if history:  # resumed: history.csv and curves.png as last.pt has them (a kill may fall in between)
+            write_history(history, os.path.join(out_dir, "history.csv"))
+            plot_history(history, os.path.join(out_dir, "curves.png"))
 
     for epoch in range(start_epoch, epochs + 1):
         # ---- train one epoch

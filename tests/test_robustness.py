@@ -735,3 +735,25 @@ def test_output_paths_that_are_files(tmp_path, run, capsys):
     code, err = exit_code_and_stderr(["train", *TINY, "--limit", "16", "--out", str(a_file / "run")], capsys)
     assert code == 2 and one_error_line(err) == f"minunet train: error: {a_file / 'run'}: Not a directory"
     assert a_file.read_text() == "keep me" and not (tmp_path / "r").exists()
+
+
+def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, monkeypatch, capsys):
+    from minunet import train as train_module
+    write_history = train_module.write_history
+
+    def interrupted_at_epoch_2(history, path):
+        if len(history) == 2:
+            raise KeyboardInterrupt  # Ctrl-C (or a kill) right after last.pt of epoch 2 was written
+        write_history(history, path)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(train_module, "write_history", interrupted_at_epoch_2)
+    assert main(["train", *TINY, "--limit", "16", "--epochs", "2", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    assert one_error_line(capsys.readouterr().err) == "minunet train: interrupted"
+    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 2
+    assert len((out / "history.csv").read_text().splitlines()) == 2  # header and epoch 1 only
+
+    assert main(["train", "--resume", str(out / "last.pt")]) == 0  # nothing left to train
+    rows = (out / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2"]
