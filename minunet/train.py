@@ -104,8 +104,8 @@ def load_checkpoint(path):
         unsafe = re.search(r"(?:GLOBAL|class) ([\w.]+)", text)  # the function or class it would call
         if isinstance(err, pickle.UnpicklingError) and unsafe:
             raise CheckpointError(f"refusing {path}: it holds pickled Python objects that could run code "
-                                  f"({unsafe.group(1)}); minunet loads only tensors and plain data: use a checkpoint written by "
-                                  f"minunet train") from None
+                                  f"({unsafe.group(1)}); minunet loads only tensors and plain data: use a "
+                                  f"checkpoint written by minunet train") from None
         reason = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
         reason = reason.group(1) if reason else text.split(". ")[0] or type(err).__name__
         raise CheckpointError(f"cannot read checkpoint {path} (truncated, or not written by torch.save?): "

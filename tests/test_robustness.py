@@ -201,6 +201,28 @@ def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(t
     assert not (out / "last.pt.tmp").exists()
 
 
+def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, monkeypatch, capsys):
+    from minunet import train as train_module
+    write_history = train_module.write_history
+
+    def interrupted_at_epoch_2(history, path):
+        if len(history) == 2:
+            raise KeyboardInterrupt  # Ctrl-C (or a kill) right after last.pt of epoch 2 was written
+        write_history(history, path)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(train_module, "write_history", interrupted_at_epoch_2)
+    assert main(["train", *TINY, "--limit", "16", "--epochs", "2", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    assert one_error_line(capsys.readouterr().err) == "minunet train: interrupted"
+    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 2
+    assert len((out / "history.csv").read_text().splitlines()) == 2  # header and epoch 1 only
+
+    assert main(["train", "--resume", str(out / "last.pt")]) == 0  # nothing left to train
+    rows = (out / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # 3. Checkpoints: code hidden in one never runs; a truncated file or another model's weights is one line
 
@@ -286,7 +308,8 @@ def broken_checkpoints(folder, run):
     add("other-width", "does not fit a unet model",
         obj=dict(state, model_args=dict(state["model_args"], base_channels=8)))
     add("weights-not-a-dict", "does not fit a unet model", obj=dict(state, state_dict=[1, 2, 3]))
-    add("no-size", "is not a checkpoint of a minunet training run (it lacks size)", obj={k: v for k, v in state.items() if k != "size"})
+    add("no-size", "is not a checkpoint of a minunet training run (it lacks size)",
+        obj={k: v for k, v in state.items() if k != "size"})
     return cases
 
 
@@ -381,7 +404,7 @@ def test_overwrite_replaces_a_run(tmp_path, run, capsys):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 6. torchrun: 2 processes (gloo, CPU) train as one process on the same global batch
+# 5. torchrun: 2 processes (gloo, CPU) train as one process on the same global batch
 #
 # The one intended difference: each process normalises its BatchNorm layers over its own share of the batch
 # (2 of the 4 images), and DistributedDataParallel keeps rank 0's running statistics. PerProcessBatchNorm
@@ -557,7 +580,7 @@ def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_p
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 5. predict and evaluate on folders skip unreadable images, say so per file and in a summary, score the rest
+# 6. predict and evaluate on folders skip unreadable images, say so per file and in a summary, score the rest
 
 def write_png(path, tensor):
     """A uint8 tensor (3, H, W) or (1, H, W) as a PNG (RGB or L)."""
@@ -735,25 +758,3 @@ def test_output_paths_that_are_files(tmp_path, run, capsys):
     code, err = exit_code_and_stderr(["train", *TINY, "--limit", "16", "--out", str(a_file / "run")], capsys)
     assert code == 2 and one_error_line(err) == f"minunet train: error: {a_file / 'run'}: Not a directory"
     assert a_file.read_text() == "keep me" and not (tmp_path / "r").exists()
-
-
-def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, monkeypatch, capsys):
-    from minunet import train as train_module
-    write_history = train_module.write_history
-
-    def interrupted_at_epoch_2(history, path):
-        if len(history) == 2:
-            raise KeyboardInterrupt  # Ctrl-C (or a kill) right after last.pt of epoch 2 was written
-        write_history(history, path)
-
-    out = tmp_path / "run"
-    monkeypatch.setattr(train_module, "write_history", interrupted_at_epoch_2)
-    assert main(["train", *TINY, "--limit", "16", "--epochs", "2", "--out", str(out)]) == 130
-    monkeypatch.undo()
-    assert one_error_line(capsys.readouterr().err) == "minunet train: interrupted"
-    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 2
-    assert len((out / "history.csv").read_text().splitlines()) == 2  # header and epoch 1 only
-
-    assert main(["train", "--resume", str(out / "last.pt")]) == 0  # nothing left to train
-    rows = (out / "history.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2"]
