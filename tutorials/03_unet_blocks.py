@@ -86,8 +86,8 @@ print(f"OutConv(16, 1)             {shape(OutConv(16, 1)(x))}    one logit per p
 # ## A whole U-Net, block by block
 #
 # `UNet(base_channels=c)` has widths c, 2c, 4c, 8c, 16c from the top level to the bottom. The classic
-# network uses c = 64 (31 million parameters); c = 16 or 32 trains much faster on a CPU and is plenty for
-# ISIC at 128 px. Here a lesion image goes through each of the model's blocks in turn, exactly as
+# network uses c = 64 (31 million parameters); c = 32 trains about four times faster and reached a
+# validation Dice of 0.92 on ISIC at 128 px (tutorial 06). Here a lesion image goes through each of the model's blocks in turn, exactly as
 # `UNet.forward` calls them; the skips (`x1` ... `x4`) are kept for the way up.
 
 # %%

@@ -10,7 +10,7 @@
 # predictions (`out/06_unet_predictions.png`). The run's checkpoints (`best.pt`, `last.pt`) stay in
 # `out/06_unet_<data>/` for tutorials 07 and 08.
 #
-# **How long it takes.** `--quick`: about 15 s on 2 CPU cores (a tiny U-Net, 8 images, 1 epoch).
+# **How long it takes.** `--quick`: under 20 s on 2 CPU cores (a tiny U-Net, 8 images, 1 epoch).
 # Without it, on synthetic lesions (200 training images at 128 px, a U-Net of width 32, 10 epochs): about
 # 4 minutes on a 2-core CPU (estimated from its speed, about 10 training images/s), 25 s on one NVIDIA
 # H200 GPU (measured; validation Dice 0.976). With `--data-root` on ISIC 2016 (674 training images,

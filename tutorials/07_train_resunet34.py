@@ -9,7 +9,7 @@
 # (`out/07_compare_predictions.png`). It reuses tutorial 06's run when there is one (same data and mode),
 # and trains that U-Net first when there is not.
 #
-# **How long it takes.** `--quick`: about 25 s on 2 CPU cores (1 epoch on 8 images at 64 px).
+# **How long it takes.** `--quick`: under 30 s on 2 CPU cores (1 epoch on 8 images at 64 px).
 # Without it, on synthetic lesions (200 training images at 128 px, 10 epochs): about 5 minutes on a 2-core
 # CPU (the ResNet-34 U-Net trains at about 8 images/s there), 26 s on one NVIDIA H200 GPU (measured);
 # with `--data-root` on ISIC 2016 (674 training images, 20 epochs): about 30 minutes on a 2-core CPU,

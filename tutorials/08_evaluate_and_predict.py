@@ -9,7 +9,7 @@
 # few images to disk as ordinary JPEG files, as a user's new photographs would be, segments them with
 # `minunet.train.predict`, and **draws** the masks it wrote (`out/08_predicted_files.png`).
 #
-# **How long it takes.** `--quick`: about 15 s on 2 CPU cores. Without it: under a minute on a 2-core CPU
+# **How long it takes.** `--quick`: under 30 s on 2 CPU cores. Without it: under a minute on a 2-core CPU
 # when tutorial 06 or 07 has left a checkpoint (scoring is fast; 11 s on one NVIDIA H200 GPU), else
 # tutorial 06's training time first.
 #
@@ -207,6 +207,6 @@ show(os.path.join(OUT, "08_predicted_files.png"))
 # The same from the command line:
 #
 #     minunet evaluate --checkpoint runs/resunet34/best.pt --data isic2016 --data-root DIR --split val
-#     minunet predict --checkpoint runs/resunet34/best.pt --input my_photos/ --output masks/ --overlay
+#     minunet predict --checkpoint runs/resunet34/best.pt --input docs/samples --output masks/ --overlay
 #
 # That is the whole path: data, transforms, models, losses and metrics, training, evaluation and use.
