@@ -29,6 +29,7 @@ from minunet import ResNet34UNet, UNet
 from minunet.data import make_dataset
 from minunet.losses import BCEDiceLoss
 from minunet.train import fit, fold_batchnorm, predict, prepare_for_inference
+from minunet.transforms import tensor_to_pil
 
 
 class PlainUNet(nn.Module):
@@ -258,13 +259,10 @@ def end_to_end(args, device):
 
 def write_images(dataset, folder):
     """Save the dataset's stored uint8 images as PNG files; return their paths."""
-    from PIL import Image
     paths = []
     for i in range(len(dataset)):
-        image = dataset.images[i].permute(1, 2, 0).contiguous()  # (S, S, 3) uint8
         path = os.path.join(folder, f"{dataset.ids[i]}.png")
-        Image.frombuffer("RGB", (image.shape[1], image.shape[0]), bytes(image.untyped_storage()),
-                         "raw", "RGB", 0, 1).save(path)
+        tensor_to_pil(dataset.images[i]).save(path)
         paths.append(path)
     return paths
 
@@ -280,9 +278,8 @@ def plain_predict(model, paths, size, device):
         small, _ = normalize(*resize(image, torch.zeros(1, *image.shape[1:])))
         probs = torch.sigmoid(model(small[None].to(device)))
         mask = F.interpolate(probs, size=image.shape[1:], mode="bilinear") > 0.5
-        Image.frombuffer("L", (mask.shape[3], mask.shape[2]),
-                         bytes((mask[0, 0].to(torch.uint8) * 255).cpu().contiguous().untyped_storage()),
-                         "raw", "L", 0, 1).save(os.path.join(os.path.dirname(path), "plain_" + os.path.basename(path)))
+        tensor_to_pil(mask[0].to(torch.uint8) * 255).save(
+            os.path.join(os.path.dirname(path), "plain_" + os.path.basename(path)))
 
 
 def main():

@@ -1,17 +1,19 @@
-"""Figures written as PNG files: training curves, and image / true mask / predicted mask overlays."""
-import matplotlib
+"""Figures written as PNG files: training curves, and image / true mask / predicted mask overlays.
 
-matplotlib.use("Agg")  # files only: no window, works on servers and in tests
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+They are drawn on matplotlib Figure objects, not through pyplot: no window or backend is needed (servers,
+tests), and importing this module leaves a notebook's inline figures alone.
+"""
+import torch
+from matplotlib.figure import Figure
 
-from .transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def plot_history(history, path):
     """Training and validation loss, and validation Dice and Jaccard, per epoch (history: list of dicts)."""
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax_loss, ax_dice = fig.subplots(1, 2)
     ax_loss.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
     ax_loss.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="BCE + Dice loss", title="loss")
@@ -24,7 +26,6 @@ def plot_history(history, path):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def to_display(image):
@@ -42,7 +43,8 @@ def plot_cases(images, masks, preds, path, titles=None):
     or (H, W) tensors in {0, 1}; titles: one string per row (e.g. the image id and its Dice).
     """
     rows = len(images)
-    fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
+    fig = Figure(figsize=(9, 3 * rows))
+    axes = fig.subplots(rows, 3, squeeze=False)
     for r in range(rows):
         shown = to_display(images[r])  # (H, W, 3)
         for c, (mask, colour, name) in enumerate([(None, None, "image"), (masks[r], (0, 1, 0), "true mask"),
@@ -57,4 +59,3 @@ def plot_cases(images, masks, preds, path, titles=None):
             ax.set_title(f"{titles[r]}: {name}" if titles and c == 0 else name, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -6,6 +6,7 @@ A seed fixes the initial weights, the order of the images and every augmentation
 exactly, also when it is killed and resumed from last.pt. Under torchrun the same loop runs as
 DistributedDataParallel: each process takes its share of every batch, and only rank 0 writes or prints.
 """
+import copy
 import csv
 import math
 import os
@@ -18,14 +19,13 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 from tqdm import tqdm
 
 from .data import open_image
 from .losses import BCEDiceLoss
 from .metrics import MetricAccumulator
 from .resunet import ResNet34UNet
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize, pil_to_tensor
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize, pil_to_tensor, tensor_to_pil
 from .unet import UNet
 
 MODELS = {"unet": UNet, "resunet34": ResNet34UNet}
@@ -184,8 +184,8 @@ def fold_batchnorm(model):
 
 
 def prepare_for_inference(model, device):
-    """Eval mode, BatchNorm folded, channels_last, on `device`: the fastest form for predicting."""
-    return fold_batchnorm(model.eval()).to(device, memory_format=torch.channels_last)
+    """A copy of `model` in its fastest form for predicting: eval mode, BatchNorm folded, channels_last."""
+    return fold_batchnorm(copy.deepcopy(model).eval()).to(device, memory_format=torch.channels_last)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -380,7 +380,7 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
     device = pick_device(device) if isinstance(device, str) else device
     amp_dtype = autocast_dtype(precision, device)
     was_training = model.training
-    model.eval()
+    model.eval().to(device)
     indices = list(range(len(dataset)) if indices is None else indices)
     acc, loss_fn, loss_sum, ids = MetricAccumulator(), BCEDiceLoss(), 0.0, []
     for start in range(0, len(indices), batch_size):
@@ -408,17 +408,14 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
 
 def mask_to_image(mask):
     """A (H, W) bool tensor as a PIL image of mode L with values 0 and 255."""
-    data = (mask.to(torch.uint8) * 255).contiguous()  # (H, W) uint8
-    return Image.frombuffer("L", (mask.shape[1], mask.shape[0]), bytes(data.untyped_storage()), "raw", "L", 0, 1)
+    return tensor_to_pil(mask[None].to(torch.uint8) * 255)
 
 
 def overlay_image(image, mask, colour=(255, 40, 40), alpha=0.45):
     """The image (3, H, W) uint8 with the mask (H, W) bool tinted in `colour`, as a PIL RGB image."""
     tint = torch.tensor(colour, dtype=torch.float32)[:, None, None]  # (3, 1, 1)
     out = torch.where(mask, (1 - alpha) * image.float() + alpha * tint, image.float())  # (3, H, W)
-    data = out.round().to(torch.uint8).permute(1, 2, 0).contiguous()  # (H, W, 3)
-    return Image.frombuffer("RGB", (image.shape[2], image.shape[1]), bytes(data.untyped_storage()),
-                            "raw", "RGB", 0, 1)
+    return tensor_to_pil(out.round().to(torch.uint8))
 
 
 @torch.no_grad()

@@ -8,10 +8,12 @@ Each transform returns the image in the dtype it was given (uint8 stays uint8), 
 Normalize, which return float. Random transforms take an optional `generator` (torch.Generator) when they
 are built and draw only from it, so re-seeding that generator reproduces an epoch exactly.
 """
+import ctypes
 import math
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 # The mean and std of ImageNet's RGB channels: the input statistics the pretrained ResNet-34 encoder expects
 # (torchvision.models.ResNet34_Weights.IMAGENET1K_V1 was trained on images normalised with them).
@@ -30,6 +32,15 @@ def pil_to_tensor(img, mode="RGB"):
     channels = len(mode)
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)  # (H * W * C,)
     return data.view(h, w, channels).permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def tensor_to_pil(image):
+    """A uint8 tensor (C, H, W) as a PIL image: mode "L" for 1 channel, "RGB" for 3 (pil_to_tensor's inverse)."""
+    assert image.dtype == torch.uint8 and image.dim() == 3 and image.shape[0] in (1, 3), "uint8 (1|3, H, W)"
+    c, h, w = image.shape
+    pixels = image.permute(1, 2, 0).contiguous().cpu()  # (H, W, C), the byte order PIL expects
+    data = ctypes.string_at(pixels.data_ptr(), pixels.numel())  # the tensor's memory as bytes, in one copy
+    return Image.frombytes("L" if c == 1 else "RGB", (w, h), data)
 
 
 def to_float(image):

@@ -191,3 +191,25 @@ def test_imagenet_weights_offline_fail_with_a_clear_message(monkeypatch, tmp_pat
         ResNet34UNet(encoder_weights="imagenet")
     msg = str(err.value)
     assert "resnet34-b627a593.pth" in msg and "--encoder-weights" in msg and "none" in msg
+
+
+# ---------------------------------------------------------------- inference form
+@pytest.mark.parametrize("make", [lambda: UNet(base_channels=8), ResNet34UNet])
+def test_folding_batchnorm_keeps_the_outputs(make):
+    from minunet.train import prepare_for_inference
+
+    torch.manual_seed(0)
+    model = make()
+    model.train()
+    with torch.no_grad():  # a few forward passes give the BatchNorm layers non-trivial running statistics
+        for _ in range(3):
+            model(torch.randn(4, 3, 64, 64) * 2 + 1)
+    model.eval()
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        expected = model(x)
+        fast = prepare_for_inference(model, torch.device("cpu"))
+        got = fast(x.contiguous(memory_format=torch.channels_last))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the caller's model is untouched
+    assert (got - expected).abs().max() < 1e-4 * expected.abs().max()

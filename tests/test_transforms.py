@@ -241,3 +241,14 @@ def test_random_transforms_draw_only_from_their_generator():
 def test_normalize_repr_is_readable():
     # float32 tensors hold 0.485 as 0.48500001430...; the repr (printed by tutorial 02) shows the given values
     assert repr(Normalize()) == "Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))"
+
+
+def test_tensor_to_pil_inverts_pil_to_tensor():
+    from minunet.transforms import pil_to_tensor, tensor_to_pil
+
+    g = torch.Generator().manual_seed(0)
+    for channels, mode in ((3, "RGB"), (1, "L")):
+        t = torch.randint(0, 256, (channels, 7, 5), generator=g, dtype=torch.uint8)
+        img = tensor_to_pil(t)
+        assert img.mode == mode and img.size == (5, 7)
+        assert torch.equal(pil_to_tensor(img, mode), t)
