@@ -3,7 +3,8 @@
 Prints, for each comparison, images/s of both sides, the ratio minunet / reference (median over repeats, with
 min-max), and peak memory. Sections:
   1. same network, same settings (fp32, contiguous): ResNet34UNet vs segmentation_models_pytorch's
-     Unet("resnet34"), and UNet vs a plain reference U-Net, training (forward + backward + Adam) and inference
+     Unet("resnet34"), and UNet (base_channels 32, as trained in RESULTS.md) vs a plain reference U-Net of
+     the same width, training (forward + backward + Adam) and inference
      (minunet folds BatchNorm into the convolutions; both sides use torch.inference_mode);
   2. what each speed-up buys (channels_last, fused Adam, bf16 autocast, BatchNorm folding, inference_mode);
   3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.train.predict vs
@@ -293,7 +294,7 @@ def main():
     if args.tiny:
         args.shapes, args.steps, args.repeats, args.base, args.e2e_images = [(64, 2)], 1, 1, 8, 4
     else:
-        args.shapes, args.steps, args.repeats, args.base, args.e2e_images = [(128, 16), (256, 8)], 3, 3, 64, 96
+        args.shapes, args.steps, args.repeats, args.base, args.e2e_images = [(128, 16), (256, 8)], 3, 3, 32, 96
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f", {cpu_name()}"))
