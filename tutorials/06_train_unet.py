@@ -12,10 +12,10 @@
 #
 # **How long it takes.** `--quick`: under 20 s on 2 CPU cores (a tiny U-Net, 8 images, 1 epoch).
 # Without it, on synthetic lesions (200 training images at 128 px, a U-Net of width 32, 10 epochs): about
-# 4 minutes on a 2-core CPU (estimated from its speed, about 10 training images/s), 25 s on one NVIDIA
-# H200 GPU (measured; validation Dice 0.976). With `--data-root` on ISIC 2016 (674 training images,
-# 20 epochs): about 25 minutes on a 2-core CPU (estimated), 55 s on the H200 (measured; validation Dice
-# 0.917). A GPU is used automatically when PyTorch sees one.
+# 5 minutes on a 2-core CPU (estimated from its measured speed on ISIC, 4.4 to 7.9 training images/s),
+# 25 s on one NVIDIA H200 GPU (measured; validation Dice 0.976). With `--data-root` on ISIC 2016 (674
+# training images, 20 epochs): 38 minutes on a 2-core CPU (measured: bench/RESULTS.md, validation Dice
+# 0.919), 55 s on the H200 (measured; validation Dice 0.917). A GPU is used automatically when PyTorch sees one.
 #
 # Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), or `--quick`; `--epochs N`
 # and `--base-channels C` change the run.

@@ -11,9 +11,9 @@
 #
 # **How long it takes.** `--quick`: under 30 s on 2 CPU cores (1 epoch on 8 images at 64 px).
 # Without it, on synthetic lesions (200 training images at 128 px, 10 epochs): about 5 minutes on a 2-core
-# CPU (the ResNet-34 U-Net trains at about 8 images/s there), 26 s on one NVIDIA H200 GPU (measured);
-# with `--data-root` on ISIC 2016 (674 training images, 20 epochs): about 30 minutes on a 2-core CPU,
-# 75 s on the H200 (measured). Add tutorial 06's time if its run is not found. A GPU is used
+# CPU (the ResNet-34 U-Net trains at 10.6 to 12 images/s there), 26 s on one NVIDIA H200 GPU (measured);
+# with `--data-root` on ISIC 2016 (674 training images, 20 epochs): about 20 minutes on an undisturbed
+# 2-core CPU (measured speed; bench/RESULTS.md, validation Dice 0.919), 75 s on the H200 (measured). Add tutorial 06's time if its run is not found. A GPU is used
 # automatically when PyTorch sees one.
 #
 # Offline the encoder starts from random weights. `--encoder-weights imagenet` starts it from torchvision's
