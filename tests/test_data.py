@@ -17,13 +17,7 @@ from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, pil_to_te
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "isic2016"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Per-image tensors are small: one thread avoids oversubscribing shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def to_pil(t):

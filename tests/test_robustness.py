@@ -25,13 +25,7 @@ TIMING = {"train_seconds", "train_images_per_s", "val_seconds"}  # the only hist
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore::DeprecationWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """In-process runs use one thread too: the tensors are small and the CPU is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def minunet(*argv, **kwargs):
