@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from .data import IMAGE_EXTENSIONS, DataError, make_dataset
 from .train import (CheckpointError, SettingError, TrainingError, build_model, distributed_setup, evaluate, fit,
-                    load_checkpoint, model_from_checkpoint, pick_device, predict)
+                    load_checkpoint, logits_of, model_from_checkpoint, pick_device, predict)
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
 RUN_FILES = ("best.pt", "last.pt", "history.csv")
@@ -187,7 +187,7 @@ def train(args):
             refuse_to_overwrite(run.out)
         model = new_model(run)
     # under torchrun one process per machine reads the data first, so that a missing npz is downloaded once
-    _, world = distributed_setup(pick_device(run.device))
+    rank, world = distributed_setup(pick_device(run.device))
     first_here = int(os.environ.get("LOCAL_RANK", "0")) == 0
     if world > 1 and not first_here:
         dist.barrier()
@@ -201,7 +201,7 @@ def train(args):
     history = fit(model, train_set, val_set, run.out, epochs=run.epochs, batch_size=run.batch_size, lr=run.lr,
                   device=run.device, precision=run.precision, seed=run.seed, resume=state,
                   run_info=dict(run=flags), log=lambda line: print(line, flush=True))
-    if int(os.environ.get("RANK", "0")) == 0 and history:  # under torchrun, rank 0 alone reports
+    if rank == 0 and history:  # under torchrun, rank 0 alone reports
         best = max(history, key=lambda row: row["val_dice"])
         print(f"best validation Dice {best['val_dice']:.4f} (Jaccard {best['val_jaccard']:.4f}) at epoch "
               f"{best['epoch']}; wrote {run.out}/best.pt, last.pt, history.csv, curves.png")
@@ -228,23 +228,20 @@ def evaluate_command(args):
             json.dump({**{name: scores[name] for name in names + ("count",)}, "skipped": len(dataset.skipped)},
                       f, indent=2)
     if args.figure:
-        draw_cases(model, dataset, scores, args.figure)
+        draw_cases(model, dataset, scores, args.figure, pick_device(args.device))
 
 
-def draw_cases(model, dataset, scores, path, n=3):
-    """The n worst and n best images by Dice, with their true and predicted masks."""
+def draw_cases(model, dataset, scores, path, device, n=3):
+    """The n worst and n best images by Dice, with their true and predicted masks (predicted on `device`)."""
     from .plots import plot_cases
 
     dice = scores["per_image"]["dice"]
     order = torch.argsort(dice).tolist()
     picked = order[:n] + order[-n:] if len(order) > 2 * n else order
-    device = pick_device("auto")
-    model = model.to(device).eval()
     images, masks, preds, titles = [], [], [], []
     for i in picked:
         image, mask, image_id = dataset[i]
-        with torch.no_grad():
-            logits = model(image[None].to(device))
+        logits = logits_of(model.eval().to(device), image[None].to(device), amp_dtype=None)  # (1, 1, S, S)
         images.append(image)
         masks.append(mask)
         preds.append((logits[0].cpu() > 0).float())
