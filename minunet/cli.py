@@ -110,8 +110,9 @@ def learning_rate(text):
 
 
 def say(message):
-    """Print on stderr (progress and warnings; stdout keeps the results)."""
-    print(message, file=sys.stderr, flush=True)
+    """Print one line on stderr (progress and warnings; stdout keeps the results)."""
+    sys.stderr.write(message + "\n")  # one write: lines of parallel processes never interleave
+    sys.stderr.flush()
 
 
 # ---------------------------------------------------------------------------------------------------------
