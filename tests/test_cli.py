@@ -61,7 +61,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     # predict: one 0/255 mask per image, at the image's own size, plus overlays
     out = tmp_path / "pred"
     assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", SAMPLES, "--output", str(out),
-                 "--overlay"]) == 0
+                 "--overlay", "--batch-size", "2"]) == 0
     samples = sorted(f for f in os.listdir(SAMPLES) if f.endswith(".png"))
     assert len(samples) == 3
     for name in samples:
@@ -115,3 +115,42 @@ def test_missing_inputs_give_one_line_and_exit_2(tmp_path):
         assert result.returncode == 2, argv
         assert len(result.stderr.strip().splitlines()) == 1 and "error" in result.stderr, result.stderr
         assert not (tmp_path / "r").exists()
+
+
+class Brightness(torch.nn.Module):
+    """A per-pixel 'model': logit = 100 x (sum of the normalised channels), so bright pixels are lesion."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 1)
+        with torch.no_grad():
+            self.conv.weight.fill_(100.0)
+            self.conv.bias.zero_()
+
+    def forward(self, x):  # (B, 3, H, W) -> (B, 1, H, W)
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("batch_size, compile", [(1, False), (2, False), (16, False), (2, True)])
+def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, compile):
+    from minunet.train import predict
+
+    # three images of different sizes and contents: white, black, white on the left half only
+    white, black = torch.full((3, 30, 40), 255, dtype=torch.uint8), torch.zeros(3, 50, 20, dtype=torch.uint8)
+    half = torch.zeros(3, 24, 64, dtype=torch.uint8)
+    half[:, :, :32] = 255
+    images = {"a_white": white, "b_black": black, "c_half": half}
+    paths = []
+    for stem, image in images.items():
+        paths.append(str(tmp_path / f"{stem}.png"))
+        Image.frombytes("RGB", (image.shape[2], image.shape[1]), bytes(image.permute(1, 2, 0).flatten().tolist())
+                        ).save(paths[-1])
+    written, skipped = predict(Brightness(), paths, str(tmp_path / "out"), 32, device="cpu",
+                               batch_size=batch_size, compile=compile)
+    assert (written, skipped) == (3, [])
+    masks = {stem: Image.open(tmp_path / "out" / f"{stem}_Segmentation.png") for stem in images}
+    assert [m.size for m in masks.values()] == [(40, 30), (20, 50), (64, 24)]  # each at its own size
+    assert set(masks["a_white"].tobytes()) == {255} and set(masks["b_black"].tobytes()) == {0}
+    rows = masks["c_half"].tobytes()
+    assert all(rows[64 * y + x] == 255 for y in range(24) for x in range(28))  # left: lesion
+    assert all(rows[64 * y + x] == 0 for y in range(24) for x in range(36, 64))  # right: skin

@@ -644,6 +644,23 @@ def test_predict_on_an_empty_folder_or_a_missing_path(tmp_path, run, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_predict_compile_without_a_cpp_compiler_is_one_line(tmp_path, run, capsys, monkeypatch):
+    import torch._dynamo
+    import torch._inductor.config as inductor
+
+    monkeypatch.setattr(inductor.cpp, "cxx", (None, str(tmp_path / "no-such-g++")))
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)  # compile anew instead of reusing an earlier run's
+    from minunet.data import synthetic_lesion
+    write_png(tmp_path / "a.png", synthetic_lesion(48, torch.Generator().manual_seed(1))[0])
+    torch._dynamo.reset()
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(tmp_path / "a.png"),
+                 "--output", str(tmp_path / "out"), "--compile", "--device", "cpu"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("minunet predict: error: torch.compile failed (") and "C++ compiler" in line, line
+    assert line.endswith("; predict without compiling"), line
+    torch._dynamo.reset()
+
+
 def test_evaluate_skips_unreadable_pairs_and_scores_the_rest_as_if_they_were_absent(tmp_path, run):
     import json
     import shutil
