@@ -5,13 +5,16 @@ min-max), and peak memory. Sections:
   1. same network, same settings (fp32, contiguous): ResNet34UNet vs segmentation_models_pytorch's
      Unet("resnet34"), and UNet (base_channels 32, as trained in RESULTS.md) vs a plain reference U-Net of
      the same width, training (forward + backward + Adam) and inference
-     (minunet folds BatchNorm into the convolutions; both sides use torch.inference_mode);
-  2. what each speed-up buys (channels_last, fused Adam, bf16 autocast, BatchNorm folding, inference_mode);
-  3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.train.predict vs
-     plain fp32 inference, on the same images; and the data pipeline's samples/s.
+     (minunet folds BatchNorm into the convolutions, or compiles the model with torch.compile; both sides
+     use torch.inference_mode);
+  2. what each speed-up buys (channels_last, fused Adam, bf16 autocast, BatchNorm folding, inference_mode,
+     torch.compile; the reference compiled too, to show what compiling alone buys);
+  3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.train.predict (eager
+     and compiled) vs plain fp32 inference image by image and in batches, on the same files; and the data
+     pipeline's samples/s.
 
-    python bench/speed.py            # about 15 minutes on 2 CPU cores
-    python bench/speed.py --tiny     # a few seconds: keeps the script working (tests/test_bench.py)
+    python bench/speed.py            # about 25 minutes on 2 CPU cores
+    python bench/speed.py --tiny     # seconds, without torch.compile: keeps the script working (tests/test_bench.py)
 """
 import argparse
 import os
@@ -74,14 +77,22 @@ def batch(size, n, device, channels_last=False):
     return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
 
 
-def train_stepper(model, size, n, device, channels_last=False, fused=False, amp=None):
-    """A function doing one training step (forward, BCE+Dice, backward, Adam) of `model` on a fixed batch."""
+def train_stepper(model, size, n, device, channels_last=False, fused=False, amp=None, compile=False):
+    """A function doing one training step (forward, BCE+Dice, backward, Adam) of `model` on a fixed batch.
+
+    compile=True: the model through torch.compile; it is compiled here, timed.
+    """
     model = model.to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-4, fused=fused or None)
     x, y = batch(size, n, device, channels_last)
     loss_fn = BCEDiceLoss()
+    if compile:
+        model = torch.compile(model)
+        t0 = time.perf_counter()
+        loss_fn(model(x), y).backward()
+        print(f"  (compiling for training took {time.perf_counter() - t0:.0f} s)", flush=True)
 
     def step():
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
@@ -93,11 +104,16 @@ def train_stepper(model, size, n, device, channels_last=False, fused=False, amp=
     return step
 
 
-def infer_stepper(model, size, n, device, channels_last=False, fold=False, mode="inference"):
-    """A function doing one forward pass of `model` in eval mode on a fixed batch."""
+def infer_stepper(model, size, n, device, channels_last=False, fold=False, mode="inference", compile=False):
+    """A function doing one forward pass of `model` in eval mode on a fixed batch.
+
+    compile=True: minunet's compiled form (prepare_for_inference), contiguous; it is compiled here, timed.
+    """
     model = model.to(device).eval()
     if fold:
         fold_batchnorm(model)
+    if compile:
+        model = prepare_for_inference(model, device, compile=True)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     x, _ = batch(size, n, device, channels_last)
@@ -106,6 +122,10 @@ def infer_stepper(model, size, n, device, channels_last=False, fold=False, mode=
     def step():
         with context():
             model(x)
+    if compile:
+        t0 = time.perf_counter()
+        step()
+        print(f"  (compiling for inference took {time.perf_counter() - t0:.0f} s)", flush=True)
     return step
 
 
@@ -155,7 +175,8 @@ def peak_memory_mib(name, base, size, n, mode):
 # ---------------------------------------------------------------------------------------------------------
 
 def same_network(args, device):
-    print("== 1. same network, same settings (fp32, contiguous); inference: minunet folds BatchNorm")
+    print("== 1. same network, same settings (fp32, contiguous); inference: minunet folds BatchNorm, and "
+          "(row 3) compiles")
     pairs = [("minunet.ResNet34UNet", "smp.Unet(resnet34)"), ("minunet.UNet", "plain U-Net")]
     for ours, ref in pairs:
         for size, n in args.shapes:
@@ -163,9 +184,11 @@ def same_network(args, device):
                           ours: train_stepper(make(ours, args.base), size, n, device)},
                          n, args.steps, args.repeats, device)
             report(f"train {size} px, batch {n}", rates, ref)
-            rates = race({ref: infer_stepper(make(ref, args.base), size, n, device),
-                          ours: infer_stepper(make(ours, args.base), size, n, device, fold=True)},
-                         n, args.steps, args.repeats, device)
+            steppers = {ref: infer_stepper(make(ref, args.base), size, n, device),
+                        ours: infer_stepper(make(ours, args.base), size, n, device, fold=True)}
+            if args.compile:
+                steppers[ours + ", compiled"] = infer_stepper(make(ours, args.base), size, n, device, compile=True)
+            rates = race(steppers, n, args.steps, args.repeats, device)
             report(f"inference {size} px, batch {n}", rates, ref)
             if device.type == "cpu" and sys.platform == "linux":
                 for mode in ("train",) if args.tiny else ("train", "infer"):
@@ -181,14 +204,21 @@ def ablation(args, device):
                   "+ channels_last": train_stepper(make(m, 0), size, n, device, channels_last=True),
                   "+ channels_last + fused Adam": train_stepper(make(m, 0), size, n, device, True, fused=True),
                   "+ channels_last + bf16 autocast": train_stepper(make(m, 0), size, n, device, True,
-                                                                   amp=torch.bfloat16)},
+                                                                   amp=torch.bfloat16),
+                  **({"torch.compile, contiguous": train_stepper(make(m, 0), size, n, device, compile=True)}
+                     if args.compile else {})},
                  n, args.steps, args.repeats, device)
     report("train", rates, "fp32, contiguous (baseline)")
     rates = race({"fp32, contiguous, no_grad (baseline)": infer_stepper(make(m, 0), size, n, device, mode="no_grad"),
                   "+ inference_mode": infer_stepper(make(m, 0), size, n, device),
                   "+ inference_mode + BatchNorm folded": infer_stepper(make(m, 0), size, n, device, fold=True),
                   "+ ... + channels_last": infer_stepper(make(m, 0), size, n, device, True, fold=True),
-                  "+ ... + channels_last + bf16 autocast": bf16_infer_stepper(make(m, 0), size, n, device)},
+                  "+ ... + channels_last + bf16 autocast": bf16_infer_stepper(make(m, 0), size, n, device),
+                  **({"torch.compile (BatchNorm folded, frozen)": infer_stepper(make(m, 0), size, n, device,
+                                                                                 compile=True),
+                      "smp.Unet(resnet34), compiled the same way": infer_stepper(make("smp.Unet(resnet34)", 0),
+                                                                                 size, n, device, compile=True)}
+                     if args.compile else {})},
                  n, args.steps, args.repeats, device)
     report("inference", rates, "fp32, contiguous, no_grad (baseline)")
 
@@ -241,21 +271,36 @@ def end_to_end(args, device):
     print(f"  data pipeline (decode-free, augmented): {data_rate:.0f} samples/s = {data_rate / ours:.0f}x the "
           f"model's training rate")
 
-    # prediction from image files: minunet.train.predict vs the same work with a plain fp32 model
+    # prediction from image files: minunet.train.predict vs the same work done by a plain fp32 script, image by
+    # image and in batches of n
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_images(val_set, tmp)
-        model = ResNet34UNet().eval()
-        t0 = time.perf_counter()
-        predict(model, paths, os.path.join(tmp, "ours"), size, device=device)
-        ours = len(paths) / (time.perf_counter() - t0)
-        model = ResNet34UNet().eval()
-        torch.set_grad_enabled(False)
-        t0 = time.perf_counter()
-        plain_predict(model, paths, size, device)
-        plain = len(paths) / (time.perf_counter() - t0)
-        torch.set_grad_enabled(True)
-    print(f"  prediction: minunet predict {ours:.2f} img/s, plain fp32 inference {plain:.2f} img/s: "
-          f"x{ours / plain:.2f}")
+        paths, out = write_images(train_set, tmp), os.path.join(tmp, "ours")
+        model, rates = ResNet34UNet().eval(), {}
+
+        def seconds(work):
+            t0 = time.perf_counter()
+            work()
+            return time.perf_counter() - t0
+        with torch.no_grad():
+            rates["plain fp32, one image at a time"] = len(paths) / seconds(lambda: plain_predict(model, paths, size,
+                                                                                                   device, 1))
+            rates[f"plain fp32, batches of {n}"] = len(paths) / seconds(lambda: plain_predict(model, paths, size,
+                                                                                               device, n))
+        rates["minunet predict"] = len(paths) / seconds(lambda: predict(model, paths, out, size, device=device,
+                                                                       batch_size=n))
+        if args.compile:
+            # every call compiles anew (quicker once the first has filled inductor's cache), so the compiled
+            # model's own rate is the difference between a call on n images and a call on all of them
+            def compiled(some):
+                return seconds(lambda: predict(model, some, out, size, device=device, batch_size=n, compile=True))
+            first = compiled(paths[:n])
+            few, every = compiled(paths[:n]), compiled(paths)
+            rates["minunet predict --compile, once compiled"] = (len(paths) - n) / (every - few)
+            print(f"  predict --compile: {first:.0f} s for its first {n} images (compiling), then {few:.0f} s on "
+                  f"a later call; {len(paths)} images in {every:.0f} s")
+    plain = rates["plain fp32, one image at a time"]
+    for name, rate in rates.items():
+        print(f"  prediction: {name:<44} {rate:7.2f} img/s   x{rate / plain:.2f}")
 
 
 def write_images(dataset, folder):
@@ -268,19 +313,21 @@ def write_images(dataset, folder):
     return paths
 
 
-def plain_predict(model, paths, size, device):
-    """What a plain fp32 script does per image: decode, resize, normalise, forward, up-sample, threshold."""
+def plain_predict(model, paths, size, device, n):
+    """What a plain fp32 script does, n images at a time: decode, resize, normalise, forward, up-sample,
+    threshold, save."""
     from PIL import Image
     from minunet.transforms import Normalize, Resize, pil_to_tensor
     resize, normalize = Resize(size), Normalize()
     model = model.to(device)
-    for path in paths:
-        image = pil_to_tensor(Image.open(path))
-        small, _ = normalize(*resize(image, torch.zeros(1, *image.shape[1:])))
-        probs = torch.sigmoid(model(small[None].to(device)))
-        mask = F.interpolate(probs, size=image.shape[1:], mode="bilinear") > 0.5
-        tensor_to_pil(mask[0].to(torch.uint8) * 255).save(
-            os.path.join(os.path.dirname(path), "plain_" + os.path.basename(path)))
+    for start in range(0, len(paths), n):
+        images = [pil_to_tensor(Image.open(path)) for path in paths[start:start + n]]
+        small = torch.stack([normalize(*resize(image, torch.zeros(1, *image.shape[1:])))[0] for image in images])
+        probs = torch.sigmoid(model(small.to(device)))
+        for path, image, prob in zip(paths[start:start + n], images, probs):
+            mask = F.interpolate(prob[None], size=image.shape[1:], mode="bilinear") > 0.5
+            tensor_to_pil(mask[0].to(torch.uint8) * 255).save(
+                os.path.join(os.path.dirname(path), "plain_" + os.path.basename(path)))
 
 
 def main():
@@ -290,7 +337,11 @@ def main():
     parser.add_argument("--data", default="synthetic", choices=["synthetic", "isic2016"])
     parser.add_argument("--data-root", default="../shared/data/isic2016")
     parser.add_argument("--sections", default="123", help="which sections to run, e.g. 13")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave out torch.compile")
     args = parser.parse_args()
+    args.compile = args.compile and not args.tiny
+    torch._dynamo.config.recompile_limit = 64  # each compiled copy of a model is a recompile: never fall back
+    torch._dynamo.config.fail_on_recompile_limit_hit = True  # to eager silently
     if args.tiny:
         args.shapes, args.steps, args.repeats, args.base, args.e2e_images = [(64, 2)], 1, 1, 8, 4
     else:
