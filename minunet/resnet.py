@@ -3,6 +3,7 @@
 Parameter and buffer names equal torchvision.models.resnet34's (conv1, bn1, layer1.0.conv1, ...), so
 torchvision's state dict (and its ImageNet weights) map onto this module one to one.
 """
+import torch
 import torch.nn as nn
 
 # torchvision's ImageNet weights for ResNet-34; the file the download stores in the torch hub cache.
@@ -34,7 +35,8 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)  # (B, C_out, H/s, W/s)
         out = self.relu(self.bn1(self.conv1(x)))  # (B, C_out, H/s, W/s), s = stride
         out = self.bn2(self.conv2(out))  # (B, C_out, H/s, W/s)
-        return self.relu(out + shortcut)  # (B, C_out, H/s, W/s)
+        out += shortcut  # in place, as torchvision does: one (B, C_out, H/s, W/s) tensor less to allocate
+        return self.relu(out)  # (B, C_out, H/s, W/s)
 
 
 def make_layer(in_channels, out_channels, blocks, stride):
@@ -80,14 +82,21 @@ class ResNet34Encoder(nn.Module):
     def load_torchvision_state_dict(self, state_dict):
         """Load the state dict of torchvision.models.resnet34() (its fc.* keys are ignored).
 
-        Raises ValueError naming every missing, unexpected or wrongly shaped key.
+        Raises ValueError naming every missing, unexpected or wrongly shaped key (a value that is not a tensor
+        counts as wrongly shaped).
         """
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"not a torchvision resnet34 state dict: a {type(state_dict).__name__}, not a dict")
+
+        def shape(value):
+            return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
         own = self.state_dict()
         given = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
         missing = sorted(set(own) - set(given))
         unexpected = sorted(set(given) - set(own))
-        wrong = sorted(f"{k} {tuple(given[k].shape)} (expected {tuple(own[k].shape)})"
-                       for k in set(own) & set(given) if given[k].shape != own[k].shape)
+        wrong = sorted(f"{k} {shape(given[k])} (expected {shape(own[k])})"
+                       for k in set(own) & set(given) if shape(given[k]) != shape(own[k]))
         problems = [f"{label}: {', '.join(keys)}" for label, keys in
                     (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)) if keys]
         if problems:

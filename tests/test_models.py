@@ -134,6 +134,10 @@ def test_encoder_loading_names_bad_keys():
         enc.load_torchvision_state_dict(broken)
     msg = str(err.value)
     assert "layer2.0.downsample.0.weight" in msg and "layer5.0.conv1.weight" in msg and "conv1.weight" in msg
+    with pytest.raises(ValueError, match=r"bn1.running_mean str \(expected \(64,\)\)"):
+        enc.load_torchvision_state_dict(dict(sd, **{"bn1.running_mean": "not a tensor"}))
+    with pytest.raises(ValueError, match="a list, not a dict"):
+        enc.load_torchvision_state_dict(list(sd.values()))
     enc.load_torchvision_state_dict(sd)  # fc.* is ignored, everything else fits
 
 

@@ -754,6 +754,19 @@ def test_bad_training_flags(tmp_path, capsys, extra, words):
     assert not (tmp_path / "r").exists()
 
 
+def test_encoder_weights_that_are_not_a_state_dict_of_tensors(tmp_path, capsys):
+    import torchvision
+    sd = torchvision.models.resnet34().state_dict()
+    for name, content, words in (("list.pth", list(sd.values()), "not a torchvision resnet34 state dict: a list"),
+                                 ("str.pth", dict(sd, **{"bn1.weight": "x"}), "bn1.weight str (expected (64,))")):
+        torch.save(content, tmp_path / name)
+        code, err = exit_code_and_stderr(["train", *TINY, "--model", "resunet34", "--encoder-weights",
+                                          str(tmp_path / name), "--out", str(tmp_path / "r")], capsys)
+        assert code == 2 and one_error_line(err).startswith("minunet train: error: cannot load the encoder weights")
+        assert words in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_output_paths_that_are_files(tmp_path, run, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("keep me")
