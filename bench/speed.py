@@ -162,14 +162,16 @@ def report(title, rates, reference):
         print(line, flush=True)
 
 
-def peak_memory_mib(name, base, size, n, mode):
-    """Peak resident memory (MiB, VmHWM) of a fresh process running 3 steps of one model (Linux, CPU)."""
+def peak_memory_mib(name, base, size, n, mode, repeats=3):
+    """Peak resident memory (MiB, VmHWM) of a fresh process running 3 steps of one model (Linux, CPU): the
+    median of `repeats` processes (the allocator makes it vary by about 2 % from process to process)."""
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import speed, torch; "
             f"step = speed.{mode}_stepper(speed.make({name!r}, {base}), {size}, {n}, torch.device('cpu')); "
             f"[step() for _ in range(3)]; "
             f"print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) / 1024
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            for _ in range(repeats)]
+    return statistics.median(int(out.stdout.split()[-1]) / 1024 for out in runs)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ def same_network(args, device):
             report(f"inference {size} px, batch {n}", rates, ref)
             if device.type == "cpu" and sys.platform == "linux":
                 for mode in ("train",) if args.tiny else ("train", "infer"):
-                    mib = {m: peak_memory_mib(m, args.base, size, n, mode) for m in (ref, ours)}
+                    mib = {m: peak_memory_mib(m, args.base, size, n, mode, 1 if args.tiny else 3) for m in (ref, ours)}
                     print(f"  peak memory, {mode}: " + ", ".join(f"{m} {v:.0f} MiB" for m, v in mib.items()))
 
 
