@@ -140,6 +140,7 @@ def race(steppers, n_images, steps, repeats, device):
         step()
         step()
     rates = {name: [] for name in steppers}
+    cpu_times = read_cpu_times()
     for _ in range(repeats):
         for name, step in steppers.items():
             sync(device)
@@ -148,12 +149,31 @@ def race(steppers, n_images, steps, repeats, device):
                 step()
             sync(device)
             rates[name].append(steps * n_images / (time.perf_counter() - t0))
+    rates["steal"] = steal_share(cpu_times, read_cpu_times())
     return rates
+
+
+def read_cpu_times():
+    """The machine's CPU time counters (/proc/stat's first line: user, nice, system, idle, ..., steal), or None."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+
+
+def steal_share(before, after):
+    """The share of CPU time the hypervisor gave to other virtual machines between two readings (or None)."""
+    if not before or not after or len(before) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    return delta[7] / max(1, sum(delta[:8]))
 
 
 def report(title, rates, reference):
     """Print each stepper's median images/s and its ratio to `reference` (median, min-max over rounds)."""
-    print(f"\n{title}")
+    steal = rates.pop("steal", None)
+    print(f"\n{title}" + (f"   (CPU time stolen by the hypervisor meanwhile: {steal:.0%})" if steal is not None else ""))
     for name, r in rates.items():
         ratios = [a / b for a, b in zip(r, rates[reference])]
         line = f"  {name:<44} {statistics.median(r):7.2f} img/s"
@@ -347,7 +367,7 @@ def main():
     if args.tiny:
         args.shapes, args.steps, args.repeats, args.base, args.e2e_images = [(64, 2)], 1, 1, 8, 4
     else:
-        args.shapes, args.steps, args.repeats, args.base, args.e2e_images = [(128, 16), (256, 8)], 3, 3, 32, 96
+        args.shapes, args.steps, args.repeats, args.base, args.e2e_images = [(128, 16), (256, 8)], 2, 5, 32, 96
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f", {cpu_name()}"))
