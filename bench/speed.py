@@ -13,7 +13,7 @@ min-max), and peak memory. Sections:
      and compiled) vs plain fp32 inference image by image and in batches, on the same files; and the data
      pipeline's samples/s.
 
-    python bench/speed.py            # about 25 minutes on 2 CPU cores
+    python bench/speed.py            # about 40 minutes on 2 CPU cores
     python bench/speed.py --tiny     # seconds, without torch.compile: keeps the script working (tests/test_bench.py)
 """
 import argparse

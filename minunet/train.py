@@ -188,7 +188,7 @@ def prepare_for_inference(model, device, compile=False):
 
     compile=True compiles the copy with torch.compile instead (inductor, the weights frozen into the graph;
     contiguous tensors suit it better than channels_last): its first call takes 15 to 60 s on 2 CPU cores, and
-    it runs x1.2 to x1.5 faster after that (bench/RESULTS.md). It needs a C++ compiler on the CPU.
+    it runs x1.2 to x1.7 faster after that (bench/RESULTS.md). It needs a C++ compiler on the CPU.
     """
     model = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
     if compile:
