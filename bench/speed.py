@@ -11,7 +11,8 @@ min-max), and peak memory. Sections:
      torch.compile; the reference compiled too, to show what compiling alone buys);
   3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.train.predict (eager
      and compiled) vs plain fp32 inference image by image and in batches, on the same files; and the data
-     pipeline's samples/s.
+     pipeline's samples/s;
+  4. the peak tensor memory of each model pair, training and inference (torch.profiler: repeatable).
 
     python bench/speed.py            # about 40 minutes on 2 CPU cores
     python bench/speed.py --tiny     # seconds, without torch.compile: keeps the script working (tests/test_bench.py)
@@ -173,7 +174,8 @@ def steal_share(before, after):
 def report(title, rates, reference):
     """Print each stepper's median images/s and its ratio to `reference` (median, min-max over rounds)."""
     steal = rates.pop("steal", None)
-    print(f"\n{title}" + (f"   (CPU time stolen by the hypervisor meanwhile: {steal:.0%})" if steal is not None else ""))
+    stolen = f"   (CPU time stolen by the hypervisor meanwhile: {steal:.0%})" if steal is not None else ""
+    print(f"\n{title}{stolen}")
     for name, r in rates.items():
         ratios = [a / b for a, b in zip(r, rates[reference])]
         line = f"  {name:<44} {statistics.median(r):7.2f} img/s"
@@ -254,6 +256,36 @@ def bf16_infer_stepper(model, size, n, device):
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
             model(x)
     return step
+
+
+def tensor_memory(args, device):
+    """Section 4: the peak of tensor memory (weights, gradients, Adam's state, activations), as torch.profiler
+    records the allocations, from building each model through 3 steps."""
+    print("\n== 4. peak tensor memory, from building the model through 3 steps (torch.profiler; repeatable to "
+          "the byte, unlike a process's peak)")
+    pairs = [("minunet.ResNet34UNet", "smp.Unet(resnet34)"), ("minunet.UNet", "plain U-Net")]
+    for ours, ref in pairs:
+        for size, n in args.shapes:
+            for mode in ("train", "infer"):
+                stepper = globals()[f"{mode}_stepper"]
+                mib = {m: peak_tensor_mib(lambda: stepper(make(m, args.base), size, n, device)) for m in (ref, ours)}
+                print(f"  {mode} {size} px, batch {n}: " + ", ".join(f"{m} {v:.2f} MiB" for m, v in mib.items()))
+
+
+def peak_tensor_mib(make_step):
+    """The highest sum of bytes allocated minus bytes released, over make_step() and 3 calls of the step."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step = make_step()
+        for _ in range(3):
+            step()
+    changes = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                     if e.name() == "[memory]")
+    held = peak = 0
+    for _, nbytes in changes:  # an allocation is a positive number of bytes, a release a negative one
+        held += nbytes
+        peak = max(peak, held)
+    return peak / 2**20
 
 
 def end_to_end(args, device):
@@ -358,7 +390,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default="synthetic", choices=["synthetic", "isic2016"])
     parser.add_argument("--data-root", default="../shared/data/isic2016")
-    parser.add_argument("--sections", default="123", help="which sections to run, e.g. 13")
+    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. 13")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave out torch.compile")
     args = parser.parse_args()
     args.compile = args.compile and not args.tiny
@@ -377,6 +409,8 @@ def main():
         ablation(args, device)
     if "3" in args.sections:
         end_to_end(args, device)
+    if "4" in args.sections:
+        tensor_memory(args, device)
 
 
 def cpu_name():

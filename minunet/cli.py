@@ -78,7 +78,7 @@ def build_parser():
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--batch-size", type=positive, default=16, help="images per forward pass (default 16)")
     p.add_argument("--compile", action="store_true",
-                   help="compile the model with torch.compile first: about a minute of start-up, then faster; "
+                   help="compile the model with torch.compile first: 30 to 60 s of start-up, then faster; "
                         "worth it for hundreds of images (needs a C++ compiler on the CPU)")
     return parser
 

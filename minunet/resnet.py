@@ -87,6 +87,8 @@ class ResNet34Encoder(nn.Module):
         """
         if not isinstance(state_dict, dict):
             raise ValueError(f"not a torchvision resnet34 state dict: a {type(state_dict).__name__}, not a dict")
+        if not all(isinstance(key, str) for key in state_dict):
+            raise ValueError("not a torchvision resnet34 state dict: its keys are not all parameter names")
 
         def shape(value):
             return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

@@ -187,8 +187,9 @@ def prepare_for_inference(model, device, compile=False):
     """A copy of `model` in its fastest form for predicting: eval mode, BatchNorm folded, channels_last.
 
     compile=True compiles the copy with torch.compile instead (inductor, the weights frozen into the graph;
-    contiguous tensors suit it better than channels_last): its first call takes 15 to 60 s on 2 CPU cores, and
-    it runs x1.2 to x1.7 faster after that (bench/RESULTS.md). It needs a C++ compiler on the CPU.
+    contiguous tensors suit it better than channels_last): its first call takes 30 to 60 s on 2 CPU cores
+    (seconds once inductor's cache holds the graph); after that it runs x1.0 to x1.15 the eager channels_last
+    copy, x1.2 to x1.7 a plain fp32 model (bench/RESULTS.md). It needs a C++ compiler on the CPU.
     """
     model = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
     if compile:

@@ -19,9 +19,11 @@ def test_speed_runs_in_tiny_mode():
     out = run(os.path.join(BENCH, "speed.py"), "--tiny")
     for line in ("smp.Unet(resnet34)", "minunet.ResNet34UNet", "plain U-Net", "minunet.UNet", "peak memory",
                  "+ channels_last", "BatchNorm folded", "minunet fit (--precision auto)", "minunet predict",
-                 "data pipeline"):
+                 "data pipeline", "peak tensor memory"):
         assert line in out, line
     assert out.count(" x") >= 8  # every comparison printed its ratio
+    tensor_memory = [line for line in out.split("peak tensor memory")[1].splitlines() if line.endswith(" MiB")]
+    assert len(tensor_memory) == 4  # both pairs, training and inference
 
 
 def test_accuracy_runs_in_tiny_mode(tmp_path):

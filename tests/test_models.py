@@ -138,6 +138,8 @@ def test_encoder_loading_names_bad_keys():
         enc.load_torchvision_state_dict(dict(sd, **{"bn1.running_mean": "not a tensor"}))
     with pytest.raises(ValueError, match="a list, not a dict"):
         enc.load_torchvision_state_dict(list(sd.values()))
+    with pytest.raises(ValueError, match="keys are not all parameter names"):
+        enc.load_torchvision_state_dict(dict(enumerate(sd.values())))
     enc.load_torchvision_state_dict(sd)  # fc.* is ignored, everything else fits
 
 
