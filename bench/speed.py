@@ -64,6 +64,9 @@ class PlainUNet(nn.Module):
         return self.out(x)
 
 
+PAIRS = [("minunet.ResNet34UNet", "smp.Unet(resnet34)"), ("minunet.UNet", "plain U-Net")]  # (ours, reference)
+
+
 def make(name, base):
     torch.manual_seed(0)
     return {"minunet.ResNet34UNet": lambda: ResNet34UNet(),
@@ -91,9 +94,7 @@ def train_stepper(model, size, n, device, channels_last=False, fused=False, amp=
     loss_fn = BCEDiceLoss()
     if compile:
         model = torch.compile(model)
-        t0 = time.perf_counter()
-        loss_fn(model(x), y).backward()
-        print(f"  (compiling for training took {time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"  (compiling for training took {seconds(lambda: loss_fn(model(x), y).backward()):.0f} s)", flush=True)
 
     def step():
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
@@ -124,10 +125,15 @@ def infer_stepper(model, size, n, device, channels_last=False, fold=False, mode=
         with context():
             model(x)
     if compile:
-        t0 = time.perf_counter()
-        step()
-        print(f"  (compiling for inference took {time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"  (compiling for inference took {seconds(step):.0f} s)", flush=True)
     return step
+
+
+def seconds(work):
+    """The wall-clock seconds one call of work() takes."""
+    t0 = time.perf_counter()
+    work()
+    return time.perf_counter() - t0
 
 
 def sync(device):
@@ -186,7 +192,7 @@ def report(title, rates, reference):
 
 def peak_memory_mib(name, base, size, n, mode, repeats=3):
     """Peak resident memory (MiB, VmHWM) of a fresh process running 3 steps of one model (Linux, CPU): the
-    median of `repeats` processes (the allocator makes it vary by about 2 % from process to process)."""
+    median of `repeats` processes (it varies by up to 10 % from process to process; section 4 is exact)."""
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import speed, torch; "
             f"step = speed.{mode}_stepper(speed.make({name!r}, {base}), {size}, {n}, torch.device('cpu')); "
             f"[step() for _ in range(3)]; "
@@ -201,8 +207,7 @@ def peak_memory_mib(name, base, size, n, mode, repeats=3):
 def same_network(args, device):
     print("== 1. same network, same settings (fp32, contiguous); inference: minunet folds BatchNorm, and "
           "(row 3) compiles")
-    pairs = [("minunet.ResNet34UNet", "smp.Unet(resnet34)"), ("minunet.UNet", "plain U-Net")]
-    for ours, ref in pairs:
+    for ours, ref in PAIRS:
         for size, n in args.shapes:
             rates = race({ref: train_stepper(make(ref, args.base), size, n, device),
                           ours: train_stepper(make(ours, args.base), size, n, device)},
@@ -263,8 +268,7 @@ def tensor_memory(args, device):
     records the allocations, from building each model through 3 steps."""
     print("\n== 4. peak tensor memory, from building the model through 3 steps (torch.profiler; repeatable to "
           "the byte, unlike a process's peak)")
-    pairs = [("minunet.ResNet34UNet", "smp.Unet(resnet34)"), ("minunet.UNet", "plain U-Net")]
-    for ours, ref in pairs:
+    for ours, ref in PAIRS:
         for size, n in args.shapes:
             for mode in ("train", "infer"):
                 stepper = globals()[f"{mode}_stepper"]
@@ -330,11 +334,6 @@ def end_to_end(args, device):
     with tempfile.TemporaryDirectory() as tmp:
         paths, out = write_images(train_set, tmp), os.path.join(tmp, "ours")
         model, rates = ResNet34UNet().eval(), {}
-
-        def seconds(work):
-            t0 = time.perf_counter()
-            work()
-            return time.perf_counter() - t0
         with torch.no_grad():
             rates["plain fp32, one image at a time"] = len(paths) / seconds(lambda: plain_predict(model, paths, size,
                                                                                                    device, 1))

@@ -134,6 +134,7 @@ class Brightness(torch.nn.Module):
 @pytest.mark.parametrize("batch_size, compile", [(1, False), (2, False), (16, False), (2, True)])
 def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, compile):
     from minunet.train import predict
+    from minunet.transforms import tensor_to_pil
 
     # three images of different sizes and contents: white, black, white on the left half only
     white, black = torch.full((3, 30, 40), 255, dtype=torch.uint8), torch.zeros(3, 50, 20, dtype=torch.uint8)
@@ -143,8 +144,7 @@ def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, 
     paths = []
     for stem, image in images.items():
         paths.append(str(tmp_path / f"{stem}.png"))
-        Image.frombytes("RGB", (image.shape[2], image.shape[1]), bytes(image.permute(1, 2, 0).flatten().tolist())
-                        ).save(paths[-1])
+        tensor_to_pil(image).save(paths[-1])
     written, skipped = predict(Brightness(), paths, str(tmp_path / "out"), 32, device="cpu",
                                batch_size=batch_size, compile=compile)
     assert (written, skipped) == (3, [])

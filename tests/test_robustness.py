@@ -18,6 +18,7 @@ import torch
 
 from minunet.cli import main
 from minunet.train import load_checkpoint
+from minunet.transforms import tensor_to_pil
 
 TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--batch-size", "4",
         "--device", "cpu", "--precision", "fp32"]
@@ -576,13 +577,6 @@ def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_p
 # ---------------------------------------------------------------------------------------------------------
 # 6. predict and evaluate on folders skip unreadable images, say so per file and in a summary, score the rest
 
-def write_png(path, tensor):
-    """A uint8 tensor (3, H, W) or (1, H, W) as a PNG (RGB or L)."""
-    from PIL import Image
-    c, h, w = tensor.shape
-    Image.frombytes("RGB" if c == 3 else "L", (w, h), bytes(tensor.permute(1, 2, 0).flatten().tolist())).save(path)
-
-
 def challenge_test_folder(root, n=5, size=(40, 30)):
     """The ISIC challenge layout with n test pairs (and one training pair); returns the test ids."""
     from minunet.data import TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS, synthetic_lesion
@@ -594,8 +588,8 @@ def challenge_test_folder(root, n=5, size=(40, 30)):
         for k in range(first, first + count):
             image, mask = synthetic_lesion(max(size), g)
             id_ = f"ISIC_{k:07d}"
-            write_png(root / images / f"{id_}.png", image[:, :size[1], :size[0]])
-            write_png(root / masks / f"{id_}_Segmentation.png", mask[:, :size[1], :size[0]] * 255)
+            tensor_to_pil(image[:, :size[1], :size[0]]).save(root / images / f"{id_}.png")
+            tensor_to_pil(mask[:, :size[1], :size[0]] * 255).save(root / masks / f"{id_}_Segmentation.png")
             ids.append(id_)
     return ids[1:]
 
@@ -606,7 +600,7 @@ def test_predict_skips_unreadable_images_and_writes_the_rest(tmp_path, run, caps
     images.mkdir()
     g = torch.Generator().manual_seed(1)
     for name in ("a.png", "b.png"):
-        write_png(images / name, synthetic_lesion(48, g)[0])
+        tensor_to_pil(synthetic_lesion(48, g)[0]).save(images / name)
     (images / "text.jpg").write_text("not a jpeg")
     (images / "half.png").write_bytes((images / "a.png").read_bytes()[:200])
     (images / "empty.png").write_bytes(b"")
@@ -651,7 +645,7 @@ def test_predict_compile_without_a_cpp_compiler_is_one_line(tmp_path, run, capsy
     monkeypatch.setattr(inductor.cpp, "cxx", (None, str(tmp_path / "no-such-g++")))
     monkeypatch.setattr(inductor, "fx_graph_cache", False)  # compile anew instead of reusing an earlier run's
     from minunet.data import synthetic_lesion
-    write_png(tmp_path / "a.png", synthetic_lesion(48, torch.Generator().manual_seed(1))[0])
+    tensor_to_pil(synthetic_lesion(48, torch.Generator().manual_seed(1))[0]).save(tmp_path / "a.png")
     torch._dynamo.reset()
     assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", str(tmp_path / "a.png"),
                  "--output", str(tmp_path / "out"), "--compile", "--device", "cpu"]) == 2
