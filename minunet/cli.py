@@ -12,8 +12,9 @@ import sys
 import torch
 import torch.distributed as dist
 
-from .data import IMAGE_EXTENSIONS, DataError, make_dataset
-from .train import (CheckpointError, SettingError, TrainingError, build_model, distributed_setup, evaluate, fit,
+from .data import IMAGE_EXTENSIONS, make_dataset
+from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line
+from .train import (build_model, distributed_setup, evaluate, fit,
                     load_checkpoint, logits_of, model_from_checkpoint, pick_device, predict)
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)

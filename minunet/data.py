@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from minunet.transforms import Resize, eval_transforms, pil_to_tensor, train_transforms
+from .errors import DataError, one_line
+from .transforms import Resize, eval_transforms, pil_to_tensor, train_transforms
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
 TRAIN_MASKS = "ISBI2016_ISIC_Part1_Training_GroundTruth"
@@ -34,10 +35,6 @@ SYNTHETIC_SEEDS = {"train": 1, "val": 2, "test": 3}  # each split its own images
 NPZ_SIZES = (128, 256, 512)
 ZENODO_RECORD = "https://zenodo.org/records/13358372"
 DEFAULT_ROOT = os.path.join("~", ".medsegbench")
-
-
-class DataError(Exception):
-    """A problem with the user's data (a missing folder or file, a broken image, ...), in one line."""
 
 
 class LesionDataset(torch.utils.data.Dataset):
@@ -215,7 +212,7 @@ def open_image(path):
         img.load()
         return img
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read {path}: {' '.join(str(e).split())} (corrupt or truncated file?)")
+        raise DataError(f"cannot read {path}: {one_line(e)} (corrupt or truncated file?)")
 
 
 def read_mask(path):
@@ -277,7 +274,7 @@ def read_npz(path, keys):
                                     f"delete it to download it again, or pass --data-root DIR")
             return {key: read_npy(bytearray(z.read(key + ".npy")), f"{path}:{key}") for key in keys}
     except (zipfile.BadZipFile, ValueError, KeyError, SyntaxError, EOFError, OSError) as e:
-        raise DataError(f"cannot read {path}: {' '.join(str(e).split())}: delete it to download it again")
+        raise DataError(f"cannot read {path}: {one_line(e)}: delete it to download it again")
 
 
 def load_npz(root, split, size, limit=None):
@@ -323,7 +320,7 @@ def download_npz(root, size):
     except Exception as e:
         raise DataError(
             f"{os.path.join(root, filename)} is missing and could not be downloaded "
-            f"({type(e).__name__}: {' '.join(str(e).split())}): download {filename} from {ZENODO_RECORD} "
+            f"({type(e).__name__}: {one_line(e)}): download {filename} from {ZENODO_RECORD} "
             f"into {root}, or pass --data-root DIR holding it or the ISIC 2016 challenge folders "
             f"({TRAIN_IMAGES}/, ...), or use --data synthetic")
     if not os.path.exists(os.path.join(root, filename)):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import open_image
+from .errors import CheckpointError, SettingError, TrainingError, one_line
 from .losses import BCEDiceLoss
 from .metrics import MetricAccumulator
 from .resunet import ResNet34UNet
@@ -31,19 +32,6 @@ from .unet import UNet
 MODELS = {"unet": UNet, "resunet34": ResNet34UNet}
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jaccard", "train_seconds",
                    "train_images_per_s", "val_seconds")
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used (missing, truncated, unsafe, or not minunet's), in one line."""
-
-
-class TrainingError(Exception):
-    """Training cannot go on (for example, the loss is no longer a finite number), in one line."""
-
-
-class SettingError(ValueError):
-    """A setting that cannot work here (a device that is not present, a batch larger than the data), in one
-    line."""
 
 
 # ---------------------------------------------------------------------------------------------------------
