@@ -1,7 +1,8 @@
-"""Losses for binary segmentation, written out: BCE with logits, soft Dice, and their weighted sum.
+"""Losses for binary segmentation, written out: BCE with logits, soft Dice, soft Jaccard, and the weighted
+sums of BCE with each overlap loss. `LOSSES` names them for the command line.
 
 Every function here takes tensors shaped (B, 1, H, W): logits (or probabilities, for
-`dice_coefficient`) and a target mask of the same shape with values in {0, 1}.
+`dice_coefficient` and `soft_jaccard`) and a target mask of the same shape with values in {0, 1}.
 Half-precision inputs (float16, bfloat16), as produced under autocast, are upcast to float32,
 so the loss is always computed and returned in float32 or float64.
 """
@@ -115,3 +116,81 @@ class BCEDiceLoss(nn.Module):
 
     def extra_repr(self):
         return f"bce_weight={self.bce_weight}, dice_weight={self.dice_weight}"
+
+
+def soft_jaccard(probs, target, smooth=1.0):
+    """Soft Jaccard index (intersection over union), computed per image and then averaged over the batch.
+
+    For image b, with p its probabilities and t its target mask, summed over channels and pixels:
+
+        jaccard_b = (sum(p * t) + smooth) / (sum(p) + sum(t) - sum(p * t) + smooth)
+
+    and the result is mean_b(jaccard_b): 1 when both masks are empty, per image for the reason given in
+    `dice_coefficient`. On hard masks (and smooth = 0) it is the ISIC challenge's Jaccard, J = D / (2 - D).
+
+    probs: (B, 1, H, W) in [0, 1]; target: (B, 1, H, W) in {0, 1}. Returns a scalar tensor.
+    """
+    _check_shapes(probs, target, "probs")
+    p = _upcast(probs)                                 # (B, 1, H, W)
+    t = target.to(p.dtype)                             # (B, 1, H, W)
+    intersection = (p * t).sum(dim=(1, 2, 3))          # (B,)
+    union = p.sum(dim=(1, 2, 3)) + t.sum(dim=(1, 2, 3)) - intersection  # (B,)
+    jaccard = (intersection + smooth) / (union + smooth)  # (B,)
+    return jaccard.mean()
+
+
+class JaccardLoss(nn.Module):
+    """Soft Jaccard loss on logits: 1 - soft_jaccard(sigmoid(logits), target, smooth).
+
+    It aims straight at the challenge's score (the Jaccard index), per image, then the batch mean.
+    """
+
+    def __init__(self, smooth=1.0):
+        super().__init__()
+        self.smooth = smooth
+
+    def forward(self, logits, target):
+        probs = torch.sigmoid(_upcast(logits))         # (B, 1, H, W)
+        return 1 - soft_jaccard(probs, target, self.smooth)
+
+    def extra_repr(self):
+        return f"smooth={self.smooth}"
+
+
+class BCELoss(nn.Module):
+    """Binary cross-entropy on logits as a module: bce_with_logits(logits, target), mean over all pixels."""
+
+    def forward(self, logits, target):
+        return bce_with_logits(logits, target)
+
+
+class BCEJaccardLoss(nn.Module):
+    """Weighted sum of the two losses on logits:
+
+        bce_weight * bce_with_logits(logits, target) + jaccard_weight * JaccardLoss(smooth)(logits, target)
+
+    As BCEDiceLoss, with the overlap term measured by Jaccard instead of Dice.
+    """
+
+    def __init__(self, bce_weight=1.0, jaccard_weight=1.0, smooth=1.0):
+        super().__init__()
+        self.bce_weight = bce_weight
+        self.jaccard_weight = jaccard_weight
+        self.jaccard = JaccardLoss(smooth)
+
+    def forward(self, logits, target):
+        bce = bce_with_logits(logits, target)
+        return self.bce_weight * bce + self.jaccard_weight * self.jaccard(logits, target)
+
+    def extra_repr(self):
+        return f"bce_weight={self.bce_weight}, jaccard_weight={self.jaccard_weight}"
+
+
+# The loss classes by their command-line names (--loss); each is built with no arguments.
+LOSSES = {
+    "bce": BCELoss,
+    "dice": DiceLoss,
+    "jaccard": JaccardLoss,
+    "bce_dice": BCEDiceLoss,
+    "bce_jaccard": BCEJaccardLoss,
+}

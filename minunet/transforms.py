@@ -161,16 +161,53 @@ class RandomRotation:
         # For each output pixel, where to read in the input, in grid_sample's [-1, 1] coordinates.
         # The h/w and w/h factors keep the rotation rigid on non-square images.
         theta = torch.tensor([[cos, -sin * h / w, 0.0],
-                              [sin * w / h, cos, 0.0]])[None]  # (1, 2, 3)
-        grid = F.affine_grid(theta, (1, 1, h, w), align_corners=False)  # (1, H, W, 2)
-        x = F.grid_sample(to_float(image)[None], grid, mode="bilinear",
-                          padding_mode="reflection", align_corners=False)  # (1, 3, H, W)
-        m = F.grid_sample(mask[None].float(), grid, mode="nearest",
-                          padding_mode="reflection", align_corners=False)  # (1, 1, H, W)
-        return like(x[0], image), m[0].to(mask.dtype)
+                              [sin * w / h, cos, 0.0]])  # (2, 3)
+        return warp(image, mask, theta)
 
     def __repr__(self):
         return f"RandomRotation(degrees={self.degrees})"
+
+
+class RandomScaleShift:
+    """Zoom image and mask together by a random factor, then shift them by a random offset, in one warp.
+
+    The zoom factor is drawn from [1 - scale, 1 + scale] (above 1 enlarges the picture about its centre);
+    the shift from [-shift, shift] times the width (x) and, drawn separately, times the height (y); positive
+    shifts move the picture right and down. Either may also be a pair (low, high): of zoom factors for
+    `scale`, of fractions of the width and height for `shift`. Sampling and border filling are those of
+    RandomRotation: bilinear image, nearest-neighbour mask (strictly in {0, 1}), reflection at the border.
+    """
+
+    def __init__(self, scale=0.2, shift=0.1, generator=None):
+        self.scale = (1 - scale, 1 + scale) if isinstance(scale, (int, float)) else tuple(scale)
+        self.shift = (-shift, shift) if isinstance(shift, (int, float)) else tuple(shift)
+        self.generator = generator
+
+    def __call__(self, image, mask):
+        zoom = uniform(*self.scale, self.generator)
+        dx = uniform(*self.shift, self.generator)  # fractions of the width and the height
+        dy = uniform(*self.shift, self.generator)
+        # An output point p reads the input at (p - t) / zoom, t the shift in grid_sample's [-1, 1]
+        # coordinates, where the full width (or height) spans 2: so t = 2 * (dx, dy).
+        theta = torch.tensor([[1 / zoom, 0.0, -2 * dx / zoom],
+                              [0.0, 1 / zoom, -2 * dy / zoom]])  # (2, 3)
+        return warp(image, mask, theta)
+
+    def __repr__(self):
+        return f"RandomScaleShift(scale={self.scale}, shift={self.shift})"
+
+
+def warp(image, mask, theta):
+    """Image (3, H, W) and mask (1, H, W) resampled through the affine map theta (2, 3), in grid_sample's
+    [-1, 1] coordinates: output point p reads the input at theta @ (p, 1). The image is sampled bilinearly,
+    the mask by nearest neighbour; both are reflected at the border. Dtypes are kept."""
+    _, h, w = image.shape
+    grid = F.affine_grid(theta[None], (1, 1, h, w), align_corners=False)  # (1, H, W, 2)
+    x = F.grid_sample(to_float(image)[None], grid, mode="bilinear",
+                      padding_mode="reflection", align_corners=False)  # (1, 3, H, W)
+    m = F.grid_sample(mask[None].float(), grid, mode="nearest",
+                      padding_mode="reflection", align_corners=False)  # (1, 1, H, W)
+    return like(x[0], image), m[0].to(mask.dtype)
 
 
 class ColorJitter:
@@ -225,12 +262,17 @@ class Normalize:
         return f"Normalize(mean={mean}, std={std})"
 
 
-def train_transforms(generator=None, degrees=30, jitter=0.2):
-    """The training augmentation: rotation up to `degrees`, horizontal and vertical flips, colour jitter
-    (brightness, contrast and saturation by up to `jitter` each), then ImageNet normalisation."""
+def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.0):
+    """The training augmentation: rotation up to `degrees`, then (only when scale or shift is above 0) a zoom
+    by up to `scale` and a shift by up to `shift` (RandomScaleShift), horizontal and vertical flips, colour
+    jitter (brightness, contrast and saturation by up to `jitter` each), then ImageNet normalisation.
+    With scale = shift = 0 the pipeline, and every number it draws, is that of the version without them."""
+    geometry = [RandomRotation(degrees, generator=generator)]
+    if scale > 0 or shift > 0:
+        geometry.append(RandomScaleShift(scale, shift, generator=generator))
     return Compose([
         ToFloat(),
-        RandomRotation(degrees, generator=generator),
+        *geometry,
         RandomHorizontalFlip(0.5, generator=generator),
         RandomVerticalFlip(0.5, generator=generator),
         ColorJitter(jitter, jitter, jitter, generator=generator),

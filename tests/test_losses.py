@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minunet.losses import BCEDiceLoss, DiceLoss, bce_with_logits, dice_coefficient
+from minunet.losses import (LOSSES, BCEDiceLoss, BCEJaccardLoss, BCELoss, DiceLoss, JaccardLoss, bce_with_logits,
+                            dice_coefficient, soft_jaccard)
 
 
 def random_logits_and_target(seed, shape=(3, 1, 6, 5), scale=4.0):
@@ -207,3 +208,114 @@ def test_bce_dice_loss_trains_logits_to_the_mask():
         optimizer.step()
     assert loss.item() < first / 5
     assert torch.equal((torch.sigmoid(logits) > 0.5).float(), target)
+
+
+# ---------------------------------------------------------------- soft Jaccard
+
+def jaccard_by_loops(probs, target, smooth):
+    """Soft Jaccard of each image by python loops over its pixels, then the mean over images."""
+    per_image = []
+    for b in range(probs.shape[0]):
+        inter = union = 0.0
+        for c in range(probs.shape[1]):
+            for i in range(probs.shape[2]):
+                for j in range(probs.shape[3]):
+                    p, t = float(probs[b, c, i, j]), float(target[b, c, i, j])
+                    inter += p * t
+                    union += p + t - p * t
+        per_image.append((inter + smooth) / (union + smooth))
+    return sum(per_image) / len(per_image)
+
+
+@pytest.mark.parametrize("seed,smooth", [(0, 1.0), (1, 0.0), (2, 1e-3)])
+def test_soft_jaccard_matches_loops(seed, smooth):
+    logits, target = random_logits_and_target(seed, shape=(4, 1, 5, 7))
+    probs = torch.sigmoid(logits).double()
+    ours = soft_jaccard(probs, target, smooth=smooth)
+    assert ours.shape == ()
+    assert ours.item() == pytest.approx(jaccard_by_loops(probs, target, smooth), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_soft_jaccard_is_dice_over_two_minus_dice_on_hard_masks(seed):
+    _, target = random_logits_and_target(seed, shape=(5, 1, 6, 6))
+    pred = (torch.rand(target.shape, generator=torch.Generator().manual_seed(seed + 10)) > 0.5).double()
+    for b in range(target.shape[0]):  # per image: the batch means of J and D are not related this way
+        p, t = pred[b:b + 1], target[b:b + 1]
+        d = dice_coefficient(p, t, smooth=0.0).item()
+        assert soft_jaccard(p, t, smooth=0.0).item() == pytest.approx(d / (2 - d), rel=1e-12)
+
+
+def test_soft_jaccard_gradcheck():
+    logits, target = random_logits_and_target(6, shape=(2, 1, 4, 3))
+    probs = torch.sigmoid(logits).double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: soft_jaccard(p, target.double()), (probs,))
+    x = logits.double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda z: JaccardLoss()(z, target.double()), (x,))
+    assert torch.autograd.gradcheck(lambda z: BCEJaccardLoss(0.5, 2.0)(z, target.double()), (x,))
+
+
+def test_soft_jaccard_edge_cases():
+    empty = torch.zeros(2, 1, 4, 4)
+    full = torch.ones(2, 1, 4, 4)
+    assert soft_jaccard(empty, empty).item() == 1.0            # nothing to find, nothing found
+    assert soft_jaccard(full, full).item() == 1.0
+    assert soft_jaccard(empty, empty, smooth=1e-6).item() == 1.0
+    assert soft_jaccard(empty, full, smooth=1.0).item() == pytest.approx(1 / 17)
+    assert soft_jaccard(empty, full, smooth=0.0).item() == 0.0
+    half = torch.zeros(1, 1, 4, 4)
+    half[..., :2] = 1
+    assert soft_jaccard(half, full[:1], smooth=0.0).item() == 0.5  # 8 of a 16-pixel union
+    with pytest.raises(ValueError, match="same shape"):
+        soft_jaccard(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 5))
+
+
+def test_jaccard_loss_is_one_minus_jaccard_of_sigmoid():
+    logits, target = random_logits_and_target(7)
+    logits = logits.double()
+    expected = 1 - jaccard_by_loops(torch.sigmoid(logits), target, 1.0)
+    assert JaccardLoss()(logits, target).item() == pytest.approx(expected, rel=1e-12)
+    expected = 1 - jaccard_by_loops(torch.sigmoid(logits), target, 0.5)
+    assert JaccardLoss(smooth=0.5)(logits, target).item() == pytest.approx(expected, rel=1e-12)
+    loss = JaccardLoss()(logits.to(torch.bfloat16), target)
+    assert loss.dtype == torch.float32
+
+
+@pytest.mark.parametrize("bce_weight,jaccard_weight", [(1.0, 1.0), (0.3, 2.0), (0.0, 1.0), (1.0, 0.0)])
+def test_bce_jaccard_loss_is_the_weighted_sum(bce_weight, jaccard_weight):
+    logits, target = random_logits_and_target(9)
+    ours, our_grad = bce_and_grad(BCEJaccardLoss(bce_weight, jaccard_weight), logits, target)
+
+    def reference(x, t):
+        p = torch.sigmoid(x)
+        inter = (p * t).sum(dim=(1, 2, 3))
+        jaccard = (inter + 1) / (p.sum(dim=(1, 2, 3)) + t.sum(dim=(1, 2, 3)) - inter + 1)
+        return bce_weight * F.binary_cross_entropy_with_logits(x, t) + jaccard_weight * (1 - jaccard.mean())
+
+    ref, ref_grad = bce_and_grad(reference, logits, target)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(our_grad, ref_grad)
+
+
+def test_bce_loss_module_matches_torch():
+    logits, target = random_logits_and_target(11)
+    ours, our_grad = bce_and_grad(BCELoss(), logits, target)
+    ref, ref_grad = bce_and_grad(F.binary_cross_entropy_with_logits, logits, target)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(our_grad, ref_grad)
+
+
+def test_losses_by_name():
+    assert sorted(LOSSES) == ["bce", "bce_dice", "bce_jaccard", "dice", "jaccard"]
+    logits, target = random_logits_and_target(12)
+    expected = {
+        "bce": F.binary_cross_entropy_with_logits(logits, target),
+        "dice": 1 - dice_coefficient(torch.sigmoid(logits), target),
+        "jaccard": 1 - soft_jaccard(torch.sigmoid(logits), target),
+    }
+    expected["bce_dice"] = expected["bce"] + expected["dice"]
+    expected["bce_jaccard"] = expected["bce"] + expected["jaccard"]
+    for name, cls in LOSSES.items():
+        criterion = cls()  # each builds with no arguments: the CLI's --loss NAME does exactly this
+        assert isinstance(criterion, torch.nn.Module)
+        torch.testing.assert_close(criterion(logits, target), expected[name])

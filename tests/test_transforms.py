@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from minunet.transforms import (IMAGENET_MEAN, IMAGENET_STD, ColorJitter, Compose, Normalize, RandomHorizontalFlip,
-                                RandomRotation, RandomVerticalFlip, Resize, ToFloat, eval_transforms, pil_to_tensor,
-                                train_transforms)
+                                RandomRotation, RandomScaleShift, RandomVerticalFlip, Resize, ToFloat, eval_transforms,
+                                pil_to_tensor, train_transforms)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -125,6 +125,8 @@ def test_rotation_fills_corners_by_reflection():
     RandomHorizontalFlip(p=1.0),
     RandomVerticalFlip(p=1.0),
     Compose([RandomRotation((17, 17)), RandomHorizontalFlip(p=1.0), RandomVerticalFlip(p=1.0)]),
+    RandomScaleShift((1.3, 1.3), (0.1, 0.1)),
+    RandomScaleShift((0.8, 0.8), (-0.15, -0.15)),
 ], ids=repr)
 def test_mask_follows_image_through_geometric_transforms(transform):
     image, mask = blob()
@@ -246,3 +248,108 @@ def test_tensor_to_pil_inverts_pil_to_tensor():
         img = tensor_to_pil(t)
         assert img.mode == mode and img.size == (5, 7)
         assert torch.equal(pil_to_tensor(img, mode), t)
+
+
+# ---------------------------------------------------------------- zoom and shift
+
+def square(h, w, top, left, side):
+    """A uint8 image (3, h, w), white on black where a side x side square starts at (top, left), and its mask."""
+    mask = torch.zeros(1, h, w, dtype=torch.uint8)
+    mask[:, top:top + side, left:left + side] = 1
+    return mask.expand(3, -1, -1) * 255, mask
+
+
+def test_scale_shift_of_zero_is_identity():
+    image, mask = blob()
+    i, m = RandomScaleShift(0, 0, generator=torch.Generator().manual_seed(0))(image, mask)
+    assert torch.equal(i, image) and torch.equal(m, mask)
+    f = image.float() / 255
+    i, _ = RandomScaleShift(0, 0)(f, mask)
+    assert torch.allclose(i, f, atol=1e-6)
+
+
+@pytest.mark.parametrize("h,w,fraction", [(32, 32, 0.25), (24, 40, 0.125), (40, 24, -0.25)])
+def test_shift_moves_a_line_by_the_expected_pixels(h, w, fraction):
+    # a one-pixel-wide vertical line moves by fraction * w in x, a horizontal one by fraction * h in y
+    column, row = w // 2 - 3, h // 2 + 2
+    mask = torch.zeros(1, h, w, dtype=torch.uint8)
+    mask[0, :, column] = 1
+    _, m = RandomScaleShift((1, 1), (fraction, fraction))(mask.expand(3, -1, -1) * 255, mask)
+    expected = torch.zeros_like(mask)
+    expected[0, :, column + round(fraction * w)] = 1
+    assert torch.equal(m, expected)
+    mask = torch.zeros(1, h, w, dtype=torch.uint8)
+    mask[0, row, :] = 1
+    i, m = RandomScaleShift((1, 1), (fraction, fraction))(mask.expand(3, -1, -1) * 255, mask)
+    expected = torch.zeros_like(mask)
+    expected[0, row + round(fraction * h), :] = 1
+    assert torch.equal(m, expected) and torch.equal(i, expected.expand(3, -1, -1) * 255)
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (32, 48)])
+def test_zoom_by_two_doubles_a_centred_square(h, w):
+    image, mask = square(h, w, h // 2 - 4, w // 2 - 4, 8)
+    i, m = RandomScaleShift((2, 2), (0, 0))(image, mask)
+    rows = m[0].any(dim=1).nonzero().flatten()
+    cols = m[0].any(dim=0).nonzero().flatten()
+    assert abs(len(rows) - 16) <= 1 and abs(len(cols) - 16) <= 1  # the side doubles (within a pixel)
+    assert rows.tolist() == list(range(rows[0], rows[-1] + 1))  # still one square, centred
+    assert abs((rows[0] + rows[-1]).item() / 2 - (h - 1) / 2) <= 0.5
+    assert abs((cols[0] + cols[-1]).item() / 2 - (w - 1) / 2) <= 0.5
+    assert m.sum().item() == len(rows) * len(cols)
+    _, m = RandomScaleShift((0.5, 0.5), (0, 0))(image, mask)
+    centre = m[0, h // 4:3 * h // 4, w // 4:3 * w // 4]  # (h/2, w/2) the picture itself; reflections outside
+    assert abs(centre.any(dim=1).sum().item() - 4) <= 1  # and zooming out halves it
+    assert abs(centre.any(dim=0).sum().item() - 4) <= 1
+
+
+def test_random_scale_shift_keeps_mask_binary_and_with_the_image():
+    g = torch.Generator().manual_seed(2)
+    t = RandomScaleShift(0.3, 0.2, generator=g)
+    image, mask = square(40, 56, 10, 20, 14)
+    blob_image, blob_mask = blob()
+    for _ in range(10):
+        i, m = t(image, mask.float())
+        assert set(m.unique().tolist()) <= {0.0, 1.0}
+        assert disagreement(i, m) < 0.02  # the mask still marks the image's own bright square
+        i, m = t(blob_image, blob_mask)
+        assert m.dtype == torch.uint8 and set(m.unique().tolist()) <= {0, 1}
+        assert disagreement(i, m) < 0.02
+
+
+def test_scale_shift_same_seed_same_output_and_draws_only_from_its_generator():
+    image, mask = blob()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    a = RandomScaleShift(generator=torch.Generator().manual_seed(5))
+    b = RandomScaleShift(generator=torch.Generator().manual_seed(5))
+    outs = [(a(image, mask), b(image, mask)) for _ in range(4)]
+    assert torch.equal(torch.rand(3), expected)  # the global generator was not touched
+    for (ia, ma), (ib, mb) in outs:
+        assert torch.equal(ia, ib) and torch.equal(ma, mb)
+    assert len({tuple(m.flatten().tolist()) for (_, m), _ in outs}) > 1  # the draws vary
+
+
+def test_train_transforms_defaults_are_the_pipeline_without_scale_shift():
+    image, mask = blob(64, 64)
+    g = torch.Generator().manual_seed(7)
+    by_hand = Compose([  # today's list, written out
+        ToFloat(),
+        RandomRotation(30, generator=g),
+        RandomHorizontalFlip(0.5, generator=g),
+        RandomVerticalFlip(0.5, generator=g),
+        ColorJitter(0.2, 0.2, 0.2, generator=g),
+        Normalize(),
+    ])
+    ours = train_transforms(torch.Generator().manual_seed(7))
+    assert not any(isinstance(t, RandomScaleShift) for t in ours.transforms)
+    for _ in range(5):
+        (i, m), (ri, rm) = ours(image, mask), by_hand(image, mask)
+        assert torch.equal(i, ri) and torch.equal(m, rm)
+    with_zoom = train_transforms(torch.Generator().manual_seed(7), scale=0.2, shift=0.1)
+    kinds = [type(t) for t in with_zoom.transforms]
+    assert kinds.index(RandomScaleShift) == kinds.index(RandomRotation) + 1
+    assert type(train_transforms(shift=0.1).transforms[2]) is RandomScaleShift
+    i, m = with_zoom(image, mask)
+    assert i.shape == (3, 64, 64) and set(m.unique().tolist()) <= {0, 1}
