@@ -1,7 +1,8 @@
 """ResNet34UNet: a U-Net whose encoder is ResNet-34 (minunet.resnet), optionally ImageNet-pretrained.
 
 The decoder is the standard one (as segmentation_models_pytorch's Unet("resnet34")): five blocks of widths
-256, 128, 64, 32, 16, each up-sampling x2 (nearest) and fusing the encoder's map at that scale.
+256, 128, 64, 32, 16, each up-sampling x2 (nearest), fusing the encoder's map at that scale, then a DoubleConv
+(the U-Net's own block from minunet.blocks).
 """
 import os
 
@@ -9,32 +10,38 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .blocks import DoubleConv
 from .resnet import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, ResNet34Encoder
 
 
-def conv_bn_relu(in_channels, out_channels):
-    """3x3 convolution -> BatchNorm -> ReLU, keeping height and width."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
 class DecoderBlock(nn.Module):
-    """Up-sample (nearest) to the skip's size, concatenate the skip (if any), then two conv-BN-ReLU."""
+    """Up-sample (nearest) to the skip's size, concatenate the skip (if any), then DoubleConv."""
 
     def __init__(self, in_channels, skip_channels, out_channels):
         super().__init__()
-        self.conv1 = conv_bn_relu(in_channels + skip_channels, out_channels)
-        self.conv2 = conv_bn_relu(out_channels, out_channels)
+        self.conv = DoubleConv(in_channels + skip_channels, out_channels)
 
     def forward(self, x, size, skip=None):  # x: (B, C_in, h, w); size = (H, W), about (2h, 2w)
         # Up-sampling to an explicit size (not x2) keeps odd input sizes aligned with their skips.
         x = F.interpolate(x, size=size, mode="nearest")  # (B, C_in, H, W)
         if skip is not None:
             x = torch.cat([x, skip], dim=1)  # (B, C_in + C_skip, H, W)
-        return self.conv2(self.conv1(x))  # (B, C_out, H, W)
+        return self.conv(x)  # (B, C_out, H, W)
+
+
+# minunet 0.1.0 named each decoder block's two conv-BN-ReLU layers conv1 and conv2; their weights are the same
+# tensors as DoubleConv's layers 0-1 and 3-4, so checkpoints written then are renamed as they load.
+OLD_DECODER_NAMES = {"conv1.0.": "conv.double_conv.0.", "conv1.1.": "conv.double_conv.1.",
+                     "conv2.0.": "conv.double_conv.3.", "conv2.1.": "conv.double_conv.4."}
+
+
+def rename_old_decoder_keys(module, state_dict, prefix, *args):
+    """load_state_dict pre-hook: rename minunet 0.1.0's decoder keys in place (see OLD_DECODER_NAMES)."""
+    for key in [k for k in state_dict if k.startswith(prefix + "decoder.")]:
+        block, _, rest = key[len(prefix + "decoder."):].partition(".")  # "0", "conv1.0.weight"
+        for old, new in OLD_DECODER_NAMES.items():
+            if rest.startswith(old):
+                state_dict[f"{prefix}decoder.{block}.{new}{rest[len(old):]}"] = state_dict.pop(key)
 
 
 def imagenet_state_dict():
@@ -79,6 +86,11 @@ class ResNet34UNet(nn.Module):
         self.decoder = nn.ModuleList(
             DecoderBlock(i, s, o) for i, s, o in zip(ins, skips, self.decoder_channels))
         self.head = nn.Conv2d(self.decoder_channels[-1], out_channels, kernel_size=3, padding=1)
+        self._register_load_state_dict_pre_hook(rename_old_decoder_keys)
+
+    def config(self):
+        """The constructor arguments that rebuild this architecture (the weights come from a state dict)."""
+        return dict(out_channels=self.out_channels)
 
     def forward(self, x):  # (B, 3, H, W)
         f1, f2, f3, f4, f5 = self.encoder(x)  # 1/2 (64), 1/4 (64), 1/8 (128), 1/16 (256), 1/32 (512)

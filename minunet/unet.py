@@ -29,6 +29,11 @@ class UNet(nn.Module):
         self.up4 = Up(2 * c, c, bilinear)
         self.outc = OutConv(c, out_channels)
 
+    def config(self):
+        """The constructor arguments that rebuild this architecture (the weights come from a state dict)."""
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                    base_channels=self.base_channels, bilinear=self.bilinear)
+
     def forward(self, x):  # (B, in, H, W); c = base_channels
         x1 = self.inc(x)  # (B, c, H, W)
         x2 = self.down1(x1)  # (B, 2c, H/2, W/2)

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from minunet.cli import main
-from minunet.train import HISTORY_COLUMNS, load_checkpoint
+from minunet.checkpoint import load_checkpoint
+from minunet.rundir import HISTORY_COLUMNS
 
 TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--limit", "24",
         "--batch-size", "8", "--device", "cpu"]
@@ -79,7 +80,7 @@ def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
     a, b = load_checkpoint(str(tmp_path / "a" / "last.pt")), load_checkpoint(str(tmp_path / "b" / "last.pt"))
     assert a["state_dict"].keys() == b["state_dict"].keys()
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
-    timing = {"train_seconds", "train_images_per_s", "val_seconds"}
+    timing = {"train_seconds", "train_images_per_s", "val_seconds", "elapsed_seconds"}
     strip = [{k: v for k, v in row.items() if k not in timing} for row in a["history"]]
     assert strip == [{k: v for k, v in row.items() if k not in timing} for row in b["history"]]
     # and another seed gives another run
@@ -133,7 +134,7 @@ class Brightness(torch.nn.Module):
 
 @pytest.mark.parametrize("batch_size, compile", [(1, False), (2, False), (16, False), (2, True)])
 def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, compile):
-    from minunet.train import predict
+    from minunet.predict import predict
     from minunet.transforms import tensor_to_pil
 
     # three images of different sizes and contents: white, black, white on the left half only

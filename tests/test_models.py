@@ -202,7 +202,7 @@ def test_imagenet_weights_offline_fail_with_a_clear_message(monkeypatch, tmp_pat
 # ---------------------------------------------------------------- inference form
 @pytest.mark.parametrize("make", [lambda: UNet(base_channels=8), ResNet34UNet])
 def test_folding_batchnorm_keeps_the_outputs(make):
-    from minunet.train import prepare_for_inference
+    from minunet.inference import prepare_for_inference
 
     torch.manual_seed(0)
     model = make()

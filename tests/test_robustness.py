@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from minunet.cli import main
-from minunet.train import load_checkpoint
+from minunet.losses import LOSSES, BCEDiceLoss
+from minunet.checkpoint import load_checkpoint
 from minunet.transforms import tensor_to_pil
 
 TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--batch-size", "4",
         "--device", "cpu", "--precision", "fp32"]
-TIMING = {"train_seconds", "train_images_per_s", "val_seconds"}  # the only history columns that may differ
+TIMING = {"train_seconds", "train_images_per_s", "val_seconds", "elapsed_seconds"}  # the only history columns that may differ
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore::DeprecationWarning")
 
 
@@ -153,8 +154,8 @@ def partial_then_fail(real_save, should_fail):
 
 
 def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
-    from minunet import train as train_module
-    from minunet.train import CheckpointError, save_checkpoint
+    from minunet import checkpoint as checkpoint_module
+    from minunet.checkpoint import CheckpointError, save_checkpoint
     from minunet.unet import UNet
 
     path = tmp_path / "last.pt"
@@ -163,7 +164,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mon
     save_checkpoint(str(path), first, size=32, epoch=1)
     before = digest(path)
     second = UNet(base_channels=4)  # other weights
-    monkeypatch.setattr(train_module.torch, "save", partial_then_fail(torch.save, lambda obj, f: True))
+    monkeypatch.setattr(checkpoint_module.torch, "save", partial_then_fail(torch.save, lambda obj, f: True))
     with pytest.raises(CheckpointError, match=r"cannot write .*last\.pt .*the previous last\.pt, if any, is kept"):
         save_checkpoint(str(path), second, size=32, epoch=2)
     monkeypatch.undo()
@@ -197,8 +198,8 @@ def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(t
 
 
 def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, monkeypatch, capsys):
-    from minunet import train as train_module
-    write_history = train_module.write_history
+    from minunet import rundir
+    write_history = rundir.write_history
 
     def interrupted_at_epoch_2(history, path):
         if len(history) == 2:
@@ -206,7 +207,7 @@ def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, 
         write_history(history, path)
 
     out = tmp_path / "run"
-    monkeypatch.setattr(train_module, "write_history", interrupted_at_epoch_2)
+    monkeypatch.setattr(rundir, "write_history", interrupted_at_epoch_2)
     assert main(["train", *TINY, "--limit", "16", "--epochs", "2", "--out", str(out)]) == 130
     monkeypatch.undo()
     assert one_error_line(capsys.readouterr().err) == "minunet train: interrupted"
@@ -343,9 +344,8 @@ def test_an_exploding_learning_rate_stops_with_the_epoch_and_step(tmp_path, caps
 
 
 def test_a_non_finite_loss_in_epoch_2_keeps_last_pt_of_epoch_1(tmp_path, monkeypatch, capsys):
-    from minunet import train as train_module
 
-    class NaNAtStep6(train_module.BCEDiceLoss):
+    class NaNAtStep6(BCEDiceLoss):
         """The training loss turns NaN at its 6th call (epoch 2, step 2 of 4); validation is left alone."""
         calls = 0
 
@@ -359,7 +359,7 @@ def test_a_non_finite_loss_in_epoch_2_keeps_last_pt_of_epoch_1(tmp_path, monkeyp
             return loss
 
     out, before = tmp_path / "run", {}
-    monkeypatch.setattr(train_module, "BCEDiceLoss", NaNAtStep6)
+    monkeypatch.setitem(LOSSES, "bce_dice", NaNAtStep6)
     assert main(["train", *TINY, "--limit", "16", "--epochs", "3", "--out", str(out)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "the loss became nan at epoch 2, step 2: training stopped, last.pt is kept as it was" in line
@@ -374,7 +374,7 @@ def test_out_at_an_existing_run_is_refused_without_resume_or_overwrite(tmp_path,
     before = snapshot(run)
     assert main(["train", *TINY, "--limit", "16", "--epochs", "1", "--out", str(run)]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert line == (f"minunet train: error: {run} already holds a run (best.pt, last.pt, history.csv): pass "
+    assert line == (f"minunet train: error: {run} already holds a run (best.pt, last.pt, history.csv, curves.png): pass "
                     f"--resume {run / 'last.pt'} to continue it, --overwrite to replace it, or another --out")
     assert snapshot(run) == before
     # resuming one run into the folder of another is refused too
@@ -453,7 +453,7 @@ def relative_distance(state, reference, start):
 
 
 def test_torchrun_with_two_processes_trains_as_one_process_on_the_same_global_batch(tmp_path, monkeypatch):
-    from minunet import cli
+    from minunet import commands
     from minunet.unet import UNet
 
     flags = [*TINY, "--limit", "16", "--epochs", "2"]
@@ -466,9 +466,9 @@ def test_torchrun_with_two_processes_trains_as_one_process_on_the_same_global_ba
     # meanwhile, in this process: the references and the broken variants
     assert main(["train", *flags, "--out", str(tmp_path / "single")]) == 0
     assert main(["train", *flags, "--batch-size", "2", "--out", str(tmp_path / "all-images")]) == 0
-    new_model = cli.new_model
+    new_model = commands.new_model
     for name, gradients in (("per-process-bn", "averaged"), ("own-gradients", "own")):
-        monkeypatch.setattr(cli, "new_model", lambda args: PerProcessBatchNorm(new_model(args), 2, gradients))
+        monkeypatch.setattr(commands, "new_model", lambda args: PerProcessBatchNorm(new_model(args), 2, gradients))
         assert main(["train", *flags, "--out", str(tmp_path / name)]) == 0
     monkeypatch.undo()
 
@@ -547,9 +547,8 @@ def run_two_processes(argv, timeout=120):
 
 
 def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_path, monkeypatch, capfd):
-    from minunet import train as train_module
 
-    class NaNOnRank1(train_module.BCEDiceLoss):
+    class NaNOnRank1(BCEDiceLoss):
         """The training loss of process 1 alone turns NaN at its second step."""
         calls = 0
 
@@ -561,7 +560,7 @@ def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_p
                     return loss * float("nan")
             return loss
 
-    monkeypatch.setattr(train_module, "BCEDiceLoss", NaNOnRank1)
+    monkeypatch.setitem(LOSSES, "bce_dice", NaNOnRank1)
     codes = run_two_processes(["train", *TINY, "--limit", "16", "--epochs", "1", "--out", str(tmp_path / "run")])
     assert codes == [2, 2]
     err = capfd.readouterr().err

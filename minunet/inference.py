@@ -1,0 +1,97 @@
+"""From a trained model to masks: the forward pass of evaluate and predict, test-time augmentation, a faster
+model for inference (BatchNorm folded, torch.compile), and the mask and overlay files predict writes.
+"""
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .transforms import tensor_to_pil
+
+MASK_SUFFIX = "_Segmentation.png"  # <image stem>_Segmentation.png: the ISIC challenge's name for a mask file
+OVERLAY_SUFFIX = "_overlay.png"
+
+
+@torch.no_grad()
+def logits_of(model, images, amp_dtype=None, channels_last=True):
+    """The model's float32 logits (B, 1, H, W) for normalised images (B, 3, H, W)."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        logits = model(images.contiguous(memory_format=layout))  # (B, 1, H, W)
+    return logits.float()
+
+
+FLIPS = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both: the test-time augmentations
+
+
+@torch.no_grad()
+def probabilities(model, images, amp_dtype=None, tta=False, channels_last=True, logits=None):
+    """Lesion probabilities (B, 1, H, W) of normalised images (B, 3, H, W).
+
+    tta=True: the mean probability over the image and its horizontal, vertical and double flips (each
+    prediction flipped back first): four forward passes for one steadier answer. logits: the model's logits
+    for `images` when the caller already has them (saves the first forward pass).
+    """
+    if logits is None:
+        logits = logits_of(model, images, amp_dtype, channels_last)  # (B, 1, H, W)
+    probs = torch.sigmoid(logits)  # (B, 1, H, W)
+    if not tta:
+        return probs
+    for dims in FLIPS[1:]:
+        flipped = logits_of(model, images.flip(dims), amp_dtype, channels_last)  # (B, 1, H, W), flipped
+        probs = probs + torch.sigmoid(flipped).flip(dims)  # flipped back
+    return probs / len(FLIPS)
+
+
+def resize_probabilities(probs, size):
+    """Probabilities (B, 1, h, w) resized bilinearly to size (H, W) (returned as they are when equal)."""
+    if tuple(probs.shape[-2:]) == tuple(size):
+        return probs
+    return F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def fold_batchnorm(model):
+    """Fold each BatchNorm2d into the Conv2d just before it (for inference; the model must be in eval mode).
+
+    In minunet's models every BatchNorm2d directly follows its Conv2d among its parent's children, so
+    conv -> bn becomes one conv with w' = w * g / s and b' = (b - mean) * g / s + beta, s = sqrt(var + eps),
+    and the BatchNorm2d becomes an Identity. The outputs stay the same to float rounding.
+    """
+    assert not model.training, "fold_batchnorm is for eval mode"
+    for parent in model.modules():
+        children = list(parent.named_children())
+        for (_, conv), (bn_name, bn) in zip(children, children[1:]):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                conv.weight = nn.Parameter((conv.weight * scale[:, None, None, None]).detach())
+                conv.bias = nn.Parameter(((bias - bn.running_mean) * scale + bn.bias).detach())
+                setattr(parent, bn_name, nn.Identity())
+    return model
+
+
+def prepare_for_inference(model, device, compile=False):
+    """A copy of `model` in its fastest form for predicting: eval mode, BatchNorm folded, channels_last.
+
+    compile=True compiles the copy with torch.compile instead (inductor, the weights frozen into the graph;
+    contiguous tensors suit it better than channels_last): its first call takes 30 to 60 s on 2 CPU cores
+    (seconds once inductor's cache holds the graph); after that it runs x1.0 to x1.15 the eager channels_last
+    copy, x1.2 to x1.7 a plain fp32 model (bench/RESULTS.md). It needs a C++ compiler on the CPU.
+    """
+    model = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
+    if compile:
+        return torch.compile(model, dynamic=False, options={"freezing": True})
+    return model.to(memory_format=torch.channels_last)
+
+
+def mask_to_image(mask):
+    """A (H, W) bool tensor as a PIL image of mode L with values 0 and 255."""
+    return tensor_to_pil(mask[None].to(torch.uint8) * 255)
+
+
+def overlay_image(image, mask, colour=(255, 40, 40), alpha=0.45):
+    """The image (3, H, W) uint8 with the mask (H, W) bool tinted in `colour`, as a PIL RGB image."""
+    tint = torch.tensor(colour, dtype=torch.float32)[:, None, None]  # (3, 1, 1)
+    out = torch.where(mask, (1 - alpha) * image.float() + alpha * tint, image.float())  # (3, H, W)
+    return tensor_to_pil(out.round().to(torch.uint8))
