@@ -71,7 +71,7 @@ def plot_dice_histogram(dices, failure_dice, path):
     ax.hist(dices, bins=[i / 20 for i in range(21)], color="#4a78b0", edgecolor="white")
     ax.axvline(failure_dice, color="#c0392b", linestyle="--", label=f"failure line, Dice {failure_dice:.3f}")
     ax.set(xlabel="Dice of the image", ylabel="images", xlim=(0, 1))
-    ax.legend(loc="upper center")
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")

@@ -155,9 +155,9 @@ def _csv_text(rows):
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        values = [row.get(name) for name in COLUMNS]
-        values[-1] = ";".join(row.get("flags") or [])
-        writer.writerow(["" if v is None else v for v in values])
+        numbers = [row.get(name) for name in COLUMNS[1:-1]]  # floats (a 0-dim tensor too), or None
+        flags = ";".join(row.get("flags") or [])
+        writer.writerow([row["id"], *("" if v is None else float(v) for v in numbers), flags])
     return buf.getvalue()
 
 
