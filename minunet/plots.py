@@ -1,7 +1,10 @@
-"""Figures written as PNG files: training curves, and image / true mask / predicted mask overlays.
+"""Figures written as PNG files: training curves, image / true mask / predicted mask overlays, and the
+evaluation report's figures (per-image Dice, Dice against lesion size, mean Dice against the threshold).
 
 They are drawn on matplotlib Figure objects, not through pyplot: no window or backend is needed (servers,
-tests), and importing this module leaves a notebook's inline figures alone.
+tests), and importing this module leaves a notebook's inline figures alone. `path` is a file name or a
+binary file object (e.g. io.BytesIO, to embed the PNG in a page). Data go in as Python lists (or
+tensor.tolist()): matplotlib takes them, and no NumPy is needed here.
 """
 import torch
 from matplotlib.figure import Figure
@@ -59,3 +62,42 @@ def plot_cases(images, masks, preds, path, titles=None):
             ax.set_title(f"{titles[r]}: {name}" if titles and c == 0 else name, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def plot_dice_histogram(dices, failure_dice, path):
+    """How many images reached each Dice (20 bins over [0, 1]), with the failure line at `failure_dice`."""
+    fig = Figure(figsize=(6.4, 3.2))
+    ax = fig.subplots()
+    ax.hist(dices, bins=[i / 20 for i in range(21)], color="#4a78b0", edgecolor="white")
+    ax.axvline(failure_dice, color="#c0392b", linestyle="--", label=f"failure line, Dice {failure_dice:.3f}")
+    ax.set(xlabel="Dice of the image", ylabel="images", xlim=(0, 1))
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+
+
+def plot_dice_by_size(lesion_areas, dices, failure_dice, path):
+    """One dot per image: its lesion's fraction of the image (x) and its Dice (y), with the failure line."""
+    fig = Figure(figsize=(6.4, 3.2))
+    ax = fig.subplots()
+    ax.scatter(lesion_areas, dices, s=14, color="#4a78b0", alpha=0.7)
+    ax.axhline(failure_dice, color="#c0392b", linestyle="--", label=f"failure line, Dice {failure_dice:.3f}")
+    ax.set(xlabel="lesion area (fraction of the image)", ylabel="Dice", xlim=(0, 1), ylim=(-0.02, 1.02))
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+
+
+def plot_threshold_curve(thresholds, mean_dices, threshold, path):
+    """Mean Dice against the decision threshold on the probabilities, with the threshold in use marked."""
+    fig = Figure(figsize=(6.4, 3.2))
+    ax = fig.subplots()
+    ax.plot(thresholds, mean_dices, "o-", color="#4a78b0", markersize=3)
+    ax.axvline(threshold, color="#c0392b", linestyle="--", label=f"threshold in use, {threshold:g}")
+    ax.set(xlabel="threshold (probability above it is lesion)", ylabel="mean Dice", xlim=(0, 1))
+    ax.legend(loc="lower center")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")

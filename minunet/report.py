@@ -1,0 +1,296 @@
+"""Where the model fails: a per-image CSV and one HTML page that a person opens in a browser.
+
+write_report(out_dir, run, rows, cases) writes out_dir/per_image.csv (one row per image, COLUMNS) and
+out_dir/report.html. The page is plain HTML and CSS with every figure and picture inside it as a PNG data URI:
+no script, no link, nothing to fetch, so it opens the same offline, anywhere, and travels as one file.
+With scores (evaluate) it shows the metrics, the spread of Dice, the worst and best images and the flagged
+ones; without scores (predict) it shows every image with its prediction, the flagged ones first.
+"""
+import base64
+import csv
+import html
+import io
+import os
+import pathlib
+
+import torch
+
+from . import plots
+from .metrics import THRESHOLD_JACCARD
+from .transforms import tensor_to_pil
+
+FULL_AREA = 0.99  # a prediction covering at least this fraction of the image is flagged "full prediction"
+FAILURE_DICE = 2 * THRESHOLD_JACCARD / (1 + THRESHOLD_JACCARD)  # Jaccard 0.65 as a Dice: D = 2J / (1 + J)
+
+FLAGS = {
+    "empty prediction": "The model found no lesion: not one pixel of the image is predicted as lesion.",
+    "full prediction": f"The prediction covers (almost, at least {FULL_AREA:.0%}) the whole image: "
+                       "the model called everything lesion.",
+    "empty ground truth": "The image has no lesion to find: its Dice is 1 only if the prediction is empty too.",
+    "failed": f"Jaccard below {THRESHOLD_JACCARD}, the ISIC challenge's failure line: threshold_jaccard "
+              "scores the image 0.",
+}
+COLUMNS = ("id", "dice", "jaccard", "accuracy", "sensitivity", "specificity", "lesion_area", "predicted_area",
+           "flags")
+SCORES = ("dice", "jaccard", "accuracy", "sensitivity", "specificity")
+DEFINITIONS = {  # the ISIC challenge's per-image definitions, from the image's pixel counts TP, FP, FN, TN
+    "dice": "2 TP / (2 TP + FP + FN): overlap of prediction and lesion, twice the shared area over both areas.",
+    "jaccard": "TP / (TP + FP + FN): shared area over the area of prediction and lesion together.",
+    "threshold_jaccard": f"Jaccard if it is at least {THRESHOLD_JACCARD}, else 0: the challenge's ranking score.",
+    "accuracy": "(TP + TN) / (TP + TN + FP + FN): the fraction of pixels labelled right.",
+    "sensitivity": "TP / (TP + FN): the fraction of the lesion that was found.",
+    "specificity": "TN / (TN + FP): the fraction of the skin that was left alone.",
+}
+COLOURS = {  # overlay tints, RGB
+    "lesion found": (40, 190, 40), "lesion missed": (40, 90, 255), "false alarm": (255, 40, 40),
+    "predicted lesion": (255, 200, 0),
+}
+WORST, BEST = 8, 4
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em;
+       color: #222; background: #fff; line-height: 1.4; }
+h1 { border-bottom: 2px solid #4a78b0; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; } td, th { padding: 3px 10px; text-align: left; vertical-align: top; }
+tr:nth-child(even) { background: #f3f5f8; } th { background: #e2e8f0; }
+p.how { color: #555; font-size: 0.92em; max-width: 60em; }
+img.case { width: 150px; height: auto; } img.small { width: 100px; height: auto; }
+figure { display: inline-block; margin: 4px; font-size: 0.85em; vertical-align: top; }
+figcaption { max-width: 210px; word-wrap: break-word; }
+.swatch { display: inline-block; width: 0.9em; height: 0.9em; vertical-align: middle; }
+"""
+
+
+def image_flags(predicted_area, lesion_area=None, jaccard=None):
+    """The names of the FLAGS an image earns, in FLAGS' order.
+
+    Areas are fractions of the image in [0, 1]; lesion_area and jaccard are None when there is no ground
+    truth (predict), and then only the prediction's flags can be raised.
+    """
+    raised = {
+        "empty prediction": predicted_area == 0,
+        "full prediction": predicted_area >= FULL_AREA,
+        "empty ground truth": lesion_area is not None and lesion_area == 0,
+        "failed": jaccard is not None and jaccard < THRESHOLD_JACCARD,
+    }
+    return [name for name in FLAGS if raised[name]]
+
+
+def overlay(image, truth, prediction, alpha=0.5):
+    """The image (3, h, w) uint8 with the prediction tinted over it, as (3, h, w) uint8.
+
+    With a truth mask: lesion found green, lesion missed blue, false alarm red (COLOURS); without: the
+    predicted lesion yellow. truth, prediction: (h, w) bool (or anything reshaping to it, in {0, 1}).
+    """
+    h, w = image.shape[1:]
+    pred = prediction.reshape(h, w).bool()  # (h, w)
+    if truth is None:
+        parts = {"predicted lesion": pred}
+    else:
+        true = truth.reshape(h, w).bool()  # (h, w)
+        parts = {"lesion found": true & pred, "lesion missed": true & ~pred, "false alarm": ~true & pred}
+    out = image.float()  # (3, h, w)
+    for name, mask in parts.items():
+        tint = torch.tensor(COLOURS[name], dtype=torch.float32)[:, None, None]  # (3, 1, 1)
+        out = torch.where(mask, (1 - alpha) * out + alpha * tint, out)
+    return out.round().to(torch.uint8)
+
+
+def _png_uri(write_png):
+    """The data:image/png;base64 URI, for an <img> src, of the PNG that write_png(file) writes."""
+    buf = io.BytesIO()
+    write_png(buf)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _picture_uri(image):
+    """A (3, h, w) uint8 image, or an (h, w) bool mask (white on black), as a PNG data URI."""
+    if image.dim() == 2:
+        image = (image.bool().to(torch.uint8) * 255)[None].expand(3, -1, -1)  # (3, h, w)
+    return _png_uri(lambda file: tensor_to_pil(image.contiguous()).save(file, format="PNG"))
+
+
+def _esc(value):
+    """Any value as escaped HTML text."""
+    return html.escape(str(value))
+
+
+def _img(uri, alt, cls):
+    """An <img> of a data URI."""
+    return f'<img class="{cls}" src="{uri}" alt="{_esc(alt)}">'
+
+
+def _number(value, percent=False):
+    """A score to 3 decimals, an area as a percentage, None as a dash."""
+    if value is None:
+        return "&ndash;"
+    return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
+
+
+def write_report(out_dir, run, rows, cases, threshold_curve=None):
+    """Write out_dir/per_image.csv and out_dir/report.html (making out_dir); return the HTML's path.
+
+    run: ordered dict of label -> value shown at the top (checkpoint, model, data, split, threshold, ...).
+    rows: one dict per image with the COLUMNS keys; for predict only id, predicted_area and flags (score
+    columns absent or None are written empty); flags is a list of FLAGS names, written ";"-joined.
+    cases: id -> (image (3, h, w) uint8, truth (h, w) bool or None, prediction (h, w) bool), the images that
+    may be drawn, at a small size. threshold_curve: (thresholds, mean Dice at each, threshold in use) or None.
+    Each file is written to a .tmp beside it, then renamed over the old one: a report is never half-written.
+    An unwritable out_dir raises OSError.
+    """
+    scored = any(row.get("dice") is not None for row in rows)
+    body = _scored_page(run, rows, cases, threshold_curve) if scored else _prediction_page(run, rows, cases)
+    title = "Evaluation report" if scored else "Prediction report"
+    page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+            f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n")
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / "per_image.csv", _csv_text(rows))
+    _write_atomic(out / "report.html", page)
+    return out / "report.html"
+
+
+def _csv_text(rows):
+    """The rows as CSV text with the COLUMNS: None and absent as empty, flags ";"-joined."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        numbers = [row.get(name) for name in COLUMNS[1:-1]]  # floats (a 0-dim tensor too), or None
+        flags = ";".join(row.get("flags") or [])
+        writer.writerow([row["id"], *("" if v is None else float(v) for v in numbers), flags])
+    return buf.getvalue()
+
+
+def _write_atomic(path, text):
+    """Write text to path through path.tmp and os.replace; the .tmp is removed if that fails."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _run_table(run):
+    """The run's labels and values as a table."""
+    cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in run.items())
+    return f"<h2>Run</h2>\n<table>{cells}</table>"
+
+
+def _legend(names):
+    """A line naming each overlay colour."""
+    swatches = [f'<span class="swatch" style="background: rgb{COLOURS[n]}"></span> {n}' for n in names]
+    return "Overlay: " + ", ".join(swatches) + "."
+
+
+def _scored_page(run, rows, cases, threshold_curve):
+    """The body of the evaluation page: run, metrics, figures, worst and best cases, flagged images."""
+    scored = [row for row in rows if row.get("dice") is not None]
+    dices = [row["dice"] for row in scored]
+    failed = sum(d < FAILURE_DICE for d in dices)
+    means = {name: sum(row[name] for row in scored) / len(scored) for name in SCORES}
+    means["threshold_jaccard"] = sum(row["jaccard"] if row["jaccard"] >= THRESHOLD_JACCARD else 0.0
+                                     for row in scored) / len(scored)
+    metric_rows = "".join(f"<tr><th>{name}</th><td>{means[name]:.4f}</td><td>{_esc(DEFINITIONS[name])}</td></tr>"
+                          for name in DEFINITIONS)
+    parts = [_run_table(run), "<h2>ISIC metrics</h2>",
+             f"<table><tr><th>metric</th><th>mean</th><th>definition, per image</th></tr>{metric_rows}</table>",
+             f'<p class="how">As the ISIC challenge scores them: each metric is computed per image from its pixel '
+             f"counts (TP lesion found, FP false alarm, FN lesion missed, TN skin left alone), taken as 1 where "
+             f"its denominator is 0, then averaged over the {len(scored)} images.</p>",
+             "<h2>Per-image Dice</h2>", _img(_png_uri(lambda f: plots.plot_dice_histogram(dices, FAILURE_DICE, f)),
+                                             "histogram of per-image Dice", "fig"),
+             f'<p class="how">How many images reached each Dice. The dashed line is Dice {FAILURE_DICE:.3f}, the '
+             f"Dice of Jaccard {THRESHOLD_JACCARD} (D = 2J / (1 + J)): images left of it fail the challenge's "
+             f"threshold and score 0 there. {failed} of {len(dices)} images fail.</p>"]
+    sized = [row for row in scored if row.get("lesion_area") is not None]
+    if sized:
+        areas, size_dices = [r["lesion_area"] for r in sized], [r["dice"] for r in sized]
+        uri = _png_uri(lambda f: plots.plot_dice_by_size(areas, size_dices, FAILURE_DICE, f))
+        parts += ["<h2>Dice against lesion size</h2>", _img(uri, "Dice against lesion area", "fig"),
+                  '<p class="how">One dot per image: the fraction of the image its lesion covers (x) and its '
+                  "Dice (y). Dots below the dashed line failed. Look for where they gather: small lesions are "
+                  "hard because a few wrong pixels are a large part of them.</p>"]
+    if threshold_curve is not None:
+        thresholds, curve, in_use = threshold_curve
+        best = max(range(len(curve)), key=lambda i: curve[i])
+        uri = _png_uri(lambda f: plots.plot_threshold_curve(list(thresholds), list(curve), in_use, f))
+        parts += ["<h2>Dice against the decision threshold</h2>", _img(uri, "mean Dice against threshold", "fig"),
+                  f'<p class="how">The mean Dice if every pixel whose probability is above the threshold were '
+                  f"called lesion. The dashed line marks the threshold in use ({in_use:g}); the best here is "
+                  f"{thresholds[best]:g} (mean Dice {curve[best]:.4f}). A flat curve means the model is sure of "
+                  f"its pixels. Choose a threshold on validation images, never on the test images.</p>"]
+    order = sorted(scored, key=lambda row: (row["dice"], str(row["id"])))
+    worst, best = order[:WORST], order[WORST:][::-1][:BEST]  # best: from the images not already shown
+    parts += [f"<h2>Worst {len(worst)} images, lowest Dice first</h2>", _case_table(worst, cases, "worst")]
+    if best:
+        parts += [f"<h2>Best {len(best)} images, highest Dice first</h2>", _case_table(best, cases, "best")]
+    parts += ["<h2>Flagged images</h2>", _flag_sections(rows, cases)]
+    return "\n".join(parts)
+
+
+def _case_table(chosen, cases, name):
+    """A table of image | ground truth | prediction | overlay, one row per chosen image, with its scores."""
+    lines = [f'<p class="how">{_legend(["lesion found", "lesion missed", "false alarm"])} Ground truth and '
+             f"prediction in white on black.</p>", f'<table id="{name}"><tr><th>image and scores</th><th>image'
+             "</th><th>ground truth</th><th>prediction</th><th>overlay</th></tr>"]
+    for row in chosen:
+        scores = "<br>".join(f"{k} {_number(row.get(k))}" for k in SCORES)
+        areas = (f"lesion {_number(row.get('lesion_area'), True)}<br>"
+                 f"predicted {_number(row.get('predicted_area'), True)}")
+        flags = "<br>".join(_esc(f) for f in row.get("flags") or [])
+        cells = [f'<td><b class="id">{_esc(row["id"])}</b><br>{scores}<br>{areas}<br><i>{flags}</i></td>']
+        if row["id"] in cases:
+            image, truth, prediction = cases[row["id"]]
+            pictures = [image, truth, prediction, overlay(image, truth, prediction)]
+            labels = ("image", "ground truth", "prediction", "overlay")
+            cells += ["<td>" + _img(_picture_uri(p), f"{row['id']} {label}", "case") + "</td>"
+                      for p, label in zip(pictures, labels) if p is not None]
+        else:
+            cells.append('<td colspan="4">(not drawn: no picture of this image was passed)</td>')
+        lines.append(f"<tr>{''.join(cells)}</tr>")
+    return "\n".join(lines) + "</table>"
+
+
+def _thumbnail(row, cases, big=False):
+    """A figure: the image's overlay (with the plain image first if big), its id, areas and flags."""
+    caption = f'<b class="id">{_esc(row["id"])}</b><br>predicted {_number(row.get("predicted_area"), True)}'
+    if row.get("dice") is not None:
+        caption += f", Dice {_number(row['dice'])}"
+    if row.get("flags"):
+        caption += "<br><i>" + _esc(", ".join(row["flags"])) + "</i>"
+    pictures = ""
+    if row["id"] in cases:
+        image, truth, prediction = cases[row["id"]]
+        cls = "case" if big else "small"
+        pictures = _img(_picture_uri(overlay(image, truth, prediction)), f"{row['id']} overlay", cls)
+        if big:
+            pictures = _img(_picture_uri(image), f"{row['id']} image", cls) + pictures
+    return f"<figure>{pictures}<figcaption>{caption}</figcaption></figure>"
+
+
+def _flag_sections(rows, cases):
+    """For each flag: its sentence, how many images have it, and their ids with small overlays."""
+    parts = []
+    for name, sentence in FLAGS.items():
+        flagged = [row for row in rows if name in (row.get("flags") or [])]
+        parts.append(f"<h3>{_esc(name)}: {len(flagged)} image{'s' if len(flagged) != 1 else ''}</h3>"
+                     f'<p class="how">{_esc(sentence)}</p>')
+        parts += [_thumbnail(row, cases) for row in flagged]
+    return "\n".join(parts)
+
+
+def _prediction_page(run, rows, cases):
+    """The body of the prediction page: run, the flags' meaning, then every image, the flagged ones first."""
+    counts = {name: sum(name in (row.get("flags") or []) for row in rows) for name in FLAGS}
+    meanings = "".join(f"<tr><th>{_esc(name)}</th><td>{counts[name]}</td><td>{_esc(sentence)}</td></tr>"
+                       for name, sentence in FLAGS.items() if name in ("empty prediction", "full prediction"))
+    order = sorted(rows, key=lambda row: (not row.get("flags"), str(row["id"])))
+    return "\n".join([_run_table(run), "<h2>Flags</h2>",
+                      f"<table><tr><th>flag</th><th>images</th><th>meaning</th></tr>{meanings}</table>",
+                      f"<h2>{len(rows)} images, flagged ones first</h2>",
+                      f'<p class="how">Each image, then the same image with the prediction over it. '
+                      f'{_legend(["predicted lesion"])} Without ground truth nothing is scored: look for '
+                      f"predictions that miss the lesion or spill onto the skin.</p>",
+                      *(_thumbnail(row, cases, big=True) for row in order)])
