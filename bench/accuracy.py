@@ -14,7 +14,8 @@ import segmentation_models_pytorch as smp
 import torch
 
 from minunet.data import make_dataset
-from minunet.train import fit, write_history
+from minunet.rundir import write_history
+from minunet.train import fit
 
 
 def main():

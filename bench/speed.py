@@ -9,7 +9,7 @@ min-max), and peak memory. Sections:
      use torch.inference_mode);
   2. what each speed-up buys (channels_last, fused Adam, bf16 autocast, BatchNorm folding, inference_mode,
      torch.compile; the reference compiled too, to show what compiling alone buys);
-  3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.train.predict (eager
+  3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.predict.predict (eager
      and compiled) vs plain fp32 inference image by image and in batches, on the same files; and the data
      pipeline's samples/s;
   4. the peak tensor memory of each model pair, training and inference (torch.profiler: repeatable).
@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from minunet import ResNet34UNet, UNet
 from minunet.data import make_dataset
 from minunet.losses import BCEDiceLoss
-from minunet.train import fit, fold_batchnorm, predict, prepare_for_inference
+from minunet.inference import fold_batchnorm, prepare_for_inference
+from minunet.predict import predict
+from minunet.train import fit
 from minunet.transforms import tensor_to_pil
 
 
@@ -329,7 +331,7 @@ def end_to_end(args, device):
     print(f"  data pipeline (decode-free, augmented): {data_rate:.0f} samples/s = {data_rate / ours:.0f}x the "
           f"model's training rate")
 
-    # prediction from image files: minunet.train.predict vs the same work done by a plain fp32 script, image by
+    # prediction from image files: minunet.predict.predict vs the same work done by a plain fp32 script, image by
     # image and in batches of n
     with tempfile.TemporaryDirectory() as tmp:
         paths, out = write_images(train_set, tmp), os.path.join(tmp, "ours")

@@ -12,11 +12,12 @@ from .checkpoint import build_model, load_checkpoint, model_from_checkpoint
 from .data import IMAGE_EXTENSIONS, make_dataset
 from .device import choose_device
 from .errors import CheckpointError, DataError, TrainingError, one_line
-from .evaluation import evaluate
+from .evaluation import THRESHOLDS, evaluate
 from .inference import MASK_SUFFIX, OVERLAY_SUFFIX
 from .losses import LOSSES
 from .predict import predict
-from .rundir import RUN_FILES, refuse_to_overwrite
+from .report import image_flags, write_report
+from .rundir import RUN_FILES, refuse_to_overwrite, write_curves
 from .train import fit
 
 RESUME_KEYS = ("size", "mean", "std", "run", "epoch", "history", "best_dice", "optimizer", "scheduler", "scaler",
@@ -24,6 +25,7 @@ RESUME_KEYS = ("size", "mean", "std", "run", "epoch", "history", "best_dice", "o
 RUN_FLAGS = ("model", "data", "data_root", "size", "epochs", "batch_size", "lr", "loss", "ema", "scale_shift", "tta",
              "tune_threshold", "encoder_weights", "base_channels", "limit", "seed", "precision")
 DEFAULT_EPOCHS = 20
+REPORT_SCORES = ("dice", "jaccard", "accuracy", "sensitivity", "specificity", "lesion_area", "predicted_area")
 
 
 def say(message):
@@ -105,8 +107,10 @@ def resumed_run(args):
 def train_command(args):
     if args.resume:
         run, state, model = resumed_run(args)
-        if state["epoch"] >= run.epochs:
-            print(f"nothing to resume: {run.out} has finished all {run.epochs} epochs; its files are as they were")
+        if state["epoch"] >= run.epochs:  # finished: only history.csv and curves.png may lag behind last.pt
+            write_curves(run.out, state["history"])
+            print(f"nothing to resume: {run.out} has finished all {run.epochs} epochs (history.csv and curves.png "
+                  f"rewritten from last.pt)")
             return
     else:
         run, state = args, None
@@ -142,15 +146,17 @@ def train_command(args):
 
 def evaluate_command(args):
     state, model = open_checkpoint(args.checkpoint)
+    if args.report:
+        must_be_writable(args.report, "--report")
     dataset = make_dataset(args.data, args.split, args.data_root, state["size"], limit=args.limit,
                            skip_unreadable=True)
     for message in dataset.skipped:
         say(f"skipped: {message}")
     for note in getattr(dataset, "notes", ()):
         say(f"note: {note}")
-    threshold = args.threshold or state.get("threshold", 0.5)
-    scores = evaluate(model, dataset, device=args.device, batch_size=args.batch_size, per_image=True,
-                      tta=args.tta, threshold=threshold, workers=args.workers)
+    threshold, cases = args.threshold or state.get("threshold", 0.5), [] if args.report else None
+    scores = evaluate(model, dataset, device=args.device, batch_size=args.batch_size, per_image=True, tta=args.tta,
+                      threshold=threshold, postprocess=args.postprocess, workers=args.workers, collect=cases)
     names = ("dice", "jaccard", "threshold_jaccard", "accuracy", "sensitivity", "specificity")
     skipped = f" ({len(dataset.skipped)} unreadable skipped)" if dataset.skipped else ""
     print(f"{scores['count']} images of {args.data} {args.split}{skipped}, scored at the ground truth's "
@@ -163,6 +169,34 @@ def evaluate_command(args):
                       f, indent=2)
     if args.figure:
         draw_cases(model, dataset, scores, args.figure, args.device, threshold)
+    if args.report:
+        per, run = scores["per_image"], run_summary(args, state, threshold)
+        rows = [dict({name: per[name][k].item() for name in REPORT_SCORES}, id=image_id)
+                for k, image_id in enumerate(scores["ids"])]
+        for row in rows:
+            row["flags"] = image_flags(row["predicted_area"], row["lesion_area"], row["jaccard"])
+        curve = (list(THRESHOLDS), [scores["dice_by_threshold"][t] for t in THRESHOLDS], threshold)
+        path = write_report(args.report, dict(run, split=args.split, images=scores["count"]), rows,
+                            {case[0]: case[1:] for case in cases}, curve)
+        print(f"wrote {path} and per_image.csv")
+
+
+def run_summary(args, state, threshold):
+    """What a report says of the run at its top: the checkpoint, model, data and decision rule."""
+    data = f"{args.data} ({args.data_root})" if getattr(args, "data_root", None) else getattr(args, "data", None)
+    return {"checkpoint": args.checkpoint, "model": f"{state['model']} {state['model_args']}",
+            "trained": f"epoch {state.get('epoch', '?')}, validation Dice {state.get('best_dice', float('nan')):.4f}",
+            **({"data": data} if data else {}), "threshold": threshold,
+            "test-time augmentation": "on" if args.tta else "off",
+            "post-processing": "largest region, holes filled" if args.postprocess else "off"}
+
+
+def must_be_writable(folder, flag):
+    """Make `folder` if missing; DataError when it is a file or cannot be written to (before any work)."""
+    must_be_a_folder(folder, flag)
+    os.makedirs(folder, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise DataError(f"{flag} {folder} cannot be written to: pass a folder you can write to")
 
 
 def draw_cases(model, dataset, scores, path, device, threshold, n=3):
@@ -187,6 +221,8 @@ def draw_cases(model, dataset, scores, path, device, threshold, n=3):
 
 def predict_command(args):
     must_be_a_folder(args.output, "--output")
+    if args.report:
+        must_be_writable(args.report, "--report")
     state, model = open_checkpoint(args.checkpoint)
     if os.path.isdir(args.input):
         paths = sorted(os.path.join(args.input, f) for f in os.listdir(args.input)
@@ -197,11 +233,17 @@ def predict_command(args):
         raise DataError(f"--input {args.input}: no such file or folder")
     if not paths:
         raise DataError(f"--input {args.input} holds no .jpg, .jpeg or .png image")
+    threshold, cases = args.threshold or state.get("threshold", 0.5), [] if args.report else None
     written, skipped = predict(model, paths, args.output, state["size"], device=args.device, overlay=args.overlay,
                                mean=state["mean"], std=state["std"], batch_size=args.batch_size,
-                               compile=args.compile, threshold=args.threshold or state.get("threshold", 0.5),
-                               tta=args.tta, overwrite=args.overwrite, warn=say)
+                               compile=args.compile, threshold=threshold, tta=args.tta,
+                               postprocess=args.postprocess, overwrite=args.overwrite, warn=say, collect=cases)
     print(f"wrote {written} segmentation(s) to {args.output}" + (f"; skipped {len(skipped)} unreadable "
                                                                   f"image(s)" if skipped else ""))
     if written == 0:
         raise DataError(f"none of the {len(paths)} image(s) in {args.input} could be read")
+    if args.report:
+        rows = [dict(id=stem, predicted_area=area, flags=image_flags(area)) for stem, _, _, area in cases]
+        run = dict(run_summary(args, state, threshold), input=args.input, images=written)
+        path = write_report(args.report, run, rows, {stem: (image, None, mask) for stem, image, mask, _ in cases})
+        print(f"wrote {path} and per_image.csv")

@@ -12,21 +12,35 @@ from .device import choose_device, default_workers
 from .inference import logits_of, probabilities, resize_probabilities
 from .losses import BCEDiceLoss
 from .metrics import MetricAccumulator, isic_metrics
+from .postprocess import clean_mask
+from .transforms import Normalize
 
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05, 0.10, ..., 0.95: the threshold sweep
 
 
 class Scores:
-    """The ISIC metrics of each image scored so far, and its Dice at every threshold of THRESHOLDS."""
+    """The ISIC metrics of each image scored so far, its lesion's and prediction's areas (fractions of the
+    image), and its Dice at every threshold of THRESHOLDS (of the masks as thresholded, not post-processed)."""
 
-    def __init__(self, threshold):
-        self.threshold, self.metrics, self.sweep = threshold, MetricAccumulator(), []
+    def __init__(self, threshold, postprocess=False):
+        self.threshold, self.postprocess = threshold, postprocess
+        self.metrics, self.sweep, self.areas = MetricAccumulator(), [], []
 
     def add(self, probs, truth):
-        """probs (B, 1, H, W) in [0, 1] and truth (B, 1, H, W) in {0, 1}, on one device."""
-        truth = truth.bool()
-        self.metrics.update(probs > self.threshold, truth)
+        """probs (B, 1, H, W) in [0, 1] and truth (B, 1, H, W) in {0, 1}, on one device; returns the
+        predicted masks (B, 1, H, W) bool."""
+        truth, pred = truth.bool(), probs > self.threshold
+        if self.postprocess:
+            pred = clean_mask(pred)
+        self.metrics.update(pred, truth)
+        self.areas.append(torch.stack([truth.float().mean((1, 2, 3)), pred.float().mean((1, 2, 3))], 1).cpu())
         self.sweep.append(torch.stack([isic_metrics(probs > t, truth)["dice"] for t in THRESHOLDS], 1).cpu())
+        return pred
+
+    def per_image(self):
+        """Each metric of every image, plus "lesion_area" and "predicted_area", as (count,) tensors."""
+        areas = torch.cat(self.areas)  # (count, 2)
+        return dict(self.metrics.per_image(), lesion_area=areas[:, 0], predicted_area=areas[:, 1])
 
     def dice_by_threshold(self):
         """{threshold: mean Dice over the images} for each threshold of THRESHOLDS."""
@@ -36,13 +50,16 @@ class Scores:
 
 @torch.no_grad()
 def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, indices=None, per_image=False,
-             tta=False, threshold=0.5, workers=None):
+             tta=False, threshold=0.5, postprocess=False, workers=None, collect=None):
     """The ISIC metrics of `model` on `dataset`: a dict of means over images, plus "loss", "count" and
     "dice_by_threshold" ({threshold: mean Dice} over THRESHOLDS).
 
     dataset items are (image, mask) or (image, mask, id). indices: score only these items. tta: average
-    over flips (minunet.inference.probabilities). per_image=True adds "per_image" (each metric per image, in
-    order) and "ids". workers: DataLoader worker processes that read the items (default
+    over flips (minunet.inference.probabilities). postprocess: keep each mask's largest region, holes filled
+    (minunet.postprocess.clean_mask). per_image=True adds "per_image" (each metric and the lesion's and the
+    prediction's areas per image, in order) and "ids". collect: a list to which (id, image (3, S, S) uint8,
+    truth (S, S) bool, prediction (S, S) bool) is appended per image at the working size (for a report).
+    workers: DataLoader worker processes that read the items (default
     minunet.device.default_workers).
     """
     device, amp_dtype = choose_device(device, precision)
@@ -55,7 +72,7 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
     loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
                         pin_memory=device.type == "cuda")
     native = getattr(dataset, "original_mask", None)  # the ground truth at its own size, where kept
-    scores, loss_fn, loss_sum, ids = Scores(threshold), BCEDiceLoss(), 0.0, []
+    scores, loss_fn, loss_sum, ids = Scores(threshold, postprocess), BCEDiceLoss(), 0.0, []
     for start, (images, masks, *rest) in zip(range(0, len(indices), batch_size), loader):
         images = images.to(device, non_blocking=True)  # (B, 3, S, S)
         masks = masks.to(device, non_blocking=True)  # (B, 1, S, S)
@@ -70,12 +87,18 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
         else:
             for p, t in zip(probs, truths):
                 scores.add(resize_probabilities(p[None], t.shape[-2:]), t[None].to(device))
-        ids += list(rest[0]) if rest else batch
+        batch_ids = list(rest[0]) if rest else batch
+        if collect is not None:
+            shown = (Normalize().undo(images) * 255).round().to(torch.uint8).cpu()  # (B, 3, S, S)
+            preds = probs > threshold
+            preds = (clean_mask(preds) if postprocess else preds).cpu()  # (B, 1, S, S)
+            collect += zip(batch_ids, shown, masks.cpu().bool()[:, 0], preds[:, 0])
+        ids += batch_ids
     model.train(was_training)
     result = scores.metrics.compute()
     result.update(loss=loss_sum / len(indices), dice_by_threshold=scores.dice_by_threshold())
     if per_image:
-        result["per_image"], result["ids"] = scores.metrics.per_image(), ids
+        result["per_image"], result["ids"] = scores.per_image(), ids
     return result
 
 

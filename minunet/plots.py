@@ -9,7 +9,7 @@ tensor.tolist()): matplotlib takes them, and no NumPy is needed here.
 import torch
 from matplotlib.figure import Figure
 
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .transforms import Normalize
 
 
 def plot_history(history, path):
@@ -35,8 +35,7 @@ def to_display(image):
     """An image tensor (3, H, W) as (H, W, 3) float in [0, 1]: uint8 is scaled, a normalised float undone."""
     if image.dtype == torch.uint8:
         return image.permute(1, 2, 0).float() / 255
-    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
-    return (image.float() * std + mean).clamp(0, 1).permute(1, 2, 0)
+    return Normalize().undo(image).permute(1, 2, 0)
 
 
 def plot_cases(images, masks, preds, path, titles=None):

@@ -12,6 +12,7 @@ from .device import choose_device
 from .errors import DataError, SettingError, one_line
 from .inference import (MASK_SUFFIX, OVERLAY_SUFFIX, mask_to_image, overlay_image, prepare_for_inference,
                         probabilities, resize_probabilities)
+from .postprocess import clean_mask
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize, pil_to_tensor
 
 
@@ -40,12 +41,13 @@ def refuse_to_replace(out_dir, names):
 
 @torch.no_grad()
 def predict(model, paths, out_dir, size, device="auto", precision="auto", overlay=False, mean=IMAGENET_MEAN,
-            std=IMAGENET_STD, batch_size=16, compile=False, threshold=0.5, tta=False, overwrite=False,
+            std=IMAGENET_STD, batch_size=16, compile=False, threshold=0.5, tta=False, postprocess=False, overwrite=False,
             warn=print, collect=None):
     """Segment each image file in `paths`; write <stem>_Segmentation.png (0/255) at the image's own size.
 
     Images go through the model batch_size at a time; a pixel is lesion where its probability is above
-    `threshold` (tta: averaged over flips, see minunet.inference.probabilities). overlay=True also writes
+    `threshold` (tta: averaged over flips, see minunet.inference.probabilities; postprocess: the largest
+    region kept, its holes filled, see minunet.postprocess.clean_mask). overlay=True also writes
     <stem>_overlay.png. compile=True runs a compiled copy of the model (see prepare_for_inference): worth its
     start-up cost for hundreds of images. An unreadable image is skipped with a call to `warn`. collect: a
     list to which (stem, image (3, S, S) uint8, mask (S, S) bool, predicted area fraction) is appended per
@@ -82,13 +84,15 @@ def predict(model, paths, out_dir, size, device="auto", precision="auto", overla
             raise SettingError(f"torch.compile failed ({one_line(str(err).splitlines()[0])}); predict without "
                                f"compiling") from None
         for image, path, prob, shown in zip(images, kept, probs, small):  # prob: (1, S, S)
-            mask = (resize_probabilities(prob[None], image.shape[1:])[0, 0] > threshold).cpu()  # (H, W) bool
+            mask = resize_probabilities(prob[None], image.shape[1:]) > threshold  # (1, 1, H, W) bool
+            mask = (clean_mask(mask) if postprocess else mask)[0, 0].cpu()  # (H, W) bool
             files = [os.path.join(out_dir, name) for name in names[path]]
             mask_to_image(mask).save(files[0])
             if overlay:
                 overlay_image(image, mask).save(files[1])
             if collect is not None:
-                small_mask = (prob[0] > threshold).cpu()  # (S, S) bool
+                small_mask = prob[None] > threshold  # (1, 1, S, S) bool
+                small_mask = (clean_mask(small_mask) if postprocess else small_mask)[0, 0].cpu()  # (S, S)
                 collect.append((os.path.splitext(os.path.basename(path))[0], shown, small_mask,
                                 mask.float().mean().item()))
             written += 1

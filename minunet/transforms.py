@@ -256,6 +256,10 @@ class Normalize:
     def __call__(self, image, mask):
         return (to_float(image) - self.mean) / self.std, mask
 
+    def undo(self, image):
+        """A normalised image (..., 3, H, W) back to float in [0, 1]."""
+        return (image.float() * self.std.to(image.device) + self.mean.to(image.device)).clamp(0, 1)
+
     def __repr__(self):
         # rounded: the float32 tensors would print 0.485 as 0.48500001430511475
         mean, std = (tuple(round(v, 6) for v in t.flatten().tolist()) for t in (self.mean, self.std))

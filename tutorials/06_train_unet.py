@@ -31,7 +31,9 @@ import torch
 from minunet import UNet
 from minunet.data import make_dataset
 from minunet.losses import BCEDiceLoss
-from minunet.train import evaluate, fit, load_checkpoint, model_from_checkpoint
+from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.evaluation import evaluate
+from minunet.train import fit
 
 parser = argparse.ArgumentParser(description="Tutorial 06: training a U-Net")
 parser.add_argument("--data-root", metavar="DIR",

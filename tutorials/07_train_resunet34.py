@@ -31,7 +31,9 @@ import torch
 
 from minunet import ResNet34UNet, UNet
 from minunet.data import make_dataset
-from minunet.train import evaluate, fit, load_checkpoint, model_from_checkpoint
+from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.evaluation import evaluate
+from minunet.train import fit
 
 parser = argparse.ArgumentParser(description="Tutorial 07: the ResNet-34 U-Net, compared with the U-Net")
 parser.add_argument("--data-root", metavar="DIR",

@@ -7,7 +7,7 @@
 # challenge metrics on the held-out split, **draws** the distribution of per-image Dice
 # (`out/08_dice_histogram.png`) and the worst and best cases (`out/08_worst_and_best.png`), then writes a
 # few images to disk as ordinary JPEG files, as a user's new photographs would be, segments them with
-# `minunet.train.predict`, and **draws** the masks it wrote (`out/08_predicted_files.png`).
+# `minunet.predict.predict`, and **draws** the masks it wrote (`out/08_predicted_files.png`).
 #
 # **How long it takes.** `--quick`: under 30 s on 2 CPU cores. Without it: under a minute on a 2-core CPU
 # when tutorial 06 or 07 has left a checkpoint (scoring is fast; 11 s on one NVIDIA H200 GPU), else
@@ -27,7 +27,11 @@ from PIL import Image
 from minunet import UNet
 from minunet.data import DataError, make_dataset
 from minunet.metrics import THRESHOLD_JACCARD
-from minunet.train import evaluate, fit, load_checkpoint, model_from_checkpoint, pick_device, predict
+from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.device import choose_device
+from minunet.evaluation import evaluate
+from minunet.predict import predict
+from minunet.train import fit
 from minunet.transforms import pil_to_tensor
 
 parser = argparse.ArgumentParser(description="Tutorial 08: evaluating and predicting")
@@ -75,7 +79,7 @@ if path is None:
     path = candidates[1]
 state = load_checkpoint(path)
 model = model_from_checkpoint(state)  # in eval mode
-device = pick_device("auto")  # the GPU when there is one
+device, _ = choose_device("auto")  # the GPU when there is one
 model = model.to(device)
 print(f"{os.path.relpath(path)}: {state['model']} {state['model_args']}, trained at {state['size']} px, "
       f"epoch {state['epoch']}, validation Dice {state['best_dice']:.4f}; running on {device}")
