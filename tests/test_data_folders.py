@@ -136,3 +136,20 @@ def test_mask_values_other_than_0_255_are_binarised_above_127(tmp_path):
     assert set(ds[i][1].unique().tolist()) <= {0.0, 1.0}
 
 
+
+
+def test_masks_at_their_own_resolution_are_read_once(tmp_path, monkeypatch):
+    """Validation scores at each mask's own resolution every epoch: from memory, not from the files."""
+    pairs = make_challenge(tmp_path, n=10, size=(40, 30), test=2)
+    datasets = [make_dataset("isic2016", split, root=tmp_path, size=32) for split in ("train", "val", "test")]
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a file was opened")
+
+    monkeypatch.setattr(Image, "open", no_decoding)
+    for ds in datasets:
+        for i, id_ in enumerate(ds.ids):
+            original = ds.original_mask(i)
+            assert torch.equal(original, pairs[id_][1]) and original.dtype == torch.uint8
+            assert original.untyped_storage().nbytes() == 40 * 30  # one byte a pixel, as the docstring says
+            ds[i]
