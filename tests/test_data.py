@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from minunet.data import TRAIN_IMAGES, TRAIN_MASKS, DataError, make_dataset, synthetic_lesion
-from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, pil_to_tensor
+from minunet.data import TRAIN_IMAGES, TRAIN_MASKS, DataError, LesionDataset, make_dataset, synthetic_lesion
+from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, pil_to_tensor, tensor_to_pil
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "isic2016"
 
@@ -90,6 +90,69 @@ def test_unknown_name_or_split():
         make_dataset("isic2017", "train")
     with pytest.raises(DataError, match="unknown split"):
         make_dataset("synthetic", "training")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Epochs in DataLoader workers, and subsets
+
+def test_set_epoch_reaches_persistent_dataloader_workers():
+    """Persistent workers keep their own copy of the dataset: the epoch must reach them through shared memory,
+    or every epoch would repeat the augmentations of the one they started in."""
+    ds = make_dataset("synthetic", "train", size=32, augment=True, seed=1, limit=4)
+
+    def two_epochs(workers):
+        loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers, persistent_workers=workers > 0)
+        batches = []
+        for epoch in (1, 2):
+            ds.set_epoch(epoch)
+            batches.append([(image, mask) for image, mask, _ in loader])
+        return batches
+
+    serial, parallel = two_epochs(0), two_epochs(2)
+    for epoch in (0, 1):
+        for (image, mask), (image2, mask2) in zip(serial[epoch], parallel[epoch], strict=True):
+            assert torch.equal(image, image2) and torch.equal(mask, mask2)
+    assert not torch.equal(serial[0][0][0], serial[1][0][0])  # epoch 2 is not epoch 1 again
+    assert ds.epoch == 2
+
+
+def test_subset_is_a_dataset_of_those_items_with_its_own_augmentation():
+    pool = make_dataset("synthetic", "train", size=32, augment=True, seed=5, limit=10)
+    pool.notes.append("a note")
+    held, rest = pool.subset([3, 4, 5], augment=False), pool.subset([0, 1, 2, 6, 7, 8, 9])
+    same = pool.subset([9, -10])
+    assert held.ids == pool.ids[3:6] and rest.ids == [pool.ids[i] for i in (0, 1, 2, 6, 7, 8, 9)]
+    assert same.ids == [pool.ids[9], pool.ids[0]] and same.augment and rest.augment and not held.augment
+    assert held.images.data_ptr() == pool.images[3].data_ptr()  # a run of items: a view, not a copy
+    assert held.notes == rest.notes == ["a note"]
+    for k, i in enumerate((3, 4, 5)):  # not augmented: the stored image, normalised
+        assert torch.equal(held[k][0], Normalize()(pool.images[i], pool.masks[i])[0])
+    # augmented as a dataset built from the same items would be, epoch by epoch, apart from the pool's epoch
+    index = torch.tensor([0, 1, 2, 6, 7, 8, 9])
+    built = LesionDataset(pool.images[index], pool.masks[index], rest.ids, augment=True, seed=5)
+    assert torch.equal(rest.images, built.images) and torch.equal(rest.masks, built.masks)
+    for epoch in (0, 3):
+        rest.set_epoch(epoch)
+        built.set_epoch(epoch)
+        assert all(torch.equal(rest[k][0], built[k][0]) and torch.equal(rest[k][1], built[k][1]) for k in range(7))
+    assert pool.epoch == 0
+    with pytest.raises(IndexError):
+        pool.subset([10])
+
+
+def test_subset_shares_the_masks_at_their_own_resolution(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    g = torch.Generator().manual_seed(0)
+    for k in range(6):
+        image, mask = synthetic_lesion(32 + 4 * k, g)  # each its own size
+        tensor_to_pil(image).save(tmp_path / "images" / f"{k}.png")
+        tensor_to_pil(mask).save(tmp_path / "masks" / f"{k}.png")  # 0/1 masks
+    pool = make_dataset("folder", "train", root=tmp_path, size=32)
+    part = pool.subset([4, 0, 2])
+    assert part.notes == pool.notes and len(part.notes) == 1
+    assert all(part.original_mask(k) is pool.original_mask(i) for k, i in enumerate((4, 0, 2)))
+    assert [tuple(part.original_mask(k).shape) for k in range(3)] == [(1, 48, 48), (1, 32, 32), (1, 40, 40)]
 
 
 # ---------------------------------------------------------------------------------------------------------
