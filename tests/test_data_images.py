@@ -115,7 +115,7 @@ def test_32_bit_and_float_images(tmp_path):
         read_image(tmp_path / "big.tif")
 
 
-def test_one_bit_gray_alpha_and_transparent_palette_images_become_rgb(tmp_path):
+def test_one_bit_gray_alpha_cmyk_and_transparent_palette_images_become_rgb(tmp_path):
     bits = pixels((1, 3, 4), high=2).to(torch.uint8)
     tensor_to_pil(bits * 255).convert("1").save(tmp_path / "bits.png")
     assert Image.open(tmp_path / "bits.png").mode == "1"
@@ -123,6 +123,10 @@ def test_one_bit_gray_alpha_and_transparent_palette_images_become_rgb(tmp_path):
     gray, alpha = pixels((1, 3, 4), seed=1).to(torch.uint8), pixels((1, 3, 4), seed=2).to(torch.uint8)
     Image.merge("LA", (tensor_to_pil(gray), tensor_to_pil(alpha))).save(tmp_path / "la.png")
     assert torch.equal(read_image(tmp_path / "la.png"), gray.expand(3, -1, -1))  # alpha dropped
+    cmy = pixels((3, 3, 4), seed=5).to(torch.uint8)  # CMYK with no black: R, G, B = 255 - C, M, Y
+    cmyk = torch.cat([cmy, torch.zeros(1, 3, 4, dtype=torch.uint8)])
+    Image.frombytes("CMYK", (4, 3), bytes(cmyk.permute(1, 2, 0).flatten().tolist())).save(tmp_path / "cmyk.tif")
+    assert torch.equal(read_image(tmp_path / "cmyk.tif"), 255 - cmy)
     palette = torch.tensor([[0, 0, 0], [200, 30, 10], [10, 220, 40]], dtype=torch.uint8)
     index = pixels((3, 4), seed=3, high=3)
     p = Image.frombytes("P", (4, 3), bytes(index.flatten().tolist()))
