@@ -25,9 +25,10 @@ def pixels(shape, seed=0, high=256):
 
 def stored_for(shown, orientation):
     """The pixels a file with EXIF `orientation` stores so that viewers show `shown` (C, H, W) (EXIF's table)."""
-    return {1: lambda a: a, 2: lambda a: a.flip(-1), 3: lambda a: a.flip(-1, -2), 4: lambda a: a.flip(-2),
+    turn = {1: lambda a: a, 2: lambda a: a.flip(-1), 3: lambda a: a.flip(-1, -2), 4: lambda a: a.flip(-2),
             5: lambda a: a.transpose(-1, -2), 6: lambda a: torch.rot90(a, 1, (-2, -1)),
-            7: lambda a: a.transpose(-1, -2).flip(-1, -2), 8: lambda a: torch.rot90(a, -1, (-2, -1))}[orientation](shown)
+            7: lambda a: a.transpose(-1, -2).flip(-1, -2), 8: lambda a: torch.rot90(a, -1, (-2, -1))}
+    return turn[orientation](shown)
 
 
 def save(t, path, orientation=None, **kwargs):
