@@ -1,29 +1,20 @@
-"""The data layer: synthetic lesions, the ISIC challenge's folders, medsegbench's npz files, bad input, and the
-real ISIC 2016 images in ../shared/data/isic2016 where that folder exists."""
-import io
+"""The datasets themselves (minunet.data): synthetic lesions, items and their augmentation, epochs in DataLoader
+workers, subsets, and the real ISIC 2016 images in ../shared/data/isic2016 where that folder exists.
+The sources have their own files: test_data_folders.py, test_data_images.py, test_data_npz.py."""
 import os
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from minunet import data
-from minunet.data import (TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS, DataError, make_dataset, read_npy,
-                          split_ids, synthetic_lesion)
-from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, pil_to_tensor
+from minunet.data import TRAIN_IMAGES, TRAIN_MASKS, DataError, LesionDataset, make_dataset, synthetic_lesion
+from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, pil_to_tensor, tensor_to_pil
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "isic2016"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-def to_pil(t):
-    """A uint8 tensor (3, H, W) or (1, H, W) as a PIL image (RGB or L)."""
-    c, h, w = t.shape
-    return Image.frombytes("RGB" if c == 3 else "L", (w, h), bytes(t.permute(1, 2, 0).flatten().tolist()))
 
 
 def unnormalise(image):
@@ -102,231 +93,66 @@ def test_unknown_name_or_split():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The ISIC challenge's folders, built in tmp_path
+# Epochs in DataLoader workers, and subsets
 
-def make_challenge(root, n=20, size=(40, 30), test=0):
-    """Write n training (and `test` test) image/mask pairs in the challenge layout; returns {id: (image, mask)}."""
+def test_set_epoch_reaches_persistent_dataloader_workers():
+    """Persistent workers keep their own copy of the dataset: the epoch must reach them through shared memory,
+    or every epoch would repeat the augmentations of the one they started in."""
+    ds = make_dataset("synthetic", "train", size=32, augment=True, seed=1, limit=4)
+
+    def two_epochs(workers):
+        loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers, persistent_workers=workers > 0)
+        batches = []
+        for epoch in (1, 2):
+            ds.set_epoch(epoch)
+            batches.append([(image, mask) for image, mask, _ in loader])
+        return batches
+
+    serial, parallel = two_epochs(0), two_epochs(2)
+    for epoch in (0, 1):
+        for (image, mask), (image2, mask2) in zip(serial[epoch], parallel[epoch], strict=True):
+            assert torch.equal(image, image2) and torch.equal(mask, mask2)
+    assert not torch.equal(serial[0][0][0], serial[1][0][0])  # epoch 2 is not epoch 1 again
+    assert ds.epoch == 2
+
+
+def test_subset_is_a_dataset_of_those_items_with_its_own_augmentation():
+    pool = make_dataset("synthetic", "train", size=32, augment=True, seed=5, limit=10)
+    pool.notes.append("a note")
+    held, rest = pool.subset([3, 4, 5], augment=False), pool.subset([0, 1, 2, 6, 7, 8, 9])
+    same = pool.subset([9, -10])
+    assert held.ids == pool.ids[3:6] and rest.ids == [pool.ids[i] for i in (0, 1, 2, 6, 7, 8, 9)]
+    assert same.ids == [pool.ids[9], pool.ids[0]] and same.augment and rest.augment and not held.augment
+    assert held.images.data_ptr() == pool.images[3].data_ptr()  # a run of items: a view, not a copy
+    assert held.notes == rest.notes == ["a note"]
+    for k, i in enumerate((3, 4, 5)):  # not augmented: the stored image, normalised
+        assert torch.equal(held[k][0], Normalize()(pool.images[i], pool.masks[i])[0])
+    # augmented as a dataset built from the same items would be, epoch by epoch, apart from the pool's epoch
+    index = torch.tensor([0, 1, 2, 6, 7, 8, 9])
+    built = LesionDataset(pool.images[index], pool.masks[index], rest.ids, augment=True, seed=5)
+    assert torch.equal(rest.images, built.images) and torch.equal(rest.masks, built.masks)
+    for epoch in (0, 3):
+        rest.set_epoch(epoch)
+        built.set_epoch(epoch)
+        assert all(torch.equal(rest[k][0], built[k][0]) and torch.equal(rest[k][1], built[k][1]) for k in range(7))
+    assert pool.epoch == 0
+    with pytest.raises(IndexError):
+        pool.subset([10])
+
+
+def test_subset_shares_the_masks_at_their_own_resolution(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
     g = torch.Generator().manual_seed(0)
-    pairs = {}
-    for folder, masks, count, first in [(TRAIN_IMAGES, TRAIN_MASKS, n, 0), (TEST_IMAGES, TEST_MASKS, test, 1000)]:
-        if count == 0:
-            continue
-        (root / folder).mkdir(parents=True)
-        (root / masks).mkdir()
-        for k in range(first, first + count):
-            image, mask = synthetic_lesion(max(size), g)
-            image, mask = image[:, :size[1], :size[0]], mask[:, :size[1], :size[0]]  # (3, h, w), (1, h, w)
-            id_ = f"ISIC_{k:07d}"
-            to_pil(image).save(root / folder / f"{id_}.png")  # lossless, so the test can compare pixels
-            to_pil(mask * 255).save(root / masks / f"{id_}_Segmentation.png")
-            pairs[id_] = (image, mask)
-    return pairs
-
-
-def test_challenge_layout_splits_and_alignment(tmp_path):
-    pairs = make_challenge(tmp_path, n=20, size=(40, 30), test=3)
-    train = make_dataset("isic2016", "train", root=tmp_path, size=32)
-    val = make_dataset("isic2016", "val", root=tmp_path, size=32, seed=99)  # seed does not move the split
-    test = make_dataset("isic2016", "test", root=tmp_path, size=32)
-    assert (len(train), len(val), len(test)) == (18, 2, 3)
-    assert set(train.ids).isdisjoint(val.ids) and sorted(train.ids + val.ids) == sorted(pairs)[:20]
-    assert train.ids == sorted(train.ids) and test.ids == ["ISIC_0001000", "ISIC_0001001", "ISIC_0001002"]
-    assert train.images.shape == (18, 3, 32, 32) and train.images.dtype == torch.uint8
-    assert train.masks.shape == (18, 1, 32, 32) and train.masks.dtype == torch.uint8
-    for ds in (train, val, test):
-        for i in (0, len(ds) - 1):
-            image, mask = pairs[ds.ids[i]]
-            # the cached pair is the file pair resized; the mask at its own resolution is the file's
-            resized = to_pil(image).resize((32, 32), Image.BILINEAR)
-            assert (pil_to_tensor(resized).int() - ds.images[i].int()).abs().max() <= 2
-            assert torch.equal(ds.original_mask(i), mask)
-            small = pil_to_tensor(to_pil(mask * 255).resize((32, 32), Image.NEAREST), mode="L") > 127
-            assert torch.equal(ds.masks[i], small.to(torch.uint8))
-    assert len(make_dataset("isic2016", "train", root=tmp_path, size=32, limit=5)) == 5
-
-
-def test_split_is_a_fixed_ninety_ten():
-    ids = [f"ISIC_{k:07d}" for k in range(749)]
-    s = split_ids(ids)
-    assert (len(s["train"]), len(s["val"])) == (674, 75)
-    assert set(s["train"]).isdisjoint(s["val"]) and sorted(s["train"] + s["val"]) == ids
-    assert s == split_ids(ids) and s["val"] != ids[-75:] and s["val"] != ids[:75]
-    assert len(split_ids(ids[:15])["val"]) == 2  # round(1.5)
-    assert len(split_ids(ids[:20])["val"]) == 2
-
-
-def test_folder_without_expected_subfolders(tmp_path):
-    (tmp_path / TRAIN_IMAGES).mkdir()
-    with pytest.raises(DataError, match=TRAIN_MASKS):
-        make_dataset("isic2016", "train", root=tmp_path)
-    make_challenge(tmp_path / "b", n=4)
-    with pytest.raises(DataError, match=f"missing folder .*{TEST_IMAGES}"):
-        make_dataset("isic2016", "test", root=tmp_path / "b")
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "ISBI2016_ISIC_Part1_Training_Data.zip").write_bytes(b"")  # a file: not the layout
-    images, labels = fake_split(1)
-    write_npz(tmp_path / "c" / "isic2016_128.npz", {"train_images": images, "train_label": labels})
-    assert len(make_dataset("isic2016", "train", root=tmp_path / "c")) == 1
-    with pytest.raises(DataError, match="is not a folder"):
-        make_dataset("isic2016", "train", root=tmp_path / "nowhere")
-
-
-def test_image_without_mask_and_mask_without_image(tmp_path):
-    make_challenge(tmp_path, n=4)
-    mask = tmp_path / TRAIN_MASKS / "ISIC_0000002_Segmentation.png"
-    mask.rename(tmp_path / "spare.png")
-    with pytest.raises(DataError, match=r"ISIC_0000002\.png has no mask: expected .*ISIC_0000002_Segmentation"):
-        make_dataset("isic2016", "train", root=tmp_path)
-    (tmp_path / "spare.png").rename(mask)
-    (tmp_path / TRAIN_IMAGES / "ISIC_0000003.png").unlink()
-    with pytest.raises(DataError, match=r"mask .*ISIC_0000003_Segmentation\.png has no image"):
-        make_dataset("isic2016", "train", root=tmp_path)
-
-
-def test_corrupt_and_truncated_jpeg(tmp_path):
-    make_challenge(tmp_path, n=2)
-    images = tmp_path / TRAIN_IMAGES
-    good = io.BytesIO()
-    Image.open(images / "ISIC_0000000.png").save(good, "JPEG")
-    (images / "ISIC_0000000.png").unlink()
-    (images / "ISIC_0000000.jpg").write_bytes(b"not a jpeg at all")
-    with pytest.raises(DataError, match=r"cannot read .*ISIC_0000000\.jpg"):
-        make_dataset("isic2016", "train", root=tmp_path)
-    (images / "ISIC_0000000.jpg").write_bytes(good.getvalue()[:len(good.getvalue()) // 2])
-    with pytest.raises(DataError, match=r"cannot read .*ISIC_0000000\.jpg.*truncated"):
-        make_dataset("isic2016", "train", root=tmp_path)
-    (images / "ISIC_0000000.jpg").write_bytes(good.getvalue())
-    assert len(make_dataset("isic2016", "train", root=tmp_path)) == 2
-
-
-def test_grayscale_and_rgba_images_are_converted(tmp_path):
-    pairs = make_challenge(tmp_path, n=2, size=(32, 32))
-    images = tmp_path / TRAIN_IMAGES
-    Image.open(images / "ISIC_0000000.png").convert("L").save(images / "ISIC_0000000.png")
-    rgba = Image.open(images / "ISIC_0000001.png").convert("RGBA")
-    rgba.putalpha(100)
-    rgba.save(images / "ISIC_0000001.png")
-    ds = make_dataset("isic2016", "train", root=tmp_path, size=32)
-    gray, colour = ds.images[ds.ids.index("ISIC_0000000")], ds.images[ds.ids.index("ISIC_0000001")]
-    assert gray.shape == (3, 32, 32) and torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
-    assert torch.equal(colour, pairs["ISIC_0000001"][0])  # alpha dropped, colours kept
-
-
-def test_mask_size_differs_from_image(tmp_path):
-    make_challenge(tmp_path, n=2, size=(40, 30))
-    mask = tmp_path / TRAIN_MASKS / "ISIC_0000001_Segmentation.png"
-    Image.open(mask).resize((20, 15)).save(mask)
-    with pytest.raises(DataError, match=r"mask .*ISIC_0000001_Segmentation\.png is 20x15 but its image "
-                                        r".*ISIC_0000001\.png is 40x30"):
-        make_dataset("isic2016", "train", root=tmp_path)
-
-
-def test_mask_values_other_than_0_255_are_binarised_above_127(tmp_path):
-    make_challenge(tmp_path, n=2, size=(4, 1))
-    mask = tmp_path / TRAIN_MASKS / "ISIC_0000000_Segmentation.png"
-    Image.frombytes("L", (4, 1), bytes([0, 127, 128, 200])).save(mask)
-    ds = make_dataset("isic2016", "train", root=tmp_path, size=4)
-    i = ds.ids.index("ISIC_0000000")
-    assert ds.original_mask(i).flatten().tolist() == [0, 0, 1, 1]
-    assert set(ds[i][1].unique().tolist()) <= {0.0, 1.0}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# medsegbench npz files, written here in medsegbench's format without NumPy
-
-NPY_DESCR = {torch.uint8: "|u1", torch.int64: "<i8", torch.bool: "|b1", torch.float32: "<f4"}
-
-
-def npy_bytes(t):
-    """The .npy (format 1.0) bytes of a C-ordered tensor."""
-    header = f"{{'descr': '{NPY_DESCR[t.dtype]}', 'fortran_order': False, 'shape': {tuple(t.shape)}, }}"
-    header += " " * (63 - (10 + len(header)) % 64) + "\n"  # pad so the data starts on a 64-byte boundary
-    data = t.contiguous().view(torch.uint8) if t.dtype != torch.bool else t.to(torch.uint8)
-    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(data.flatten().tolist())
-
-
-def write_npz(path, arrays, compressed=False):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as z:
-        for key, t in arrays.items():
-            z.writestr(key + ".npy", npy_bytes(t))
-
-
-def fake_split(n, size=128, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, size, size, 3), generator=g, dtype=torch.uint8)  # (N, H, W, 3)
-    labels = torch.randint(0, 2, (n, size, size), generator=g, dtype=torch.uint8)  # (N, H, W) in {0, 1}
-    return images, labels
-
-
-@pytest.mark.parametrize("compressed", [False, True])
-def test_npz_splits(tmp_path, compressed):
-    splits = {"train": fake_split(5, seed=1), "val": fake_split(2, seed=2), "test": fake_split(3, seed=3)}
-    arrays = {}
-    for split, (images, labels) in splits.items():
-        arrays[f"{split}_images"], arrays[f"{split}_label"] = images, labels
-    arrays["test_label"] = arrays["test_label"].to(torch.int64)[..., None]  # (N, H, W, 1) int64 also reads
-    write_npz(tmp_path / "isic2016_128.npz", arrays, compressed)
-    for split, (images, labels) in splits.items():
-        ds = make_dataset("isic2016", split, root=tmp_path, size=128)
-        assert len(ds) == len(images) and ds.ids[1] == f"isic2016_{split}_0001"
-        assert torch.equal(ds.images, images.permute(0, 3, 1, 2))
-        assert torch.equal(ds.masks[:, 0], labels)
-        image, mask, _ = ds[1]
-        assert image.shape == (3, 128, 128) and mask.shape == (1, 128, 128) and mask.dtype == torch.float32
-        assert torch.allclose(unnormalise(image), images[1].permute(2, 0, 1) / 255, atol=1e-5)
-    assert len(make_dataset("isic2016", "train", root=tmp_path, size=128, limit=2)) == 2
-
-
-def test_npz_labels_in_0_255_and_fortran_order(tmp_path):
-    t = torch.arange(24, dtype=torch.uint8).view(2, 3, 4)
-    fortran = npy_bytes(t.permute(2, 1, 0)).replace(b"'fortran_order': False", b"'fortran_order': True ")
-    fortran = fortran.replace(b"(4, 3, 2)", b"(2, 3, 4)")
-    assert torch.equal(read_npy(bytearray(fortran)), t)
-    images, labels = fake_split(2)
-    stored = labels * 255
-    stored[0, 0, :2] = torch.tensor([100, 200])  # stored as 0/255: binarised at > 127
-    write_npz(tmp_path / "isic2016_128.npz", {"train_images": images, "train_label": stored})
-    masks = make_dataset("isic2016", "train", root=tmp_path).masks[:, 0]  # (2, 128, 128)
-    assert masks[0, 0, :2].tolist() == [0, 1]
-    assert torch.equal(masks[:, 1:], labels[:, 1:])
-
-
-def test_npz_missing_split(tmp_path):
-    images, labels = fake_split(2)
-    write_npz(tmp_path / "isic2016_128.npz", {"train_images": images, "train_label": labels})
-    with pytest.raises(DataError, match=r"isic2016_128\.npz has no array 'val_images'"):
-        make_dataset("isic2016", "val", root=tmp_path)
-
-
-def test_npz_wrong_size_corrupt_and_unavailable_size(tmp_path):
-    images, labels = fake_split(2, size=64)
-    write_npz(tmp_path / "isic2016_128.npz", {"train_images": images, "train_label": labels})
-    with pytest.raises(DataError, match=r"isic2016_128\.npz holds 64x64 images, not 128x128"):
-        make_dataset("isic2016", "train", root=tmp_path)
-    (tmp_path / "isic2016_256.npz").write_bytes(b"PK garbage")
-    with pytest.raises(DataError, match=r"cannot read .*isic2016_256\.npz"):
-        make_dataset("isic2016", "train", root=tmp_path, size=256)
-    with pytest.raises(DataError, match="128, 256 or 512 px, not 100"):
-        make_dataset("isic2016", "train", root=tmp_path, size=100)
-
-
-def test_offline_without_npz(tmp_path, monkeypatch):
-    import torchvision.datasets.utils
-    calls = []
-
-    def offline(url, root, filename, md5):
-        calls.append((url, filename, md5))
-        raise OSError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
-    with pytest.raises(DataError) as e:
-        make_dataset("isic2016", "train", root=tmp_path)
-    message = str(e.value)
-    assert str(tmp_path / "isic2016_128.npz") in message and "\n" not in message
-    assert "https://zenodo.org/records/13358372" in message and "--data-root" in message
-    url, filename, md5 = calls[0]  # medsegbench's own metadata
-    assert filename == "isic2016_128.npz" and url.startswith(data.ZENODO_RECORD)
-    assert md5 == "4fcee7c35a990f25f2c82ad3ed2f4f54"
+    for k in range(6):
+        image, mask = synthetic_lesion(32 + 4 * k, g)  # each its own size
+        tensor_to_pil(image).save(tmp_path / "images" / f"{k}.png")
+        tensor_to_pil(mask).save(tmp_path / "masks" / f"{k}.png")  # 0/1 masks
+    pool = make_dataset("folder", "train", root=tmp_path, size=32)
+    part = pool.subset([4, 0, 2])
+    assert part.notes == pool.notes and len(part.notes) == 1
+    assert all(part.original_mask(k) is pool.original_mask(i) for k, i in enumerate((4, 0, 2)))
+    assert [tuple(part.original_mask(k).shape) for k in range(3)] == [(1, 48, 48), (1, 32, 32), (1, 40, 40)]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""Folders of image and mask files: the ISIC challenge's layout, and your own folder.
+
+Both are read by one path, `load_split`: pair each image with its mask by id (the file name without its
+suffix), read each pair once (minunet.images), resize it to the working size, and keep each mask also at its
+own resolution. The layouts differ only in where the files are and how masks are named:
+
+  challenge root (--data isic2016)             your own folder (--data folder)
+    ISBI2016_ISIC_Part1_Training_Data/ID.jpg     images/ID.jpg (.jpeg, .png)
+    ISBI2016_ISIC_Part1_Training_GroundTruth/    masks/ID.png
+      ID_Segmentation.png
+    ISBI2016_ISIC_Part1_Test_Data/ (and ...      test/images/ and test/masks/ (for --split test)
+      Test_GroundTruth/) for the test split
+
+train and val are the same fixed 90/10 split of the sorted ids in both (`split_ids`); test is its own folders.
+"""
+import collections
+import hashlib
+import os
+
+import torch
+
+from .errors import DataError
+from .images import read_pair
+from .transforms import Resize
+
+TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
+TRAIN_MASKS = "ISBI2016_ISIC_Part1_Training_GroundTruth"
+TEST_IMAGES = "ISBI2016_ISIC_Part1_Test_Data"
+TEST_MASKS = "ISBI2016_ISIC_Part1_Test_GroundTruth"
+MASK_SUFFIX = "_Segmentation.png"  # the challenge's mask of ID.jpg is ID_Segmentation.png
+FOLDER_MASK_SUFFIX = ".png"  # your own folder's mask of ID.jpg is ID.png
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+SPLIT_SEED = 2016  # fixes the train/val split, whatever the training seed
+
+SplitData = collections.namedtuple("SplitData", "images masks ids original_masks notes")
+SplitData.__doc__ = """One split read from folders: images (N, 3, S, S) uint8, masks (N, 1, S, S) uint8 in {0, 1},
+ids, original_masks (N tensors (1, H, W) uint8, each at its file's resolution), notes (one-line strings)."""
+
+
+def split_ids(ids):
+    """The fixed 90/10 split of sorted ids: {"train": [...], "val": [...]}, val = round(n / 10) ids.
+
+    An id's place is decided by a hash of SPLIT_SEED and the id, so the split is the same on every machine
+    and every version of Python and PyTorch.
+    """
+    def key(id_):
+        return hashlib.sha256(f"{SPLIT_SEED}:{id_}".encode()).hexdigest()
+    val = set(sorted(ids, key=key)[:round(len(ids) / 10)])
+    return {"train": [i for i in ids if i not in val], "val": [i for i in ids if i in val]}
+
+
+def index_files(folder, suffixes, what):
+    """{id: file name} of the files in `folder` whose names end with one of `suffixes` (any case).
+
+    The id is the name without its suffix. Hidden files and the challenge's *_superpixels maps are left out.
+    Raises DataError naming both files when two files have the same id (ISIC_1.jpg and ISIC_1.png).
+    """
+    files = {}
+    for name in sorted(os.listdir(folder)):
+        suffix = next((s for s in suffixes if name.lower().endswith(s.lower())), None)
+        if suffix is None or name.startswith("."):
+            continue
+        id_ = name[:-len(suffix)]
+        if id_.endswith("_superpixels"):
+            continue
+        if id_ in files:
+            raise DataError(f"two {what}s for the id {id_}: {os.path.join(folder, files[id_])} and "
+                            f"{os.path.join(folder, name)}: keep one of them")
+        files[id_] = name
+    return files
+
+
+def pair_files(image_dir, mask_dir, mask_suffix):
+    """{id: (image file, mask file)}, checking that every image has a mask and every mask an image."""
+    images = index_files(image_dir, IMAGE_EXTENSIONS, "image")
+    if not images:
+        raise DataError(f"no images (.jpg, .jpeg or .png) in {image_dir}")
+    masks = index_files(mask_dir, (mask_suffix,), "mask")
+    for id_ in sorted(images):
+        if id_ not in masks:
+            expected = id_ + mask_suffix
+            raise DataError(f"image {os.path.join(image_dir, images[id_])} has no mask: expected "
+                            f"{os.path.join(mask_dir, expected)}" + near_miss(mask_dir, id_, expected))
+    for id_ in sorted(masks):
+        if id_ not in images:
+            raise DataError(f"mask {os.path.join(mask_dir, masks[id_])} has no image {id_}.jpg, "
+                            f"{id_}.jpeg or {id_}.png in {image_dir}")
+    return {id_: (os.path.join(image_dir, images[id_]), os.path.join(mask_dir, masks[id_])) for id_ in images}
+
+
+def near_miss(mask_dir, id_, expected):
+    """' (found NAME: ...)' when mask_dir holds a file named like the expected mask but not quite, else ''."""
+    for name in sorted(os.listdir(mask_dir)):
+        rest = name[len(id_):]
+        if name != expected and name.startswith(id_) and rest[:1] in (".", "_"):
+            return f" (found {name}: masks are PNG files named {expected})"
+    return ""
+
+
+def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skipped=None):
+    """Read one split of a pair of image and mask folders at `size` (an int, or (height, width)): a SplitData.
+
+    split "train" / "val" takes its share of the fixed 90/10 split of the sorted ids; "test" takes every id.
+    skipped: None to raise DataError on a pair that cannot be read; or a list, to leave such pairs out and
+    append their one-line messages to it (DataError only when no pair can be read).
+    """
+    pairs = pair_files(image_dir, mask_dir, mask_suffix)
+    ids = sorted(pairs)
+    if split != "test":
+        ids = split_ids(ids)[split]
+    ids = ids[:limit] if limit is not None else ids
+    if not ids:
+        few = f": val takes round(n / 10) of its {len(pairs)} images, so it needs at least 6" if split == "val" else ""
+        raise DataError(f"no images for split {split} in {image_dir}{few}")
+    resize = Resize(size)
+    images, masks, kept, originals, kinds = [], [], [], [], []
+    for id_ in ids:
+        try:
+            image, mask, kind = read_pair(*pairs[id_])  # (3, H, W), (1, H, W) uint8
+        except DataError as e:
+            if skipped is None:
+                raise
+            skipped.append(str(e))
+            continue
+        small_image, small_mask = resize(image, mask)  # (3, S, S), (1, S, S)
+        images.append(small_image)
+        masks.append(small_mask)
+        originals.append(mask)
+        kept.append(id_)
+        kinds.append((kind, pairs[id_][1]))
+    if not kept:
+        raise DataError(f"none of the {len(ids)} images of split {split} in {image_dir} could be read: "
+                        f"{skipped[0]}")
+    notes = mask_notes(kinds, split, mask_dir)
+    return SplitData(torch.stack(images), torch.stack(masks), kept, originals, notes)
+
+
+def mask_notes(kinds, split, mask_dir):
+    """One line per way of reading masks other than 0/255 (see minunet.images), from [(kind, mask file)]."""
+    notes = []
+    zero_one = [path for kind, path in kinds if kind == "0/1"]
+    grey = [path for kind, path in kinds if kind == "grey"]
+    if zero_one and len(zero_one) == sum(kind != "empty" for kind, _ in kinds):
+        notes.append(f"masks in {mask_dir} hold 0 and 1, not 0 and 255: read 1 as lesion")
+    elif zero_one:
+        notes.append(f"{len(zero_one)} of the {len(kinds)} {split} masks in {mask_dir} hold 0 and 1, not 0 and "
+                     f"255 (first: {os.path.basename(zero_one[0])}): read 1 as lesion")
+    if grey:
+        notes.append(f"{len(grey)} of the {len(kinds)} {split} masks in {mask_dir} are not binary (first: "
+                     f"{os.path.basename(grey[0])}): binarised at > 127")
+    return notes
+
+
+def load_challenge(root, split, size, limit=None, skipped=None):
+    """One split of the ISIC challenge's folders under root (see load_split): a SplitData."""
+    image_dir, mask_dir = (TEST_IMAGES, TEST_MASKS) if split == "test" else (TRAIN_IMAGES, TRAIN_MASKS)
+    image_dir, mask_dir = os.path.join(root, image_dir), os.path.join(root, mask_dir)
+    for folder in (image_dir, mask_dir):
+        if not os.path.isdir(folder):
+            raise DataError(f"missing folder {folder}: an ISIC 2016 challenge root holds "
+                            f"{TRAIN_IMAGES}/ and {TRAIN_MASKS}/ (and {TEST_IMAGES}/ and {TEST_MASKS}/ for test)")
+    return load_split(image_dir, mask_dir, MASK_SUFFIX, split, size, limit, skipped)
+
+
+def load_folder(root, split, size, limit=None, skipped=None):
+    """One split of your own folder root: images/ and masks/ (train, val), test/images/ and test/masks/ (test)."""
+    base = os.path.join(root, "test") if split == "test" else root
+    image_dir, mask_dir = os.path.join(base, "images"), os.path.join(base, "masks")
+    for folder in (image_dir, mask_dir):
+        if not os.path.isdir(folder):
+            where = "test/images/ and test/masks/ for --split test" if split == "test" else "images/ and masks/"
+            raise DataError(f"missing folder {folder}: --data folder reads {where} in {root}: create it, with "
+                            f"the images (.jpg, .jpeg or .png) and one mask <image name>.png per image "
+                            f"(0 background, 255 or 1 lesion)")
+    return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped)

@@ -1,0 +1,104 @@
+"""medsegbench's ISIC 2016 npz files (isic2016_{128,256,512}.npz), read without NumPy and downloaded through
+medsegbench's own URL and checksum when missing."""
+import ast
+import math
+import os
+import zipfile
+
+import torch
+
+from .errors import DataError, one_line
+from .folders import TRAIN_IMAGES
+
+NPZ_SIZES = (128, 256, 512)
+ZENODO_RECORD = "https://zenodo.org/records/13358372"
+DEFAULT_ROOT = os.path.join("~", ".medsegbench")  # where the npz files are kept when no --data-root is given
+
+NPY_DTYPES = {"u1": torch.uint8, "i1": torch.int8, "b1": torch.bool, "i2": torch.int16, "i4": torch.int32,
+              "i8": torch.int64, "f2": torch.float16, "f4": torch.float32, "f8": torch.float64}
+
+
+def read_npy(data, name="array"):
+    """The tensor stored in the bytes of a .npy file (format versions 1 to 3, little-endian)."""
+    if data[:6] != b"\x93NUMPY":
+        raise ValueError(f"{name} is not a .npy array")
+    major = data[6]
+    header_len_size = 2 if major == 1 else 4
+    header_len = int.from_bytes(data[8:8 + header_len_size], "little")
+    start = 8 + header_len_size + header_len
+    header = ast.literal_eval(data[8 + header_len_size:start].decode("latin1"))
+    descr, shape = header["descr"], tuple(header["shape"])
+    if descr[0] == ">" or descr[1:] not in NPY_DTYPES:
+        raise ValueError(f"{name} has dtype {descr}, which minunet does not read")
+    count = math.prod(shape)
+    flat = torch.frombuffer(data, dtype=NPY_DTYPES[descr[1:]], count=count, offset=start) if count else \
+        torch.empty(0, dtype=NPY_DTYPES[descr[1:]])
+    if header["fortran_order"]:  # column-major: the reversed shape, then the axes reversed
+        return flat.view(shape[::-1]).permute(*reversed(range(len(shape)))).contiguous()
+    return flat.view(shape).clone()
+
+
+def read_npz(path, keys):
+    """The arrays `keys` of an npz file (a zip of .npy files), as tensors; DataError when one is missing."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+            for key in keys:
+                if key not in names:
+                    raise DataError(f"{path} has no array {key!r} (it holds {', '.join(sorted(names))}): "
+                                    f"delete it to download it again, or pass --data-root DIR")
+            return {key: read_npy(bytearray(z.read(key + ".npy")), f"{path}:{key}") for key in keys}
+    except (zipfile.BadZipFile, ValueError, KeyError, SyntaxError, EOFError, OSError) as e:
+        raise DataError(f"cannot read {path}: {one_line(e)}: delete it to download it again")
+
+
+def load_npz(root, split, size, limit=None):
+    """One split of medsegbench's isic2016_{size}.npz in root (downloaded when missing).
+
+    Returns images (N, 3, S, S) uint8, masks (N, 1, S, S) uint8 in {0, 1}, and ids isic2016_{split}_{i:04d}.
+    Labels stored as 0/1 are used as they are; labels stored as 0/255 are binarised at > 127.
+    """
+    if size not in NPZ_SIZES:
+        raise DataError(f"medsegbench's isic2016 comes at 128, 256 or 512 px, not {size}: pass --size 128, "
+                        f"256 or 512, or --data-root DIR with the ISIC challenge folders for any size")
+    path = os.path.join(root, f"isic2016_{size}.npz")
+    if not os.path.exists(path):
+        download_npz(root, size)
+    arrays = read_npz(path, [f"{split}_images", f"{split}_label"])
+    images, labels = arrays[f"{split}_images"], arrays[f"{split}_label"]
+    if images.dim() == 3:  # (N, H, W) grayscale -> (N, H, W, 3)
+        images = images[..., None].expand(-1, -1, -1, 3)
+    if labels.dim() == 4:  # (N, H, W, 1) -> (N, H, W)
+        labels = labels[..., 0]
+    if images.dim() != 4 or images.shape[-1] != 3 or labels.shape != images.shape[:3]:
+        raise DataError(f"{path}: {split}_images is {tuple(images.shape)} and {split}_label is "
+                        f"{tuple(labels.shape)}; expected (N, H, W, 3) and (N, H, W)")
+    if images.shape[1:3] != (size, size):
+        raise DataError(f"{path} holds {images.shape[1]}x{images.shape[2]} images, not {size}x{size}")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    images = images.to(torch.uint8).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+    threshold = 127 if labels.numel() and labels.max() > 1 else 0
+    masks = (labels > threshold).to(torch.uint8)[:, None]  # (N, 1, S, S)
+    ids = [f"isic2016_{split}_{i:04d}" for i in range(len(images))]
+    return images, masks, ids
+
+
+def download_npz(root, size):
+    """Fetch isic2016_{size}.npz into root, through medsegbench's URL and MD5 and torchvision's download_url."""
+    filename = f"isic2016_{size}.npz"
+    try:
+        from medsegbench.info import INFO
+        from torchvision.datasets.utils import download_url
+        info = INFO["isic2016"]
+        download_url(info[f"url_{size}"], root=root, filename=filename, md5=info[f"MD5_{size}"])
+    except Exception as e:
+        raise DataError(
+            f"{os.path.join(root, filename)} is missing and could not be downloaded "
+            f"({type(e).__name__}: {one_line(e)}): download {filename} from {ZENODO_RECORD} "
+            f"into {root}, or pass --data-root DIR holding it or the ISIC 2016 challenge folders "
+            f"({TRAIN_IMAGES}/, ...), or use --data synthetic")
+    if not os.path.exists(os.path.join(root, filename)):
+        raise DataError(f"{os.path.join(root, filename)} is missing after download: get it from "
+                        f"{ZENODO_RECORD}, or pass --data-root DIR")
+

@@ -1,0 +1,122 @@
+"""medsegbench's npz files, written here in medsegbench's format without NumPy, and read by minunet.npz."""
+import zipfile
+
+import pytest
+import torch
+
+from minunet import npz
+from minunet.data import DataError, make_dataset, read_npy
+from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+def unnormalise(image):
+    """A normalised float image (3, H, W) back in [0, 1]."""
+    return image * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+
+
+NPY_DESCR = {torch.uint8: "|u1", torch.int64: "<i8", torch.bool: "|b1", torch.float32: "<f4"}
+
+
+def npy_bytes(t):
+    """The .npy (format 1.0) bytes of a C-ordered tensor."""
+    header = f"{{'descr': '{NPY_DESCR[t.dtype]}', 'fortran_order': False, 'shape': {tuple(t.shape)}, }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"  # pad so the data starts on a 64-byte boundary
+    data = t.contiguous().view(torch.uint8) if t.dtype != torch.bool else t.to(torch.uint8)
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(data.flatten().tolist())
+
+
+def write_npz(path, arrays, compressed=False):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as z:
+        for key, t in arrays.items():
+            z.writestr(key + ".npy", npy_bytes(t))
+
+
+def fake_split(n, size=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, size, size, 3), generator=g, dtype=torch.uint8)  # (N, H, W, 3)
+    labels = torch.randint(0, 2, (n, size, size), generator=g, dtype=torch.uint8)  # (N, H, W) in {0, 1}
+    return images, labels
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_splits(tmp_path, compressed):
+    splits = {"train": fake_split(5, seed=1), "val": fake_split(2, seed=2), "test": fake_split(3, seed=3)}
+    arrays = {}
+    for split, (images, labels) in splits.items():
+        arrays[f"{split}_images"], arrays[f"{split}_label"] = images, labels
+    arrays["test_label"] = arrays["test_label"].to(torch.int64)[..., None]  # (N, H, W, 1) int64 also reads
+    write_npz(tmp_path / "isic2016_128.npz", arrays, compressed)
+    for split, (images, labels) in splits.items():
+        ds = make_dataset("isic2016", split, root=tmp_path, size=128)
+        assert len(ds) == len(images) and ds.ids[1] == f"isic2016_{split}_0001"
+        assert torch.equal(ds.images, images.permute(0, 3, 1, 2))
+        assert torch.equal(ds.masks[:, 0], labels)
+        image, mask, _ = ds[1]
+        assert image.shape == (3, 128, 128) and mask.shape == (1, 128, 128) and mask.dtype == torch.float32
+        assert torch.allclose(unnormalise(image), images[1].permute(2, 0, 1) / 255, atol=1e-5)
+    assert len(make_dataset("isic2016", "train", root=tmp_path, size=128, limit=2)) == 2
+
+
+def test_npz_labels_in_0_255_and_fortran_order(tmp_path):
+    t = torch.arange(24, dtype=torch.uint8).view(2, 3, 4)
+    fortran = npy_bytes(t.permute(2, 1, 0)).replace(b"'fortran_order': False", b"'fortran_order': True ")
+    fortran = fortran.replace(b"(4, 3, 2)", b"(2, 3, 4)")
+    assert torch.equal(read_npy(bytearray(fortran)), t)
+    images, labels = fake_split(2)
+    stored = labels * 255
+    stored[0, 0, :2] = torch.tensor([100, 200])  # stored as 0/255: binarised at > 127
+    write_npz(tmp_path / "isic2016_128.npz", {"train_images": images, "train_label": stored})
+    masks = make_dataset("isic2016", "train", root=tmp_path).masks[:, 0]  # (2, 128, 128)
+    assert masks[0, 0, :2].tolist() == [0, 1]
+    assert torch.equal(masks[:, 1:], labels[:, 1:])
+
+
+def test_npz_missing_split(tmp_path):
+    images, labels = fake_split(2)
+    write_npz(tmp_path / "isic2016_128.npz", {"train_images": images, "train_label": labels})
+    with pytest.raises(DataError, match=r"isic2016_128\.npz has no array 'val_images'"):
+        make_dataset("isic2016", "val", root=tmp_path)
+
+
+def test_npz_wrong_size_corrupt_and_unavailable_size(tmp_path):
+    images, labels = fake_split(2, size=64)
+    write_npz(tmp_path / "isic2016_128.npz", {"train_images": images, "train_label": labels})
+    with pytest.raises(DataError, match=r"isic2016_128\.npz holds 64x64 images, not 128x128"):
+        make_dataset("isic2016", "train", root=tmp_path)
+    (tmp_path / "isic2016_256.npz").write_bytes(b"PK garbage")
+    with pytest.raises(DataError, match=r"cannot read .*isic2016_256\.npz"):
+        make_dataset("isic2016", "train", root=tmp_path, size=256)
+    with pytest.raises(DataError, match="128, 256 or 512 px, not 100"):
+        make_dataset("isic2016", "train", root=tmp_path, size=100)
+
+
+def test_offline_without_npz(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+    calls = []
+
+    def offline(url, root, filename, md5):
+        calls.append((url, filename, md5))
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path)
+    message = str(e.value)
+    assert str(tmp_path / "isic2016_128.npz") in message and "\n" not in message
+    assert "https://zenodo.org/records/13358372" in message and "--data-root" in message
+    url, filename, md5 = calls[0]  # medsegbench's own metadata
+    assert filename == "isic2016_128.npz" and url.startswith(npz.ZENODO_RECORD)
+    assert md5 == "4fcee7c35a990f25f2c82ad3ed2f4f54"
+
+
+
+
+def test_a_file_named_like_the_challenge_layout_is_not_the_layout(tmp_path):
+    """Moved from test_data_folders.py::test_folder_without_expected_subfolders: only a folder makes the layout."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "ISBI2016_ISIC_Part1_Training_Data.zip").write_bytes(b"")  # a file: not the layout
+    images, labels = fake_split(1)
+    write_npz(tmp_path / "c" / "isic2016_128.npz", {"train_images": images, "train_label": labels})
+    assert len(make_dataset("isic2016", "train", root=tmp_path / "c")) == 1
