@@ -1,50 +1,148 @@
-"""Accuracy reference: segmentation_models_pytorch's Unet("resnet34") trained with minunet's own recipe.
+"""Accuracy by cross-validation: K folds of the training images, each held out once, paired across recipes.
 
-minunet's ResNet34UNet is the same network as smp's Unet("resnet34", classes=1). This script trains smp's model
-through minunet.train.fit (same data, split, augmentations, loss, optimizer, schedule, epochs, validation),
-so its validation Dice sits beside `minunet train --model resunet34`'s as a like-for-like comparison.
+The pool is every image of the training folder (train + val of the challenge layout: 749 at hand). A seed
+(--fold-seed) shuffles it into K folds; fold k trains on the other K-1 (augmented) and is scored on fold k,
+the final epoch's weights (no epoch is chosen on the held-out images), at each mask's own resolution. Two
+recipes run with the same --fold-seed and --seed see the same images in the same order: their per-image
+differences are paired. Writes a JSON with each fold's history and every held-out image's scores.
 
-    python bench/accuracy.py --data-root ../shared/data/isic2016            # 20 epochs at 128 px
-    python bench/accuracy.py --data synthetic --epochs 1 --limit 32         # a smoke run
+    python bench/accuracy.py --folds 3 --model resunet34 --json bench/out/cv_base.json            # today's recipe
+    python bench/accuracy.py --folds 3 --model resunet34 --ema 0.99 --scale-shift --tta --json bench/out/cv_new.json
+    python bench/accuracy.py --folds 3 --model smp --json bench/out/cv_smp.json    # smp's Unet("resnet34")
+    python bench/accuracy.py --compare bench/out/cv_base.json bench/out/cv_new.json                # paired figures
+    python bench/accuracy.py --data synthetic --folds 2 --epochs 1 --limit 16 --json /tmp/cv.json  # a smoke run
 """
 import argparse
+import json
+import math
+import platform
 import time
 
-import segmentation_models_pytorch as smp
 import torch
 
-from minunet.data import make_dataset
-from minunet.rundir import write_history
+from minunet.checkpoint import build_model
+from minunet.data import LesionDataset, make_dataset
+from minunet.device import cpu_has_native_bf16
+from minunet.evaluation import evaluate
+from minunet.losses import LOSSES
 from minunet.train import fit
+
+
+def pool_of(args):
+    """Every training image (the train and val splits together), unaugmented, in one LesionDataset."""
+    parts = [make_dataset(args.data, split, args.data_root, args.size, limit=args.limit) for split in ("train", "val")]
+    originals = None if parts[0].original_masks is None else parts[0].original_masks + parts[1].original_masks
+    return LesionDataset(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
+                         parts[0].ids + parts[1].ids, seed=args.seed, original_masks=originals)
+
+
+def folds_of(n, k, seed):
+    """K lists of indices of range(n): a seeded shuffle cut into K nearly equal parts."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return [sorted(order[i::k]) for i in range(k)]
+
+
+def new_model(args):
+    torch.manual_seed(args.seed)
+    if args.model == "smp":
+        import segmentation_models_pytorch as smp
+        return smp.Unet("resnet34", encoder_weights=None, classes=1)
+    if args.model == "unet":
+        return build_model("unet", base_channels=args.base_channels)
+    return build_model("resunet34", encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights)
+
+
+def cross_validate(args):
+    pool, augment = pool_of(args), dict(scale=0.2, shift=0.1) if args.scale_shift else True
+    result = dict(command=vars(args), machine=machine(), folds=[])
+    for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)):
+        train_ids = [i for i in range(len(pool)) if i not in set(held_out)]
+        train_set, val_set = pool.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
+        model, start = new_model(args), time.perf_counter()
+        history = fit(model, train_set, val_set, out_dir=None, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, loss_fn=LOSSES[args.loss](), ema_decay=args.ema, tta=args.tta,
+                      precision=args.precision, seed=args.seed, show_progress=False)
+        minutes = (time.perf_counter() - start) / 60
+        scores = evaluate(model, val_set, precision=args.precision, tta=args.tta, per_image=True)
+        result["folds"].append(dict(fold=k, minutes=minutes, history=[
+            {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history],
+            ids=scores["ids"], dice=scores["per_image"]["dice"].tolist(),
+            jaccard=scores["per_image"]["jaccard"].tolist(), dice_by_threshold=scores["dice_by_threshold"]))
+        print(f"fold {k + 1}/{args.folds}: final-epoch Dice {scores['dice']:.4f} Jaccard {scores['jaccard']:.4f} "
+              f"(best epoch {max(r['val_dice'] for r in history):.4f}), {minutes:.1f} min", flush=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f)
+    summarise(result)
+
+
+def mean_se(values):
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return mean, sd / math.sqrt(n)
+
+
+def per_image(result, name):
+    return {i: v for fold in result["folds"] for i, v in zip(fold["ids"], fold[name])}
+
+
+def summarise(result):
+    dice, jaccard = per_image(result, "dice"), per_image(result, "jaccard")
+    (d, d_se), (j, j_se) = mean_se(list(dice.values())), mean_se(list(jaccard.values()))
+    fold_means = [sum(f["dice"]) / len(f["dice"]) for f in result["folds"]]
+    minutes = [f["minutes"] for f in result["folds"]]
+    print(f"{len(dice)} held-out images: Dice {d:.4f} +- {d_se:.4f}, Jaccard {j:.4f} +- {j_se:.4f} (standard errors "
+          f"over images); fold means {', '.join(f'{m:.4f}' for m in fold_means)}; {sum(minutes) / len(minutes):.1f} "
+          f"min a fold; {result['machine']}")
+
+
+def compare(a_path, b_path):
+    a, b = (json.load(open(path)) for path in (a_path, b_path))
+    for name in ("dice", "jaccard"):
+        x, y = per_image(a, name), per_image(b, name)
+        shared = sorted(set(x) & set(y))
+        diff, diff_se = mean_se([y[i] - x[i] for i in shared])
+        print(f"{name}: {b_path} - {a_path} = {diff:+.4f} +- {diff_se:.4f} (paired over {len(shared)} images)")
+    for path, result in ((a_path, a), (b_path, b)):
+        summarise(result)
+        epoch = [sum(r["train_seconds"] for r in f["history"]) / len(f["history"]) for f in result["folds"]]
+        print(f"  {path}: {sum(epoch) / len(epoch):.1f} s of training an epoch")
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return (f"{cpu}, {torch.get_num_threads()} threads, native bf16 {'yes' if cpu_has_native_bf16() else 'no'}, "
+            f"torch {torch.__version__}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="isic2016", choices=["isic2016", "synthetic"])
+    parser.add_argument("--compare", nargs=2, metavar="JSON", help="paired differences of two runs' results")
+    parser.add_argument("--data", default="isic2016", choices=["isic2016", "folder", "synthetic"])
     parser.add_argument("--data-root", default="../shared/data/isic2016")
+    parser.add_argument("--model", default="resunet34", choices=["resunet34", "unet", "smp"])
+    parser.add_argument("--base-channels", type=int, default=32)
+    parser.add_argument("--encoder-weights", default="none")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--loss", default="bce_dice", choices=list(LOSSES))
+    parser.add_argument("--ema", type=float)
+    parser.add_argument("--scale-shift", action="store_true")
+    parser.add_argument("--tta", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--history", default="bench/out/smp_resunet34_history.csv")
+    parser.add_argument("--json", default="bench/out/cv.json")
     args = parser.parse_args()
-
-    train_set = make_dataset(args.data, "train", args.data_root, args.size, augment=True, seed=args.seed,
-                             limit=args.limit)
-    val_set = make_dataset(args.data, "val", args.data_root, args.size, limit=args.limit)
-    torch.manual_seed(args.seed)
-    model = smp.Unet("resnet34", encoder_weights=None, classes=1)
-    start = time.perf_counter()
-    history = fit(model, train_set, val_set, out_dir=None, epochs=args.epochs, batch_size=args.batch_size,
-                  lr=args.lr, precision=args.precision, seed=args.seed)
-    write_history(history, args.history)
-    best = max(history, key=lambda row: row["val_dice"])
-    print(f"smp Unet('resnet34'): best validation Dice {best['val_dice']:.4f} (Jaccard "
-          f"{best['val_jaccard']:.4f}) at epoch {best['epoch']}, {time.perf_counter() - start:.0f} s; "
-          f"history in {args.history}")
+    if args.compare:
+        compare(*args.compare)
+    else:
+        cross_validate(args)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def train_command(args):
                                  limit=run.limit)
         val_set = make_dataset(run.data, "val", run.data_root, run.size, limit=run.limit)
     if rank == 0:
-        for note in getattr(train_set, "notes", ()):
+        for note in dict.fromkeys(train_set.notes + val_set.notes):  # each once (train and val share most)
             say(f"note: {note}")
     flags = {k: getattr(run, k) for k in RUN_FLAGS}
     history = fit(model, train_set, val_set, run.out, epochs=run.epochs, batch_size=run.batch_size, lr=run.lr,
@@ -152,7 +152,7 @@ def evaluate_command(args):
                            skip_unreadable=True)
     for message in dataset.skipped:
         say(f"skipped: {message}")
-    for note in getattr(dataset, "notes", ()):
+    for note in dataset.notes:
         say(f"note: {note}")
     threshold, cases = args.threshold or state.get("threshold", 0.5), [] if args.report else None
     scores = evaluate(model, dataset, device=args.device, batch_size=args.batch_size, per_image=True, tta=args.tta,

@@ -32,7 +32,8 @@ class LesionDataset(torch.utils.data.Dataset):
     """Images and masks held in memory at the working size; items are (image, mask, id).
 
     images: (N, 3, S, S) uint8, masks: (N, 1, S, S) uint8 in {0, 1}, ids: N strings.
-    With augment=True each item goes through `train_transforms`, drawn from a generator seeded by
+    With augment=True (or a dict of train_transforms' options, e.g. dict(scale=0.2, shift=0.1)) each item
+    goes through `train_transforms`, drawn from a generator seeded by
     (seed, epoch, index): a seed reproduces every epoch exactly, in any order and with any number of
     DataLoader workers. Call `set_epoch(epoch)` before each epoch for fresh augmentations.
     original_masks (optional): each item's ground truth at its file's own resolution, (1, H, W) uint8,
@@ -51,7 +52,8 @@ class LesionDataset(torch.utils.data.Dataset):
         # in shared memory, so DataLoader workers (persistent ones too) see what set_epoch writes here
         self.shared_epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.generator = torch.Generator() if augment else None
-        self.transform = train_transforms(self.generator) if augment else eval_transforms()
+        options = augment if isinstance(augment, dict) else {}  # e.g. dict(scale=0.2, shift=0.1)
+        self.transform = train_transforms(self.generator, **options) if augment else eval_transforms()
 
     def __len__(self):
         return len(self.ids)
@@ -119,7 +121,7 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
       root/test/masks. (minunet.folders)
     "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call.
     size: an int for size x size; folders also take (height, width).
-    augment: apply the training augmentation, seeded by `seed`. limit: keep at most `limit` images.
+    augment: apply the training augmentation (True, or a dict of train_transforms' options), seeded by `seed`. limit: keep at most `limit` images.
     Raises DataError, with a one-line message naming the file, for missing or broken data. With
     skip_unreadable=True an image or mask of a folder that cannot be read leaves its pair out instead (the
     messages are in the dataset's `skipped`); DataError only when no pair can be read. How masks were read,

@@ -7,9 +7,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
 from .transforms import tensor_to_pil
 
-MASK_SUFFIX = "_Segmentation.png"  # <image stem>_Segmentation.png: the ISIC challenge's name for a mask file
 OVERLAY_SUFFIX = "_overlay.png"
 
 

@@ -7,13 +7,13 @@ import os
 
 import torch
 
-from .data import open_image
+from .data import read_image
 from .device import choose_device
 from .errors import DataError, SettingError, one_line
 from .inference import (MASK_SUFFIX, OVERLAY_SUFFIX, mask_to_image, overlay_image, prepare_for_inference,
                         probabilities, resize_probabilities)
 from .postprocess import clean_mask
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize, pil_to_tensor
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize
 
 
 def output_names(paths, overlay):
@@ -66,7 +66,7 @@ def predict(model, paths, out_dir, size, device="auto", precision="auto", overla
         images, kept = [], []  # each (3, H, W) uint8, at its own size
         for path in paths[start:start + batch]:
             try:
-                images.append(pil_to_tensor(open_image(path)))
+                images.append(read_image(path))  # (3, H, W) uint8, as viewers show it
             except DataError as err:
                 warn(f"skipped: {err}")
                 skipped.append(path)

@@ -36,17 +36,21 @@ def write_curves(out_dir, history):
     plot_history(history, os.path.join(out_dir, "curves.png"))
 
 
-def save_epoch(out_dir, model, is_best, info, resume_state):
-    """After an epoch: best.pt (when is_best), last.pt (info plus resume_state), history.csv, curves.png.
+def save_epoch(out_dir, model, best, info, history, optimizer, scheduler, scaler, ema=None):
+    """After an epoch: best.pt (the model `best`, unless None), last.pt, history.csv and curves.png.
 
-    info: what both checkpoints hold besides the weights (the run's flags, sizes, epoch, ...); resume_state:
-    what last.pt adds (history, optimizer, scheduler, scaler and RNG states).
+    info: what both checkpoints hold besides the weights (the run's flags, size, epoch, threshold, ...).
+    last.pt holds `model` (the training weights) and all that resuming needs: the history, the optimizer's,
+    the schedule's, the scaler's, the moving average's and the random generator's states.
     """
-    if is_best:
-        save_checkpoint(os.path.join(out_dir, "best.pt"), model, **info)
-    save_checkpoint(os.path.join(out_dir, "last.pt"), model, **info, **resume_state,
-                    rng_state=torch.get_rng_state())
-    write_curves(out_dir, resume_state["history"])
+    if best is not None:
+        save_checkpoint(os.path.join(out_dir, "best.pt"), best, **info)
+    resume = dict(history=history, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                  scaler=scaler.state_dict(), rng_state=torch.get_rng_state())
+    if ema is not None:
+        resume["ema"] = ema.state_dict()
+    save_checkpoint(os.path.join(out_dir, "last.pt"), model, **info, **resume)
+    write_curves(out_dir, history)
 
 
 def refuse_to_overwrite(out, resume=None):

@@ -67,18 +67,11 @@ def train_one_epoch(net, batches, optimizer, scheduler, scaler, loss_fn, amp_dty
 def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e-3, loss_fn=None, ema_decay=None,
         tta=False, tune_threshold=False, device="auto", precision="auto", workers=None, seed=0, resume=None,
         run_info=None, show_progress=True, log=print):
-    """Train `model` on `train_set`, validate on `val_set` after each epoch; return the history (list of dicts).
-
-    Any segmentation nn.Module (logits (B, 1, H, W)) and any map-style datasets of (image, mask) or
-    (image, mask, id) tensors will do; a dataset's set_epoch(epoch) and original_mask(i) are used when it has
-    them. Writes best.pt, last.pt, history.csv and curves.png into out_dir (a minunet model; out_dir=None
-    writes nothing). batch_size is the global batch; under torchrun each of N processes takes 1/N of it.
-    loss_fn: default BCEDiceLoss(). ema_decay: validate and keep an exponential moving average of the weights
-    (minunet.ema). tta: validate with flips (minunet.inference.probabilities). tune_threshold: store in
-    best.pt the threshold with the best validation Dice (else 0.5). workers: DataLoader worker processes
-    (default minunet.device.default_workers). resume: a last.pt's dict to continue. run_info: a dict saved in
-    the checkpoints (the command line's flags).
-    """
+    """Train any segmentation model (logits (B, 1, H, W)) on map-style datasets of (image, mask[, id]) tensors,
+    validating after each epoch (using a dataset's set_epoch and original_mask where it has them); return the
+    history. out_dir (None: no files): best.pt, last.pt, history.csv, curves.png. batch_size: the global batch.
+    ema_decay: validate and keep a moving average of the weights, left in `model` at the end. tta: validate with
+    flips. tune_threshold: best.pt keeps the threshold of best validation Dice (else 0.5). resume: a last.pt."""
     device, amp_dtype = choose_device(device, precision)
     rank, world = distributed.join(device)
     if batch_size % world:
@@ -95,7 +88,8 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     loss_fn, ema = loss_fn or BCEDiceLoss(), EMA(model, ema_decay) if ema_decay else None
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
-    size, started = tuple(train_set[0][0].shape[-2:]), time.perf_counter()
+    h, w = train_set[0][0].shape[-2:]
+    info = dict(run_info or {}, size=h if h == w else [h, w], mean=IMAGENET_MEAN, std=IMAGENET_STD)
     if rank == 0 and out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         if history:  # resumed: history.csv and curves.png as last.pt has them (a kill may fall in between)
@@ -108,27 +102,26 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
                    disable=None if show_progress and rank == 0 else True)  # None: a bar on terminals only
         t0 = time.perf_counter()
         train_loss = train_one_epoch(net, bar, optimizer, scheduler, scaler, loss_fn, amp_dtype, epoch, world, ema)
-        train_seconds, t1 = time.perf_counter() - t0, time.perf_counter()
+        t1 = time.perf_counter()
         scored = ema.module if ema else model  # the weights validated and kept as best.pt
-        val = validate(scored, val_set, device, precision, batch_size, tta, rank, world)
         row = dict(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
-                   train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world, **val,
-                   train_seconds=train_seconds, train_images_per_s=len(loader) * batch_size / train_seconds,
+                   train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world,
+                   **validate(scored, val_set, device, precision, batch_size, tta, rank, world),
+                   train_seconds=t1 - t0, train_images_per_s=len(loader) * batch_size / (t1 - t0),
                    val_seconds=time.perf_counter() - t1,
                    elapsed_seconds=(history[-1]["elapsed_seconds"] if history else 0) + time.perf_counter() - t0)
         history.append(row)
         is_best, best_dice = row["val_dice"] > best_dice, max(best_dice, row["val_dice"])
         threshold = best_threshold(row["dice_by_threshold"]) if tune_threshold else 0.5
         if rank == 0 and out_dir is not None:
-            info = dict(run_info or {}, size=size[0] if size[0] == size[1] else list(size), mean=IMAGENET_MEAN,
-                        std=IMAGENET_STD, epoch=epoch, best_dice=best_dice, threshold=threshold)
-            save_epoch(out_dir, model, scored if is_best else None, info, dict(
-                history=history, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                scaler=scaler.state_dict(), **({"ema": ema.state_dict()} if ema else {})))
+            save_epoch(out_dir, model, scored if is_best else None, dict(
+                info, epoch=epoch, best_dice=best_dice, threshold=threshold), history, optimizer, scheduler, scaler, ema)
         if rank == 0:
             log(f"epoch {epoch}/{epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
                 f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "
                 f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())  # the averaged weights are the result
     return history
 
 
