@@ -86,7 +86,7 @@ class ResNet34UNet(nn.Module):
         self.decoder = nn.ModuleList(
             DecoderBlock(i, s, o) for i, s, o in zip(ins, skips, self.decoder_channels))
         self.head = nn.Conv2d(self.decoder_channels[-1], out_channels, kernel_size=3, padding=1)
-        self._register_load_state_dict_pre_hook(rename_old_decoder_keys)
+        self._register_load_state_dict_pre_hook(rename_old_decoder_keys, with_module=True)  # (module, sd, prefix, ...)
 
     def config(self):
         """The constructor arguments that rebuild this architecture (the weights come from a state dict)."""

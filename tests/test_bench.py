@@ -7,6 +7,7 @@ import pytest
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "bench")
 pytest.importorskip("segmentation_models_pytorch")
+pytestmark = pytest.mark.slow  # each runs a benchmark script end to end
 
 
 def run(*argv):
@@ -26,9 +27,15 @@ def test_speed_runs_in_tiny_mode():
     assert len(tensor_memory) == 4  # both pairs, training and inference
 
 
-def test_accuracy_runs_in_tiny_mode(tmp_path):
-    history = tmp_path / "history.csv"
-    out = run(os.path.join(BENCH, "accuracy.py"), "--data", "synthetic", "--epochs", "1", "--limit", "16",
-              "--size", "64", "--batch-size", "4", "--history", str(history))
-    assert "best validation Dice" in out
-    assert history.read_text().startswith("epoch,lr,train_loss")
+def test_accuracy_cross_validates_in_tiny_mode(tmp_path):
+    import json
+
+    result = tmp_path / "cv.json"
+    out = run(os.path.join(BENCH, "accuracy.py"), "--data", "synthetic", "--folds", "2", "--epochs", "1", "--limit",
+              "16", "--size", "64", "--batch-size", "4", "--json", str(result))
+    assert out.count("fold ") == 2 and "held-out images: Dice" in out
+    folds = json.loads(result.read_text())["folds"]
+    held_out = [i for fold in folds for i in fold["ids"]]
+    assert len(held_out) == len(set(held_out)) == 32  # 16 train + 16 val images, each held out exactly once
+    compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(result), str(result))
+    assert "dice: " in compared and "+0.0000 +- 0.0000 (paired over 32 images)" in compared

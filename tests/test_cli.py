@@ -22,6 +22,7 @@ def train(out, *extra):
     assert main(["train", *TINY, "--epochs", "2", "--out", str(out), *extra]) == 0
 
 
+@pytest.mark.slow
 def test_help_lists_the_subcommands():
     for cmd in (["minunet", "--help"], [sys.executable, "-m", "minunet", "--help"]):
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -29,6 +30,7 @@ def test_help_lists_the_subcommands():
         assert all(name in result.stdout for name in ("train", "evaluate", "predict"))
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     train(run)
@@ -74,6 +76,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
         assert Image.open(out / f"{stem}_overlay.png").size == source.size
 
 
+@pytest.mark.slow
 def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
     train(tmp_path / "a", "--seed", "3")
     train(tmp_path / "b", "--seed", "3")
@@ -89,6 +92,7 @@ def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
     assert not torch.equal(a["state_dict"]["outc.conv.weight"], c["state_dict"]["outc.conv.weight"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv, words", [
     (["train", "--epochs", "0"], "--epochs"),
     (["train", "--model", "vgg"], "--model"),
@@ -103,6 +107,7 @@ def test_bad_flags_give_one_line_and_exit_2(argv, words):
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_inputs_give_one_line_and_exit_2(tmp_path):
     cases = [
         ["train", "--data", "isic2016", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
@@ -132,7 +137,8 @@ class Brightness(torch.nn.Module):
         return self.conv(x)
 
 
-@pytest.mark.parametrize("batch_size, compile", [(1, False), (2, False), (16, False), (2, True)])
+@pytest.mark.parametrize("batch_size, compile", [(1, False), (2, False), (16, False),
+                                                 pytest.param(2, True, marks=pytest.mark.slow)])
 def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, compile):
     from minunet.predict import predict
     from minunet.transforms import tensor_to_pil

@@ -1,0 +1,219 @@
+"""The training loop and what it stands on (issue 12): fit trains what users bring, a single process never
+touches torch.distributed, the seeded shuffle equals DistributedSampler's, old checkpoints still load and score
+the same, the library has no file over 300 lines and no import cycle, and workers change nothing but speed."""
+import ast
+import json
+import pathlib
+
+import pytest
+import torch
+from PIL import Image
+
+from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.data import make_dataset
+from minunet.distributed import ShuffledShare
+from minunet.train import fit, lr_factor, train_one_epoch
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+quiet = dict(show_progress=False, log=lambda line: None, device="cpu", precision="fp32")
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+class TwoLayers(torch.nn.Module):
+    """A segmentation model that is not minunet's: two convolutions, logits (B, 1, H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                        torch.nn.Conv2d(8, 1, 3, padding=1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def bright_squares(n, size=24, seed=0):
+    """Images (n, 3, S, S) whose lesion is a bright square, and its mask (n, 1, S, S)."""
+    g = torch.Generator().manual_seed(seed)
+    images, masks = torch.rand(n, 3, size, size, generator=g) * 0.3, torch.zeros(n, 1, size, size)
+    for i in range(n):
+        y, x = torch.randint(0, size // 2, (2,), generator=g).tolist()
+        images[i, :, y:y + size // 3, x:x + size // 3] += 0.7
+        masks[i, :, y:y + size // 3, x:x + size // 3] = 1
+    return images, masks
+
+
+def test_fit_trains_a_model_that_is_not_minunets_on_a_plain_tensor_dataset():
+    train_set = torch.utils.data.TensorDataset(*bright_squares(32))  # items (image, mask): no id, no set_epoch
+    val_set = torch.utils.data.TensorDataset(*bright_squares(8, seed=1))
+    torch.manual_seed(0)
+    history = fit(TwoLayers(), train_set, val_set, epochs=8, batch_size=8, lr=1e-2, **quiet)
+    assert [row["epoch"] for row in history] == list(range(1, 9))
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
+    assert history[-1]["val_dice"] > 0.8  # a bright square is easy: the loop really learned it
+
+
+def test_a_single_process_never_calls_torch_distributed(monkeypatch, tmp_path):
+    import torch.distributed as dist
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a single process called torch.distributed")
+    # (torch's own DataLoader asks dist.is_available() and is_initialized(); those two stay)
+    for name in ("init_process_group", "get_rank", "get_world_size", "all_reduce", "broadcast", "barrier",
+                 "get_backend", "new_group"):
+        monkeypatch.setattr(dist, name, forbidden)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=8)
+    val_set = make_dataset("synthetic", "val", size=32, limit=4)
+    from minunet.unet import UNet
+    history = fit(UNet(base_channels=2), train_set, val_set, str(tmp_path / "run"), epochs=1, batch_size=4, **quiet)
+    assert len(history) == 1 and (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("n, world", [(10, 1), (10, 3), (7, 2), (16, 4)])
+def test_the_seeded_share_equals_distributed_sampler(n, world):
+    for epoch in (0, 3):
+        for rank in range(world):
+            ours, theirs = ShuffledShare(range(n), 5, rank, world), torch.utils.data.DistributedSampler(
+                range(n), num_replicas=world, rank=rank, shuffle=True, seed=5, drop_last=False)
+            ours.set_epoch(epoch)
+            theirs.set_epoch(epoch)
+            assert list(ours) == list(theirs) and len(ours) == len(theirs)
+
+
+def test_lr_factor_warms_up_then_decays_to_zero():
+    values = [lr_factor(step, 4, 20) for step in range(20)]
+    assert values[:4] == [0.25, 0.5, 0.75, 1.0] and values[4] == 1.0
+    assert all(a >= b for a, b in zip(values[4:], values[5:])) and lr_factor(20, 4, 20) == 0.0
+
+
+def test_train_one_epoch_is_forward_loss_backward_step():
+    """One epoch of train_one_epoch equals the same steps written out by hand."""
+    from minunet.losses import BCEDiceLoss
+
+    class Bar(list):
+        def set_postfix(self, **kwargs):
+            pass
+
+    images, masks = bright_squares(8)
+    batches = Bar([(images[:4], masks[:4]), (images[4:], masks[4:])])
+    torch.manual_seed(0)
+    ours, by_hand = TwoLayers(), TwoLayers()
+    by_hand.load_state_dict(ours.state_dict())
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (ours, by_hand)]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizers[0], lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    mean = train_one_epoch(ours, batches, optimizers[0], scheduler, scaler, BCEDiceLoss(), None, epoch=1)
+    losses = []
+    for x, y in batches:
+        loss = BCEDiceLoss()(by_hand(x), y)
+        optimizers[1].zero_grad()
+        loss.backward()
+        optimizers[1].step()
+        losses.append(loss.item())
+    assert mean == pytest.approx(sum(losses) / 2, abs=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours.state_dict().values(), by_hand.state_dict().values()))
+
+
+def test_a_checkpoint_of_minunet_0_1_0_loads_and_scores_as_it_did(tmp_path):
+    from minunet.cli import main
+
+    expected = json.loads((FIXTURES / "unet_v0.1.0.json").read_text())
+    scores = expected["evaluate --data synthetic --split val --limit 8 --device cpu"]
+    checkpoint = str(FIXTURES / "unet_v0.1.0.pt")
+    assert main(["evaluate", "--checkpoint", checkpoint, "--data", "synthetic", "--split", "val", "--limit", "8",
+                 "--device", "cpu", "--json", str(tmp_path / "scores.json")]) == 0
+    now = json.loads((tmp_path / "scores.json").read_text())
+    assert now["count"] == scores["count"] and now["skipped"] == scores["skipped"]
+    for name in ("dice", "jaccard", "threshold_jaccard", "accuracy", "sensitivity", "specificity"):
+        assert now[name] == pytest.approx(scores[name], abs=1e-6), name
+    assert main(["predict", "--checkpoint", checkpoint, "--input", str(ROOT / "docs" / "samples"), "--output",
+                 str(tmp_path / "masks"), "--device", "cpu"]) == 0
+    for old in sorted((FIXTURES / "unet_v0.1.0_predict").iterdir()):
+        a, b = Image.open(old).tobytes(), Image.open(tmp_path / "masks" / old.name).tobytes()
+        assert len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= len(a) // 1000, old.name
+
+
+def test_a_resnet34_unet_state_dict_of_minunet_0_1_0_loads_into_todays_decoder():
+    from minunet.resunet import OLD_DECODER_NAMES, ResNet34UNet
+
+    torch.manual_seed(0)
+    model = ResNet34UNet().eval()
+    old = {}
+    for key, value in model.state_dict().items():  # today's names written back as 0.1.0 wrote them
+        for then, now in OLD_DECODER_NAMES.items():
+            key = key.replace(f".{now}", f".{then}") if key.startswith("decoder.") else key
+        old[key] = value
+    assert any(".conv1.0.weight" in key for key in old if key.startswith("decoder."))
+    loaded = ResNet34UNet().eval()
+    loaded.load_state_dict(old)
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_every_model_reports_its_own_constructor_arguments():
+    from minunet.checkpoint import MODELS, build_model, model_spec
+
+    for name, cls in MODELS.items():
+        model = build_model(name, **({"base_channels": 2} if name == "unet" else {}))
+        spec_name, args = model_spec(model)
+        assert spec_name == name and type(build_model(spec_name, **args)) is cls
+        assert sum(p.numel() for p in build_model(spec_name, **args).parameters()) == \
+            sum(p.numel() for p in model.parameters())
+
+
+def test_no_library_file_is_over_300_lines_and_no_module_imports_in_a_cycle():
+    files = sorted((ROOT / "minunet").glob("*.py"))
+    long = {f.name: n for f in files if (n := len(f.read_text().splitlines())) > 300}
+    assert not long, long
+    imports = {}
+    for f in files:
+        tree = ast.parse(f.read_text())
+        imports[f.stem] = {(node.module or "").split(".")[0] or alias.name
+                           for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1
+                           for alias in node.names}
+    imports = {name: {m for m in deps if m in imports} for name, deps in imports.items()}
+    visiting, done = set(), set()
+
+    def visit(name, path):
+        assert name not in visiting, f"import cycle: {' -> '.join(path + [name])}"
+        if name in done:
+            return
+        visiting.add(name)
+        for dep in sorted(imports[name]):
+            visit(dep, path + [name])
+        visiting.discard(name)
+        done.add(name)
+    for name in imports:
+        visit(name, [])
+
+
+@pytest.mark.slow
+def test_a_run_with_two_workers_repeats_itself_and_the_run_without_workers(tmp_path):
+    from minunet.unet import UNet
+
+    runs = {}
+    for name, workers in (("none", 0), ("two", 2), ("two again", 2)):
+        train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=16, seed=3)
+        val_set = make_dataset("synthetic", "val", size=32, limit=8)
+        torch.manual_seed(0)
+        model = UNet(base_channels=2)
+        history = fit(model, train_set, val_set, epochs=2, batch_size=4, seed=3, workers=workers, **quiet)
+        runs[name] = (model.state_dict(), [row["train_loss"] for row in history])
+    for name in ("two", "two again"):
+        assert runs[name][1] == runs["none"][1]
+        assert all(torch.equal(a, b) for a, b in zip(runs[name][0].values(), runs["none"][0].values()))
+
+
+def test_a_model_from_checkpoint_is_the_saved_one(tmp_path):
+    from minunet.checkpoint import save_checkpoint
+    from minunet.unet import UNet
+
+    torch.manual_seed(0)
+    model = UNet(base_channels=2, bilinear=True).eval()
+    save_checkpoint(str(tmp_path / "m.pt"), model, size=32)
+    again = model_from_checkpoint(load_checkpoint(str(tmp_path / "m.pt")))
+    assert again.config() == model.config()
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(again(x), model(x))
