@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# One prepared GPU check, sized to finish within 8 minutes on one GPU: train the ResNet-34 U-Net on the
-# ISIC 2016 challenge folders at 256 px with mixed precision (--precision auto), then record the card's name,
-# images/s, epochs, wall time and validation Dice as a section of bench/RESULTS.md.
+# One prepared GPU check, sized to finish within 8 minutes on one GPU: first bench/feed.py (the model's training
+# step alone beside the loop's images/s at 128 and 256 px, and their ratio: does the input pipeline keep the
+# GPU busy?), then train the ResNet-34 U-Net on the ISIC 2016 challenge folders at 256 px with mixed precision
+# (--precision auto) and record the card's name, images/s, epochs, wall time and validation Dice as a section
+# of bench/RESULTS.md.
 #
 #   bench/gpu.sh [DATA_ROOT] [EPOCHS]        # defaults: ../shared/data/isic2016, 40 epochs
 #
@@ -17,6 +19,8 @@ EPOCHS=${2:-40}
 RUN=bench/out/gpu_resunet34_256
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'bench/gpu.sh: no CUDA GPU here')"
+mkdir -p "$RUN"
+python3 bench/feed.py --data-root "$DATA_ROOT" --sizes 128 256 --epochs 4 | tee "$RUN/feed.md"
 start=$(date +%s)
 python3 -m minunet train --model resunet34 --encoder-weights none --data isic2016 --data-root "$DATA_ROOT" \
   --size 256 --epochs "$EPOCHS" --batch-size 16 --device cuda --precision auto --out "$RUN" --overwrite
@@ -34,5 +38,7 @@ print(f"| --- | --- | --- | --- | --- |")
 print(f"| {len(rows)} | {int(sys.argv[2])} s | {rate:.0f} | {float(best['val_dice']):.4f} ({best['epoch']}) "
       f"| {float(best['val_jaccard']):.4f} |")
 PY
+printf '\nInput pipeline (bench/feed.py):\n\n' >> "$RUN/gpu_section.md"
+cat "$RUN/feed.md" >> "$RUN/gpu_section.md"
 cat "$RUN/gpu_section.md" | tee -a bench/RESULTS.md
 [ -n "${OUT:-}" ] && cp "$RUN/gpu_section.md" "$RUN/history.csv" "$OUT/" || true

@@ -12,9 +12,12 @@ min-max), and peak memory. Sections:
   3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.predict.predict (eager
      and compiled) vs plain fp32 inference image by image and in batches, on the same files; and the data
      pipeline's samples/s;
-  4. the peak tensor memory of each model pair, training and inference (torch.profiler: repeatable).
+  4. the peak tensor memory of each model pair, training and inference (torch.profiler: repeatable);
+  5. the input pipeline alone: augmented samples/s through a DataLoader with 0, 1 and 2 worker processes at
+     128, 256 and 512 px, beside the model's own training step at that size (can the data keep up?).
 
     python bench/speed.py            # about 40 minutes on 2 CPU cores
+    python bench/speed.py --sections 5   # the input pipeline alone, a few minutes
     python bench/speed.py --tiny     # seconds, without torch.compile: keeps the script working (tests/test_bench.py)
 """
 import argparse
@@ -391,7 +394,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default="synthetic", choices=["synthetic", "isic2016"])
     parser.add_argument("--data-root", default="../shared/data/isic2016")
-    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. 13")
+    parser.add_argument("--sections", default="12345", help="which sections to run, e.g. 13")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave out torch.compile")
     args = parser.parse_args()
     args.compile = args.compile and not args.tiny
@@ -412,6 +415,33 @@ def main():
         end_to_end(args, device)
     if "4" in args.sections:
         tensor_memory(args, device)
+    if "5" in args.sections:
+        input_pipeline(args, device)
+
+
+def input_pipeline(args, device):
+    """Samples/s of the augmented synthetic data through a DataLoader (0, 1, 2 workers), beside the
+    ResNet34UNet's training step (channels_last, --precision auto) at the same size and batch."""
+    from torch.utils.data import DataLoader
+
+    from minunet.device import choose_device
+
+    print("\n== 5. input pipeline alone (augmented samples/s, DataLoader) beside the model's training step")
+    _, amp = choose_device(device, "auto")
+    for size, n in ([(64, 4)] if args.tiny else [(128, 16), (256, 8), (512, 4)]):
+        dataset = make_dataset("synthetic", "train", size=size, augment=True, limit=4 * n)
+        rates = []
+        for workers in (0, 1, 2):
+            loader = DataLoader(dataset, batch_size=n, num_workers=workers, persistent_workers=workers > 0)
+            for _ in loader:  # a first epoch starts the workers
+                pass
+            rates.append(len(dataset) * args.repeats / seconds(lambda: [None for _ in range(args.repeats)
+                                                                        for _ in loader]))
+        step = train_stepper(ResNet34UNet(), size, n, device, channels_last=True, amp=amp)
+        model = statistics.median(race({"model": step}, n, args.steps, args.repeats, device)["model"])
+        print(f"  {size} px, batch {n}: data {rates[0]:.0f} / {rates[1]:.0f} / {rates[2]:.0f} samples/s with 0 / 1 / 2 "
+              f"workers; the model trains {model:.1f} images/s (data / model with 0 workers: x{rates[0] / model:.1f})",
+              flush=True)
 
 
 def cpu_name():

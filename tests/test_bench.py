@@ -39,3 +39,10 @@ def test_accuracy_cross_validates_in_tiny_mode(tmp_path):
     assert len(held_out) == len(set(held_out)) == 32  # 16 train + 16 val images, each held out exactly once
     compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(result), str(result))
     assert "dice: " in compared and "+0.0000 +- 0.0000 (paired over 32 images)" in compared
+
+
+def test_feed_compares_the_loop_with_the_model_alone():
+    out = run(os.path.join(BENCH, "feed.py"), "--data", "synthetic", "--sizes", "64", "--epochs", "1", "--steps",
+              "1", "--batch-size", "4", "--limit", "8")
+    row = [line for line in out.splitlines() if line.startswith("| 64 |")]
+    assert len(row) == 1 and row[0].endswith("% |")

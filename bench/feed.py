@@ -1,0 +1,82 @@
+"""Does the loop keep the model busy? images/s of the model's training step alone beside minunet's loop (fit).
+
+For each size: the ResNet34UNet's training step on one fixed batch already on the device (forward, BCE+Dice,
+backward, Adam; channels_last; the autocast of --precision auto), then `fit` for a few epochs on the real
+images (DataLoader workers by default: minunet.device.default_workers), whose history reports the images/s of
+each epoch. The ratio loop / model-only says how much of the device the input pipeline leaves idle (target on
+a GPU: 80 % or more). Records the device, CPU, workers and torch version.
+
+    python bench/feed.py --data-root ../shared/data/isic2016          # on a GPU (bench/gpu.sh runs it)
+    python bench/feed.py --data synthetic --sizes 64 --epochs 1 --steps 2 --limit 8   # a smoke run on the CPU
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from minunet import ResNet34UNet
+from minunet.data import make_dataset
+from minunet.device import choose_device, default_workers
+from minunet.losses import BCEDiceLoss
+from minunet.train import fit
+
+
+def model_only(size, batch, device, amp_dtype, steps):
+    """images/s of the training step alone, on a batch that never leaves the device."""
+    model = ResNet34UNet().to(device, memory_format=torch.channels_last).train()
+    optimizer, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), BCEDiceLoss()
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    y = (torch.rand(batch, 1, size, size, device=device) > 0.5).float()
+
+    def step():
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    for _ in range(3):  # warm-up: cuDNN / oneDNN choose their kernels
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="isic2016", choices=["isic2016", "synthetic"])
+    parser.add_argument("--data-root", default="../shared/data/isic2016")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--workers", type=int, help="DataLoader workers (default: minunet's default)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--limit", type=int, help="use at most N images of each split (smoke runs)")
+    args = parser.parse_args()
+    device, amp_dtype = choose_device(args.device, "auto")
+    workers = default_workers(device) if args.workers is None else args.workers
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"{name}, torch {torch.__version__}, autocast {amp_dtype}, {workers} DataLoader workers, batch "
+          f"{args.batch_size}")
+    print("| size | model-only step, images/s | loop (fit), images/s (median epoch after the first) | loop / model |")
+    print("| --- | --- | --- | --- |")
+    for size in args.sizes:
+        alone = model_only(size, args.batch_size, device, amp_dtype, args.steps)
+        train_set = make_dataset(args.data, "train", args.data_root, size, augment=True, limit=args.limit)
+        val_set = make_dataset(args.data, "val", args.data_root, size, limit=args.limit)
+        torch.manual_seed(0)
+        history = fit(ResNet34UNet(), train_set, val_set, epochs=args.epochs, batch_size=args.batch_size,
+                      device=device, workers=workers, show_progress=False, log=lambda line: None)
+        loop = statistics.median(row["train_images_per_s"] for row in history[1:] or history)
+        print(f"| {size} | {alone:.0f} | {loop:.0f} | {100 * loop / alone:.0f} % |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
