@@ -24,24 +24,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def number(kind, low, high=None, low_open=False, example=""):
-    """An argparse type: `kind` (int or float), finite, from `low` (excluded if low_open) to `high`."""
+def number(kind, low, high=None, low_open=False, high_open=False, example=""):
+    """An argparse type: `kind` (int or float), finite, from `low` to `high` (each excluded if *_open)."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") \
                 from None
-        if not math.isfinite(value) or value < low or (low_open and value == low) or (high and value > high):
+        if not math.isfinite(value) or value < low or (low_open and value == low) or (
+                high is not None and (value > high or (high_open and value == high))):
             bounds = f"a number above {low}" if low_open else f"at least {low}"
-            bounds += f" and at most {high}" if high is not None else ""
+            bounds += "" if high is None else f" and below {high}" if high_open else f" and at most {high}"
             raise argparse.ArgumentTypeError(f"{text} must be {bounds}{example}")
         return value
     return parse
 
 
 positive = number(int, 1)
-fraction = number(float, 0, 1, low_open=True)
+fraction = number(float, 0, 1, low_open=True, high_open=True)  # a probability threshold or a decay
 
 
 def image_size(text):
@@ -91,7 +92,7 @@ def build_parser():
     t.add_argument("--lr", type=number(float, 0, 1, low_open=True, example=", such as 1e-3"), default=1e-3,
                    help="peak learning rate of Adam (default 1e-3)")
     t.add_argument("--loss", choices=list(LOSSES), default="bce_dice", help="the training loss (default bce_dice)")
-    t.add_argument("--ema", type=number(float, 0, 1, low_open=True), metavar="DECAY",
+    t.add_argument("--ema", type=fraction, metavar="DECAY",
                    help="validate and keep an exponential moving average of the weights, e.g. 0.99")
     t.add_argument("--scale-shift", action="store_true",
                    help="also zoom (x0.8 to x1.2) and shift (up to 10 %%) images and masks when augmenting")
