@@ -99,8 +99,9 @@ def build_parser():
     t.add_argument("--tta", action="store_true", help="validate with the average over flips")
     t.add_argument("--tune-threshold", action="store_true",
                    help="store in best.pt the threshold with the best validation Dice (else 0.5)")
-    t.add_argument("--encoder-weights", default="none", metavar="{imagenet,none,PATH}",
-                   help="resunet34's encoder: torchvision's ImageNet weights, random (default), or a file")
+    t.add_argument("--encoder-weights", default="imagenet", metavar="{imagenet,none,PATH}",
+                   help="resunet34's encoder: torchvision's ImageNet weights (default; downloaded once), none "
+                        "(random: from scratch), or the path of resnet34-b627a593.pth")
     t.add_argument("--base-channels", type=number(int, 1, 256), default=64, help="unet's width (default 64)")
     t.add_argument("--seed", type=number(int, 0, MAX_SEED), default=0)
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",

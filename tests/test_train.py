@@ -217,3 +217,21 @@ def test_a_model_from_checkpoint_is_the_saved_one(tmp_path):
     assert again.config() == model.config()
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(again(x), model(x))
+
+
+def test_the_resnet34_unet_starts_from_imagenet_by_default_and_says_so_offline(monkeypatch, tmp_path, capsys):
+    import urllib.request
+    from urllib.error import URLError
+
+    from minunet.cli import build_parser, main
+
+    assert build_parser().parse_args(["train", "--model", "resunet34"]).encoder_weights == "imagenet"
+
+    def no_network(*args, **kwargs):
+        raise URLError("no network")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # an empty cache
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    assert main(["train", "--model", "resunet34", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "resnet34-b627a593.pth" in err[0] and "--encoder-weights none" in err[0], err
+    assert not (tmp_path / "run").exists()  # nothing written
