@@ -18,34 +18,22 @@ import torch
 from minunet import ResNet34UNet
 from minunet.data import make_dataset
 from minunet.device import choose_device, default_workers
-from minunet.losses import BCEDiceLoss
 from minunet.train import fit
+from speed import seconds, sync, train_stepper  # bench/speed.py: the same step as its sections 1-5
 
 
 def model_only(size, batch, device, amp_dtype, steps):
-    """images/s of the training step alone, on a batch that never leaves the device."""
-    model = ResNet34UNet().to(device, memory_format=torch.channels_last).train()
-    optimizer, loss_fn = torch.optim.Adam(model.parameters(), 1e-3), BCEDiceLoss()
-    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
-    y = (torch.rand(batch, 1, size, size, device=device) > 0.5).float()
-
-    def step():
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(x)
-        loss = loss_fn(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    """images/s of the training step alone, on a batch that never leaves the device (speed.train_stepper)."""
+    step = train_stepper(ResNet34UNet(), size, batch, device, channels_last=True, amp=amp_dtype)
     for _ in range(3):  # warm-up: cuDNN / oneDNN choose their kernels
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - t0)
+    sync(device)
+
+    def steps_then_sync():
+        for _ in range(steps):
+            step()
+        sync(device)
+    return steps * batch / seconds(steps_then_sync)
 
 
 def main():
