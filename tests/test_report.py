@@ -291,3 +291,50 @@ def test_chromium_renders_the_report(tmp_path):
         differs += set(drawn.tobytes()) != {255}  # not all page background (white)
     assert differs >= len(pngs) - 2  # at most the two all-white masks look like the background
     print(f"chromium: probe and screenshot of a {height} px page in {seconds:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The report of a real checkpoint through the command line: its numbers are evaluate's own
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "unet_v0.1.0.pt")
+
+
+def test_evaluate_report_csv_holds_evaluates_own_numbers(tmp_path, capsys):
+    from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+    from minunet.cli import main
+    from minunet.data import make_dataset
+    from minunet.evaluation import evaluate
+
+    flags = ["--checkpoint", FIXTURE, "--data", "synthetic", "--split", "val", "--limit", "12", "--device", "cpu"]
+    assert main(["evaluate", *flags, "--json", str(tmp_path / "m.json"), "--report", str(tmp_path / "rep")]) == 0
+    assert f"wrote {tmp_path / 'rep' / 'report.html'}" in capsys.readouterr().out
+    means = json.loads((tmp_path / "m.json").read_text())
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "per_image.csv")))
+    assert len(rows) == means["count"] == 12 and list(rows[0]) == list(COLUMNS)
+    for name in ("dice", "jaccard", "accuracy", "sensitivity", "specificity"):
+        assert sum(float(r[name]) for r in rows) / len(rows) == pytest.approx(means[name], abs=1e-6), name
+    state = load_checkpoint(FIXTURE)
+    dataset = make_dataset("synthetic", "val", size=state["size"], limit=12)
+    scores = evaluate(model_from_checkpoint(state), dataset, device="cpu", per_image=True, workers=0)
+    assert [r["id"] for r in rows] == scores["ids"]
+    for k, row in enumerate(rows):
+        for name in ("dice", "jaccard", "lesion_area", "predicted_area"):
+            assert float(row[name]) == pytest.approx(scores["per_image"][name][k].item(), abs=1e-6)
+        expected = image_flags(float(row["predicted_area"]), float(row["lesion_area"]), float(row["jaccard"]))
+        assert row["flags"] == ";".join(expected)
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "<script" not in page and FIXTURE in html.unescape(page)
+
+
+def test_predict_report_lists_every_image_with_its_area(tmp_path, capsys):
+    from minunet.cli import main
+
+    samples = os.path.join(os.path.dirname(__file__), "..", "docs", "samples")
+    assert main(["predict", "--checkpoint", FIXTURE, "--input", samples, "--output", str(tmp_path / "masks"),
+                 "--device", "cpu", "--report", str(tmp_path / "rep")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "per_image.csv")))
+    assert sorted(r["id"] for r in rows) == ["lesion_1", "lesion_2", "lesion_3"]
+    for row in rows:  # the predicted area is the mask predict wrote, at the image's own size
+        mask = Image.open(tmp_path / "masks" / f"{row['id']}_Segmentation.png")
+        area = sum(1 for v in mask.tobytes() if v) / (mask.size[0] * mask.size[1])
+        assert float(row["predicted_area"]) == pytest.approx(area, abs=1e-6) and row["dice"] == ""
