@@ -784,5 +784,6 @@ def test_output_paths_that_are_files(tmp_path, run, capsys):
                                       "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and f"cannot load the encoder weights from {a_file}" in one_error_line(err)
     code, err = exit_code_and_stderr(["train", *TINY, "--limit", "16", "--out", str(a_file / "run")], capsys)
-    assert code == 2 and one_error_line(err) == f"minunet train: error: {a_file / 'run'}: Not a directory"
+    assert code == 2 and one_error_line(err) == (f"minunet train: error: --out {a_file / 'run'}: {a_file} is a file, "
+                                                 f"not a folder: pass a folder (it is made if missing)")
     assert a_file.read_text() == "keep me" and not (tmp_path / "r").exists()
