@@ -115,7 +115,7 @@ def test_two_inputs_with_one_stem_are_refused_before_anything_is_written(tmp_pat
         assert code == 2 and one_error_line(err) == (
             f"minunet predict: error: {inputs / 'b.jpg'} and {inputs / 'b.png'} would both be written to "
             f"b_Segmentation.png: rename one of them or segment them into separate --output folders")
-        assert not out.exists() if out.name == "new" else os.listdir(out) == []
+        assert (os.listdir(out) == []) if out.name == "empty" else not out.exists()
         assert not (tmp_path / "report").exists()
 
 
