@@ -32,28 +32,31 @@ def number(kind, low, high=None, low_open=False, high_open=False, example=""):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") \
                 from None
-        if not math.isfinite(value) or value < low or (low_open and value == low) or (
-                high is not None and (value > high or (high_open and value == high))):
+        if not math.isfinite(value) or value < low or (low_open and value == low) or \
+                (high is not None and (value > high or (high_open and value == high))):
             bounds = f"a number above {low}" if low_open else f"at least {low}"
-            bounds += "" if high is None else f" and below {high}" if high_open else f" and at most {high}"
+            bounds += (f" and below {high}" if high_open else f" and at most {high}") if high is not None else ""
             raise argparse.ArgumentTypeError(f"{text} must be {bounds}{example}")
         return value
     return parse
 
 
 positive = number(int, 1)
-fraction = number(float, 0, 1, low_open=True, high_open=True)  # a probability threshold or a decay
+batch_size = number(int, 1, 65536)
+fraction = number(float, 0, 1, low_open=True, high_open=True)  # 1 would be degenerate: no lesion, or no update
 
 
 def image_size(text):
     """argparse type: one side (128: a square) or HxW (192x256), each from 32 (the U-Nets halve an image five
     times) to 4096."""
     parts = text.lower().split("x")
-    if len(parts) > 2:
+    if len(parts) > 2 or not all(part.strip().isdigit() for part in parts):
         raise argparse.ArgumentTypeError(f"{text!r} is not a size: pass one number (128) or HxW (192x256)")
-    sides = [number(int, 1, 4096)(part) for part in parts]
+    sides = [int(part) for part in parts]
     if min(sides) < 32:
         raise argparse.ArgumentTypeError(f"{text} is too small: the U-Nets need images of at least 32 x 32")
+    if max(sides) > 4096:
+        raise argparse.ArgumentTypeError(f"{text} is too large: images of at most 4096 x 4096")
     return sides[0] if len(sides) == 1 or sides[0] == sides[1] else tuple(sides)
 
 
@@ -88,7 +91,7 @@ def build_parser():
     t.add_argument("--size", type=image_size, default=128,
                    help="images are resized to size x size, or HxW such as 192x256 (default 128)")
     t.add_argument("--epochs", type=positive, help="epochs to train (default 20)")
-    t.add_argument("--batch-size", type=positive, default=16, help="global batch size (default 16)")
+    t.add_argument("--batch-size", type=batch_size, default=16, help="global batch size (default 16)")
     t.add_argument("--lr", type=number(float, 0, 1, low_open=True, example=", such as 1e-3"), default=1e-3,
                    help="peak learning rate of Adam (default 1e-3)")
     t.add_argument("--loss", choices=list(LOSSES), default="bce_dice", help="the training loss (default bce_dice)")
@@ -115,7 +118,7 @@ def build_parser():
                                    "each ground-truth mask's own resolution.")
     e.add_argument("--checkpoint", required=True, metavar="CKPT")
     e.add_argument("--split", choices=["val", "test"], default="val")
-    e.add_argument("--batch-size", type=positive, default=16)
+    e.add_argument("--batch-size", type=batch_size, default=16)
     e.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     e.add_argument("--figure", metavar="FILE", help="draw the worst and best cases into this PNG")
 
@@ -127,7 +130,7 @@ def build_parser():
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png")
     p.add_argument("--overwrite", action="store_true", help="replace segmentations already in --output")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--batch-size", type=positive, default=16, help="images per forward pass (default 16)")
+    p.add_argument("--batch-size", type=batch_size, default=16, help="images per forward pass (default 16)")
     p.add_argument("--compile", action="store_true",
                    help="compile the model with torch.compile first: 30 to 60 s of start-up, then faster; "
                         "worth it for hundreds of images (needs a C++ compiler on the CPU)")
@@ -154,8 +157,9 @@ def main(argv=None):
     except (RuntimeError, MemoryError) as err:
         if not (isinstance(err, MemoryError) or out_of_memory(err)):
             raise
-        say(f"minunet {args.command}: error: out of memory ({one_line(err, 120)}): lower --batch-size or "
-            f"--size" + (" or --base-channels" if args.command == "train" else ""))
+        detail = f" ({one_line(err, 120)})" if str(err) else ""  # a plain MemoryError has no text
+        advice = "--batch-size or --size or --base-channels" if args.command == "train" else "--batch-size"
+        say(f"minunet {args.command}: error: out of memory{detail}: lower {advice}")
         return 2
     except KeyboardInterrupt:
         say(f"minunet {args.command}: interrupted")

@@ -41,6 +41,9 @@ def encoder_weights(value):
     """--encoder-weights as ResNet34UNet takes it: None, "imagenet" or an existing file's path."""
     if value == "none":
         return None
+    if os.path.isdir(value):
+        raise CheckpointError(f"--encoder-weights {value} is a folder: pass the path of torchvision's "
+                              f"resnet34-b627a593.pth (or imagenet, or none)")
     if value != "imagenet" and not os.path.isfile(value):
         raise CheckpointError(f"--encoder-weights {value}: no such file (use imagenet, none, or the path of "
                               f"torchvision's resnet34-b627a593.pth)")
@@ -75,10 +78,25 @@ def open_checkpoint(path, needs=("size", "mean", "std"), what="is not a checkpoi
         raise CheckpointError(f"{path}: {err}") from None
 
 
+def file_in_the_way(path):
+    """`path`, or the nearest of its parents that exists, where that is a file and not a folder; else None."""
+    while path and not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path if path and os.path.exists(path) and not os.path.isdir(path) else None
+
+
 def must_be_a_folder(path, flag):
-    """Raise DataError when `path` exists and is not a folder."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise DataError(f"{flag} {path} is a file, not a folder: pass a folder (it is made if missing)")
+    """Raise DataError when `path`, or a parent of it, is a file (a missing folder is made later)."""
+    blocker = file_in_the_way(path)
+    if blocker:
+        where = "" if blocker == path else f": {blocker}"
+        raise DataError(f"{flag} {path}{where} is a file, not a folder: pass a folder (it is made if missing)")
+
+
+def read_only(path):
+    """Whether the file `path` exists and is read-only: no write bit in its mode (os.access alone would say
+    root may write it), or not writable by this user."""
+    return os.path.exists(path) and (not os.stat(path).st_mode & 0o222 or not os.access(path, os.W_OK))
 
 
 def resumed_run(args):
@@ -96,8 +114,7 @@ def resumed_run(args):
     must_be_a_folder(run.out, "--out")
     if not args.overwrite:
         refuse_to_overwrite(run.out, args.resume)
-    locked = [f for f in RUN_FILES if os.path.exists(os.path.join(run.out, f))
-              and not os.access(os.path.join(run.out, f), os.W_OK)]
+    locked = [f for f in RUN_FILES if read_only(os.path.join(run.out, f))]
     if locked:
         raise TrainingError(f"{os.path.join(run.out, locked[0])} is read-only: resuming would replace it; make "
                             f"it writable (chmod u+w) or copy the run to another --out")
@@ -148,6 +165,9 @@ def evaluate_command(args):
     state, model = open_checkpoint(args.checkpoint)
     if args.report:
         must_be_writable(args.report, "--report")
+    for path, flag in ((args.json, "--json"), (args.figure, "--figure")):
+        if path:
+            must_be_a_file_name(path, flag)
     dataset = make_dataset(args.data, args.split, args.data_root, state["size"], limit=args.limit,
                            skip_unreadable=True)
     for message in dataset.skipped:
@@ -191,11 +211,25 @@ def run_summary(args, state, threshold):
             "post-processing": "largest region, holes filled" if args.postprocess else "off"}
 
 
+def must_be_a_file_name(path, flag):
+    """Make the folder of the file `path` if missing; DataError when `path` is a folder (before any work)."""
+    if os.path.isdir(path):
+        example = os.path.join(path, "metrics.json" if flag == "--json" else "cases.png")
+        raise DataError(f"{flag} {path} is a folder: pass a file name, such as {example}")
+    blocker = file_in_the_way(os.path.dirname(path))
+    if blocker:
+        raise DataError(f"{flag} {path}: {blocker} is a file, not a folder: pass a file name in a folder")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
 def must_be_writable(folder, flag):
-    """Make `folder` if missing; DataError when it is a file or cannot be written to (before any work)."""
+    """DataError when `folder` (made when written to) is a file or cannot be written to: before any work, and
+    before anything is written."""
     must_be_a_folder(folder, flag)
-    os.makedirs(folder, exist_ok=True)
-    if not os.access(folder, os.W_OK):
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing) or "."
+    if not os.access(existing, os.W_OK):
         raise DataError(f"{flag} {folder} cannot be written to: pass a folder you can write to")
 
 

@@ -34,8 +34,8 @@ def refuse_to_replace(out_dir, names):
     """DataError when out_dir already holds a file predict would write (pass overwrite=True to replace)."""
     taken = sorted(n for files in names.values() for n in files if os.path.lexists(os.path.join(out_dir, n)))
     if taken:
-        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
-        raise DataError(f"{os.path.join(out_dir, taken[0])}{more} already exist: minunet predict does not "
+        more = f" and {len(taken) - 1} more already exist" if len(taken) > 1 else " already exists"
+        raise DataError(f"{os.path.join(out_dir, taken[0])}{more}: minunet predict does not "
                         f"replace files it did not write; pass another --output, or --overwrite to replace them")
 
 

@@ -57,6 +57,7 @@ def refuse_to_overwrite(out, resume=None):
     """Raise TrainingError when `out` holds a file a run writes, unless it is the run being resumed."""
     taken = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
     if taken and not (resume and os.path.samefile(out, os.path.dirname(os.path.abspath(resume)))):
-        raise TrainingError(f"{out} already holds a run ({', '.join(taken)}): pass --resume "
-                            f"{os.path.join(out, 'last.pt')} to continue it, --overwrite to replace "
+        last = os.path.join(out, "last.pt")
+        resume_it = f"--resume {last} to continue it, " if "last.pt" in taken else ""  # no last.pt: nothing to resume
+        raise TrainingError(f"{out} already holds a run ({', '.join(taken)}): pass {resume_it}--overwrite to replace "
                             f"it, or another --out")

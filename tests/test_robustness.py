@@ -72,6 +72,7 @@ def digest(path):
 # ---------------------------------------------------------------------------------------------------------
 # 1. A run killed with SIGKILL in the middle of epoch 2 and resumed ends exactly as an uninterrupted run
 
+@pytest.mark.slow  # over 2 s
 def test_resume_after_sigkill_mid_epoch_ends_with_the_same_weights(tmp_path):
     # 48 training images = 12 steps an epoch: long enough (about half a second) to be killed inside one
     flags = [*TINY, "--limit", "48", "--epochs", "3", "--seed", "5"]
@@ -177,6 +178,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mon
     assert load_checkpoint(str(path))["epoch"] == 2
 
 
+@pytest.mark.slow  # over 2 s
 def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(tmp_path, monkeypatch, capsys):
     out, before = tmp_path / "run", {}
 
@@ -256,6 +258,7 @@ def test_a_malicious_checkpoint_is_refused_and_its_code_never_runs(tmp_path, run
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow  # over 2 s
 def test_a_malicious_checkpoint_through_the_real_command(tmp_path, run):
     evil, marker = tmp_path / "evil.pt", tmp_path / "code-ran"
     malicious_checkpoint(evil, marker, run)
@@ -462,6 +465,7 @@ def relative_distance(state, reference, start):
     return float(apart / moved)
 
 
+@pytest.mark.slow  # over 2 s
 def test_torchrun_with_two_processes_trains_as_one_process_on_the_same_global_batch(tmp_path, monkeypatch):
     from minunet import commands
     from minunet.unet import UNet
@@ -603,6 +607,7 @@ def challenge_test_folder(root, n=5, size=(40, 30)):
     return ids[1:]
 
 
+@pytest.mark.slow  # over 2 s
 def test_predict_skips_unreadable_images_and_writes_the_rest(tmp_path, run, capsys):
     from minunet.data import synthetic_lesion
     images = tmp_path / "images"
@@ -647,6 +652,7 @@ def test_predict_on_an_empty_folder_or_a_missing_path(tmp_path, run, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # over 2 s
 def test_predict_compile_without_a_cpp_compiler_is_one_line(tmp_path, run, capsys, monkeypatch):
     import torch._dynamo
     import torch._inductor.config as inductor
@@ -664,6 +670,7 @@ def test_predict_compile_without_a_cpp_compiler_is_one_line(tmp_path, run, capsy
     torch._dynamo.reset()
 
 
+@pytest.mark.slow  # over 2 s
 def test_evaluate_skips_unreadable_pairs_and_scores_the_rest_as_if_they_were_absent(tmp_path, run):
     import json
     import shutil
@@ -758,6 +765,7 @@ def test_bad_training_flags(tmp_path, capsys, extra, words):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # over 2 s
 def test_encoder_weights_that_are_not_a_state_dict_of_tensors(tmp_path, capsys):
     import torchvision
     sd = torchvision.models.resnet34().state_dict()
@@ -784,5 +792,6 @@ def test_output_paths_that_are_files(tmp_path, run, capsys):
                                       "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and f"cannot load the encoder weights from {a_file}" in one_error_line(err)
     code, err = exit_code_and_stderr(["train", *TINY, "--limit", "16", "--out", str(a_file / "run")], capsys)
-    assert code == 2 and one_error_line(err) == f"minunet train: error: {a_file / 'run'}: Not a directory"
+    assert code == 2 and one_error_line(err) == (f"minunet train: error: --out {a_file / 'run'}: {a_file} is a file, "
+                                                 f"not a folder: pass a folder (it is made if missing)")
     assert a_file.read_text() == "keep me" and not (tmp_path / "r").exists()
