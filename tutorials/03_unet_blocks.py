@@ -314,7 +314,8 @@ def draw_unet(model, image, path, title):
 
 
 calls = draw_unet(model, image, os.path.join(OUT, "03_unet_diagram.png"),
-                  f"UNet(base_channels=64) on a {SIZE} x {SIZE} image: each block's output, channels × height × width")
+                  f"UNet(base_channels=64) on a {SIZE} x {SIZE} image: "
+                  "each block's output, channels × height × width")
 recorded = {name: output for name, _, _, output in calls}
 assert torch.equal(recorded["down4"], x5) and torch.equal(recorded["outc"], logits)  # the same run as above
 show(os.path.join(OUT, "03_unet_diagram.png"))

@@ -210,7 +210,8 @@ print(f"two empty masks: smooth=1 gives {dice_coefficient(nothing, nothing).item
 # confidently wrong. Averaged over all pixels, it gives every pixel a well-scaled gradient (p - y).
 #
 # Written literally, it breaks: a network computes in float32 (or less), where sigmoid(20) rounds to exactly
-# 1.0, so log(1 - p) = log(0) = -infinity, and the loss of a confidently wrong pixel becomes infinite. `bce_with_logits` uses the same quantity rearranged, max(x, 0) - x y + log(1 + exp(-|x|)),
+# 1.0, so log(1 - p) = log(0) = -infinity, and the loss of a confidently wrong pixel becomes infinite.
+# `bce_with_logits` uses the same quantity rearranged, max(x, 0) - x y + log(1 + exp(-|x|)),
 # which never takes the log of 0 and equals PyTorch's `binary_cross_entropy_with_logits`.
 
 # %%
@@ -289,12 +290,12 @@ for i, name in enumerate(("large lesion", "small lesion")):
 #
 # Does it matter in training? The same small U-Net (width 8) is trained on 64 x 64 synthetic lesions
 # (48 x 48 with `--quick`) three times, once per loss: BCE alone, Dice alone (`DiceLoss`), and both
-# (`BCEDiceLoss`). The synthetic lesions cover 1.4 % to 43 % of the image (in the ISIC 2016 training images at hand, 1.9 % to 91 %, median about
-# 21 %), so there are small ones to lose. Each run starts from the same initial weights for a given seed,
-# sees the same batches in the same order, and uses Adam at learning rate 1e-3 with no augmentation; only
-# the loss differs. The loop is written out (tutorial 06 explains each line). The models are then scored
-# with the ISIC Dice on the 100 synthetic validation and test images, which are grouped by the share of
-# the image their true lesion covers.
+# (`BCEDiceLoss`). The synthetic lesions cover 1.4 % to 43 % of the image (in the ISIC 2016 training
+# images at hand, 1.9 % to 91 %, median about 21 %), so there are small ones to lose. Each run starts from
+# the same initial weights for a given seed, sees the same batches in the same order, and uses Adam at
+# learning rate 1e-3 with no augmentation; only the loss differs. The loop is written out (tutorial 06
+# explains each line). The models are then scored with the ISIC Dice on the 100 synthetic validation and
+# test images, which are grouped by the share of the image their true lesion covers.
 #
 # One short run per loss is an illustration, not proof: runs this short vary a lot from seed to seed.
 # Without `--quick` each loss is trained with 3 seeds, and the figure shows every seed's result as a dot.
