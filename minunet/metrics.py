@@ -1,11 +1,13 @@
-"""The ISIC 2016 challenge's segmentation metrics, computed per image.
+"""The ISIC challenges' segmentation metrics, computed per image.
 
 Masks are shaped (B, 1, H, W) and may be bool, 0/1 numbers, or probabilities: a pixel is
 foreground where its value is > 0.5 (so a probability of exactly 0.5 is background). Pass
 probabilities, not logits: apply torch.sigmoid to a model's output first.
 
-As the challenge scored them, each metric is computed from one image's confusion counts
-(TP, FP, FN, TN), and a dataset's score is the mean of the per-image values:
+As the challenges scored them, each metric is computed from one image's confusion counts
+(TP, FP, FN, TN), and a dataset's score is the mean of the per-image values (ISIC 2016 ranked by
+the mean Jaccard, Gutman et al., arXiv:1605.01397; the thresholded Jaccard was ISIC 2018's ranking
+metric, Codella et al., arXiv:1902.03368):
 
     accuracy          = (TP + TN) / (TP + TN + FP + FN)
     sensitivity       = TP / (TP + FN)
@@ -14,8 +16,8 @@ As the challenge scored them, each metric is computed from one image's confusion
     threshold_jaccard = jaccard if jaccard >= 0.65 else 0
     dice              = 2 TP / (2 TP + FP + FN)
 
-each taken as 1.0 where its denominator is 0 (for instance, Dice and Jaccard are 1 when both the
-prediction and the target are empty: nothing to find, nothing wrongly found).
+each taken as 1.0 where its denominator is 0, minunet's convention (for instance, Dice and Jaccard
+are 1 when both the prediction and the target are empty: nothing to find, nothing wrongly found).
 """
 import torch
 
