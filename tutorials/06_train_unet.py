@@ -301,7 +301,8 @@ torch.manual_seed(0)
 model = UNet(base_channels=BASE).to(device, memory_format=torch.channels_last)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, drop_last=True)
-scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, len(loader), len(loader)))
+steps = len(loader)  # a run of one epoch: all of it warm-up
+scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, steps))
 scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 train_loss = train_one_epoch(model, tqdm(loader, disable=True), optimizer, scheduler, scaler, BCEDiceLoss(),
                              amp_dtype, epoch=1)
@@ -313,7 +314,8 @@ print(f"one epoch by hand: training loss {train_loss:.4f}; validation loss {scor
 # `fit` does the same with the recipe of this library: Adam, the schedule above, batches of 16, the
 # BCE + Dice loss, validation after every epoch, the best epoch kept, and a seed that fixes the initial
 # weights, the batch order and every augmentation, so a rerun repeats. The U-Net here has width 32
-# (7.8 million parameters): the classic width 64 is four times the work for little gain on 128 px images.
+# (7.8 million parameters): the classic width 64 doubles the channels of every layer, four times the
+# computation.
 
 # %%
 torch.manual_seed(0)
@@ -370,8 +372,8 @@ show(os.path.join(OUT, "06_unet_predictions.png"))
 # image, like the particular hairs, skin and lighting of real photographs.
 #
 # - **learning rate far too high** (10, where 0.003 suits these runs): each step throws the weights far
-#   off; the training loss stalls high, the validation Dice stays near 0 (the model gives up and predicts
-#   no lesion anywhere), and the validation loss jumps by orders of magnitude;
+#   off; the training loss stalls high, the validation Dice stays at 0 (no predicted pixel falls on a
+#   lesion), and the validation loss jumps by orders of magnitude;
 # - **overfitting**: 16 training images, no augmentation, many epochs: the training loss keeps falling
 #   towards 0 while the validation loss levels off far above it (and, late in the run, creeps back up),
 #   and the Dice stalls: from some epoch on the model learns those 16 images, noise included, not lesions;

@@ -18,8 +18,8 @@
 #
 # The encoder starts from random weights (`--encoder-weights none`, the default). `--encoder-weights
 # imagenet` (downloaded once by torchvision) or `--encoder-weights FILE` (a saved resnet34-b627a593.pth)
-# start it from ImageNet weights instead. No run of this project's tutorials or benchmarks used them
-# (the machines here cannot download them), so nothing below says what they do.
+# start it from ImageNet weights instead. No run behind these tutorials used them (this project's
+# machines cannot download them), so nothing below says what they do.
 
 # %%
 import argparse
