@@ -1,6 +1,8 @@
 """The tutorials never rot: each runs with --quick, in order, prints no traceback or warning, and writes the
-figures it announces; each is a percent-format script (one file for script and notebook) on the public API."""
+figures it announces; each is a percent-format script (one file for script and notebook) on the public API,
+and opens and runs as a notebook. They run on this checkout's minunet (PYTHONPATH), not an installed copy."""
 import ast
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -8,14 +10,15 @@ import sys
 
 import pytest
 
-TUTORIALS = pathlib.Path(__file__).resolve().parent.parent / "tutorials"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TUTORIALS = ROOT / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 ISIC_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "isic2016"
 
 
 def run_tutorial(script, out_dir, *flags):
     """Run a tutorial in a subprocess with its figures and runs going to out_dir; return its output."""
-    env = dict(os.environ, MPLBACKEND="Agg")
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out_dir), *flags],
                             cwd=out_dir, env=env, capture_output=True, text=True, timeout=240)
     output = result.stdout + result.stderr
@@ -31,8 +34,8 @@ def run_tutorial(script, out_dir, *flags):
     return output
 
 
-def test_there_are_eight_tutorials_in_order():
-    assert [p.name[:3] for p in SCRIPTS] == [f"{i:02d}_" for i in range(1, 9)], [p.name for p in SCRIPTS]
+def test_there_are_nine_tutorials_in_order():
+    assert [p.name[:3] for p in SCRIPTS] == [f"{i:02d}_" for i in range(1, 10)], [p.name for p in SCRIPTS]
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +47,24 @@ def out_dir(tmp_path_factory):
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_tutorial_runs_quick(script, out_dir):
     output = run_tutorial(script, out_dir)
-    if script.name.startswith("08_"):  # the end of the path: a checkpoint scored, files segmented
+    if script.name.startswith("06_"):  # the loop's own source, walked through; the gallery's three runs
+        assert "def train_one_epoch(" in output and "scheduler.step()" in output, output[-2000:]
+        assert all(name in output for name in ("too high", "overfitting", "healthy")), output[-2000:]
+    if script.name.startswith("07_"):  # several seeds per model, and a conclusion drawn from their spread
+        assert "resunet34 seed 1" in output and "over 2 seed(s)" in output, output[-2000:]
+    if script.name.startswith("08_"):  # the end of the path: a checkpoint scored, reported, files segmented
         assert "jaccard" in output and "_Segmentation.png: 300x225 mode L" in output, output[-2000:]
+        assert (out_dir / "08_report" / "report.html").is_file() and "Flagged images" in output, output[-2000:]
+    if script.name.startswith("09_"):  # a folder checked (the 0/1 note), trained on and segmented
+        assert "hold 0 and 1, not 0 and 255" in output and "the masks are equal: True" in output, output[-2000:]
+        assert len(list((out_dir / "09_predicted_masks").glob("*_Segmentation.png"))) == 3
 
 
 @pytest.mark.skipif(not ISIC_ROOT.is_dir(), reason=f"no ISIC 2016 data at {ISIC_ROOT}")
-@pytest.mark.parametrize("name", ["01_", "08_"])
+@pytest.mark.parametrize("name", ["01_", "08_", "09_"])
 def test_tutorial_runs_on_isic(name, tmp_path):
-    # 01 reads the challenge folders (no test split there); 08 falls back to scoring the validation split
+    # 01 reads the challenge folders (no test split there); 08 falls back to scoring the validation split;
+    # 09 copies ISIC files into a folder of images/ and masks/
     script = next(p for p in SCRIPTS if p.name.startswith(name))
     output = run_tutorial(script, tmp_path, "--data-root", str(ISIC_ROOT))
     assert "ISIC_00" in output, output[-2000:]
@@ -95,7 +108,7 @@ def test_tutorial_is_a_percent_script_on_the_public_api(script):
 
 
 def test_tutorials_open_as_notebooks():
-    jupytext = pytest.importorskip("jupytext")
+    import jupytext  # the test extras install it: a missing one fails, it does not skip
     for script in SCRIPTS:
         notebook = jupytext.read(script)
         kinds = [cell.cell_type for cell in notebook.cells]
@@ -104,18 +117,43 @@ def test_tutorials_open_as_notebooks():
         assert title.startswith(f"# {script.name[:2]} "), f"{script.name}: the notebook's title is {title!r}"
 
 
+def run_as_notebook(script, folder, flags=()):
+    """Execute a tutorial as a notebook in `folder` (a fresh kernel on this checkout's minunet), its flags set
+    by editing the `args` line as tutorials/README.md says; return the code cells' outputs."""
+    import jupytext
+    import nbclient
+
+    assert importlib.util.find_spec("ipykernel"), "nbclient starts an ipykernel: install the test extras"
+    notebook = jupytext.read(script)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if flags:
+        cell = next(c for c in notebook.cells if "parser.parse_known_args()" in c.source)
+        cell.source = cell.source.replace("parser.parse_known_args()", f"parser.parse_known_args({list(flags)!r})")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    nbclient.NotebookClient(notebook, timeout=240, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}}).execute(env=env)
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, f"{script.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    return outputs
+
+
 def test_a_tutorial_runs_as_a_notebook(tmp_path):
     # In Jupyter there is no __file__ and the kernel adds its own flags: the tutorial must cope with both,
     # write its figures to out/ beside the notebook and show them inline.
-    jupytext = pytest.importorskip("jupytext")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    notebook = jupytext.read(TUTORIALS / "02_transforms.py")
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbclient.NotebookClient(notebook, timeout=240, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    outputs = run_as_notebook(TUTORIALS / "02_transforms.py", tmp_path)
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "02_each_transform.png", "02_nearest_vs_bilinear.png", "02_train_augmentation.png"]
+
+
+@pytest.mark.slow
+def test_the_own_data_tutorial_runs_as_a_notebook_with_flags(tmp_path):
+    # 09 calls the command line in the kernel (minunet.cli.main) and writes files beside the notebook; its
+    # flags are given as the README says, by editing the args line
+    outputs = run_as_notebook(TUTORIALS / "09_your_own_data.py", tmp_path, ["--quick"])
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "hold 0 and 1, not 0 and 255" in text and "wrote 3 segmentation(s)" in text, text[-2000:]
+    assert {"09_mask_trap.png", "09_predictions.png", "09_threshold_curve.png"} <= {
+        p.name for p in (tmp_path / "out").iterdir()}

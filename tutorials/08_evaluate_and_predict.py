@@ -1,52 +1,63 @@
 # %% [markdown]
-# # 08 · Evaluating on held-out images, and segmenting new ones
+# # 08 · Evaluating on held-out images, the failure report, and segmenting new files
 #
-# A trained model is judged once, on images that played no part in training or in choosing the best epoch:
-# the *held-out* split (ISIC 2016's test set where it is present, else the validation split). This tutorial
-# loads a checkpoint (tutorial 07's, else 06's, else it trains 06's U-Net first), **prints** the six ISIC
-# challenge metrics on the held-out split, **draws** the distribution of per-image Dice
-# (`out/08_dice_histogram.png`) and the worst and best cases (`out/08_worst_and_best.png`), then writes a
-# few images to disk as ordinary JPEG files, as a user's new photographs would be, segments them with
-# `minunet.predict.predict`, and **draws** the masks it wrote (`out/08_predicted_files.png`).
+# A trained model is judged on images that played no part in training or in choosing the best epoch: the
+# *held-out* split (the test split; the ISIC folders at hand have none, and then the validation split is
+# scored, and said to be no longer held out). This tutorial:
 #
-# **How long it takes.** `--quick`: under 30 s on 2 CPU cores. Without it: under a minute on a 2-core CPU
-# when tutorial 06 or 07 has left a checkpoint (scoring is fast; 11 s on one NVIDIA H200 GPU), else
-# tutorial 06's training time first.
+# - scores every checkpoint of tutorial 07 (both models, every seed; else tutorial 06's, else it trains
+#   06's U-Net first) on the validation and the held-out split, and **prints** how much of the validation
+#   score was optimism, each model's spread over seeds on held-out images, and what a decision threshold
+#   chosen on validation does on held-out images; it **draws** both threshold curves
+#   (`out/08_threshold_curves.png`);
+# - writes the HTML failure report with `minunet evaluate --report` (`out/08_report/report.html`, with
+#   `per_image.csv`) and explains each of its sections and flags;
+# - writes a few images to disk as ordinary JPEG files, segments them with `minunet.predict.predict`, and
+#   **draws** the masks it wrote (`out/08_predicted_files.png`).
+#
+# **How long it takes.** `--quick`: see the table in tutorials/README.md. Without it, scoring is quick next
+# to training (each checkpoint is run once over the validation and the held-out images); when no
+# checkpoint is found, tutorial 06's training comes first (bench/RESULTS.md gives training times).
 #
 # Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), `--quick`, or
 # `--checkpoint FILE` for any checkpoint written by `fit` or `minunet train`.
 
 # %%
 import argparse
+import glob
 import os
+import re
 import sys
 
 import torch
 from PIL import Image
 
 from minunet import UNet
-from minunet.data import DataError, make_dataset
-from minunet.metrics import THRESHOLD_JACCARD
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.cli import main as minunet_cli
+from minunet.data import DataError, make_dataset
 from minunet.device import choose_device
-from minunet.evaluation import evaluate
+from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.predict import predict
+from minunet.report import FLAGS
 from minunet.train import fit
 from minunet.transforms import pil_to_tensor
 
-parser = argparse.ArgumentParser(description="Tutorial 08: evaluating and predicting")
+parser = argparse.ArgumentParser(description="Tutorial 08: evaluating, the failure report, predicting")
 parser.add_argument("--data-root", metavar="DIR",
                     help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
 parser.add_argument("--quick", action="store_true", help="few images: a smoke run in seconds")
-parser.add_argument("--checkpoint", metavar="FILE", help="a best.pt or last.pt (default: tutorial 07's or 06's)")
+parser.add_argument("--checkpoint", metavar="FILE", help="one best.pt or last.pt (default: tutorial 07's, else 06's)")
 parser.add_argument("--out", metavar="DIR", help="where figures, runs and files go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
-LIMIT = 8 if args.quick else None  # at most this many images per split
+LIMIT = 16 if args.quick else None  # at most this many images per split, as tutorials 06 and 07
 MODE = f"{DATA}" + ("_quick" if args.quick else "")
+if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
+    torch.set_num_threads(1)
 
 
 def show(path):
@@ -58,64 +69,116 @@ def show(path):
 
 
 # %% [markdown]
-# ## The checkpoint
+# ## The checkpoints
 #
 # A checkpoint written by `fit` holds the model's name and constructor arguments with its weights, and the
 # image size and normalisation it was trained with, so nothing else is needed to use it.
 # `load_checkpoint` reads it with `torch.load(weights_only=True)`, which refuses files that would run code.
 
 # %%
-candidates = [os.path.join(OUT, f"07_resunet34_{MODE}", "best.pt"), os.path.join(OUT, f"06_unet_{MODE}", "best.pt")]
-path = args.checkpoint or next((c for c in candidates if os.path.exists(c)), None)
-if path is None:
+UNET_RUN = os.path.join(OUT, f"06_unet_{MODE}")
+if args.checkpoint:
+    paths = [args.checkpoint]
+else:
+    paths = sorted(glob.glob(os.path.join(OUT, f"07_*_seed*_{MODE}", "best.pt")))
+    paths = ([os.path.join(UNET_RUN, "best.pt")] if os.path.exists(os.path.join(UNET_RUN, "best.pt")) else []) + paths
+if not paths:
     print("no checkpoint from tutorial 07 or 06 here: training tutorial 06's U-Net first")
     torch.manual_seed(0)
     size = 64 if args.quick else 128
     fit(UNet(base_channels=8 if args.quick else 32),
         make_dataset(DATA, "train", root=args.data_root, size=size, augment=True, seed=0, limit=LIMIT),
         make_dataset(DATA, "val", root=args.data_root, size=size, limit=LIMIT and LIMIT // 2),
-        os.path.dirname(candidates[1]), epochs=1 if args.quick else 20 if DATA == "isic2016" else 10,
-        batch_size=8 if args.quick else 16, lr=1e-3, seed=0)
-    path = candidates[1]
-state = load_checkpoint(path)
-model = model_from_checkpoint(state)  # in eval mode
+        UNET_RUN, epochs=2 if args.quick else 20 if DATA == "isic2016" else 10,
+        batch_size=8 if args.quick else 16, lr=1e-3, seed=0, show_progress=False)
+    paths = [os.path.join(UNET_RUN, "best.pt")]
+
+
+def run_name(path, state):
+    """The model's name in the folder names of tutorials 06 and 07 (unet, resunet34, ...), else the checkpoint's."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    found = re.fullmatch(rf"0[67]_(.+?)(_seed\d+)?_{MODE}", folder)
+    return found.group(1) if found else state["model"]
+
+
 device, _ = choose_device("auto")  # the GPU when there is one
-model = model.to(device)
-print(f"{os.path.relpath(path)}: {state['model']} {state['model_args']}, trained at {state['size']} px, "
-      f"epoch {state['epoch']}, validation Dice {state['best_dice']:.4f}; running on {device}")
+checkpoints = []
+for path in paths:
+    state = load_checkpoint(path)
+    checkpoints.append(dict(path=path, state=state, model=model_from_checkpoint(state).to(device),
+                            name=run_name(path, state)))
+    print(f"{os.path.relpath(path)}: {state['model']} {state['model_args']}, {state['size']} px, "
+          f"best epoch {state['epoch']}, validation Dice {state['best_dice']:.4f}")
 
 # %% [markdown]
-# ## The held-out split and the ISIC metrics
+# ## Validation and held-out scores
 #
-# As the challenge scores, each prediction is compared with the ground truth *at the mask's own
-# resolution*: the model works at (say) 128 x 128, so its probabilities are resized to the original mask's
-# size (bilinearly) and thresholded at 0.5 there. Each metric is computed per image, then averaged:
+# Each checkpoint is scored on both splits. As the challenge scores, each prediction is compared with the
+# ground truth *at the mask's own resolution*: the model's probabilities are resized to the original mask's
+# size and thresholded there. `evaluate` also sweeps the decision threshold (probability above it is lesion)
+# from 0.05 to 0.95 and returns the mean Dice at each (`dice_by_threshold`).
 #
-# - **Jaccard** (the challenge's ranking metric) and **Dice**: the overlap of prediction and truth.
-# - **threshold Jaccard**: Jaccard, but 0 for an image below 0.65: a clinically useless border counts as a
-#   failure, however close.
-# - **sensitivity**: the share of the lesion found; **specificity**: the share of the skin left alone;
-#   **accuracy**: the share of pixels right (high for any model: most pixels are easy skin).
+# Three numbers per checkpoint tell what the validation score was worth:
+#
+# - **val Dice**, at the epoch chosen on validation: optimistic, since that epoch won on these images;
+# - **held-out Dice** at threshold 0.5: an honest estimate of the score on new images of the same kind;
+# - **held-out Dice at the threshold chosen on validation**: a threshold is a setting like the epoch, so it
+#   is chosen on validation images (`best_threshold`) and then only *applied* to held-out ones. Choosing
+#   it on the held-out images would make their score optimistic too.
 
 # %%
+size = checkpoints[0]["state"]["size"]
+val_set = make_dataset(DATA, "val", root=args.data_root, size=size, limit=LIMIT and LIMIT // 2)
 try:
     split = "test"
-    held_out = make_dataset(DATA, split, root=args.data_root, size=state["size"], limit=LIMIT)
+    held_out = make_dataset(DATA, split, root=args.data_root, size=size, limit=LIMIT)
 except DataError as err:  # e.g. the challenge folders at hand have no test images
     split = "val"
-    print(f"no test split ({err}); scoring the validation split instead")
-    held_out = make_dataset(DATA, split, root=args.data_root, size=state["size"], limit=LIMIT)
-scores = evaluate(model, held_out, device=device, per_image=True)
-print(f"{scores['count']} {DATA} {split} images:")
-for name in ("jaccard", "dice", "threshold_jaccard", "sensitivity", "specificity", "accuracy"):
-    print(f"  {name:18s} {scores[name]:.4f}")
-jaccard = scores["per_image"]["jaccard"]
-print(f"{int((jaccard < THRESHOLD_JACCARD).sum())} of {len(jaccard)} images are below the Jaccard threshold "
-      f"{THRESHOLD_JACCARD}")
+    held_out = val_set
+    print(f"no test split ({err}).\nScoring the validation split as 'held-out': it is NOT held out (the epoch "
+          f"and the threshold below are chosen on it), so every score below is optimistic.")
+print(f"{len(val_set)} validation and {len(held_out)} {split} images of {DATA}\n")
+print(f"{'checkpoint':44s} {'val Dice':>8s} {'held-out Dice (0.5)':>19s} {'val-chosen threshold':>20s} "
+      f"{'held-out Dice at it':>19s}")
+for c in checkpoints:
+    if c["state"]["size"] != size:
+        raise SystemExit(f"{c['path']} was trained at {c['state']['size']} px, the others at {size}: "
+                         f"score checkpoints of one size together")
+    val_scores = evaluate(c["model"], val_set, device=device)
+    c["val"], c["threshold"] = val_scores["dice"], best_threshold(val_scores["dice_by_threshold"])
+    c["val_curve"] = val_scores["dice_by_threshold"]
+    c["scores"] = evaluate(c["model"], held_out, device=device, per_image=True)
+    c["tuned"] = c["scores"]["dice_by_threshold"][c["threshold"]]
+    print(f"{os.path.relpath(c['path'], OUT):44s} {val_scores['dice']:8.4f} {c['scores']['dice']:19.4f} "
+          f"{c['threshold']:20.2f} {c['tuned']:19.4f}")
 
 # %% [markdown]
-# A mean hides the spread. Most images are segmented well; a few fail badly, and those are the ones to
-# look at: faint lesions, lesions larger than the picture, hair, rulers, ink marks, dark corners.
+# Per model, over its seeds: the mean and range of the held-out Dice, the mean optimism of the validation
+# score (validation minus held-out Dice), and the mean change from the tuned threshold. As in tutorial 07,
+# the sentences are written by the code from the numbers.
+
+# %%
+by_model = {}
+for c in checkpoints:
+    by_model.setdefault(c["name"], []).append(c)
+for name, group in by_model.items():
+    held = [c["scores"]["dice"] for c in group]
+    optimism = [c["val"] - c["scores"]["dice"] for c in group]
+    gain = [c["tuned"] - c["scores"]["dice"] for c in group]
+    print(f"{name:12s} {len(group)} checkpoint(s): held-out Dice mean {sum(held) / len(held):.4f}, range "
+          f"{min(held):.4f} to {max(held):.4f}; validation minus held-out: mean {sum(optimism) / len(held):+.4f}; "
+          f"tuned threshold minus 0.5: mean {sum(gain) / len(held):+.4f}")
+    if len(group) < 2:
+        print(f"{'':12s} one checkpoint: no spread over seeds; a difference to another model proves nothing")
+    elif min(gain) < 0 < max(gain):
+        print(f"{'':12s} the tuned threshold helped some seeds and hurt others on held-out images: no gain to claim")
+
+# %% [markdown]
+# The threshold curves of one checkpoint (the one with the best validation Dice: choosing among checkpoints
+# on validation is allowed, as long as the held-out score is then only reported): the mean Dice at every
+# threshold on the validation split and on the held-out split, with the threshold chosen on validation. A
+# flat curve means the model is sure of its pixels and the threshold barely matters; a peak far from 0.5
+# means its probabilities are biased (too timid, or too eager), which a longer training often fixes.
 
 # %%
 import matplotlib  # noqa: E402
@@ -123,35 +186,82 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")  # write files; no window
 import matplotlib.pyplot as plt  # noqa: E402
 
-from minunet.plots import plot_cases  # noqa: E402
-
-dice = scores["per_image"]["dice"]  # (N,) in the order of held_out
-fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.hist(dice.tolist(), bins=20, range=(0, 1), color="tab:blue")
-ax.set(xlabel="Dice", ylabel="images", title=f"per-image Dice, {DATA} {split} (mean {scores['dice']:.3f})")
+chosen = max(checkpoints, key=lambda c: c["state"]["best_dice"])
+fig, ax = plt.subplots(figsize=(6.4, 3.4))
+ax.plot(THRESHOLDS, [chosen["val_curve"][t] for t in THRESHOLDS], "o-", markersize=3, label="validation")
+ax.plot(THRESHOLDS, [chosen["scores"]["dice_by_threshold"][t] for t in THRESHOLDS], "o-", markersize=3,
+        label=f"held-out ({split})")
+ax.axvline(chosen["threshold"], color="tab:red", linestyle="--", label=f"chosen on validation: {chosen['threshold']:g}")
+ax.set(xlabel="threshold (probability above it is lesion)", ylabel="mean Dice", xlim=(0, 1),
+       title=os.path.relpath(chosen["path"], OUT))
+ax.grid(alpha=0.3)
+ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(os.path.join(OUT, "08_dice_histogram.png"), dpi=100)
+fig.savefig(os.path.join(OUT, "08_threshold_curves.png"), dpi=100)
 plt.close(fig)
-show(os.path.join(OUT, "08_dice_histogram.png"))
+show(os.path.join(OUT, "08_threshold_curves.png"))
 
 # %% [markdown]
-# The three worst and three best images by Dice (the figure shows the model's working size; the scores
-# were taken at full size).
+# ## The failure report
+#
+# A mean hides the spread: most images are segmented well, a few fail badly, and those are the ones to look
+# at (faint lesions, lesions larger than the picture, hair, rulers, ink marks, dark corners). `minunet
+# evaluate --report DIR` writes `DIR/report.html`, one self-contained page (every picture inside it: it
+# opens offline and travels as one file), and `DIR/per_image.csv`, one row per image. Its flags:
 
 # %%
-order = torch.argsort(dice).tolist()
-picked = order[:3] + order[-3:] if len(order) > 6 else order
-images, masks, preds, titles = [], [], [], []
-for i in picked:
-    image, mask, image_id = held_out[i]
-    with torch.no_grad():
-        logits = model(image[None].to(device))[0].cpu()  # (1, S, S)
-    images.append(image)
-    masks.append(mask)
-    preds.append((logits > 0).float())  # logit > 0 <=> probability > 0.5
-    titles.append(f"{image_id} Dice {dice[i]:.2f}")
-plot_cases(images, masks, preds, os.path.join(OUT, "08_worst_and_best.png"), titles=titles)
-show(os.path.join(OUT, "08_worst_and_best.png"))
+try:
+    minunet_cli(["evaluate", "--help"])  # the CLI's own help, as `minunet evaluate --help` prints it
+except SystemExit:  # argparse exits after printing the help
+    pass
+
+# %% [markdown]
+# It is run here through `minunet.cli.main`, the function behind the `minunet` command, with the
+# checkpoint above and the threshold chosen on validation (`--threshold`; without it, the one stored in the
+# checkpoint by `minunet train --tune-threshold`, else 0.5). The same line in a terminal:
+# `minunet evaluate --checkpoint CKPT --data synthetic --split test --threshold T --report out/08_report`.
+
+# %%
+report_dir = os.path.join(OUT, "08_report")
+command = ["evaluate", "--checkpoint", chosen["path"], "--data", DATA, "--split", split,
+           "--threshold", str(chosen["threshold"]), "--report", report_dir]
+command += ["--data-root", args.data_root] if args.data_root else []
+command += ["--limit", str(len(held_out))] if LIMIT else []
+print("minunet " + " ".join(command))
+exit_code = minunet_cli(command)
+assert exit_code == 0, f"minunet evaluate exited {exit_code}"
+with open(os.path.join(report_dir, "report.html"), encoding="utf-8") as f:
+    page = f.read()
+sections = re.findall(r"<h([23])>(.*?)</h\1>", page)
+print(f"\n{os.path.relpath(os.path.join(report_dir, 'report.html'))}: {len(page) / 1024:.0f} KiB, sections:")
+for level, title in sections:
+    print(("  " if level == "2" else "      ") + re.sub(r"<[^>]+>", "", title))
+
+# %% [markdown]
+# What each section shows (open the page in a browser beside this list):
+#
+# - **Run**: the checkpoint, the model, its training (epoch and validation Dice), the data and split, the
+#   threshold, and whether test-time augmentation (`--tta`) and post-processing (`--postprocess`) were on.
+# - **ISIC metrics**: the six means, each with its definition from the pixel counts (TP lesion found, FP
+#   false alarm, FN lesion missed, TN skin left alone).
+# - **Per-image Dice**: a histogram, with the failure line at the Dice that equals Jaccard 0.65 (the
+#   challenge's threshold: images left of it score 0 in threshold Jaccard), and how many images fail.
+# - **Dice against lesion size**: one dot per image; failures often gather at the small lesions, where a
+#   few wrong pixels are a large share.
+# - **Dice against the decision threshold**: the curve of the plot above for this split, the threshold in
+#   use marked. Read it, but choose the threshold on validation, as above, never on the test split.
+# - **Worst and best images**: image, ground truth, prediction and an overlay coloured by what went wrong
+#   (green lesion found, blue lesion missed, red false alarm), with each image's scores and areas.
+# - **Flagged images**: for each flag, its meaning, how many images have it and their overlays. The flags,
+#   from `minunet.report.FLAGS`:
+
+# %%
+for name, sentence in FLAGS.items():
+    print(f"  {name}: {sentence}")
+with open(os.path.join(report_dir, "per_image.csv")) as f:
+    rows = f.read().splitlines()
+print(f"\nper_image.csv: {len(rows) - 1} rows; the first lines:")
+print("\n".join(rows[:3]))
 
 # %% [markdown]
 # ## Segmenting new image files
@@ -159,14 +269,14 @@ show(os.path.join(OUT, "08_worst_and_best.png"))
 # In use, a model meets photographs on disk, of any size. To stand in for them, a few held-out images are
 # written as JPEG files at 300 x 225 pixels (not the model's size, not square), plus one broken file.
 # `predict(model, paths, out_dir, size)` reads each file, resizes it to the model's size, normalises it
-# as in training, runs the model, resizes the probabilities back to the file's own size, and writes
-# `<name>_Segmentation.png` (0 = skin, 255 = lesion, the challenge's format) and, with `overlay=True`, the
-# mask drawn over the photograph. A file it cannot read is reported and skipped, not fatal.
-#
-# `predict` prepares the model for speed first (BatchNorm folded into the convolutions), changing it in
-# place: call it last, or reload the checkpoint before training further.
+# as in training, runs the model (a copy with BatchNorm folded into the convolutions, for speed), resizes the
+# probabilities back to the file's own size, and writes `<name>_Segmentation.png` (0 = skin, 255 = lesion,
+# the challenge's format) and, with `overlay=True`, the mask drawn over the photograph. A file it cannot
+# read is reported and skipped, not fatal. `minunet predict --report DIR` writes a report of the
+# predictions too: with no ground truth nothing is scored, and it flags empty and full predictions.
 
 # %%
+model, state = chosen["model"], chosen["state"]
 new_dir = os.path.join(OUT, "08_new_images")
 masks_dir = os.path.join(OUT, "08_predicted_masks")
 os.makedirs(new_dir, exist_ok=True)
@@ -183,7 +293,7 @@ with open(broken, "wb") as f:
 paths.append(broken)
 
 written, skipped = predict(model, paths, masks_dir, size=state["size"], device=device, overlay=True,
-                           mean=state["mean"], std=state["std"])
+                           mean=state["mean"], std=state["std"], threshold=chosen["threshold"], overwrite=True)
 print(f"wrote {written} masks to {os.path.relpath(masks_dir)}; skipped {[os.path.basename(p) for p in skipped]}")
 for p in paths[:written]:
     stem = os.path.splitext(os.path.basename(p))[0]
@@ -196,9 +306,8 @@ for p in paths[:written]:
 fig, axes = plt.subplots(2, written, figsize=(3 * written, 5), squeeze=False)
 for c, p in enumerate(paths[:written]):
     stem = os.path.splitext(os.path.basename(p))[0]
-    for r, (name, mode) in enumerate([(f"{stem}.jpg", "RGB"), (f"{stem}_overlay.png", "RGB")]):
-        folder = new_dir if r == 0 else masks_dir
-        picture = pil_to_tensor(Image.open(os.path.join(folder, name)), mode=mode)  # (3, H, W) uint8
+    for r, (name, folder) in enumerate([(f"{stem}.jpg", new_dir), (f"{stem}_overlay.png", masks_dir)]):
+        picture = pil_to_tensor(Image.open(os.path.join(folder, name)), mode="RGB")  # (3, H, W) uint8
         axes[r][c].imshow(picture.permute(1, 2, 0).tolist())
         axes[r][c].set_title(name, fontsize=8)
         axes[r][c].set_axis_off()
@@ -210,7 +319,18 @@ show(os.path.join(OUT, "08_predicted_files.png"))
 # %% [markdown]
 # The same from the command line:
 #
-#     minunet evaluate --checkpoint runs/resunet34/best.pt --data isic2016 --data-root DIR --split val
-#     minunet predict --checkpoint runs/resunet34/best.pt --input docs/samples --output masks/ --overlay
+#     minunet evaluate --checkpoint runs/resunet34/best.pt --data isic2016 --data-root DIR --split val --report rep/
+#     minunet predict --checkpoint runs/resunet34/best.pt --input photos/ --output masks/ --overlay --report rep2/
 #
-# That is the whole path: data, transforms, models, losses and metrics, training, evaluation and use.
+# Next, tutorial 09: the same path for your own images and masks.
+#
+# ## Exercises
+#
+# 1. Rerun the report with `--tta` added to `command` (the average over flips). Expect the threshold curve
+#    to flatten a little and the mean Dice to move by about as much as the spread over seeds above: compare
+#    it with that spread before calling it a gain.
+# 2. Add `--postprocess` (keep the largest region, fill its holes) and look at the "Worst" section again.
+#    Expect fewer scattered false alarms (red specks), and images with two separate lesions to lose one.
+# 3. Choose the threshold on the held-out split instead (`best_threshold(c["scores"]["dice_by_threshold"])`)
+#    and compare its held-out Dice with the validation-chosen one's. Expect it to be at least as high, by
+#    construction: that is the optimism a threshold chosen on the test images builds in.

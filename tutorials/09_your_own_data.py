@@ -1,0 +1,331 @@
+# %% [markdown]
+# # 09 · Your own images and masks
+#
+# Everything so far used ISIC 2016 or synthetic lesions. This tutorial takes the path a user takes with
+# their own data: a folder of photographs and masks becomes a dataset, is checked, trained on and used. It
+#
+# - writes such a folder, laid out as minunet reads it: `DIR/images/<name>.jpg` and `DIR/masks/<name>.png`
+#   (0 = background, 255 = lesion), from synthetic lesions (or, with `--data-root`, from ISIC 2016's
+#   files), and **prints** what it holds;
+# - reads it with `make_dataset("folder", ...)` and **prints** the checks: image and mask sizes, mask
+#   values, the errors minunet gives for a missing or misnamed mask, and the *0/1 trap* (a mask saved with
+#   values 0 and 1, which looks all black): the note minunet prints, and what such a mask looks like
+#   (**drawn** in `out/09_mask_trap.png`);
+# - trains a U-Net on it with `minunet train --data folder` and segments new photographs with
+#   `minunet predict`, **drawing** them (`out/09_predictions.png`);
+# - shows what to check when a prediction is all black, and how to choose the threshold on validation
+#   (**drawn**: `out/09_threshold_curve.png`).
+#
+# **How long it takes.** `--quick`: see the table in tutorials/README.md. Without it, the training (a
+# U-Net of width 32, 10 epochs on 108 images at 128 px) dominates; bench/RESULTS.md gives that U-Net's
+# measured training speed on a 2-core CPU (images per second) and on a GPU.
+#
+# Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016's challenge folders: their
+# files are copied into the folder layout), or `--quick`.
+
+# %%
+import argparse
+import os
+import shutil
+import sys
+
+import torch
+from PIL import Image
+
+from minunet import UNet
+from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.cli import main as minunet_cli
+from minunet.data import TRAIN_IMAGES, TRAIN_MASKS, DataError, make_dataset, read_image, read_mask
+from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
+from minunet.inference import probabilities
+from minunet.synthetic import synthetic_split
+from minunet.train import fit
+from minunet.transforms import pil_to_tensor, tensor_to_pil
+
+parser = argparse.ArgumentParser(description="Tutorial 09: your own images and masks")
+parser.add_argument("--data-root", metavar="DIR",
+                    help="ISIC 2016's challenge folders, whose files fill the folder (default: synthetic lesions)")
+parser.add_argument("--quick", action="store_true", help="few small images, 2 epochs: a smoke run")
+parser.add_argument("--epochs", type=int, help="epochs (default 10, 2 with --quick)")
+parser.add_argument("--out", metavar="DIR", help="where the folder, runs and figures go (default: tutorials/out)")
+args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = args.out or os.path.join(HERE, "out")
+os.makedirs(OUT, exist_ok=True)
+N_IMAGES = 40 if args.quick else 120  # in the folder (train and val are carved from it, 90/10)
+N_NEW = 3  # new photographs to segment
+SIZE = 64 if args.quick else 128  # the working size
+EPOCHS = args.epochs or (2 if args.quick else 10)
+BASE = 8 if args.quick else 32
+DIR = os.path.join(OUT, "09_my_data")
+if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
+    torch.set_num_threads(1)
+
+
+def show(path):
+    """Say where a figure was written; in a notebook, also display it."""
+    print(f"figure: {os.path.relpath(path)}")
+    if "ipykernel" in sys.modules:
+        from IPython.display import Image as ShowImage, display
+        display(ShowImage(filename=path))
+
+
+# %% [markdown]
+# ## The folder
+#
+# minunet reads your own data from one folder holding two subfolders:
+#
+#     DIR/images/ID.jpg     (.jpeg and .png too; any size, each image its own)
+#     DIR/masks/ID.png      the mask of ID.jpg: same width and height, 0 = background, 255 = lesion
+#
+# (and `DIR/test/images/`, `DIR/test/masks/` for a test split, if you have one). Image and mask are paired
+# by name. Here the folder is written by the tutorial: synthetic lesions saved as JPEG photographs at
+# 160 x 120 pixels with their masks as PNG files (a mask must be PNG: JPEG's compression would blur its
+# edges into grey levels), or, with `--data-root`, ISIC 2016 files copied and renamed into this layout.
+# A few more photographs, with no mask, stand in for the new images to segment at the end.
+
+# %%
+shutil.rmtree(DIR, ignore_errors=True)
+for sub in ("images", "masks", "new_photos"):
+    os.makedirs(os.path.join(DIR, sub))
+if args.data_root:
+    source = os.path.join(args.data_root, TRAIN_IMAGES)
+    ids = sorted(name[:-4] for name in os.listdir(source) if name.endswith(".jpg"))[:N_IMAGES + N_NEW]
+    for i, id_ in enumerate(ids):
+        if i < N_IMAGES:
+            shutil.copy(os.path.join(source, id_ + ".jpg"), os.path.join(DIR, "images", id_ + ".jpg"))
+            shutil.copy(os.path.join(args.data_root, TRAIN_MASKS, id_ + "_Segmentation.png"),
+                        os.path.join(DIR, "masks", id_ + ".png"))  # ISIC's ID_Segmentation.png -> ID.png
+        else:
+            shutil.copy(os.path.join(source, id_ + ".jpg"), os.path.join(DIR, "new_photos", id_ + ".jpg"))
+else:
+    for split, n, folder in (("train", N_IMAGES, "images"), ("test", N_NEW, "new_photos")):
+        pixels, truth, ids = synthetic_split(split, 128, n)  # (n, 3, 128, 128) uint8, (n, 1, 128, 128) in {0, 1}
+        for image, mask, id_ in zip(pixels, truth, ids):
+            name = id_.replace("synthetic_", "lesion_")
+            tensor_to_pil(image).resize((160, 120), Image.BILINEAR).save(os.path.join(DIR, folder, name + ".jpg"),
+                                                                         quality=92)
+            if folder == "images":  # masks resized by nearest neighbour: still only 0 and 255 (tutorial 02)
+                tensor_to_pil(mask * 255).resize((160, 120), Image.NEAREST).save(os.path.join(DIR, "masks",
+                                                                                             name + ".png"))
+for sub in ("images", "masks", "new_photos"):
+    names = sorted(os.listdir(os.path.join(DIR, sub)))
+    print(f"{os.path.relpath(os.path.join(DIR, sub))}/: {len(names)} files: {', '.join(names[:2])}, ...")
+
+# %% [markdown]
+# ## Checking it
+#
+# Before training, look at what is there. `minunet.data.read_image` and `read_mask` read one file as
+# minunet does (the mask's values decided per file: "0/255", "0/1", "grey" or "empty"); a loop over the
+# pairs finds the sizes and the kinds of mask at a glance.
+
+# %%
+kinds, sizes, mismatched = {}, {}, []
+for name in sorted(os.listdir(os.path.join(DIR, "images"))):
+    stem = os.path.splitext(name)[0]
+    image = read_image(os.path.join(DIR, "images", name))  # (3, H, W) uint8
+    mask, kind = read_mask(os.path.join(DIR, "masks", stem + ".png"))  # (1, H, W) in {0, 1}, and its kind
+    kinds[kind] = kinds.get(kind, 0) + 1
+    sizes[tuple(image.shape[1:])] = sizes.get(tuple(image.shape[1:]), 0) + 1
+    if image.shape[1:] != mask.shape[1:]:
+        mismatched.append(stem)
+print(f"image sizes (H, W): {sizes}; masks by kind: {kinds}; pairs of different sizes: {mismatched or 'none'}")
+
+# %% [markdown]
+# `make_dataset("folder", split, root=DIR, size=...)` reads the same folder as `minunet train --data folder
+# --data-root DIR`: train and val are a fixed 90/10 split of the sorted names (the same on every machine),
+# every image and mask resized to the working size once. It refuses, with a message naming the file and what
+# to do, a mask that is missing, misnamed, of another size than its image, in colour, or unreadable. Two
+# of those messages, from a scratch copy of the folder:
+
+# %%
+train_set = make_dataset("folder", "train", root=DIR, size=SIZE, augment=True)
+val_set = make_dataset("folder", "val", root=DIR, size=SIZE)
+print(f"{len(train_set)} training and {len(val_set)} validation images at {SIZE} x {SIZE}; "
+      f"notes: {train_set.notes or 'none'}")
+
+scratch = os.path.join(OUT, "09_scratch")
+shutil.rmtree(scratch, ignore_errors=True)
+shutil.copytree(DIR, scratch, ignore=shutil.ignore_patterns("new_photos"))
+first = sorted(os.listdir(os.path.join(scratch, "masks")))[0]
+stem = first[:-4]
+os.rename(os.path.join(scratch, "masks", first), os.path.join(scratch, "masks", stem + "_mask.png"))
+try:
+    make_dataset("folder", "train", root=scratch, size=SIZE)
+except DataError as err:
+    print(f"misnamed mask: DataError: {err}")
+os.rename(os.path.join(scratch, "masks", stem + "_mask.png"), os.path.join(scratch, "masks", first))
+tensor_to_pil(torch.zeros(1, 50, 50, dtype=torch.uint8)).save(os.path.join(scratch, "masks", first))
+try:
+    make_dataset("folder", "train", root=scratch, size=SIZE)
+except DataError as err:
+    print(f"mask of another size: DataError: {err}")
+
+# %% [markdown]
+# ## The 0/1 trap
+#
+# Many tools save a mask as the array they hold: 0 for background and **1** for lesion, in an 8-bit PNG.
+# Nothing is wrong with the data, but 1 out of 255 is black to the eye: the mask looks empty in every
+# viewer, and a program that reads lesion as "above 127" finds none. minunet reads such a mask right
+# (1 is lesion) and says so in a note; `minunet train` prints it as `note: ...`. Here three masks of the
+# scratch folder are saved that way:
+
+# %%
+for name in sorted(os.listdir(os.path.join(scratch, "masks")))[:3]:  # (the 50 x 50 mask among them)
+    mask, _ = read_mask(os.path.join(DIR, "masks", name))  # (1, H, W) in {0, 1}
+    tensor_to_pil(mask).save(os.path.join(scratch, "masks", name))  # 0/1, not 0/255
+trapped = make_dataset("folder", "train", root=scratch, size=SIZE)
+for note in trapped.notes:
+    print(f"note: {note}")
+print(f"and minunet reads them as the 0/255 masks: the masks are equal: {torch.equal(trapped.masks, train_set.masks)}")
+
+# %%
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")  # write files; no window
+import matplotlib.pyplot as plt  # noqa: E402
+
+name = sorted(os.listdir(os.path.join(scratch, "masks")))[0]
+as_saved = pil_to_tensor(Image.open(os.path.join(scratch, "masks", name)), mode="L")[0]  # (H, W): 0 and 1
+usual = pil_to_tensor(Image.open(os.path.join(DIR, "masks", name)), mode="L")[0]  # (H, W): 0 and 255
+fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
+panels = [(usual, f"0/255 mask: values {torch.unique(usual).tolist()}"),
+          (as_saved, f"0/1 mask, as a viewer shows it: {torch.unique(as_saved).tolist()}"),
+          (as_saved * 255, "the same 0/1 mask, times 255")]
+for ax, (picture, title) in zip(axes, panels):
+    ax.imshow(picture.tolist(), cmap="gray", vmin=0, vmax=255)  # 0 black, 255 white, as a viewer
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "09_mask_trap.png"), dpi=100)
+plt.close(fig)
+show(os.path.join(OUT, "09_mask_trap.png"))
+
+# %% [markdown]
+# ## Training, from the command line
+#
+# `minunet train --data folder --data-root DIR` trains on the folder; it is run here through
+# `minunet.cli.main`, the function behind the `minunet` command. `--tune-threshold` stores in `best.pt` the
+# decision threshold with the best validation Dice (see the end of this tutorial); `--overwrite` replaces the
+# run of an earlier pass of this tutorial.
+
+# %%
+run = os.path.join(OUT, "09_run")
+command = ["train", "--data", "folder", "--data-root", DIR, "--model", "unet", "--base-channels", str(BASE),
+           "--size", str(SIZE), "--epochs", str(EPOCHS), "--batch-size", "8", "--tune-threshold",
+           "--out", run, "--overwrite"]
+print("minunet " + " ".join(command))
+exit_code = minunet_cli(command)
+assert exit_code == 0, f"minunet train exited {exit_code}"
+
+# %% [markdown]
+# ## Segmenting new photographs
+#
+# `minunet predict` segments an image file or a folder of them, each at its own size, with the threshold
+# stored in the checkpoint (`--threshold T` overrides it). It writes `<name>_Segmentation.png` (0/255) and,
+# with `--overlay`, `<name>_overlay.png`.
+
+# %%
+masks_dir = os.path.join(OUT, "09_predicted_masks")
+command = ["predict", "--checkpoint", os.path.join(run, "best.pt"), "--input", os.path.join(DIR, "new_photos"),
+           "--output", masks_dir, "--overlay", "--overwrite"]
+print("minunet " + " ".join(command))
+exit_code = minunet_cli(command)
+assert exit_code == 0, f"minunet predict exited {exit_code}"
+photos = sorted(os.listdir(os.path.join(DIR, "new_photos")))
+fig, axes = plt.subplots(2, len(photos), figsize=(3 * len(photos), 5), squeeze=False)
+for c, photo in enumerate(photos):
+    stem = os.path.splitext(photo)[0]
+    predicted = pil_to_tensor(Image.open(os.path.join(masks_dir, stem + "_Segmentation.png")), mode="L")
+    print(f"  {stem}_Segmentation.png: lesion {(predicted > 127).float().mean():.1%} of the image")
+    for r, path in enumerate([os.path.join(DIR, "new_photos", photo), os.path.join(masks_dir, stem + "_overlay.png")]):
+        axes[r][c].imshow(pil_to_tensor(Image.open(path), mode="RGB").permute(1, 2, 0).tolist())
+        axes[r][c].set_title(os.path.basename(path), fontsize=8)
+        axes[r][c].set_axis_off()
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "09_predictions.png"), dpi=90)
+plt.close(fig)
+show(os.path.join(OUT, "09_predictions.png"))
+
+# %% [markdown]
+# ## When the prediction is all black
+#
+# An all-black `_Segmentation.png` means no pixel's probability passed the threshold. In order, check:
+#
+# 1. **The masks.** Are the training masks what you think? The notes above (0/1 or grey masks), the kinds
+#    per file, and an `empty` kind for a mask with no lesion at all. If the masks are empty or wrong, the
+#    model learnt exactly that.
+# 2. **The probabilities.** A model early in training is *timid*: its probabilities rise on the lesion but
+#    stay below 0.5. The largest probability per image says so, and the **threshold curve** on validation
+#    (the mean Dice at every threshold) shows whether a lower threshold would already find the lesions.
+# 3. **Training length.** If the training loss in `history.csv` was still falling at the last epoch, train
+#    longer (`--epochs`).
+# 4. **Learning rate.** A validation Dice stuck at 0 with a training loss that stalls high or jumps (the first
+#    curve of tutorial 06's gallery) means too high a rate (`--lr 3e-4`); a loss that barely moves, too low.
+#
+# The opposite failure, a prediction that is all lesion, has the same causes, plus one more: a threshold
+# chosen on a model that has not learnt yet (its probabilities all alike) or on very few validation images.
+#
+# Here is check 2 for a deliberately short run (one epoch, from the same folder): its largest
+# probabilities, and its threshold curve next to that of the run above. A median largest probability below
+# 0.5 means an all-black prediction for at least half the images at threshold 0.5.
+
+# %%
+torch.manual_seed(0)
+short = UNet(base_channels=BASE)
+fit(short, train_set, val_set, None, epochs=1, batch_size=8, show_progress=False, log=lambda line: None)
+trained = model_from_checkpoint(load_checkpoint(os.path.join(run, "best.pt")))
+curves = {}
+for label, net in (("one epoch", short), (f"{EPOCHS} epochs (best.pt)", trained)):
+    net.eval()
+    images = torch.stack([val_set[i][0] for i in range(len(val_set))])  # (N, 3, S, S)
+    top = probabilities(net, images).amax(dim=(1, 2, 3))  # (N,): each image's largest lesion probability
+    scores = evaluate(net, val_set)
+    curves[label] = scores["dice_by_threshold"]
+    t = best_threshold(curves[label])
+    print(f"{label:20s} largest probability in a validation image: lowest {top.min():.2f}, median "
+          f"{top.median():.2f}; Dice at 0.5 {curves[label][0.5]:.3f}, best threshold {t:g} "
+          f"(Dice {curves[label][t]:.3f})")
+
+# %% [markdown]
+# ## Choosing the threshold on validation
+#
+# 0.5 is a default, not a law. The threshold is a setting like the number of epochs, so it is chosen on the
+# validation images, never on the images used to report the final score (tutorial 08). `minunet train
+# --tune-threshold` does it at every new best epoch and stores the result in `best.pt`; `minunet evaluate`
+# and `minunet predict` then use it unless given `--threshold`. With only a few validation images (a tenth
+# of your folder) the chosen threshold is itself noisy: prefer 0.5 unless the curve shows a clear gain.
+
+# %%
+state = load_checkpoint(os.path.join(run, "best.pt"))
+print(f"best.pt (epoch {state['epoch']}) stores threshold {state['threshold']:g}")
+fig, ax = plt.subplots(figsize=(6.4, 3.4))
+for label, curve in curves.items():
+    ax.plot(THRESHOLDS, [curve[t] for t in THRESHOLDS], "o-", markersize=3, label=label)
+ax.axvline(0.5, color="grey", linestyle=":", label="0.5")
+ax.set(xlabel="threshold (probability above it is lesion)", ylabel="mean validation Dice", xlim=(0, 1),
+       ylim=(0, 1), title="the threshold curve on validation")
+ax.grid(alpha=0.3)
+ax.legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(os.path.join(OUT, "09_threshold_curve.png"), dpi=100)
+plt.close(fig)
+show(os.path.join(OUT, "09_threshold_curve.png"))
+
+# %% [markdown]
+# That is the whole path for your own data: `DIR/images` and `DIR/masks`, then
+#
+#     minunet train --data folder --data-root DIR --model resunet34 --epochs 20 --tune-threshold --out runs/mine
+#     minunet evaluate --checkpoint runs/mine/best.pt --data folder --data-root DIR --split val --report rep/
+#     minunet predict --checkpoint runs/mine/best.pt --input new_photos/ --output masks/ --overlay
+#
+# ## Exercises
+#
+# 1. Save *every* mask of the folder as 0/1 (the loop of "The 0/1 trap", over all names) and run
+#    `minunet train` on it. Expect one note, "masks in ... hold 0 and 1, not 0 and 255: read 1 as lesion",
+#    and the same training as with 0/255 masks (the masks read are equal).
+# 2. Save one mask as a JPEG renamed `.png` (`image.save(path, format="JPEG")`). Expect the note that it is
+#    "not binary ... binarised at > 127": JPEG blurs the edge into grey levels.
+# 3. Train with `--lr 1` and then `--epochs 1`, and run `minunet predict` with each `best.pt`. Expect all-black
+#    (or nearly) predictions in both, for different reasons: find which in each `history.csv` and with the
+#    threshold curve (`minunet evaluate --split val --report DIR`).
