@@ -60,6 +60,7 @@ def test_tutorial_runs_quick(script, out_dir):
         assert len(list((out_dir / "09_predicted_masks").glob("*_Segmentation.png"))) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ISIC_ROOT.is_dir(), reason=f"no ISIC 2016 data at {ISIC_ROOT}")
 @pytest.mark.parametrize("name", ["01_", "08_", "09_"])
 def test_tutorial_runs_on_isic(name, tmp_path):
@@ -138,6 +139,7 @@ def run_as_notebook(script, folder, flags=()):
     return outputs
 
 
+@pytest.mark.slow
 def test_a_tutorial_runs_as_a_notebook(tmp_path):
     # In Jupyter there is no __file__ and the kernel adds its own flags: the tutorial must cope with both,
     # write its figures to out/ beside the notebook and show them inline.
