@@ -33,7 +33,7 @@ def test_accuracy_cross_validates_in_tiny_mode(tmp_path):
     result = tmp_path / "cv.json"
     out = run(os.path.join(BENCH, "accuracy.py"), "--data", "synthetic", "--folds", "2", "--epochs", "1", "--limit",
               "16", "--size", "64", "--batch-size", "4", "--json", str(result))
-    assert out.count("fold ") == 2 and "held-out images: Dice" in out
+    assert sum(line.startswith("fold ") for line in out.splitlines()) == 2 and "held-out images: Dice" in out
     folds = json.loads(result.read_text())["folds"]
     held_out = [i for fold in folds for i in fold["ids"]]
     assert len(held_out) == len(set(held_out)) == 32  # 16 train + 16 val images, each held out exactly once
