@@ -10,6 +10,7 @@ differences are paired. Writes a JSON with each fold's history and every held-ou
     python bench/accuracy.py --folds 3 --model resunet34 --ema 0.99 --scale-shift --tta --json bench/out/cv_new.json
     python bench/accuracy.py --folds 3 --model smp --json bench/out/cv_smp.json    # smp's Unet("resnet34")
     python bench/accuracy.py --compare bench/out/cv_base.json bench/out/cv_new.json                # paired figures
+    python bench/accuracy.py --folds 2 --max-folds 1 --model unet --base-channels 32 ...   # one paired fold
     python bench/accuracy.py --data synthetic --folds 2 --epochs 1 --limit 16 --json /tmp/cv.json  # a smoke run
 """
 import argparse
@@ -55,7 +56,7 @@ def new_model(args):
 def cross_validate(args):
     pool, augment = pool_of(args), dict(scale=0.2, shift=0.1) if args.scale_shift else True
     result = dict(command=vars(args), machine=machine(), folds=[])
-    for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)):
+    for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)[:args.max_folds]):
         train_ids = [i for i in range(len(pool)) if i not in set(held_out)]
         train_set, val_set = pool.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
         model, start = new_model(args), time.perf_counter()
@@ -126,6 +127,7 @@ def main():
     parser.add_argument("--encoder-weights", default="none")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--fold-seed", type=int, default=0)
+    parser.add_argument("--max-folds", type=int, help="train only the first N folds (a paired check on fewer images)")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
