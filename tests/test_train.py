@@ -235,3 +235,29 @@ def test_the_resnet34_unet_starts_from_imagenet_by_default_and_says_so_offline(m
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "resnet34-b627a593.pth" in err[0] and "--encoder-weights none" in err[0], err
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_recipe_options_reach_the_checkpoint_and_evaluate_uses_its_threshold(tmp_path, capsys):
+    """--ema keeps the averaged weights as best.pt, --tune-threshold stores the best validation threshold,
+    --size HxW trains at that shape, and evaluate scores with the checkpoint's threshold."""
+    from minunet.cli import main
+    from minunet.evaluation import THRESHOLDS, best_threshold
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic", "--model", "unet", "--base-channels", "2", "--size", "32x48",
+                 "--limit", "8", "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--precision", "fp32",
+                 "--ema", "0.5", "--tune-threshold", "--scale-shift", "--loss", "bce_jaccard", "--tta",
+                 "--out", str(out)]) == 0
+    best, last = load_checkpoint(str(out / "best.pt")), load_checkpoint(str(out / "last.pt"))
+    assert best["size"] == [32, 48] and best["run"]["loss"] == "bce_jaccard" and best["run"]["scale_shift"]
+    row = last["history"][best["epoch"] - 1]
+    assert set(row["dice_by_threshold"]) == set(THRESHOLDS)
+    assert best["threshold"] == best_threshold(row["dice_by_threshold"])
+    averaged = last["ema"]["module"]  # one epoch, so the best: best.pt is the average, last.pt the training weights
+    assert all(torch.equal(best["state_dict"][k], averaged[k]) for k in averaged)
+    assert not all(torch.equal(best["state_dict"][k], last["state_dict"][k]) for k in averaged)
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--split", "val", "--limit", "8", "--device",
+                 "cpu", "--report", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert f"threshold in use ({best['threshold']:g})" in page  # the threshold curve marks the checkpoint's
