@@ -5,21 +5,27 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .transforms import Resize
+
 SYNTHETIC_SIZES = {"train": 200, "val": 50, "test": 50}
 SYNTHETIC_SEEDS = {"train": 1, "val": 2, "test": 3}  # each split its own images
 
 
 def synthetic_split(split, size, limit=None):
-    """SYNTHETIC_SIZES[split] synthetic lesions: images (N, 3, S, S) uint8, masks (N, 1, S, S), ids.
+    """SYNTHETIC_SIZES[split] synthetic lesions: images (N, 3, H, W) uint8, masks (N, 1, H, W), ids.
 
-    Image i of a split is always the same: its generator is seeded by the split and i.
+    size: S for S x S, or (H, W): the lesions are drawn square at the longer side, then resized. Image i of a
+    split is always the same: its generator is seeded by the split and i.
     """
     n = SYNTHETIC_SIZES[split] if limit is None else min(limit, SYNTHETIC_SIZES[split])
+    h, w = (size, size) if isinstance(size, int) else size
+    resize = Resize((h, w))
     g = torch.Generator()
     images, masks = [], []
     for i in range(n):
         g.manual_seed(SYNTHETIC_SEEDS[split] * 1_000_000 + i)
-        image, mask = synthetic_lesion(size, g)
+        image, mask = synthetic_lesion(max(h, w), g)  # (3, S, S), (1, S, S)
+        image, mask = resize(image, mask) if h != w else (image, mask)  # (3, H, W), (1, H, W)
         images.append(image)
         masks.append(mask)
     ids = [f"synthetic_{split}_{i:04d}" for i in range(n)]

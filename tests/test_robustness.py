@@ -27,7 +27,7 @@ TIMING = {"train_seconds", "train_images_per_s", "val_seconds", "elapsed_seconds
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore::DeprecationWarning")
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # robustness: the full suite's (conftest.py: one_thread)
 
 
 def minunet(*argv, **kwargs):

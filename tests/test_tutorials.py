@@ -2,6 +2,7 @@
 figures it announces; each is a percent-format script (one file for script and notebook) on the public API,
 and opens and runs as a notebook. They run on this checkout's minunet (PYTHONPATH), not an installed copy."""
 import ast
+import concurrent.futures
 import importlib.util
 import os
 import pathlib
@@ -16,11 +17,15 @@ SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 ISIC_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "isic2016"
 
 
-def run_tutorial(script, out_dir, *flags):
-    """Run a tutorial in a subprocess with its figures and runs going to out_dir; return its output."""
+def launch(script, out_dir, *flags):
+    """Run a tutorial in a subprocess with its figures and runs going to out_dir; the CompletedProcess."""
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out_dir), *flags],
-                            cwd=out_dir, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, str(script), "--quick", "--out", str(out_dir), *flags],
+                          cwd=out_dir, env=env, capture_output=True, text=True, timeout=240)
+
+
+def checked(script, result, out_dir):
+    """The output of a finished tutorial run, after checking it ended well and wrote the figures it announced."""
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{script.name} exited {result.returncode}:\n{output[-4000:]}"
     assert "Traceback" not in output, f"{script.name} printed a traceback:\n{output[-4000:]}"
@@ -34,6 +39,11 @@ def run_tutorial(script, out_dir, *flags):
     return output
 
 
+def run_tutorial(script, out_dir, *flags):
+    """Run a tutorial and return its checked output."""
+    return checked(script, launch(script, out_dir, *flags), out_dir)
+
+
 def test_there_are_nine_tutorials_in_order():
     assert [p.name[:3] for p in SCRIPTS] == [f"{i:02d}_" for i in range(1, 10)], [p.name for p in SCRIPTS]
 
@@ -44,9 +54,20 @@ def out_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("tutorials_out")
 
 
+@pytest.fixture(scope="module")
+def quick_runs(out_dir):
+    """Every tutorial run once with --quick, two at a time on the two cores: 01, 02, then 06, 07 and 08 in
+    order (each of those uses the run before it), and the others beside them. {script: CompletedProcess}."""
+    chained = [s for s in SCRIPTS if s.name[:2] in ("01", "02", "06", "07", "08")]  # about half the time
+    chains = [chained, [s for s in SCRIPTS if s not in chained]]
+    with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
+        done = pool.map(lambda chain: [(s, launch(s, out_dir)) for s in chain], chains)
+        return dict(pair for chain in done for pair in chain)
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
-def test_tutorial_runs_quick(script, out_dir):
-    output = run_tutorial(script, out_dir)
+def test_tutorial_runs_quick(script, out_dir, quick_runs):
+    output = checked(script, quick_runs[script], out_dir)
     if script.name.startswith("06_"):  # the loop's own source, walked through; the gallery's three runs
         assert "def train_one_epoch(" in output and "scheduler.step()" in output, output[-2000:]
         assert all(name in output for name in ("too high", "overfitting", "healthy")), output[-2000:]

@@ -16,7 +16,7 @@ from minunet.transforms import pil_to_tensor, tensor_to_pil
 from test_data_own_folder import make_folder
 from test_robustness import TINY, digest, exit_code_and_stderr, one_error_line, run, snapshot  # noqa: F401 (run)
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # robustness: the full suite's (conftest.py: one_thread)
 
 
 def images(folder, *names, size=48):
