@@ -121,7 +121,8 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
       root/test/masks. (minunet.folders)
     "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call.
     size: an int for size x size; folders also take (height, width).
-    augment: apply the training augmentation (True, or a dict of train_transforms' options), seeded by `seed`. limit: keep at most `limit` images.
+    augment: apply the training augmentation (True, or a dict of train_transforms' options), seeded by `seed`.
+    limit: keep at most `limit` images.
     Raises DataError, with a one-line message naming the file, for missing or broken data. With
     skip_unreadable=True an image or mask of a folder that cannot be read leaves its pair out instead (the
     messages are in the dataset's `skipped`); DataError only when no pair can be read. How masks were read,

@@ -41,8 +41,8 @@ def refuse_to_replace(out_dir, names):
 
 @torch.no_grad()
 def predict(model, paths, out_dir, size, device="auto", precision="auto", overlay=False, mean=IMAGENET_MEAN,
-            std=IMAGENET_STD, batch_size=16, compile=False, threshold=0.5, tta=False, postprocess=False, overwrite=False,
-            warn=print, collect=None):
+            std=IMAGENET_STD, batch_size=16, compile=False, threshold=0.5, tta=False, postprocess=False,
+            overwrite=False, warn=print, collect=None):
     """Segment each image file in `paths`; write <stem>_Segmentation.png (0/255) at the image's own size.
 
     Images go through the model batch_size at a time; a pixel is lesion where its probability is above

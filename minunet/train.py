@@ -108,14 +108,15 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
                    train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world,
                    **validate(scored, val_set, device, precision, batch_size, tta, rank, world),
                    train_seconds=t1 - t0, train_images_per_s=len(loader) * batch_size / (t1 - t0),
-                   val_seconds=time.perf_counter() - t1,
-                   elapsed_seconds=(history[-1]["elapsed_seconds"] if history else 0) + time.perf_counter() - t0)
+                   val_seconds=time.perf_counter() - t1,  # elapsed: since the run began (0.1.0's rows lack it)
+                   elapsed_seconds=(history[-1].get("elapsed_seconds", 0) if history else 0) + time.perf_counter() - t0)
         history.append(row)
         is_best, best_dice = row["val_dice"] > best_dice, max(best_dice, row["val_dice"])
         threshold = best_threshold(row["dice_by_threshold"]) if tune_threshold else 0.5
         if rank == 0 and out_dir is not None:
-            save_epoch(out_dir, model, scored if is_best else None, dict(
-                info, epoch=epoch, best_dice=best_dice, threshold=threshold), history, optimizer, scheduler, scaler, ema)
+            save_epoch(out_dir, model, scored if is_best else None,
+                       dict(info, epoch=epoch, best_dice=best_dice, threshold=threshold),
+                       history, optimizer, scheduler, scaler, ema)
         if rank == 0:
             log(f"epoch {epoch}/{epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
                 f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "

@@ -261,3 +261,23 @@ def test_recipe_options_reach_the_checkpoint_and_evaluate_uses_its_threshold(tmp
                  "cpu", "--report", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "report.html").read_text()
     assert f"threshold in use ({best['threshold']:g})" in page  # the threshold curve marks the checkpoint's
+
+
+def test_a_last_pt_without_this_versions_fields_resumes(tmp_path, capsys):
+    """last.pt of minunet 0.1.0 has no elapsed time in its history and none of the newer run flags: resuming
+    such a run fills them in instead of failing."""
+    from minunet.cli import main
+
+    out = tmp_path / "run"
+    flags = ["--data", "synthetic", "--model", "unet", "--base-channels", "2", "--size", "32", "--limit", "8",
+             "--batch-size", "4", "--device", "cpu", "--precision", "fp32"]
+    assert main(["train", *flags, "--epochs", "2", "--out", str(out)]) == 0
+    state = load_checkpoint(str(out / "last.pt"))
+    state["epoch"], state["history"] = 1, [
+        {k: v for k, v in state["history"][0].items() if k not in ("elapsed_seconds", "dice_by_threshold")}]
+    state["run"] = {k: v for k, v in state["run"].items() if k not in ("loss", "ema", "scale_shift", "tta",
+                                                                       "tune_threshold")}
+    torch.save(state, out / "last.pt")
+    assert main(["train", "--resume", str(out / "last.pt")]) == 0
+    rows = (out / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2"] and rows[1].endswith(",")  # epoch 1: no time
