@@ -90,8 +90,13 @@ def mask_to_image(mask):
     return tensor_to_pil(mask[None].to(torch.uint8) * 255)
 
 
+def tint(image, mask, colour, alpha):
+    """The image (3, H, W) uint8 with the pixels of mask (H, W) bool blended towards `colour` (RGB) by alpha."""
+    paint = torch.tensor(colour, dtype=torch.float32)[:, None, None]  # (3, 1, 1)
+    out = torch.where(mask, (1 - alpha) * image.float() + alpha * paint, image.float())  # (3, H, W)
+    return out.round().to(torch.uint8)
+
+
 def overlay_image(image, mask, colour=(255, 40, 40), alpha=0.45):
     """The image (3, H, W) uint8 with the mask (H, W) bool tinted in `colour`, as a PIL RGB image."""
-    tint = torch.tensor(colour, dtype=torch.float32)[:, None, None]  # (3, 1, 1)
-    out = torch.where(mask, (1 - alpha) * image.float() + alpha * tint, image.float())  # (3, H, W)
-    return tensor_to_pil(out.round().to(torch.uint8))
+    return tensor_to_pil(tint(image, mask, colour, alpha))

@@ -16,6 +16,7 @@ import pathlib
 import torch
 
 from . import plots
+from .inference import tint
 from .metrics import THRESHOLD_JACCARD
 from .transforms import tensor_to_pil
 
@@ -88,11 +89,10 @@ def overlay(image, truth, prediction, alpha=0.5):
     else:
         true = truth.reshape(h, w).bool()  # (h, w)
         parts = {"lesion found": true & pred, "lesion missed": true & ~pred, "false alarm": ~true & pred}
-    out = image.float()  # (3, h, w)
+    out = image  # (3, h, w) uint8; the parts do not overlap, so each pixel is tinted once at most
     for name, mask in parts.items():
-        tint = torch.tensor(COLOURS[name], dtype=torch.float32)[:, None, None]  # (3, 1, 1)
-        out = torch.where(mask, (1 - alpha) * out + alpha * tint, out)
-    return out.round().to(torch.uint8)
+        out = tint(out, mask, COLOURS[name], alpha)
+    return out
 
 
 def _png_uri(write_png):
