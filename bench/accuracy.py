@@ -12,6 +12,11 @@ differences are paired. Writes a JSON with each fold's history and every held-ou
     python bench/accuracy.py --compare bench/out/cv_base.json bench/out/cv_new.json                # paired figures
     python bench/accuracy.py --folds 2 --max-folds 1 --model unet --base-channels 32 ...   # one paired fold
     python bench/accuracy.py --data synthetic --folds 2 --epochs 1 --limit 16 --json /tmp/cv.json  # a smoke run
+
+Each fold's final model is also scored under every inference option (VARIANTS: flips averaged, largest region
+kept and holes filled, a tuned threshold), so one training run gives their paired effects. The tuned threshold
+is cross-fitted: fold k is scored at the threshold with the best mean Dice on the other folds' held-out images,
+never on its own.
 """
 import argparse
 import json
@@ -22,9 +27,10 @@ import time
 import torch
 
 from minunet.checkpoint import build_model
+from minunet.cli import image_size
 from minunet.data import LesionDataset, make_dataset
 from minunet.device import cpu_has_native_bf16
-from minunet.evaluation import evaluate
+from minunet.evaluation import THRESHOLDS, evaluate
 from minunet.losses import LOSSES
 from minunet.train import fit
 
@@ -53,6 +59,11 @@ def new_model(args):
     return build_model("resunet34", encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights)
 
 
+VARIANTS = {"plain": {}, "tta": dict(tta=True), "postprocess": dict(postprocess=True),
+            "tta+postprocess": dict(tta=True, postprocess=True)}  # name: evaluate's inference options
+TUNED = {"threshold": "plain", "tta+threshold": "tta"}  # a cross-fitted threshold over that variant's sweep
+
+
 def cross_validate(args):
     pool, augment = pool_of(args), dict(scale=0.2, shift=0.1) if args.scale_shift else True
     result = dict(command=vars(args), machine=machine(), folds=[])
@@ -64,16 +75,43 @@ def cross_validate(args):
                       lr=args.lr, loss_fn=LOSSES[args.loss](), ema_decay=args.ema, tta=args.tta,
                       precision=args.precision, seed=args.seed, show_progress=False)
         minutes = (time.perf_counter() - start) / 60
-        scores = evaluate(model, val_set, precision=args.precision, tta=args.tta, per_image=True)
-        result["folds"].append(dict(fold=k, minutes=minutes, history=[
+        fold = dict(fold=k, minutes=minutes, history=[
             {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history],
-            ids=scores["ids"], dice=scores["per_image"]["dice"].tolist(),
-            jaccard=scores["per_image"]["jaccard"].tolist(), dice_by_threshold=scores["dice_by_threshold"]))
-        print(f"fold {k + 1}/{args.folds}: final-epoch Dice {scores['dice']:.4f} Jaccard {scores['jaccard']:.4f} "
-              f"(best epoch {max(r['val_dice'] for r in history):.4f}), {minutes:.1f} min", flush=True)
+            variants={}, sweeps={})
+        for name, options in VARIANTS.items():
+            scores = evaluate(model, val_set, precision=args.precision, per_image=True, **options)
+            fold["ids"] = scores["ids"]
+            fold["variants"][name] = dict(dice=scores["per_image"]["dice"].tolist(),
+                                          jaccard=scores["per_image"]["jaccard"].tolist())
+            if not options.get("postprocess"):
+                fold["sweeps"][name] = scores["dice_sweep"].tolist()  # (images, len(THRESHOLDS))
+        fold.update(fold["variants"]["tta" if args.tta else "plain"])  # the recipe's own scores
+        result["folds"].append(fold)
+        print(f"fold {k + 1}/{args.folds}: final-epoch Dice {mean(fold['dice']):.4f} Jaccard "
+              f"{mean(fold['jaccard']):.4f} (best epoch {max(r['val_dice'] for r in history):.4f}), {minutes:.1f} min",
+              flush=True)
+        add_tuned_thresholds(result)
         with open(args.json, "w") as f:
             json.dump(result, f)
     summarise(result)
+
+
+def add_tuned_thresholds(result):
+    """Once every fold has run: each TUNED variant, fold k at the threshold best on the other folds' images."""
+    folds = result["folds"]
+    if len(folds) < 2 or len(folds) < result["command"]["folds"]:
+        return
+    for name, source in TUNED.items():
+        for fold in folds:
+            others = [row for f in folds if f is not fold for row in f["sweeps"][source]]
+            best = max(range(len(THRESHOLDS)), key=lambda t: (mean([r[t] for r in others]), -abs(THRESHOLDS[t] - .5)))
+            dice = [row[best] for row in fold["sweeps"][source]]
+            # one image's Jaccard is its Dice D as D / (2 - D): J = |A&B| / |A|B|, D = 2|A&B| / (|A| + |B|)
+            fold["variants"][name] = dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
+
+
+def mean(values):
+    return sum(values) / len(values)
 
 
 def mean_se(values):
@@ -83,8 +121,10 @@ def mean_se(values):
     return mean, sd / math.sqrt(n)
 
 
-def per_image(result, name):
-    return {i: v for fold in result["folds"] for i, v in zip(fold["ids"], fold[name])}
+def per_image(result, name, variant=None):
+    """{image id: its `name` score} over every fold: the recipe's own, or that of one of VARIANTS or TUNED."""
+    return {i: v for fold in result["folds"]
+            for i, v in zip(fold["ids"], fold["variants"][variant][name] if variant else fold[name])}
 
 
 def summarise(result):
@@ -95,15 +135,29 @@ def summarise(result):
     print(f"{len(dice)} held-out images: Dice {d:.4f} +- {d_se:.4f}, Jaccard {j:.4f} +- {j_se:.4f} (standard errors "
           f"over images); fold means {', '.join(f'{m:.4f}' for m in fold_means)}; {sum(minutes) / len(minutes):.1f} "
           f"min a fold; {result['machine']}")
+    plain = per_image(result, "dice", "plain")
+    for name in result["folds"][0]["variants"]:
+        other = per_image(result, "dice", name)
+        diff, diff_se = mean_se([other[i] - plain[i] for i in plain])
+        thresholds = [f["variants"][name]["threshold"] for f in result["folds"] if "threshold" in f["variants"][name]]
+        print(f"  inference {name:16} Dice {mean(list(other.values())):.4f}, {diff:+.4f} +- {diff_se:.4f} over plain"
+              + (f" (thresholds {', '.join(map(str, thresholds))})" if thresholds else ""))
+    for f in result["folds"]:
+        reached = next((r for r in f["history"] if r["val_dice"] >= 0.90), None)
+        print(f"  fold {f['fold'] + 1}: held-out Dice first >= 0.90 " + (
+            f"at epoch {reached['epoch']}, {reached['elapsed_seconds'] / 60:.1f} min" if reached else "never"))
 
 
 def compare(a_path, b_path):
+    """Paired differences of B - A; a path may end in :VARIANT (a.json:tta) to compare one inference option."""
+    (a_path, a_variant), (b_path, b_variant) = ((p.split(":") + [None])[:2] for p in (a_path, b_path))
     a, b = (json.load(open(path)) for path in (a_path, b_path))
     for name in ("dice", "jaccard"):
-        x, y = per_image(a, name), per_image(b, name)
+        x, y = per_image(a, name, a_variant), per_image(b, name, b_variant)
         shared = sorted(set(x) & set(y))
         diff, diff_se = mean_se([y[i] - x[i] for i in shared])
-        print(f"{name}: {b_path} - {a_path} = {diff:+.4f} +- {diff_se:.4f} (paired over {len(shared)} images)")
+        print(f"{name}: {b_path}:{b_variant or 'own'} - {a_path}:{a_variant or 'own'} = {diff:+.4f} +- {diff_se:.4f} "
+              f"(paired over {len(shared)} images)")
     for path, result in ((a_path, a), (b_path, b)):
         summarise(result)
         epoch = [sum(r["train_seconds"] for r in f["history"]) / len(f["history"]) for f in result["folds"]]
@@ -119,7 +173,8 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compare", nargs=2, metavar="JSON", help="paired differences of two runs' results")
+    parser.add_argument("--compare", nargs=2, metavar="JSON", help="paired differences of two runs' results (B - A); "
+                        "JSON:VARIANT compares one inference option, e.g. base.json:tta")
     parser.add_argument("--data", default="isic2016", choices=["isic2016", "folder", "synthetic"])
     parser.add_argument("--data-root", default="../shared/data/isic2016")
     parser.add_argument("--model", default="resunet34", choices=["resunet34", "unet", "smp"])
@@ -128,7 +183,7 @@ def main():
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--max-folds", type=int, help="train only the first N folds (a paired check on fewer images)")
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--size", type=image_size, default=128, help="128, or HxW such as 192x256")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)

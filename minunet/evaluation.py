@@ -57,7 +57,8 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
     dataset items are (image, mask) or (image, mask, id). indices: score only these items. tta: average
     over flips (minunet.inference.probabilities). postprocess: keep each mask's largest region, holes filled
     (minunet.postprocess.clean_mask). per_image=True adds "per_image" (each metric and the lesion's and the
-    prediction's areas per image, in order) and "ids". collect: a list to which (id, image (3, S, S) uint8,
+    prediction's areas per image, in order), "ids" and "dice_sweep" (each image's Dice at each threshold of
+    THRESHOLDS, a (count, len(THRESHOLDS)) tensor). collect: a list to which (id, image (3, S, S) uint8,
     truth (S, S) bool, prediction (S, S) bool) is appended per image at the working size (for a report).
     workers: DataLoader worker processes that read the items (default
     minunet.device.default_workers).
@@ -98,7 +99,7 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
     result = scores.metrics.compute()
     result.update(loss=loss_sum / len(indices), dice_by_threshold=scores.dice_by_threshold())
     if per_image:
-        result["per_image"], result["ids"] = scores.per_image(), ids
+        result["per_image"], result["ids"], result["dice_sweep"] = scores.per_image(), ids, torch.cat(scores.sweep)
     return result
 
 

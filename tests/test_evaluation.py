@@ -74,6 +74,15 @@ def test_the_threshold_sweep_scores_each_threshold():
     assert got["dice_by_threshold"][best] == max(got["dice_by_threshold"].values())
 
 
+def test_the_per_image_sweep_holds_each_images_dice_at_each_threshold():
+    dataset, model = dataset_with_sizes([(48, 64)] * 3 + [(40, 40)] * 2), Lopsided()
+    got = evaluate(model, dataset, device="cpu", precision="fp32", per_image=True, workers=0)
+    assert got["dice_sweep"].shape == (5, len(THRESHOLDS))
+    for k, t in enumerate(THRESHOLDS):
+        assert torch.allclose(got["dice_sweep"][:, k], one_by_one(model, dataset, threshold=t)["dice"]), t
+        assert got["dice_sweep"][:, k].double().mean().item() == pytest.approx(got["dice_by_threshold"][t], abs=1e-6)
+
+
 def test_best_threshold_prefers_the_one_nearest_a_half_among_equals():
     assert best_threshold({0.3: 0.9, 0.45: 0.9, 0.6: 0.8}) == 0.45
     assert best_threshold({0.3: 0.91, 0.5: 0.9}) == 0.3
