@@ -76,8 +76,9 @@ def build_parser():
     data_flags.add_argument("--workers", type=number(int, 0, 64), metavar="N",
                             help="DataLoader worker processes (default: up to 8 on a GPU, 0 on a CPU)")
     infer_flags = Parser(add_help=False)
-    infer_flags.add_argument("--tta", action="store_true",
-                             help="average the predictions of the image and its flips (4 forward passes)")
+    infer_flags.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                             help="average the predictions of the image and its three flips: 4 forward passes "
+                                  "(default; --no-tta: one pass)")
     infer_flags.add_argument("--threshold", type=fraction, metavar="T",
                              help="lesion where the probability is above T (default: the checkpoint's, else 0.5)")
     infer_flags.add_argument("--postprocess", action="store_true",
@@ -99,7 +100,8 @@ def build_parser():
                    help="validate and keep an exponential moving average of the weights, e.g. 0.99")
     t.add_argument("--scale-shift", action="store_true",
                    help="also zoom (x0.8 to x1.2) and shift (up to 10 %%) images and masks when augmenting")
-    t.add_argument("--tta", action="store_true", help="validate with the average over flips")
+    t.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                   help="validate with the average over the image and its three flips (default; --no-tta: one pass)")
     t.add_argument("--tune-threshold", action="store_true",
                    help="store in best.pt the threshold with the best validation Dice (else 0.5)")
     t.add_argument("--encoder-weights", default="imagenet", metavar="{imagenet,none,PATH}",

@@ -315,7 +315,8 @@ def test_evaluate_report_csv_holds_evaluates_own_numbers(tmp_path, capsys):
         assert sum(float(r[name]) for r in rows) / len(rows) == pytest.approx(means[name], abs=1e-6), name
     state = load_checkpoint(FIXTURE)
     dataset = make_dataset("synthetic", "val", size=state["size"], limit=12)
-    scores = evaluate(model_from_checkpoint(state), dataset, device="cpu", per_image=True, workers=0)
+    scores = evaluate(model_from_checkpoint(state), dataset, device="cpu", per_image=True, tta=True,
+                      workers=0)  # tta: the command line's default
     assert [r["id"] for r in rows] == scores["ids"]
     for k, row in enumerate(rows):
         for name in ("dice", "jaccard", "lesion_area", "predicted_area"):

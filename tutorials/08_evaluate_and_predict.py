@@ -218,7 +218,8 @@ except SystemExit:  # argparse exits after printing the help
 # %% [markdown]
 # It is run here through `minunet.cli.main`, the function behind the `minunet` command, with the
 # checkpoint above and the threshold chosen on validation (`--threshold`; without it, the one stored in the
-# checkpoint by `minunet train --tune-threshold`, else 0.5). The same line in a terminal:
+# checkpoint by `minunet train --tune-threshold`, else 0.5). Like `minunet predict`, it averages each image's
+# prediction over its three flips unless told `--no-tta`. The same line in a terminal:
 # `minunet evaluate --checkpoint CKPT --data synthetic --split test --threshold T --report out/08_report`.
 
 # %%
@@ -326,9 +327,10 @@ show(os.path.join(OUT, "08_predicted_files.png"))
 #
 # ## Exercises
 #
-# 1. Rerun the report with `--tta` added to `command` (the average over flips). Expect the threshold curve
-#    to flatten a little and the mean Dice to move by about as much as the spread over seeds above: compare
-#    it with that spread before calling it a gain.
+# 1. Rerun the report with `--no-tta` added to `command`: one forward pass per image instead of the default
+#    average over the image and its three flips. Expect the mean Dice to move by about as much as the spread
+#    over seeds above (on ISIC the flips bought +0.003, bench/RESULTS.md): compare it with that spread
+#    before calling either a gain.
 # 2. Add `--postprocess` (keep the largest region, fill its holes) and look at the "Worst" section again.
 #    Expect fewer scattered false alarms (red specks), and images with two separate lesions to lose one.
 # 3. Choose the threshold on the held-out split instead (`best_threshold(c["scores"]["dice_by_threshold"])`)
