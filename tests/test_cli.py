@@ -92,6 +92,16 @@ def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
     assert not torch.equal(a["state_dict"]["outc.conv.weight"], c["state_dict"]["outc.conv.weight"])
 
 
+@pytest.mark.parametrize("command", [["train"], ["evaluate", "--checkpoint", "c.pt", "--data", "synthetic"],
+                                     ["predict", "--checkpoint", "c.pt", "--input", "in", "--output", "out"]])
+def test_flip_tta_is_on_unless_no_tta(command):
+    from minunet.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(command).tta and parser.parse_args([*command, "--tta"]).tta
+    assert not parser.parse_args([*command, "--no-tta"]).tta
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("argv, words", [
     (["train", "--epochs", "0"], "--epochs"),
