@@ -11,7 +11,7 @@ import torch
 from .checkpoint import MODELS
 from .commands import evaluate_command, predict_command, say, train_command
 from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line
-from .losses import LOSSES
+from .losses import DEFAULT_LOSS, LOSSES
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
 MAX_SEED = 2 ** 32 - 1
@@ -95,7 +95,8 @@ def build_parser():
     t.add_argument("--batch-size", type=batch_size, default=16, help="global batch size (default 16)")
     t.add_argument("--lr", type=number(float, 0, 1, low_open=True, example=", such as 1e-3"), default=1e-3,
                    help="peak learning rate of Adam (default 1e-3)")
-    t.add_argument("--loss", choices=list(LOSSES), default="bce_dice", help="the training loss (default bce_dice)")
+    t.add_argument("--loss", choices=list(LOSSES), default=DEFAULT_LOSS,
+                   help=f"the training loss (default {DEFAULT_LOSS}: BCE + soft Jaccard)")
     t.add_argument("--ema", type=fraction, metavar="DECAY",
                    help="validate and keep an exponential moving average of the weights, e.g. 0.99")
     t.add_argument("--scale-shift", action="store_true",

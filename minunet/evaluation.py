@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from .device import choose_device, default_workers
 from .inference import logits_of, probabilities, resize_probabilities
-from .losses import BCEDiceLoss
+from .losses import DEFAULT_LOSS, LOSSES
 from .metrics import MetricAccumulator, isic_metrics
 from .postprocess import clean_mask
 from .transforms import Normalize
@@ -50,7 +50,7 @@ class Scores:
 
 @torch.no_grad()
 def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, indices=None, per_image=False,
-             tta=False, threshold=0.5, postprocess=False, workers=None, collect=None):
+             tta=False, threshold=0.5, postprocess=False, loss_fn=None, workers=None, collect=None):
     """The ISIC metrics of `model` on `dataset`: a dict of means over images, plus "loss", "count" and
     "dice_by_threshold" ({threshold: mean Dice} over THRESHOLDS).
 
@@ -60,8 +60,8 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
     prediction's areas per image, in order), "ids" and "dice_sweep" (each image's Dice at each threshold of
     THRESHOLDS, a (count, len(THRESHOLDS)) tensor). collect: a list to which (id, image (3, S, S) uint8,
     truth (S, S) bool, prediction (S, S) bool) is appended per image at the working size (for a report).
-    workers: DataLoader worker processes that read the items (default
-    minunet.device.default_workers).
+    loss_fn: the loss reported as "loss" (default LOSSES[DEFAULT_LOSS], the training default). workers:
+    DataLoader worker processes that read the items (default minunet.device.default_workers).
     """
     device, amp_dtype = choose_device(device, precision)
     was_training = model.training
@@ -73,7 +73,7 @@ def evaluate(model, dataset, device="auto", precision="auto", batch_size=16, ind
     loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
                         pin_memory=device.type == "cuda")
     native = getattr(dataset, "original_mask", None)  # the ground truth at its own size, where kept
-    scores, loss_fn, loss_sum, ids = Scores(threshold, postprocess), BCEDiceLoss(), 0.0, []
+    scores, loss_fn, loss_sum, ids = Scores(threshold, postprocess), loss_fn or LOSSES[DEFAULT_LOSS](), 0.0, []
     for start, (images, masks, *rest) in zip(range(0, len(indices), batch_size), loader):
         images = images.to(device, non_blocking=True)  # (B, 3, S, S)
         masks = masks.to(device, non_blocking=True)  # (B, 1, S, S)

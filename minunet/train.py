@@ -20,7 +20,7 @@ from .device import choose_device, default_workers
 from .ema import EMA
 from .errors import SettingError, TrainingError
 from .evaluation import THRESHOLDS, best_threshold, evaluate
-from .losses import BCEDiceLoss
+from .losses import DEFAULT_LOSS, LOSSES
 from .rundir import save_epoch, write_curves
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -71,7 +71,8 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
     validating after each epoch (using a dataset's set_epoch and original_mask where it has them); return the
     history. out_dir (None: no files): best.pt, last.pt, history.csv, curves.png. batch_size: the global batch.
     ema_decay: validate and keep a moving average of the weights, left in `model` at the end. tta: validate with
-    flips. tune_threshold: best.pt keeps the threshold of best validation Dice (else 0.5). resume: a last.pt."""
+    flips. tune_threshold: best.pt keeps the threshold of best validation Dice (else 0.5). resume: a last.pt.
+    loss_fn: the training loss, also reported on validation (default LOSSES[DEFAULT_LOSS], BCE + Jaccard)."""
     device, amp_dtype = choose_device(device, precision)
     rank, world = distributed.join(device)
     if batch_size % world:
@@ -86,7 +87,7 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
     warmup = max(1, min(len(loader), total_steps // 10))  # one epoch, at most a tenth of the run
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    loss_fn, ema = loss_fn or BCEDiceLoss(), EMA(model, ema_decay) if ema_decay else None
+    loss_fn, ema = loss_fn or LOSSES[DEFAULT_LOSS](), EMA(model, ema_decay) if ema_decay else None
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     h, w = train_set[0][0].shape[-2:]
     info = dict(run_info or {}, size=h if h == w else [h, w], mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -106,7 +107,7 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
         scored = ema.module if ema else model  # the weights validated and kept as best.pt
         row = dict(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
                    train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world,
-                   **validate(scored, val_set, device, precision, batch_size, tta, rank, world),
+                   **validate(scored, val_set, device, precision, batch_size, tta, loss_fn, rank, world),
                    train_seconds=t1 - t0, train_images_per_s=len(loader) * batch_size / (t1 - t0),
                    val_seconds=time.perf_counter() - t1,  # elapsed: since the run began (0.1.0's rows lack it)
                    elapsed_seconds=(history[-1].get("elapsed_seconds", 0) if history else 0) + time.perf_counter() - t0)
@@ -152,12 +153,12 @@ def restore(state, model, optimizer, scheduler, scaler, ema=None):
     return state["epoch"] + 1, state["best_dice"], list(state["history"])
 
 
-def validate(model, val_set, device, precision, batch_size, tta, rank, world):
+def validate(model, val_set, device, precision, batch_size, tta, loss_fn, rank, world):
     """val_loss, val_dice, val_jaccard and dice_by_threshold of `model` on val_set, pooled over processes
     (each scores every world-th image, with rank 0's BatchNorm statistics)."""
     distributed.share_buffers(model, world)
     s = evaluate(model, val_set, device=device, precision=precision, batch_size=batch_size, tta=tta,
-                 indices=range(rank, len(val_set), world), workers=0)
+                 loss_fn=loss_fn, indices=range(rank, len(val_set), world), workers=0)
     n, *sums = distributed.sum_over_processes(
         [s["count"], s["loss"] * s["count"], s["dice"] * s["count"], s["jaccard"] * s["count"]]
         + [s["dice_by_threshold"][t] * s["count"] for t in THRESHOLDS], device, world)

@@ -102,6 +102,14 @@ def test_flip_tta_is_on_unless_no_tta(command):
     assert not parser.parse_args([*command, "--no-tta"]).tta
 
 
+def test_train_defaults_to_the_cross_validated_loss():
+    from minunet.cli import build_parser
+    from minunet.losses import DEFAULT_LOSS, LOSSES, BCEJaccardLoss
+
+    assert build_parser().parse_args(["train"]).loss == DEFAULT_LOSS == "bce_jaccard"
+    assert LOSSES[DEFAULT_LOSS] is BCEJaccardLoss
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("argv, words", [
     (["train", "--epochs", "0"], "--epochs"),
