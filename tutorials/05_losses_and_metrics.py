@@ -228,7 +228,9 @@ print(f"bce_with_logits:          mean {bce_with_logits(logits, labels).item():.
 print(f"torch's own:              mean {F.binary_cross_entropy_with_logits(logits, labels).item():.4f}")
 
 # %% [markdown]
-# minunet trains with `BCEDiceLoss`: BCE + soft Dice on the logits, weighted 1 and 1. The usual argument
+# `BCEDiceLoss` is BCE + soft Dice on the logits, weighted 1 and 1 (minunet 0.1.0's training loss; today's
+# default is its twin `BCEJaccardLoss`, with the soft Jaccard in place of the soft Dice, which a
+# cross-validation on ISIC found better by 0.004 Dice: bench/RESULTS.md). The usual argument
 # for the sum: BCE gives every pixel a smooth, well-scaled gradient from the first step; Dice looks at the
 # whole mask, so a small lesion is not outweighed by its large background of easy skin pixels. The last
 # part of this tutorial puts the second half of that argument to a test.
@@ -391,9 +393,9 @@ for name, values in smallest.items():
 # just did not decide these runs. It does show that "the Dice loss keeps small lesions from being
 # outweighed" is a claim to test on your data, not a fact: here BCE alone did best on the small lesions,
 # and the Dice loss, whose value for an image is a ratio of small sums when its lesion is small, was the
-# least stable. Nor do these runs justify minunet's default, `BCEDiceLoss`: here BCE alone was as good
-# or better at every lesion size; on ISIC the two have not been compared (tutorial 06 trains with
-# `BCEDiceLoss` only). Your numbers can differ a little with another PyTorch version or
+# least stable. Nor do these runs say which loss to train ISIC with: that was measured on ISIC itself
+# (bench/RESULTS.md: BCE + Jaccard 0.004 Dice above BCE + Dice over 749 held-out images; BCE alone was not
+# cross-validated there). Your numbers can differ a little with another PyTorch version or
 # thread count.
 #
 # ## Exercises

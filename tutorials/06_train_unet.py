@@ -2,9 +2,9 @@
 # # 06 · The training loop, and the curves it draws
 #
 # Everything so far comes together: the data (01) with its augmentation (02) feeds a U-Net (03), whose
-# output is scored by BCE + Dice (05); an optimiser nudges the weights to lower that loss, batch after
-# batch, and after every *epoch* (one pass over the training images) the model is scored on validation
-# images it never trains on. This tutorial opens that loop:
+# output is scored by a loss (05; minunet's default is BCE + Jaccard); an optimiser nudges the weights to
+# lower that loss, batch after batch, and after every *epoch* (one pass over the training images) the model
+# is scored on validation images it never trains on. This tutorial opens that loop:
 #
 # - it does one training step by hand, then **prints** the source of `minunet.train.train_one_epoch`, read
 #   from the library itself (so it can never differ from the code that runs), and walks through it line by
@@ -44,7 +44,7 @@ from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.data import LesionDataset, make_dataset
 from minunet.device import choose_device
 from minunet.evaluation import evaluate
-from minunet.losses import BCEDiceLoss
+from minunet.losses import BCEJaccardLoss
 from minunet.rundir import save_epoch
 from minunet.synthetic import synthetic_split
 from minunet.train import fit, lr_factor, make_loader, train_one_epoch
@@ -115,7 +115,7 @@ print(f"{DATA}: {len(train_set)} training and {len(val_set)} validation images a
 torch.manual_seed(0)
 demo = UNet(base_channels=8)
 optimizer = torch.optim.Adam(demo.parameters(), lr=1e-3)
-loss_fn = BCEDiceLoss()
+loss_fn = BCEJaccardLoss()  # BCE + soft Jaccard: the default, chosen by cross-validation on ISIC
 images = torch.stack([train_set[i][0] for i in range(4)])  # (4, 3, S, S)
 masks = torch.stack([train_set[i][1] for i in range(4)])  # (4, 1, S, S)
 for step in range(1, 4):
@@ -152,7 +152,7 @@ walk(train_one_epoch, [
     ("torch.autocast(", "Mixed precision: inside this block, convolutions and matrix products run in "
      "`amp_dtype` (bfloat16 on a CPU with AMX or on a GPU, float16 on older GPUs; None: plain float32, "
      "`enabled=False`). Only the forward pass is inside."),
-    ("loss = loss_fn(logits.float()", "The loss (BCE + Dice by default) is computed in float32 from the "
+    ("loss = loss_fn(logits.float()", "The loss (BCE + Jaccard by default) is computed in float32 from the "
      "logits: one number for the batch."),
     ("finite_everywhere", "A loss that is NaN or infinite (a learning rate far too high, for example) "
      "stops the run with a TrainingError instead of silently training on garbage."),
@@ -304,7 +304,7 @@ loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, drop_last=True)
 steps = len(loader)  # a run of one epoch: all of it warm-up
 scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, steps))
 scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-train_loss = train_one_epoch(model, tqdm(loader, disable=True), optimizer, scheduler, scaler, BCEDiceLoss(),
+train_loss = train_one_epoch(model, tqdm(loader, disable=True), optimizer, scheduler, scaler, BCEJaccardLoss(),
                              amp_dtype, epoch=1)
 scores = evaluate(model, val_set, device=device)
 print(f"one epoch by hand: training loss {train_loss:.4f}; validation loss {scores['loss']:.4f}, "
@@ -312,7 +312,7 @@ print(f"one epoch by hand: training loss {train_loss:.4f}; validation loss {scor
 
 # %% [markdown]
 # `fit` does the same with the recipe of this library: Adam, the schedule above, batches of 16, the
-# BCE + Dice loss, validation after every epoch, the best epoch kept, and a seed that fixes the initial
+# BCE + Jaccard loss, validation after every epoch, the best epoch kept, and a seed that fixes the initial
 # weights, the batch order and every augmentation, so a rerun repeats. The U-Net here has width 32
 # (7.8 million parameters): the classic width 64 doubles the channels of every layer, four times the
 # computation.
