@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from minunet.cli import main
-from minunet.losses import LOSSES, BCEDiceLoss
+from minunet.losses import DEFAULT_LOSS, LOSSES
 from minunet.checkpoint import load_checkpoint
 from minunet.transforms import tensor_to_pil
 
@@ -358,7 +358,7 @@ def test_an_exploding_learning_rate_stops_with_the_epoch_and_step(tmp_path):
 
 def test_a_non_finite_loss_in_epoch_2_keeps_last_pt_of_epoch_1(tmp_path, monkeypatch, capsys):
 
-    class NaNAtStep6(BCEDiceLoss):
+    class NaNAtStep6(LOSSES[DEFAULT_LOSS]):
         """The training loss turns NaN at its 6th call (epoch 2, step 2 of 4); validation is left alone."""
         calls = 0
 
@@ -372,7 +372,7 @@ def test_a_non_finite_loss_in_epoch_2_keeps_last_pt_of_epoch_1(tmp_path, monkeyp
             return loss
 
     out, before = tmp_path / "run", {}
-    monkeypatch.setitem(LOSSES, "bce_dice", NaNAtStep6)
+    monkeypatch.setitem(LOSSES, DEFAULT_LOSS, NaNAtStep6)  # the loss `minunet train` builds by default
     assert main(["train", *TINY, "--limit", "16", "--epochs", "3", "--out", str(out)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "the loss became nan at epoch 2, step 2: training stopped, last.pt is kept as it was" in line
@@ -562,7 +562,7 @@ def run_two_processes(argv, timeout=120):
 
 def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_path, monkeypatch, capfd):
 
-    class NaNOnRank1(BCEDiceLoss):
+    class NaNOnRank1(LOSSES[DEFAULT_LOSS]):
         """The training loss of process 1 alone turns NaN at its second step."""
         calls = 0
 
@@ -574,7 +574,7 @@ def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_p
                     return loss * float("nan")
             return loss
 
-    monkeypatch.setitem(LOSSES, "bce_dice", NaNOnRank1)
+    monkeypatch.setitem(LOSSES, DEFAULT_LOSS, NaNOnRank1)
     codes = run_two_processes(["train", *TINY, "--limit", "16", "--epochs", "1", "--out", str(tmp_path / "run")])
     assert codes == [2, 2]
     err = capfd.readouterr().err
