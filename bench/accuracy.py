@@ -106,7 +106,8 @@ def add_tuned_thresholds(result):
             others = [row for f in folds if f is not fold for row in f["sweeps"][source]]
             best = max(range(len(THRESHOLDS)), key=lambda t: (mean([r[t] for r in others]), -abs(THRESHOLDS[t] - .5)))
             dice = [row[best] for row in fold["sweeps"][source]]
-            # one image's Jaccard is its Dice D as D / (2 - D): J = |A&B| / |A|B|, D = 2|A&B| / (|A| + |B|)
+            # one image's Jaccard from its Dice D: J = D / (2 - D), as J = |A and B| / |A or B| and
+            # D = 2 |A and B| / (|A| + |B|), where |A or B| = |A| + |B| - |A and B|
             fold["variants"][name] = dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
 
 
@@ -115,10 +116,10 @@ def mean(values):
 
 
 def mean_se(values):
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return mean, sd / math.sqrt(n)
+    """The mean of `values` and its standard error."""
+    n, m = len(values), mean(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return m, sd / math.sqrt(n)
 
 
 def per_image(result, name, variant=None):
