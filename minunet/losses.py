@@ -188,8 +188,6 @@ class BCEJaccardLoss(nn.Module):
 
 
 # The loss classes by their command-line names (--loss); each is built with no arguments.
-# fit's and `minunet train`'s loss: +0.004 Dice over bce_dice, cross-validated on ISIC (bench/RESULTS.md)
-DEFAULT_LOSS = "bce_jaccard"
 LOSSES = {
     "bce": BCELoss,
     "dice": DiceLoss,
@@ -197,3 +195,6 @@ LOSSES = {
     "bce_dice": BCEDiceLoss,
     "bce_jaccard": BCEJaccardLoss,
 }
+
+# fit's and `minunet train`'s loss, chosen by cross-validation on ISIC (bench/RESULTS.md)
+DEFAULT_LOSS = "bce_jaccard"

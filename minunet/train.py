@@ -109,7 +109,8 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
                    train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world,
                    **validate(scored, val_set, device, precision, batch_size, tta, loss_fn, rank, world),
                    train_seconds=t1 - t0, train_images_per_s=len(loader) * batch_size / (t1 - t0),
-                   val_seconds=time.perf_counter() - t1,  # elapsed: since the run began (0.1.0's rows lack it)
+                   val_seconds=time.perf_counter() - t1,
+                   # since the run began, over resumes (0.1.0's rows lack it)
                    elapsed_seconds=(history[-1].get("elapsed_seconds", 0) if history else 0) + time.perf_counter() - t0)
         history.append(row)
         is_best, best_dice = row["val_dice"] > best_dice, max(best_dice, row["val_dice"])
