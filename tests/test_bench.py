@@ -16,6 +16,16 @@ def run(*argv):
     return result.stdout
 
 
+def load_script(name):
+    """A bench script as a module, to call its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_speed_runs_in_tiny_mode():
     out = run(os.path.join(BENCH, "speed.py"), "--tiny")
     for line in ("smp.Unet(resnet34)", "minunet.ResNet34UNet", "plain U-Net", "minunet.UNet", "peak memory",
@@ -48,6 +58,17 @@ def test_accuracy_cross_validates_in_tiny_mode(tmp_path):
     assert "dice: " in compared and "+0.0000 +- 0.0000 (paired over 32 images)" in compared
     compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(result), f"{result}:plain")
     assert "+0.0000 +- 0.0000 (paired over 32 images)" in compared  # the recipe's own scores are the plain ones
+    assert compared.count("chosen on 75 images (200 draws)") == 2 * 2  # both tuned variants, in both summaries
+    accuracy = load_script("accuracy")  # with every other image to choose on, a draw is the cross-fitted choice
+    half = accuracy.THRESHOLDS.index(0.5)
+    cross_fitted = [d - row[half] for f in folds
+                    for d, row in zip(f["variants"]["threshold"]["dice"], f["sweeps"]["plain"])]
+    assert accuracy.small_split_thresholds(dict(folds=folds), "plain", n=10 ** 6, draws=3) == [
+        pytest.approx(sum(cross_fitted) / len(cross_fitted))] * 3
+    colon = tmp_path / "run:1.json"  # a colon in a real path (a Windows drive, say) is not a variant
+    colon.write_text(result.read_text())
+    assert "+0.0000 +- 0.0000 (paired over 32 images)" in run(os.path.join(BENCH, "accuracy.py"), "--compare",
+                                                                str(colon), f"{result}:plain")
 
 
 def test_feed_compares_the_loop_with_the_model_alone():
