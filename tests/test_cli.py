@@ -110,6 +110,15 @@ def test_train_defaults_to_the_cross_validated_loss():
     assert LOSSES[DEFAULT_LOSS] is BCEJaccardLoss
 
 
+def test_train_defaults_to_the_cross_validated_unet_width():
+    from minunet.cli import build_parser
+    from minunet.commands import new_model
+
+    args = build_parser().parse_args(["train", "--model", "unet"])
+    assert args.base_channels == 16  # as accurate as 32 over 749 held-out images, in under half the time
+    assert new_model(args).config()["base_channels"] == 16
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("argv, words", [
     (["train", "--epochs", "0"], "--epochs"),

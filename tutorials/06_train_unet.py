@@ -315,7 +315,8 @@ print(f"one epoch by hand: training loss {train_loss:.4f}; validation loss {scor
 # BCE + Jaccard loss, validation after every epoch, the best epoch kept, and a seed that fixes the initial
 # weights, the batch order and every augmentation, so a rerun repeats. The U-Net here has width 32
 # (7.8 million parameters): the classic width 64 doubles the channels of every layer, four times the
-# computation.
+# computation. `minunet train` defaults to width 16: on ISIC it was as accurate as width 32 in a paired
+# cross-validation, in under half the time (bench/RESULTS.md).
 
 # %%
 torch.manual_seed(0)
