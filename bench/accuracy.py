@@ -31,7 +31,7 @@ from minunet.checkpoint import build_model
 from minunet.cli import image_size
 from minunet.data import LesionDataset, make_dataset
 from minunet.device import cpu_has_native_bf16
-from minunet.evaluation import THRESHOLDS, evaluate
+from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.losses import LOSSES
 from minunet.train import fit
 
@@ -104,27 +104,34 @@ def add_tuned_thresholds(result):
         return
     for name, source in TUNED.items():
         for fold in folds:
-            others = [row for f in folds if f is not fold for row in f["sweeps"][source]]
-            best = max(range(len(THRESHOLDS)), key=lambda t: (mean([r[t] for r in others]), -abs(THRESHOLDS[t] - .5)))
+            best = chosen_index([row for f in folds if f is not fold for row in f["sweeps"][source]])
             dice = [row[best] for row in fold["sweeps"][source]]
             # one image's Jaccard from its Dice D: J = D / (2 - D), as J = |A and B| / |A or B| and
             # D = 2 |A and B| / (|A| + |B|), where |A or B| = |A| + |B| - |A and B|
             fold["variants"][name] = dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
 
 
-def small_split_thresholds(result, source, n=75, draws=200):
+def chosen_index(sweep_rows):
+    """The index in THRESHOLDS that train's --tune-threshold would choose on these images' Dice sweeps."""
+    return THRESHOLDS.index(best_threshold({t: mean([row[k] for row in sweep_rows]) for k, t in enumerate(THRESHOLDS)}))
+
+
+SMALL_SPLIT, DRAWS = 75, 200  # minunet train's validation images; draws of that many
+
+
+def small_split_thresholds(result, source, n=SMALL_SPLIT, draws=DRAWS):
     """Fold k's Dice change when the threshold is chosen on n random images of the other folds, as train's
     --tune-threshold chooses on its 75 validation images: one difference from 0.5 per seeded draw."""
     folds, half = result["folds"], THRESHOLDS.index(0.5)
+    others = [[row for f in folds if f is not fold for row in f["sweeps"][source]] for fold in folds]
+    images = sum(len(f["ids"]) for f in folds)
     g, changes = torch.Generator().manual_seed(0), []
     for _ in range(draws):
         change = 0.0
-        for fold in folds:
-            others = [row for f in folds if f is not fold for row in f["sweeps"][source]]
-            drawn = [others[i] for i in torch.randperm(len(others), generator=g)[:n].tolist()]
-            best = max(range(len(THRESHOLDS)), key=lambda t: (mean([r[t] for r in drawn]), -abs(THRESHOLDS[t] - .5)))
+        for fold, pool in zip(folds, others):
+            best = chosen_index([pool[i] for i in torch.randperm(len(pool), generator=g)[:n].tolist()])
             change += sum(row[best] - row[half] for row in fold["sweeps"][source])
-        changes.append(change / sum(len(f["ids"]) for f in folds))
+        changes.append(change / images)
     return changes
 
 
@@ -163,8 +170,9 @@ def summarise(result):
     if len(result["folds"]) >= 2:
         for name, source in TUNED.items():
             changes = sorted(small_split_thresholds(result, source))
-            print(f"  inference {name:16} chosen on 75 images (200 draws): {mean(changes):+.4f} over 0.5 on average, "
-                  f"{changes[len(changes) // 20]:+.4f} to {changes[-1 - len(changes) // 20]:+.4f} (90 % of draws)")
+            low, high = changes[len(changes) // 20], changes[-1 - len(changes) // 20]
+            print(f"  inference {name:16} chosen on {SMALL_SPLIT} images ({DRAWS} draws): {mean(changes):+.4f} over "
+                  f"0.5 on average, {low:+.4f} to {high:+.4f} (90 % of draws)")
     for f in result["folds"]:
         reached = next((r for r in f["history"] if r["val_dice"] >= 0.90), None)
         print(f"  fold {f['fold'] + 1}: held-out Dice first >= 0.90 " + (
