@@ -6,11 +6,16 @@ the final epoch's weights (no epoch is chosen on the held-out images), at each m
 recipes run with the same --fold-seed and --seed see the same images in the same order: their per-image
 differences are paired. Writes a JSON with each fold's history and every held-out image's scores.
 
-    python bench/accuracy.py --folds 3 --model resunet34 --json bench/out/cv_base.json            # today's recipe
-    python bench/accuracy.py --folds 3 --model resunet34 --ema 0.99 --scale-shift --tta --json bench/out/cv_new.json
+    python bench/accuracy.py --folds 3 --json bench/out/cv_new.json        # the library's recipe (minunet.recipe)
+    python bench/accuracy.py --folds 3 --loss bce_dice --no-tta --json bench/out/cv_base.json    # 0.1.0's recipe
     python bench/accuracy.py --folds 3 --model smp --json bench/out/cv_smp.json    # smp's Unet("resnet34")
     python bench/accuracy.py --compare bench/out/cv_base.json bench/out/cv_new.json                # paired figures
     python bench/accuracy.py --folds 2 --max-folds 1 --model unet --base-channels 32 ...   # one paired fold
+
+The recipe flags are minunet train's (minunet.recipe), with the same defaults except two: --model resunet34
+and --encoder-weights none (ImageNet weights cannot be downloaded here). Before session 6 the script had its
+own defaults, 0.1.0's recipe (--loss bce_dice, one pass, --base-channels 32): commands recorded in
+bench/RESULTS.md without those flags ran that recipe.
     python bench/accuracy.py --data synthetic --folds 2 --epochs 1 --limit 16 --json /tmp/cv.json  # a smoke run
 
 Each fold's final model is also scored under every inference option (VARIANTS: flips averaged, largest region
@@ -27,21 +32,34 @@ import time
 
 import torch
 
-from minunet.checkpoint import build_model
-from minunet.cli import image_size
+from dataclasses import asdict
+
+from minunet import recipe as recipes
 from minunet.data import LesionDataset, make_dataset
-from minunet.device import cpu_has_native_bf16
+from minunet.device import Runtime, cpu_has_native_bf16
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
-from minunet.losses import LOSSES
+from minunet.inference import Inference
+from minunet.models import MODELS, ModelEntry, new_model
 from minunet.train import fit
 
 
-def pool_of(args):
+def smp_unet(recipe):
+    """segmentation_models_pytorch's Unet("resnet34") from scratch: the reference the benchmarks compare with."""
+    import segmentation_models_pytorch as smp
+    return smp.Unet("resnet34", encoder_weights=None, classes=1)
+
+
+MODELS["smp"] = ModelEntry(torch.nn.Module, smp_unet)  # trained here, never checkpointed
+BENCH = recipes.Recipe(model="resunet34", encoder_weights="none")  # the recipe's defaults, from scratch
+
+
+def pool_of(args, recipe):
     """Every training image (the train and val splits together), unaugmented, in one LesionDataset."""
-    parts = [make_dataset(args.data, split, args.data_root, args.size, limit=args.limit) for split in ("train", "val")]
+    parts = [make_dataset(args.data, split, args.data_root, recipe.size, limit=args.limit)
+             for split in ("train", "val")]
     originals = None if parts[0].original_masks is None else parts[0].original_masks + parts[1].original_masks
     return LesionDataset(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
-                         parts[0].ids + parts[1].ids, seed=args.seed, original_masks=originals)
+                         parts[0].ids + parts[1].ids, seed=recipe.seed, original_masks=originals)
 
 
 def folds_of(n, k, seed):
@@ -50,43 +68,33 @@ def folds_of(n, k, seed):
     return [sorted(order[i::k]) for i in range(k)]
 
 
-def new_model(args):
-    torch.manual_seed(args.seed)
-    if args.model == "smp":
-        import segmentation_models_pytorch as smp
-        return smp.Unet("resnet34", encoder_weights=None, classes=1)
-    if args.model == "unet":
-        return build_model("unet", base_channels=args.base_channels)
-    return build_model("resunet34", encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights)
-
-
-VARIANTS = {"plain": {}, "tta": dict(tta=True), "postprocess": dict(postprocess=True),
-            "tta+postprocess": dict(tta=True, postprocess=True)}  # name: evaluate's inference options
+VARIANTS = {"plain": dict(tta=False), "tta": dict(tta=True), "postprocess": dict(tta=False, postprocess=True),
+            "tta+postprocess": dict(tta=True, postprocess=True)}  # name: the Inference options evaluate scores
 TUNED = {"threshold": "plain", "tta+threshold": "tta"}  # a cross-fitted threshold over that variant's sweep
 
 
 def cross_validate(args):
-    pool, augment = pool_of(args), dict(scale=0.2, shift=0.1) if args.scale_shift else True
-    result = dict(command=vars(args), machine=machine(), folds=[])
+    recipe = recipes.recipe_of(args, BENCH)
+    runtime = Runtime(precision=args.precision)
+    pool, augment = pool_of(args, recipe), recipe.augmentation()
+    result = dict(command=dict(vars(args), **asdict(recipe)), machine=machine(), folds=[])
     for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)[:args.max_folds]):
         train_ids = [i for i in range(len(pool)) if i not in set(held_out)]
         train_set, val_set = pool.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
-        model, start = new_model(args), time.perf_counter()
-        history = fit(model, train_set, val_set, out_dir=None, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, loss_fn=LOSSES[args.loss](), ema_decay=args.ema, tta=args.tta,
-                      precision=args.precision, seed=args.seed, show_progress=False)
+        model, start = new_model(recipe), time.perf_counter()
+        history = fit(model, train_set, val_set, None, recipe, runtime, show_progress=False)
         minutes = (time.perf_counter() - start) / 60
         fold = dict(fold=k, minutes=minutes, history=[
             {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history],
             variants={}, sweeps={})
         for name, options in VARIANTS.items():
-            scores = evaluate(model, val_set, precision=args.precision, per_image=True, **options)
+            scores = evaluate(model, val_set, Inference(**options), runtime)
             fold["ids"] = scores["ids"]
             fold["variants"][name] = dict(dice=scores["per_image"]["dice"].tolist(),
                                           jaccard=scores["per_image"]["jaccard"].tolist())
             if not options.get("postprocess"):
                 fold["sweeps"][name] = scores["dice_sweep"].tolist()  # (images, len(THRESHOLDS))
-        fold.update(fold["variants"]["tta" if args.tta else "plain"])  # the recipe's own scores
+        fold.update(fold["variants"]["tta" if recipe.tta else "plain"])  # the recipe's own scores
         result["folds"].append(fold)
         print(f"fold {k + 1}/{args.folds}: final-epoch Dice {mean(fold['dice']):.4f} Jaccard "
               f"{mean(fold['jaccard']):.4f} (best epoch {max(r['val_dice'] for r in history):.4f}), {minutes:.1f} min",
@@ -216,21 +224,10 @@ def main():
                         "JSON:VARIANT compares one inference option, e.g. base.json:tta")
     parser.add_argument("--data", default="isic2016", choices=["isic2016", "folder", "synthetic"])
     parser.add_argument("--data-root", default="../shared/data/isic2016")
-    parser.add_argument("--model", default="resunet34", choices=["resunet34", "unet", "smp"])
-    parser.add_argument("--base-channels", type=int, default=32)
-    parser.add_argument("--encoder-weights", default="none")
+    recipes.add_flags(parser)  # --model, --size, --epochs, --loss, --tta, ...: minunet train's recipe flags
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--max-folds", type=int, help="train only the first N folds (a paired check on fewer images)")
-    parser.add_argument("--size", type=image_size, default=128, help="128, or HxW such as 192x256")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--loss", default="bce_dice", choices=list(LOSSES))
-    parser.add_argument("--ema", type=float)
-    parser.add_argument("--scale-shift", action="store_true")
-    parser.add_argument("--tta", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--json", default="bench/out/cv.json")

@@ -17,7 +17,8 @@ import torch
 
 from minunet import ResNet34UNet
 from minunet.data import make_dataset
-from minunet.device import choose_device, default_workers
+from minunet.device import Runtime, choose_device, default_workers
+from minunet.recipe import Recipe
 from minunet.train import fit
 from speed import seconds, sync, train_stepper  # bench/speed.py: the same step as its sections 1-5
 
@@ -60,8 +61,8 @@ def main():
         train_set = make_dataset(args.data, "train", args.data_root, size, augment=True, limit=args.limit)
         val_set = make_dataset(args.data, "val", args.data_root, size, limit=args.limit)
         torch.manual_seed(0)
-        history = fit(ResNet34UNet(), train_set, val_set, epochs=args.epochs, batch_size=args.batch_size,
-                      device=device, workers=workers, show_progress=False, log=lambda line: None)
+        history = fit(ResNet34UNet(), train_set, val_set, None, Recipe(epochs=args.epochs, batch_size=args.batch_size),
+                      Runtime(device, workers=workers), show_progress=False, log=lambda line: None)
         loop = statistics.median(row["train_images_per_s"] for row in history[1:] or history)
         print(f"| {size} | {alone:.0f} | {loop:.0f} | {100 * loop / alone:.0f} % |", flush=True)
 

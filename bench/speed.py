@@ -35,9 +35,11 @@ import torch.nn.functional as F
 
 from minunet import ResNet34UNet, UNet
 from minunet.data import make_dataset
+from minunet.device import Runtime
 from minunet.losses import BCEDiceLoss
-from minunet.inference import fold_batchnorm, prepare_for_inference
-from minunet.predict import predict
+from minunet.inference import Inference, fold_batchnorm, prepare_for_inference
+from minunet.predict import Output, predict
+from minunet.recipe import Recipe
 from minunet.train import fit
 from minunet.transforms import tensor_to_pil
 
@@ -311,8 +313,8 @@ def end_to_end(args, device):
 
     # minunet's loop (--precision auto), one epoch, as history.csv reports it
     torch.manual_seed(0)
-    history = fit(ResNet34UNet(), train_set, val_set, out_dir=None, epochs=1, batch_size=n, device=device,
-                  precision="auto", show_progress=False, log=lambda line: None)
+    history = fit(ResNet34UNet(), train_set, val_set, None, Recipe(epochs=1, batch_size=n), Runtime(device),
+                  show_progress=False, log=lambda line: None)
     ours = history[-1]["train_images_per_s"]
 
     # a plain fp32 loop over the same network and images: contiguous tensors, default Adam, no autocast
@@ -344,13 +346,16 @@ def end_to_end(args, device):
                                                                                                    device, 1))
             rates[f"plain fp32, batches of {n}"] = len(paths) / seconds(lambda: plain_predict(model, paths, size,
                                                                                                device, n))
-        rates["minunet predict"] = len(paths) / seconds(lambda: predict(model, paths, out, size, device=device,
-                                                                       batch_size=n))
+        one_pass = Inference(size=size, tta=False)  # the forward passes alone, as the plain script does
+        rates["minunet predict"] = len(paths) / seconds(lambda: predict(model, paths, out, one_pass,
+                                                                       Runtime(device, batch_size=n),
+                                                                       Output(overwrite=True)))
         if args.compile:
             # every call compiles anew (quicker once the first has filled inductor's cache), so the compiled
             # model's own rate is the difference between a call on n images and a call on all of them
             def compiled(some):
-                return seconds(lambda: predict(model, some, out, size, device=device, batch_size=n, compile=True))
+                return seconds(lambda: predict(model, some, out, one_pass, Runtime(device, batch_size=n, compile=True),
+                                               Output(overwrite=True)))
             first = compiled(paths[:n])
             few, every = compiled(paths[:n]), compiled(paths)
             rates["minunet predict --compile, once compiled"] = (len(paths) - n) / (every - few)

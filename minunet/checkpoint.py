@@ -1,10 +1,10 @@
-"""Checkpoints: the models minunet can save, and saving and loading them safely.
+"""Checkpoints: saving and loading them safely.
 
-A checkpoint is a dict saved with torch.save: the model's name (a key of MODELS), its constructor arguments
-(model.config()), its state dict, and whatever the caller adds (the working size, the normalisation, the
-epoch, ...; last.pt also the optimizer's state to resume from). So `evaluate` and `predict` need nothing but
-the file. It is read with torch.load(weights_only=True): a checkpoint can hold tensors and plain data only,
-never code that would run.
+A checkpoint is a dict saved with torch.save: the model's name (a key of minunet.models.MODELS), its constructor
+arguments (model.config()), its state dict, and whatever the caller adds (the working size, the normalisation, the
+epoch, ...; last.pt also the optimizer's state to resume from). So `evaluate` and `predict` need nothing but the
+file. It is read with torch.load(weights_only=True): a checkpoint can hold tensors and plain data only, never code
+that would run.
 """
 import os
 import pickle
@@ -14,27 +14,7 @@ import warnings
 import torch
 
 from .errors import CheckpointError, one_line
-from .resunet import ResNet34UNet
-from .unet import UNet
-
-MODELS = {"unet": UNet, "resunet34": ResNet34UNet}  # the one list of models: CLI choices and checkpoints
-
-
-def build_model(name, **kwargs):
-    """A model by its name in MODELS ("unet" or "resunet34") and its constructor arguments."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
-    return MODELS[name](**kwargs)
-
-
-def model_spec(model):
-    """(name, constructor arguments) that rebuild `model`'s architecture; its weights come separately."""
-    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
-    for name, cls in MODELS.items():
-        if type(model) is cls:
-            return name, model.config()
-    raise ValueError(f"cannot checkpoint a {type(model).__name__}: use a model of minunet.checkpoint.MODELS")
-
+from .models import MODELS, build_model, model_spec
 
 def save_checkpoint(path, model, **extra):
     """Write model name, arguments and weights (plus `extra` entries) to `path`, atomically.
@@ -96,3 +76,17 @@ def model_from_checkpoint(state):
     except (RuntimeError, TypeError, ValueError) as err:  # other arguments, keys or shapes than the model's
         raise CheckpointError(f"checkpoint does not fit a {state['model']} model: {one_line(err, 240)}") from None
     return model.eval()
+
+
+def open_checkpoint(path, needs=("size", "mean", "std"), what="is not a checkpoint of a minunet training run",
+                    advice="use the best.pt or last.pt that `minunet train` wrote"):
+    """(checkpoint dict, model) of the checkpoint at `path`, which must hold the keys `needs`; CheckpointError,
+    naming the file, `what` it is not and the `advice`, when it cannot be used."""
+    state = load_checkpoint(path)
+    missing = [key for key in needs if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} {what} (it lacks {', '.join(missing)}): {advice}")
+    try:
+        return state, model_from_checkpoint(state)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None

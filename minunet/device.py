@@ -5,15 +5,32 @@
 device "auto" is the CUDA GPU when PyTorch sees one, else the CPU. precision "auto" is bf16 autocast on a
 CUDA GPU that supports it (else fp16), bf16 on a CPU that computes bfloat16 in hardware (AMX or AVX-512
 BF16; elsewhere bf16 is emulated and slower than fp32), and plain fp32 on other CPUs. amp_dtype is the dtype
-to give torch.autocast, or None for fp32.
+to give torch.autocast, or None for fp32. `Runtime` groups these choices with the others that decide where
+and how fast a model runs, but not what it learns or predicts (beyond rounding).
 """
 import os
+from dataclasses import dataclass
 
 import torch
 
 from .errors import SettingError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how fast a model runs: --device, --precision, --workers, --batch-size of evaluate and predict
+    (training's batch size belongs to the recipe), and predict's --compile."""
+    device: str = "auto"
+    precision: str = "auto"
+    workers: object = None  # DataLoader worker processes; None: default_workers(device)
+    batch_size: int = 16  # images per forward pass when evaluating or predicting
+    compile: bool = False  # predict: compile the model with torch.compile first (minunet.inference)
+
+    def choose(self):
+        """(torch.device, autocast dtype or None) of this runtime's device and precision (choose_device)."""
+        return choose_device(self.device, self.precision)
 
 
 def cpu_has_native_bf16():

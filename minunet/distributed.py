@@ -64,10 +64,11 @@ def sum_over_processes(values, device, world):
     return t.tolist()
 
 
-def finite_everywhere(loss, world):
-    """Whether the loss is finite in every process, so that all of them stop together when one is not."""
+def finite_everywhere(loss):
+    """Whether the loss is finite in every process (of the group, if one was joined), so that all of them stop
+    together when one is not."""
     finite = torch.isfinite(loss.detach()).to(torch.int32)  # () 1 or 0
-    if world > 1:
+    if dist.is_available() and dist.is_initialized():
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     return bool(finite)
 

@@ -3,7 +3,7 @@
 The command line turns each of them into one line on stderr and exit code 2 (never a traceback):
   DataError        the user's data: a missing folder, an unreadable image, a mask of the wrong size, ...
   CheckpointError  a checkpoint or encoder-weights file that cannot be used, or cannot be written
-  SettingError     a setting that cannot work here: no CUDA GPU, a batch larger than the data, too little memory
+  SettingError     a setting that cannot work here: no CUDA GPU, a batch larger than the data
   TrainingError    a run that cannot go on: a non-finite loss, an --out that already holds another run
 """
 

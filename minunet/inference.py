@@ -1,14 +1,24 @@
-"""From a trained model to masks: the forward pass of evaluate and predict, test-time augmentation, a faster
-model for inference (BatchNorm folded, torch.compile), and the mask and overlay files predict writes.
+"""From a trained model to masks, one way for every caller: `Inference` (the working size and normalisation,
+test-time flips, the threshold, post-processing) turns a model's output into the masks that validation,
+evaluate, predict, --figure and the report all use. Also here: the forward pass, a faster model for inference
+(BatchNorm folded, torch.compile), and the mask and overlay pictures predict writes.
+
+How a setting travels to the pixel: `minunet evaluate --threshold 0.4 --tta` builds
+Inference.of_checkpoint(checkpoint, threshold=0.4, tta=True) (flags not given keep the checkpoint's value, or
+the recipe's default); evaluate() and predict() call its `probabilities` (one pass, or four with flips) and
+its `masks` (resized to the ground truth or the image, above the threshold, post-processed).
 """
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
-from .transforms import tensor_to_pil
+from .postprocess import clean_mask
+from .recipe import Recipe
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize, tensor_to_pil
 
 OVERLAY_SUFFIX = "_overlay.png"
 
@@ -26,12 +36,12 @@ FLIPS = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both: th
 
 
 @torch.no_grad()
-def probabilities(model, images, amp_dtype=None, tta=False, channels_last=True, logits=None):
+def probabilities(model, images, amp_dtype=None, tta=Recipe.tta, channels_last=True, logits=None):
     """Lesion probabilities (B, 1, H, W) of normalised images (B, 3, H, W).
 
-    tta=True: the mean probability over the image and its horizontal, vertical and double flips (each
-    prediction flipped back first): four forward passes for one steadier answer. logits: the model's logits
-    for `images` when the caller already has them (saves the first forward pass).
+    tta=True (the recipe's default): the mean probability over the image and its horizontal, vertical and
+    double flips (each prediction flipped back first): four forward passes for one steadier answer. logits:
+    the model's logits for `images` when the caller already has them (saves the first forward pass).
     """
     if logits is None:
         logits = logits_of(model, images, amp_dtype, channels_last)  # (B, 1, H, W)
@@ -49,6 +59,50 @@ def resize_probabilities(probs, size):
     if tuple(probs.shape[-2:]) == tuple(size):
         return probs
     return F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How a model's output becomes masks, and what the model expects of an image file.
+
+    size, mean, std: the working size ((H, W), or one side of a square) and the normalisation the model was
+    trained with. tta: average the probabilities over flips (`probabilities`). threshold: a pixel is lesion
+    where its probability is above it. postprocess: keep each mask's largest region and fill its holes
+    (minunet.postprocess.clean_mask). The defaults are the recipe's (minunet.recipe).
+    """
+    size: object = Recipe.size
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    threshold: float = 0.5
+    tta: bool = Recipe.tta
+    postprocess: bool = False
+
+    @classmethod
+    def of_checkpoint(cls, state, **overrides):
+        """The settings of a checkpoint (its size, normalisation and threshold; 0.5 where it has none, as in
+        minunet 0.1.0), with every override that is not None (e.g. the flags --tta, --threshold)."""
+        size = state["size"] if isinstance(state["size"], int) else tuple(state["size"])
+        settings = dict(size=size, mean=tuple(state["mean"]), std=tuple(state["std"]),
+                        threshold=state.get("threshold", cls.threshold))
+        return cls(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def prepare(self, image):
+        """An image (3, H, W) uint8 at its own size as the model's input: (3, S, S) uint8 at the working size,
+        and (3, S, S) float normalised."""
+        small = Resize(self.size)(image, torch.zeros(1, *image.shape[1:]))[0]  # (3, S, S) uint8
+        return small, Normalize(self.mean, self.std)(small, None)[0]
+
+    def probabilities(self, model, images, amp_dtype=None, logits=None, channels_last=True):
+        """The lesion probabilities (B, 1, S, S) of normalised images (B, 3, S, S), with flips if tta."""
+        return probabilities(model, images, amp_dtype, self.tta, channels_last, logits)
+
+    def masks(self, probs, size=None):
+        """The masks (B, 1, H, W) bool of probabilities (B, 1, h, w): resized bilinearly to `size` (H, W)
+        when given, lesion above the threshold, then post-processed if asked. The one place in minunet where
+        a probability becomes a decision."""
+        probs = probs if size is None else resize_probabilities(probs, size)  # (B, 1, H, W)
+        masks = probs > self.threshold  # (B, 1, H, W) bool
+        return clean_mask(masks) if self.postprocess else masks
 
 
 def fold_batchnorm(model):
@@ -83,6 +137,13 @@ def prepare_for_inference(model, device, compile=False):
     if compile:
         return torch.compile(model, dynamic=False, options={"freezing": True})
     return model.to(memory_format=torch.channels_last)
+
+
+def shown_at(mask, size):
+    """A scored mask (1, H, W) bool as a picture at `size` (h, w): resized by nearest neighbour if it differs."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask[0]
+    return F.interpolate(mask[None].float(), size=tuple(size), mode="nearest")[0, 0].bool()  # (h, w)
 
 
 def mask_to_image(mask):

@@ -1,5 +1,6 @@
 """Losses for binary segmentation, written out: BCE with logits, soft Dice, soft Jaccard, and the weighted
-sums of BCE with each overlap loss. `LOSSES` names them for the command line.
+sums of BCE with each overlap loss. `LOSSES` names them for the command line (the
+training recipe's default is in minunet.recipe).
 
 Every function here takes tensors shaped (B, 1, H, W): logits (or probabilities, for
 `dice_coefficient` and `soft_jaccard`) and a target mask of the same shape with values in {0, 1}.
@@ -196,5 +197,7 @@ LOSSES = {
     "bce_jaccard": BCEJaccardLoss,
 }
 
-# fit's and `minunet train`'s loss, chosen by cross-validation on ISIC (bench/RESULTS.md)
-DEFAULT_LOSS = "bce_jaccard"
+
+def loss_label(name):
+    """A loss's name in LOSSES as people write it: "bce_jaccard" -> "BCE + Jaccard"."""
+    return " + ".join("BCE" if part == "bce" else part.capitalize() for part in name.split("_"))

@@ -21,8 +21,17 @@ are 1 when both the prediction and the target are empty: nothing to find, nothin
 """
 import torch
 
-METRIC_NAMES = ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard", "dice")
 THRESHOLD_JACCARD = 0.65
+METRICS = {  # each metric's definition per image, in the order minunet prints them
+    "dice": "2 TP / (2 TP + FP + FN): overlap of prediction and lesion, twice the shared area over both areas.",
+    "jaccard": "TP / (TP + FP + FN): shared area over the area of prediction and lesion together (ISIC 2016 "
+               "ranked by its mean).",
+    "threshold_jaccard": f"Jaccard if it is at least {THRESHOLD_JACCARD}, else 0 (ISIC 2018's ranking score).",
+    "accuracy": "(TP + TN) / (TP + TN + FP + FN): the fraction of pixels labelled right.",
+    "sensitivity": "TP / (TP + FN): the fraction of the lesion that was found.",
+    "specificity": "TN / (TN + FP): the fraction of the skin that was left alone.",
+}
+METRIC_NAMES = tuple(METRICS)
 
 
 def to_binary_mask(mask):
@@ -62,19 +71,19 @@ def _ratio(numerator, denominator):
 def isic_metrics(pred, target):
     """The six ISIC challenge metrics of each image, as a dict of float32 tensors of shape (B,).
 
-    Keys: "accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard", "dice"
+    Keys: METRIC_NAMES, "dice", "jaccard", "threshold_jaccard", "accuracy", "sensitivity", "specificity"
     (formulas in this module's docstring). pred, target: (B, 1, H, W) masks, bool, 0/1 or
     probabilities (foreground is > 0.5). The dataset score is the mean of each tensor over images.
     """
     tp, fp, fn, tn = confusion_counts(pred, target)    # each (B,)
     jaccard = _ratio(tp, tp + fp + fn)                 # (B,)
     return {
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn),
+        "jaccard": jaccard,
+        "threshold_jaccard": torch.where(jaccard >= THRESHOLD_JACCARD, jaccard, torch.zeros_like(jaccard)),
         "accuracy": _ratio(tp + tn, tp + tn + fp + fn),
         "sensitivity": _ratio(tp, tp + fn),
         "specificity": _ratio(tn, tn + fp),
-        "jaccard": jaccard,
-        "threshold_jaccard": torch.where(jaccard >= THRESHOLD_JACCARD, jaccard, torch.zeros_like(jaccard)),
-        "dice": _ratio(2 * tp, 2 * tp + fp + fn),
     }
 
 

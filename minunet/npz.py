@@ -78,8 +78,8 @@ def load_npz(root, split, size, limit=None):
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     images = images.to(torch.uint8).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
-    threshold = 127 if labels.numel() and labels.max() > 1 else 0
-    masks = (labels > threshold).to(torch.uint8)[:, None]  # (N, 1, S, S)
+    cut = 127 if labels.numel() and labels.max() > 1 else 0  # labels of 0/255, or of 0/1
+    masks = (labels > cut).to(torch.uint8)[:, None]  # (N, 1, S, S)
     ids = [f"isic2016_{split}_{i:04d}" for i in range(len(images))]
     return images, masks, ids
 

@@ -9,17 +9,19 @@ tensor.tolist()): matplotlib takes them, and no NumPy is needed here.
 import torch
 from matplotlib.figure import Figure
 
+from .losses import loss_label
 from .transforms import Normalize
 
 
-def plot_history(history, path):
-    """Training and validation loss, and validation Dice and Jaccard, per epoch (history: list of dicts)."""
+def plot_history(history, path, loss="bce_jaccard"):
+    """Training and validation loss (`loss`: its name in minunet.losses.LOSSES), and validation Dice and
+    Jaccard, per epoch (history: list of dicts)."""
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 3.8))
     ax_loss, ax_dice = fig.subplots(1, 2)
     ax_loss.plot(epochs, [row["train_loss"] for row in history], "o-", label="train")
     ax_loss.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="BCE + Dice loss", title="loss")
+    ax_loss.set(xlabel="epoch", ylabel=f"{loss_label(loss)} loss", title="loss")
     ax_loss.legend()
     ax_dice.plot(epochs, [row["val_dice"] for row in history], "o-", label="Dice")
     ax_dice.plot(epochs, [row["val_jaccard"] for row in history], "o-", label="Jaccard")

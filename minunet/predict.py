@@ -4,16 +4,30 @@ predict never writes two results to one name and never replaces a segmentation i
 unless asked (overwrite=True): the output folder may hold a user's ground truth.
 """
 import os
+from dataclasses import dataclass
 
 import torch
 
-from .data import read_image
-from .device import choose_device
+from .data import IMAGE_EXTENSIONS, read_image
+from .device import Runtime
 from .errors import DataError, SettingError, one_line
-from .inference import (MASK_SUFFIX, OVERLAY_SUFFIX, mask_to_image, overlay_image, prepare_for_inference,
-                        probabilities, resize_probabilities)
-from .postprocess import clean_mask
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize
+from .inference import (MASK_SUFFIX, OVERLAY_SUFFIX, Inference, mask_to_image, overlay_image, prepare_for_inference,
+                        shown_at)
+
+
+def input_images(source):
+    """The image files predict reads from `source`: the file itself, or a folder's .jpg, .jpeg and .png files
+    (sorted) that are not segmentations or overlays it wrote; DataError when there are none."""
+    if os.path.isdir(source):
+        paths = sorted(os.path.join(source, f) for f in os.listdir(source)
+                       if f.lower().endswith(IMAGE_EXTENSIONS) and not f.endswith((MASK_SUFFIX, OVERLAY_SUFFIX)))
+    elif os.path.isfile(source):
+        paths = [source]
+    else:
+        raise DataError(f"--input {source}: no such file or folder")
+    if not paths:
+        raise DataError(f"--input {source} holds no .jpg, .jpeg or .png image")
+    return paths
 
 
 def output_names(paths, overlay):
@@ -39,61 +53,65 @@ def refuse_to_replace(out_dir, names):
                         f"replace files it did not write; pass another --output, or --overwrite to replace them")
 
 
-@torch.no_grad()
-def predict(model, paths, out_dir, size, device="auto", precision="auto", overlay=False, mean=IMAGENET_MEAN,
-            std=IMAGENET_STD, batch_size=16, compile=False, threshold=0.5, tta=False, postprocess=False,
-            overwrite=False, warn=print, collect=None):
-    """Segment each image file in `paths`; write <stem>_Segmentation.png (0/255) at the image's own size.
+@dataclass(frozen=True)
+class Output:
+    """What predict writes and returns besides each <stem>_Segmentation.png: overlay, also <stem>_overlay.png;
+    overwrite, replace such files already in the output folder; pictures, return each image and its mask at the
+    working size (for a report)."""
+    overlay: bool = False
+    overwrite: bool = False
+    pictures: bool = False
 
-    Images go through the model batch_size at a time; a pixel is lesion where its probability is above
-    `threshold` (tta: averaged over flips, see minunet.inference.probabilities; postprocess: the largest
-    region kept, its holes filled, see minunet.postprocess.clean_mask). overlay=True also writes
-    <stem>_overlay.png. compile=True runs a compiled copy of the model (see prepare_for_inference): worth its
-    start-up cost for hundreds of images. An unreadable image is skipped with a call to `warn`. collect: a
-    list to which (stem, image (3, S, S) uint8, mask (S, S) bool, predicted area fraction) is appended per
-    image, at the working size (for a report). Returns (number written, list of skipped paths).
+
+@torch.no_grad()
+def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
+    """Segment each image file in `paths`: write <stem>_Segmentation.png (0/255) at the image's own size.
+
+    inference: the working size, normalisation, flips, threshold and post-processing (default Inference(): the
+    recipe's; usually Inference.of_checkpoint). runtime: device, precision, images per forward pass, and
+    compile (a compiled copy of the model, see prepare_for_inference: worth its start-up cost for hundreds of
+    images). output: overlays, overwriting, pictures (see Output). An unreadable image is skipped.
+    Returns a dict: "written" (a count), "skipped" (a (path, reason) per unreadable image), "rows" (per image
+    written: its "id" (the stem), "path" and "predicted_area", the fraction of its pixels predicted lesion),
+    and with output.pictures "pictures" ({id: (image (3, S, S) uint8, None, mask (S, S) bool)}).
     """
-    names = output_names(paths, overlay)
-    if not overwrite and os.path.isdir(out_dir):
+    inference, runtime, output = inference or Inference(), runtime or Runtime(), output or Output()
+    names = output_names(paths, output.overlay)
+    if not output.overwrite and os.path.isdir(out_dir):
         refuse_to_replace(out_dir, names)
-    device, amp_dtype = choose_device(device, precision)
-    model = prepare_for_inference(model, device, compile)
-    resize, normalize = Resize(size), Normalize(mean, std)
+    device, amp_dtype = runtime.choose()
+    model = prepare_for_inference(model, device, runtime.compile)
     os.makedirs(out_dir, exist_ok=True)
-    written, skipped = 0, []
-    batch = max(1, min(batch_size, len(paths)))
+    result = dict(written=0, skipped=[], rows=[], **({"pictures": {}} if output.pictures else {}))
+    batch = max(1, min(runtime.batch_size, len(paths)))
     for start in range(0, len(paths), batch):
         images, kept = [], []  # each (3, H, W) uint8, at its own size
         for path in paths[start:start + batch]:
             try:
                 images.append(read_image(path))  # (3, H, W) uint8, as viewers show it
             except DataError as err:
-                warn(f"skipped: {err}")
-                skipped.append(path)
+                result["skipped"].append((path, str(err)))
                 continue
             kept.append(path)
         if not images:
             continue
-        small = torch.stack([resize(image, torch.zeros(1, *image.shape[1:]))[0] for image in images])  # (B, 3, S, S)
-        x = torch.stack([normalize(image, None)[0] for image in small])  # (B, 3, S, S) float
-        if compile:  # a compiled model compiles once per shape: pad a short batch by repeating its first image
+        small, x = (torch.stack(t) for t in zip(*map(inference.prepare, images)))  # (B, 3, S, S) uint8, float
+        if runtime.compile:  # a compiled model compiles once per shape: pad a short batch by repeating its first
             x = torch.cat([x, x[:1].expand(batch - len(x), -1, -1, -1)])  # (batch, 3, S, S)
         try:
-            probs = probabilities(model, x.to(device), amp_dtype, tta, channels_last=not compile)  # (B, 1, S, S)
+            probs = inference.probabilities(model, x.to(device), amp_dtype, channels_last=not runtime.compile)
         except torch._dynamo.exc.BackendCompilerFailed as err:  # no C++ compiler, for example
             raise SettingError(f"torch.compile failed ({one_line(str(err).splitlines()[0])}); predict without "
                                f"compiling") from None
         for image, path, prob, shown in zip(images, kept, probs, small):  # prob: (1, S, S)
-            mask = resize_probabilities(prob[None], image.shape[1:]) > threshold  # (1, 1, H, W) bool
-            mask = (clean_mask(mask) if postprocess else mask)[0, 0].cpu()  # (H, W) bool
+            mask = inference.masks(prob[None], image.shape[1:])[0]  # (1, H, W) bool, at the image's own size
             files = [os.path.join(out_dir, name) for name in names[path]]
-            mask_to_image(mask).save(files[0])
-            if overlay:
-                overlay_image(image, mask).save(files[1])
-            if collect is not None:
-                small_mask = prob[None] > threshold  # (1, 1, S, S) bool
-                small_mask = (clean_mask(small_mask) if postprocess else small_mask)[0, 0].cpu()  # (S, S)
-                collect.append((os.path.splitext(os.path.basename(path))[0], shown, small_mask,
-                                mask.float().mean().item()))
-            written += 1
-    return written, skipped
+            mask_to_image(mask[0].cpu()).save(files[0])
+            if output.overlay:
+                overlay_image(image, mask[0].cpu()).save(files[1])
+            stem = os.path.splitext(os.path.basename(path))[0]
+            result["rows"].append(dict(id=stem, path=path, predicted_area=mask.float().mean().item()))
+            if output.pictures:
+                result["pictures"][stem] = (shown, None, shown_at(mask, shown.shape[1:]).cpu())
+            result["written"] += 1
+    return result

@@ -1,10 +1,11 @@
 """Where the model fails: a per-image CSV and one HTML page that a person opens in a browser.
 
-write_report(out_dir, run, rows, cases) writes out_dir/per_image.csv (one row per image, COLUMNS) and
-out_dir/report.html. The page is plain HTML and CSS with every figure and picture inside it as a PNG data URI:
-no script, no link, nothing to fetch, so it opens the same offline, anywhere, and travels as one file.
-With scores (evaluate) it shows the metrics, the spread of Dice, the worst and best images and the flagged
-ones; without scores (predict) it shows every image with its prediction, the flagged ones first.
+write_report(out_dir, run, rows, cases, scores) writes out_dir/per_image.csv (one row per image, COLUMNS) and
+out_dir/report.html; `rows_of` makes the rows of evaluate's or predict's results. The page is plain HTML and CSS
+with every figure and picture inside it as a PNG data URI: no script, no link, nothing to fetch, so it opens the
+same offline, anywhere, and travels as one file. With scores (evaluate) it shows the metrics, the spread of Dice,
+the worst and best images and the flagged ones; without scores (predict) it shows every image with its prediction,
+the flagged ones first.
 """
 import base64
 import csv
@@ -16,8 +17,9 @@ import pathlib
 import torch
 
 from . import plots
+from .evaluation import THRESHOLDS
 from .inference import tint
-from .metrics import THRESHOLD_JACCARD
+from .metrics import METRIC_NAMES, METRICS, THRESHOLD_JACCARD
 from .transforms import tensor_to_pil
 
 FULL_AREA = 0.99  # a prediction covering at least this fraction of the image is flagged "full prediction"
@@ -31,17 +33,8 @@ FLAGS = {
     "failed": f"Jaccard below {THRESHOLD_JACCARD}, the ISIC challenge's failure line: threshold_jaccard "
               "scores the image 0.",
 }
-COLUMNS = ("id", "dice", "jaccard", "accuracy", "sensitivity", "specificity", "lesion_area", "predicted_area",
-           "flags")
-SCORES = ("dice", "jaccard", "accuracy", "sensitivity", "specificity")
-DEFINITIONS = {  # the ISIC challenge's per-image definitions, from the image's pixel counts TP, FP, FN, TN
-    "dice": "2 TP / (2 TP + FP + FN): overlap of prediction and lesion, twice the shared area over both areas.",
-    "jaccard": "TP / (TP + FP + FN): shared area over the area of prediction and lesion together.",
-    "threshold_jaccard": f"Jaccard if it is at least {THRESHOLD_JACCARD}, else 0: the challenge's ranking score.",
-    "accuracy": "(TP + TN) / (TP + TN + FP + FN): the fraction of pixels labelled right.",
-    "sensitivity": "TP / (TP + FN): the fraction of the lesion that was found.",
-    "specificity": "TN / (TN + FP): the fraction of the skin that was left alone.",
-}
+SCORES = tuple(name for name in METRIC_NAMES if name != "threshold_jaccard")  # per image (it follows from jaccard)
+COLUMNS = ("id", *SCORES, "lesion_area", "predicted_area", "flags")  # per_image.csv, as minunet 0.1.0 wrote it
 COLOURS = {  # overlay tints, RGB
     "lesion found": (40, 190, 40), "lesion missed": (40, 90, 255), "false alarm": (255, 40, 40),
     "predicted lesion": (255, 200, 0),
@@ -74,6 +67,17 @@ def image_flags(predicted_area, lesion_area=None, jaccard=None):
         "failed": jaccard is not None and jaccard < THRESHOLD_JACCARD,
     }
     return [name for name in FLAGS if raised[name]]
+
+
+def rows_of(result):
+    """The report's rows of evaluate()'s result (scores per image) or of predict()'s (predicted areas): one
+    dict per image with its id, the COLUMNS it has and its flags."""
+    if "per_image" not in result:  # predict
+        return [dict(id=row["id"], predicted_area=row["predicted_area"], flags=image_flags(row["predicted_area"]))
+                for row in result["rows"]]
+    columns = {name: values.tolist() for name, values in result["per_image"].items()}
+    rows = [dict({name: values[k] for name, values in columns.items()}, id=i) for k, i in enumerate(result["ids"])]
+    return [dict(row, flags=image_flags(row["predicted_area"], row["lesion_area"], row["jaccard"])) for row in rows]
 
 
 def overlay(image, truth, prediction, alpha=0.5):
@@ -126,19 +130,20 @@ def _number(value, percent=False):
     return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
 
 
-def write_report(out_dir, run, rows, cases, threshold_curve=None):
+def write_report(out_dir, run, rows, cases, scores=None):
     """Write out_dir/per_image.csv and out_dir/report.html (making out_dir); return the HTML's path.
 
-    run: ordered dict of label -> value shown at the top (checkpoint, model, data, split, threshold, ...).
-    rows: one dict per image with the COLUMNS keys; for predict only id, predicted_area and flags (score
-    columns absent or None are written empty); flags is a list of FLAGS names, written ";"-joined.
+    run: ordered dict of label -> value shown at the top (run_summary: checkpoint, model, threshold, ...).
+    rows: one dict per image with the COLUMNS keys (rows_of); for predict only id, predicted_area and flags
+    (score columns absent or None are written empty); flags is a list of FLAGS names, written ";"-joined.
     cases: id -> (image (3, h, w) uint8, truth (h, w) bool or None, prediction (h, w) bool), the images that
-    may be drawn, at a small size. threshold_curve: (thresholds, mean Dice at each, threshold in use) or None.
+    may be drawn, at a small size. scores: evaluate()'s result (its means and threshold sweep), or None for
+    predictions.
     Each file is written to a .tmp beside it, then renamed over the old one: a report is never half-written.
     An unwritable out_dir raises OSError.
     """
-    scored = any(row.get("dice") is not None for row in rows)
-    body = _scored_page(run, rows, cases, threshold_curve) if scored else _prediction_page(run, rows, cases)
+    scored = scores is not None
+    body = _scored_page(run, rows, cases, scores) if scored else _prediction_page(run, rows, cases)
     title = "Evaluation report" if scored else "Prediction report"
     page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
             f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n")
@@ -184,16 +189,13 @@ def _legend(names):
     return "Overlay: " + ", ".join(swatches) + "."
 
 
-def _scored_page(run, rows, cases, threshold_curve):
+def _scored_page(run, rows, cases, scores):
     """The body of the evaluation page: run, metrics, figures, worst and best cases, flagged images."""
     scored = [row for row in rows if row.get("dice") is not None]
     dices = [row["dice"] for row in scored]
     failed = sum(d < FAILURE_DICE for d in dices)
-    means = {name: sum(row[name] for row in scored) / len(scored) for name in SCORES}
-    means["threshold_jaccard"] = sum(row["jaccard"] if row["jaccard"] >= THRESHOLD_JACCARD else 0.0
-                                     for row in scored) / len(scored)
-    metric_rows = "".join(f"<tr><th>{name}</th><td>{means[name]:.4f}</td><td>{_esc(DEFINITIONS[name])}</td></tr>"
-                          for name in DEFINITIONS)
+    metric_rows = "".join(f"<tr><th>{name}</th><td>{scores[name]:.4f}</td><td>{_esc(definition)}</td></tr>"
+                          for name, definition in METRICS.items())
     parts = [_run_table(run), "<h2>ISIC metrics</h2>",
              f"<table><tr><th>metric</th><th>mean</th><th>definition, per image</th></tr>{metric_rows}</table>",
              f'<p class="how">As the ISIC challenge scores them: each metric is computed per image from its pixel '
@@ -212,8 +214,9 @@ def _scored_page(run, rows, cases, threshold_curve):
                   '<p class="how">One dot per image: the fraction of the image its lesion covers (x) and its '
                   "Dice (y). Dots below the dashed line failed. Look for where they gather: small lesions are "
                   "hard because a few wrong pixels are a large part of them.</p>"]
-    if threshold_curve is not None:
-        thresholds, curve, in_use = threshold_curve
+    if "dice_by_threshold" in scores:
+        thresholds, in_use = list(THRESHOLDS), run["threshold"]
+        curve = [scores["dice_by_threshold"][t] for t in THRESHOLDS]
         best = max(range(len(curve)), key=lambda i: curve[i])
         uri = _png_uri(lambda f: plots.plot_threshold_curve(list(thresholds), list(curve), in_use, f))
         parts += ["<h2>Dice against the decision threshold</h2>", _img(uri, "mean Dice against threshold", "fig"),

@@ -1,26 +1,29 @@
 """The training loop: `train_one_epoch` (forward, loss, backward, step), `fit` (set-up, then an epoch at a
 time: train, validate, keep the best), and the learning-rate schedule.
 
-The recipe: Adam, a linear warm-up then a cosine decay of the learning rate (per step), BCE + Dice loss (or the
-loss given), augmentation on the training split only (it is the dataset's), the validation Dice after every
-epoch, and the best epoch kept. A seed fixes the initial weights, the order of the images and every
-augmentation, so a CPU run repeats exactly, also when it is killed and resumed from last.pt. Under torchrun
-each process trains on its share of every batch (minunet.distributed); only rank 0 writes files or prints.
+The loop: Adam, a linear warm-up then a cosine decay of the learning rate (per step), the recipe's loss
+(minunet.recipe: BCE + Jaccard by default), augmentation on the training split only (it is the dataset's), the
+validation Dice after every epoch, and the best epoch kept. A seed fixes the initial weights, the order of the
+images and every augmentation, so a CPU run repeats exactly, also when it is killed and resumed from last.pt. Under
+torchrun each process trains on its share of every batch (minunet.distributed); only rank 0 writes files or prints.
 """
 import math
 import os
 import time
+from dataclasses import asdict
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import distributed
-from .device import choose_device, default_workers
+from .device import Runtime, default_workers
 from .ema import EMA
 from .errors import SettingError, TrainingError
 from .evaluation import THRESHOLDS, best_threshold, evaluate
-from .losses import DEFAULT_LOSS, LOSSES
+from .inference import Inference
+from .losses import LOSSES
+from .recipe import Recipe
 from .rundir import save_epoch, write_curves
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -33,94 +36,115 @@ def lr_factor(step, warmup_steps, total_steps):
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train_one_epoch(net, batches, optimizer, scheduler, scaler, loss_fn, amp_dtype, epoch, world=1, ema=None):
-    """One pass over `batches` of (images, masks, ...): forward, loss, backward, step; returns the mean loss.
+class LossNotFinite(TrainingError):
+    """The loss became inf or nan (here or, under torchrun, in another process) at step `step` of an epoch."""
+
+    def __init__(self, value, step):
+        super().__init__(f"the loss became {value} at step {step}")
+        self.value, self.step = value, step
+
+
+def train_one_epoch(net, batches, loss_fn, optimizer, scheduler=None, scaler=None, amp_dtype=None, ema=None):
+    """One pass over `batches` (any iterable of (images, masks, ...)): forward, loss, backward, step; returns
+    the mean loss. Raises LossNotFinite when the loss is not a finite number, before stepping on it.
 
     net is the model, or under torchrun the model wrapped in DistributedDataParallel, which averages the
-    gradients of all processes during backward. scaler scales the loss against fp16 underflow (a no-op
-    otherwise). ema, when given, takes each step's weights into its moving average.
+    gradients of all processes during backward. scheduler: stepped after each step (the learning rate per
+    step). scaler: a GradScaler against fp16 underflow (None: none). amp_dtype: the autocast dtype (None:
+    fp32). ema, when given, takes each step's weights into its moving average.
     """
     net.train()  # BatchNorm normalises with this batch's statistics (and updates its running ones)
     device, total = next(net.parameters()).device, 0.0
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)  # disabled: scale() and step() pass through
     for step, (images, masks, *_) in enumerate(batches, start=1):
         images = images.to(device, non_blocking=True, memory_format=torch.channels_last)  # (B, 3, H, W)
         masks = masks.to(device, non_blocking=True)  # (B, 1, H, W) in {0, 1}
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = net(images)  # (B, 1, H, W)
         loss = loss_fn(logits.float(), masks)  # a scalar
-        if not distributed.finite_everywhere(loss, world):  # every process stops at the same step
-            value = loss.item() if not torch.isfinite(loss) else "non-finite in another process"
-            raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step}: training stopped, "
-                                f"last.pt is kept as it was; try a lower --lr or --precision fp32")
+        if not distributed.finite_everywhere(loss):  # every process stops at the same step
+            raise LossNotFinite(loss.item() if not torch.isfinite(loss) else "non-finite in another process", step)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()  # d loss / d weights, into each parameter's .grad
         scaler.step(optimizer)  # the Adam step
         scaler.update()
-        scheduler.step()  # the next step's learning rate
+        if scheduler is not None:
+            scheduler.step()  # the next step's learning rate
         if ema is not None:
             ema.update(net)
         total += loss.item()
-        batches.set_postfix(loss=f"{total / step:.4f}")
     return total / step
 
 
-def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e-3, loss_fn=None, ema_decay=None,
-        tta=False, tune_threshold=False, device="auto", precision="auto", workers=None, seed=0, resume=None,
-        run_info=None, show_progress=True, log=print):
-    """Train any segmentation model (logits (B, 1, H, W)) on map-style datasets of (image, mask[, id]) tensors,
-    validating after each epoch (using a dataset's set_epoch and original_mask where it has them); return the
-    history. out_dir (None: no files): best.pt, last.pt, history.csv, curves.png. batch_size: the global batch.
-    ema_decay: validate and keep a moving average of the weights, left in `model` at the end. tta: validate with
-    flips. tune_threshold: best.pt keeps the threshold of best validation Dice (else 0.5). resume: a last.pt.
-    loss_fn: the training loss, also reported on validation (default LOSSES[DEFAULT_LOSS], BCE + Jaccard)."""
-    device, amp_dtype = choose_device(device, precision)
+def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resume=None, run_info=None,
+        show_progress=True, log=print):
+    """Train any segmentation model (logits (B, 1, H, W)) on map-style datasets of (image, mask[, id]) tensors
+    with a recipe (default Recipe(): what `minunet train` runs), validating after each epoch (with the
+    dataset's set_epoch and original_mask where it has them); return the history, a dict per epoch.
+
+    out_dir (None: no files): best.pt, last.pt, history.csv, curves.png (minunet.rundir). recipe: epochs,
+    batch size (global, over processes), learning rate, loss, EMA (validated, kept as best.pt and left in
+    `model` at the end), validation TTA, threshold tuning, seed (the datasets carry the augmentation). runtime:
+    device, precision, DataLoader workers. resume: a last.pt's dict, to continue. run_info: what the checkpoints
+    record of the run besides the recipe (the data, for instance). show_progress: a tqdm bar per epoch (on a
+    terminal). log: called with each epoch's line.
+    """
+    recipe, runtime = recipe or Recipe(), runtime or Runtime()
+    device, amp_dtype = runtime.choose()
     rank, world = distributed.join(device)
-    if batch_size % world:
-        raise SettingError(f"--batch-size {batch_size} must be a multiple of the {world} processes")
-    torch.manual_seed(seed)
+    if recipe.batch_size % world:
+        raise SettingError(f"--batch-size {recipe.batch_size} must be a multiple of the {world} processes")
+    torch.manual_seed(recipe.seed)
     model = model.to(device, memory_format=torch.channels_last)  # NHWC: faster convolutions on CPU and GPU
     net = distributed.wrap(model, world)  # runs forward and backward; `model` is what is optimised and saved
-    sampler = distributed.ShuffledShare(train_set, seed, rank, world)
-    loader = make_loader(train_set, batch_size // world, sampler, device, workers)
-    total_steps = epochs * len(loader)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    sampler = distributed.ShuffledShare(train_set, recipe.seed, rank, world)
+    loader = make_loader(train_set, recipe.batch_size // world, sampler, device, runtime.workers)
+    total_steps = recipe.epochs * len(loader)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     warmup = max(1, min(len(loader), total_steps // 10))  # one epoch, at most a tenth of the run
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    loss_fn, ema = loss_fn or LOSSES[DEFAULT_LOSS](), EMA(model, ema_decay) if ema_decay else None
+    loss_fn, ema = LOSSES[recipe.loss](), EMA(model, recipe.ema) if recipe.ema else None
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     h, w = train_set[0][0].shape[-2:]
-    info = dict(run_info or {}, size=h if h == w else [h, w], mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    size = h if h == w else [h, w]  # the working size, as the data have it
+    info = dict(run=dict(asdict(recipe), size=size if h == w else (h, w), **(run_info or {})), size=size,
+                mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    validation = (Inference(tta=recipe.tta), Runtime(device, runtime.precision, 0, recipe.batch_size))
     if rank == 0 and out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         if history:  # resumed: history.csv and curves.png as last.pt has them (a kill may fall in between)
-            write_curves(out_dir, history)
-    for epoch in range(start, epochs + 1):
+            write_curves(out_dir, history, recipe.loss)
+    for epoch in range(start, recipe.epochs + 1):
         sampler.set_epoch(epoch)
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)  # this epoch's augmentations
-        bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True,
+        bar = tqdm(loader, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, dynamic_ncols=True,
                    disable=None if show_progress and rank == 0 else True)  # None: a bar on terminals only
         t0 = time.perf_counter()
-        train_loss = train_one_epoch(net, bar, optimizer, scheduler, scaler, loss_fn, amp_dtype, epoch, world, ema)
+        try:
+            train_loss = train_one_epoch(net, bar, loss_fn, optimizer, scheduler, scaler, amp_dtype, ema)
+        except LossNotFinite as err:
+            raise TrainingError(f"the loss became {err.value} at epoch {epoch}, step {err.step}: training "
+                                f"stopped, last.pt is kept as it was; try a lower --lr or --precision fp32") from None
         t1 = time.perf_counter()
         scored = ema.module if ema else model  # the weights validated and kept as best.pt
         row = dict(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
                    train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world,
-                   **validate(scored, val_set, device, precision, batch_size, tta, loss_fn, rank, world),
-                   train_seconds=t1 - t0, train_images_per_s=len(loader) * batch_size / (t1 - t0),
+                   **validate(scored, val_set, *validation, loss_fn, rank, world),
+                   train_seconds=t1 - t0, train_images_per_s=len(loader) * recipe.batch_size / (t1 - t0),
                    val_seconds=time.perf_counter() - t1,
                    # since the run began, over resumes (0.1.0's rows lack it)
                    elapsed_seconds=(history[-1].get("elapsed_seconds", 0) if history else 0) + time.perf_counter() - t0)
         history.append(row)
         is_best, best_dice = row["val_dice"] > best_dice, max(best_dice, row["val_dice"])
-        threshold = best_threshold(row["dice_by_threshold"]) if tune_threshold else 0.5
+        threshold = best_threshold(row["dice_by_threshold"]) if recipe.tune_threshold else Inference.threshold
         if rank == 0 and out_dir is not None:
             save_epoch(out_dir, model, scored if is_best else None,
                        dict(info, epoch=epoch, best_dice=best_dice, threshold=threshold),
                        history, optimizer, scheduler, scaler, ema)
         if rank == 0:
-            log(f"epoch {epoch}/{epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+            log(f"epoch {epoch}/{recipe.epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
                 f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "
                 f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))
     if ema is not None:
@@ -129,8 +153,8 @@ def fit(model, train_set, val_set, out_dir=None, epochs=20, batch_size=16, lr=1e
 
 
 def make_loader(dataset, batch_size, sampler, device, workers=None):
-    """The training DataLoader: batches of one process's share, the last short batch dropped (a batch of 1
-    would break BatchNorm); worker processes kept across epochs, pinned memory on CUDA."""
+    """The training DataLoader: batches of one process's share, the last short batch dropped (every step sees
+    a full batch); worker processes kept across epochs, pinned memory on CUDA."""
     workers = default_workers(device) if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
@@ -154,14 +178,18 @@ def restore(state, model, optimizer, scheduler, scaler, ema=None):
     return state["epoch"] + 1, state["best_dice"], list(state["history"])
 
 
-def validate(model, val_set, device, precision, batch_size, tta, loss_fn, rank, world):
+def validate(model, val_set, inference, runtime, loss_fn, rank, world):
     """val_loss, val_dice, val_jaccard and dice_by_threshold of `model` on val_set, pooled over processes
     (each scores every world-th image, with rank 0's BatchNorm statistics)."""
     distributed.share_buffers(model, world)
-    s = evaluate(model, val_set, device=device, precision=precision, batch_size=batch_size, tta=tta,
-                 loss_fn=loss_fn, indices=range(rank, len(val_set), world), workers=0)
+    s = evaluate(model, val_set, inference, runtime, loss_fn, indices=range(rank, len(val_set), world))
     n, *sums = distributed.sum_over_processes(
         [s["count"], s["loss"] * s["count"], s["dice"] * s["count"], s["jaccard"] * s["count"]]
-        + [s["dice_by_threshold"][t] * s["count"] for t in THRESHOLDS], device, world)
+        + [s["dice_by_threshold"][t] * s["count"] for t in THRESHOLDS], device_of(model), world)
     return dict(val_loss=sums[0] / n, val_dice=sums[1] / n, val_jaccard=sums[2] / n,
                 dice_by_threshold={t: v / n for t, v in zip(THRESHOLDS, sums[3:])})
+
+
+def device_of(model):
+    """The device of a model's parameters."""
+    return next(model.parameters()).device

@@ -49,15 +49,15 @@ def test_accuracy_cross_validates_in_tiny_mode(tmp_path):
     assert len(held_out) == len(set(held_out)) == 32  # 16 train + 16 val images, each held out exactly once
     for fold in folds:  # every inference option scored on each fold's model; the threshold never on its own images
         assert set(fold["variants"]) == {"plain", "tta", "postprocess", "tta+postprocess", "threshold", "tta+threshold"}
-        assert fold["dice"] == fold["variants"]["plain"]["dice"] and len(fold["sweeps"]["tta"]) == len(fold["ids"])
+        assert fold["dice"] == fold["variants"]["tta"]["dice"] and len(fold["sweeps"]["tta"]) == len(fold["ids"])
         other = [row for f in folds if f is not fold for row in f["sweeps"]["plain"]]
         by_threshold = [sum(row[t] for row in other) / len(other) for t in range(19)]
         chosen = round(fold["variants"]["threshold"]["threshold"] / 0.05) - 1  # its index among 0.05, 0.10, ...
         assert by_threshold[chosen] == max(by_threshold)
     compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(result), str(result))
     assert "dice: " in compared and "+0.0000 +- 0.0000 (paired over 32 images)" in compared
-    compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(result), f"{result}:plain")
-    assert "+0.0000 +- 0.0000 (paired over 32 images)" in compared  # the recipe's own scores are the plain ones
+    compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(result), f"{result}:tta")
+    assert "+0.0000 +- 0.0000 (paired over 32 images)" in compared  # the recipe's own scores: flip TTA, its default
     assert compared.count("chosen on 75 images (200 draws)") == 2 * 2  # both tuned variants, in both summaries
     accuracy = load_script("accuracy")  # with every other image to choose on, a draw is the cross-fitted choice
     half = accuracy.THRESHOLDS.index(0.5)
@@ -68,7 +68,7 @@ def test_accuracy_cross_validates_in_tiny_mode(tmp_path):
     colon = tmp_path / "run:1.json"  # a colon in a real path (a Windows drive, say) is not a variant
     colon.write_text(result.read_text())
     assert "+0.0000 +- 0.0000 (paired over 32 images)" in run(os.path.join(BENCH, "accuracy.py"), "--compare",
-                                                                str(colon), f"{result}:plain")
+                                                                str(colon), f"{result}:tta")
 
 
 def test_feed_compares_the_loop_with_the_model_alone():

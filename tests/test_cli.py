@@ -96,27 +96,32 @@ def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
                                      ["predict", "--checkpoint", "c.pt", "--input", "in", "--output", "out"]])
 def test_flip_tta_is_on_unless_no_tta(command):
     from minunet.cli import build_parser
+    from minunet.recipe import recipe_of
 
     parser = build_parser()
-    assert parser.parse_args(command).tta and parser.parse_args([*command, "--tta"]).tta
-    assert not parser.parse_args([*command, "--no-tta"]).tta
+    tta = (lambda argv: recipe_of(parser.parse_args(argv)).tta) if command == ["train"] else \
+        (lambda argv: parser.parse_args(argv).tta)  # train: through the recipe its flags build
+    assert tta(command) and tta([*command, "--tta"])
+    assert not tta([*command, "--no-tta"])
 
 
 def test_train_defaults_to_the_cross_validated_loss():
     from minunet.cli import build_parser
-    from minunet.losses import DEFAULT_LOSS, LOSSES, BCEJaccardLoss
+    from minunet.losses import LOSSES, BCEJaccardLoss
+    from minunet.recipe import Recipe, recipe_of
 
-    assert build_parser().parse_args(["train"]).loss == DEFAULT_LOSS == "bce_jaccard"
-    assert LOSSES[DEFAULT_LOSS] is BCEJaccardLoss
+    assert recipe_of(build_parser().parse_args(["train"])).loss == Recipe().loss == "bce_jaccard"
+    assert LOSSES[Recipe().loss] is BCEJaccardLoss
 
 
 def test_train_defaults_to_the_cross_validated_unet_width():
     from minunet.cli import build_parser
-    from minunet.commands import new_model
+    from minunet.models import new_model
+    from minunet.recipe import recipe_of
 
-    args = build_parser().parse_args(["train", "--model", "unet"])
-    assert args.base_channels == 16  # as accurate as 32 over 749 held-out images, in under half the time
-    assert new_model(args).config()["base_channels"] == 16
+    recipe = recipe_of(build_parser().parse_args(["train", "--model", "unet"]))
+    assert recipe.base_channels == 16  # as accurate as 32 over 749 held-out images, in under half the time
+    assert new_model(recipe).config()["base_channels"] == 16
 
 
 @pytest.mark.slow
@@ -167,6 +172,8 @@ class Brightness(torch.nn.Module):
 @pytest.mark.parametrize("batch_size, compile", [(1, False), (2, False), (16, False),
                                                  pytest.param(2, True, marks=pytest.mark.slow)])
 def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, compile):
+    from minunet.device import Runtime
+    from minunet.inference import Inference
     from minunet.predict import predict
     from minunet.transforms import tensor_to_pil
 
@@ -179,9 +186,9 @@ def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, 
     for stem, image in images.items():
         paths.append(str(tmp_path / f"{stem}.png"))
         tensor_to_pil(image).save(paths[-1])
-    written, skipped = predict(Brightness(), paths, str(tmp_path / "out"), 32, device="cpu",
-                               batch_size=batch_size, compile=compile)
-    assert (written, skipped) == (3, [])
+    result = predict(Brightness(), paths, str(tmp_path / "out"), Inference(size=32),
+                     Runtime("cpu", batch_size=batch_size, compile=compile))
+    assert (result["written"], result["skipped"]) == (3, [])
     masks = {stem: Image.open(tmp_path / "out" / f"{stem}_Segmentation.png") for stem in images}
     assert [m.size for m in masks.values()] == [(40, 30), (20, 50), (64, 24)]  # each at its own size
     assert set(masks["a_white"].tobytes()) == {255} and set(masks["b_black"].tobytes()) == {0}

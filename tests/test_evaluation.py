@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from minunet.data import LesionDataset
+from minunet.device import Runtime
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
-from minunet.inference import FLIPS, probabilities
+from minunet.inference import FLIPS, Inference, probabilities
 from minunet.metrics import isic_metrics
 from minunet.postprocess import clean_mask
 
@@ -33,6 +34,9 @@ def dataset_with_sizes(sizes, seed=0):
     return LesionDataset(images, masks.to(torch.uint8), [f"id{i}" for i in range(n)], original_masks=originals)
 
 
+CPU_FP32_BATCH_4 = Runtime("cpu", "fp32", workers=0, batch_size=4)
+
+
 def one_by_one(model, dataset, threshold=0.5, tta=False, postprocess=False):
     """The reference: each image alone, its probabilities resized to its own mask, thresholded, scored."""
     scores = []
@@ -51,8 +55,7 @@ def one_by_one(model, dataset, threshold=0.5, tta=False, postprocess=False):
 @pytest.mark.parametrize("tta, postprocess", [(False, False), (True, False), (False, True)])
 def test_evaluate_equals_scoring_each_image_alone(sizes, tta, postprocess):
     dataset, model = dataset_with_sizes(sizes), Lopsided()
-    got = evaluate(model, dataset, device="cpu", precision="fp32", batch_size=4, per_image=True, tta=tta,
-                   postprocess=postprocess, workers=0)
+    got = evaluate(model, dataset, Inference(tta=tta, postprocess=postprocess), CPU_FP32_BATCH_4)
     want = one_by_one(model, dataset, tta=tta, postprocess=postprocess)
     for name, values in want.items():
         assert torch.allclose(got["per_image"][name], values), name
@@ -64,7 +67,7 @@ def test_evaluate_equals_scoring_each_image_alone(sizes, tta, postprocess):
 
 def test_the_threshold_sweep_scores_each_threshold():
     dataset, model = dataset_with_sizes([(48, 64)] * 5), Lopsided()
-    got = evaluate(model, dataset, device="cpu", precision="fp32", workers=0)
+    got = evaluate(model, dataset, Inference(tta=False), Runtime("cpu", "fp32", workers=0))
     assert list(got["dice_by_threshold"]) == list(THRESHOLDS) and len(THRESHOLDS) == 19
     for t in (0.05, 0.5, 0.8):
         want = one_by_one(model, dataset, threshold=t)["dice"].double().mean().item()
@@ -76,7 +79,7 @@ def test_the_threshold_sweep_scores_each_threshold():
 
 def test_the_per_image_sweep_holds_each_images_dice_at_each_threshold():
     dataset, model = dataset_with_sizes([(48, 64)] * 3 + [(40, 40)] * 2), Lopsided()
-    got = evaluate(model, dataset, device="cpu", precision="fp32", per_image=True, workers=0)
+    got = evaluate(model, dataset, Inference(tta=False), Runtime("cpu", "fp32", workers=0))
     assert got["dice_sweep"].shape == (5, len(THRESHOLDS))
     for k, t in enumerate(THRESHOLDS):
         assert torch.allclose(got["dice_sweep"][:, k], one_by_one(model, dataset, threshold=t)["dice"]), t
@@ -93,6 +96,7 @@ def test_test_time_flips_average_the_flipped_back_predictions():
     want = sum(torch.sigmoid(model(x.flip(d) if d else x)).flip(d) if d else torch.sigmoid(model(x))
                for d in FLIPS) / 4
     assert torch.allclose(probabilities(model, x, tta=True), want, atol=1e-6)
-    assert not torch.allclose(probabilities(model, x), want)  # the flips matter for this model
+    assert not torch.allclose(probabilities(model, x, tta=False), want)  # the flips matter for this model
+    assert torch.equal(probabilities(model, x), probabilities(model, x, tta=True))  # on by default, as in the CLI
     symmetric = torch.nn.Conv2d(3, 1, 1)  # a 1x1 convolution commutes with flips: TTA changes nothing
-    assert torch.allclose(probabilities(symmetric, x, tta=True), probabilities(symmetric, x), atol=1e-6)
+    assert torch.allclose(probabilities(symmetric, x, tta=True), probabilities(symmetric, x, tta=False), atol=1e-6)

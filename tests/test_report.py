@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from minunet import report
+from minunet.evaluation import THRESHOLDS
 from minunet.metrics import THRESHOLD_JACCARD, isic_metrics
 from minunet.report import COLUMNS, FLAGS, image_flags, overlay, write_report
 
@@ -65,7 +66,17 @@ def scored_rows(images):
 
 
 RUN = {"checkpoint": "runs/<best>.pt", "model": "unet", "split": "val", "threshold": 0.5}
-CURVE = ([t / 20 for t in range(1, 20)], [0.6 + 0.01 * t for t in range(1, 20)], 0.5)
+CURVE = [0.6 + 0.01 * t for t in range(1, 20)]  # a mean Dice at each threshold of the sweep
+
+
+def scores_of(rows, curve=None):
+    """What evaluate() returns besides the rows, as write_report takes it: the mean of each metric over the
+    rows (threshold_jaccard counted directly), and the threshold sweep when a curve is given."""
+    means = {name: sum(row[name] for row in rows) / len(rows) for name in SCORES}
+    means["threshold_jaccard"] = sum(row["jaccard"] if row["jaccard"] >= 0.65 else 0.0 for row in rows) / len(rows)
+    if curve is not None:
+        means["dice_by_threshold"] = dict(zip(THRESHOLDS, curve))
+    return means
 
 
 def decode_data_uri(src):
@@ -136,7 +147,7 @@ def test_csv_has_one_row_per_image_with_the_values_passed(tmp_path):
     rows[4]["id"] = 'odd, "quoted" <id>'
     cases[rows[4]["id"]] = cases.pop("ISIC_0000004")
     rows[5]["dice"] = torch.tensor(rows[5]["dice"])  # a 0-dim tensor is written as its number
-    write_report(tmp_path, RUN, rows, cases)
+    write_report(tmp_path, RUN, rows, cases, scores_of(rows))
     with open(tmp_path / "per_image.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == COLUMNS
@@ -153,7 +164,7 @@ def test_csv_has_one_row_per_image_with_the_values_passed(tmp_path):
 def test_html_is_self_contained_and_every_picture_decodes(tmp_path):
     images = make_images(14)
     rows, cases = scored_rows(images)
-    path = write_report(tmp_path, RUN, rows, cases, threshold_curve=CURVE)
+    path = write_report(tmp_path, RUN, rows, cases, scores_of(rows, CURVE))
     assert path == tmp_path / "report.html"
     page = path.read_text(encoding="utf-8")
     for forbidden in ("<script", "http://", "https://", "<link", "<iframe", "url("):
@@ -176,7 +187,7 @@ def test_html_is_self_contained_and_every_picture_decodes(tmp_path):
 
 def test_worst_cases_in_order_of_dice_then_the_best(tmp_path):
     rows, cases = scored_rows(make_images(14, seed=3))
-    page = write_report(tmp_path, RUN, rows, cases).read_text()
+    page = write_report(tmp_path, RUN, rows, cases, scores_of(rows)).read_text()
     by_dice = [row["id"] for row in sorted(rows, key=lambda r: (r["dice"], r["id"]))]
     assert section(page, "worst") == by_dice[:8]
     assert section(page, "best") == by_dice[::-1][:4]
@@ -187,7 +198,7 @@ def test_worst_cases_in_order_of_dice_then_the_best(tmp_path):
 
 def test_fewer_images_than_the_worst_eight_shows_them_all_once(tmp_path):
     rows, cases = scored_rows(make_images(5))
-    page = write_report(tmp_path, RUN, rows, cases).read_text()
+    page = write_report(tmp_path, RUN, rows, cases, scores_of(rows)).read_text()
     assert sorted(section(page, "worst")) == sorted(row["id"] for row in rows)
     assert '<table id="best">' not in page
 
@@ -211,14 +222,14 @@ def test_prediction_report_without_scores(tmp_path):
 
 def test_a_failed_write_leaves_the_previous_report(tmp_path, monkeypatch):
     rows, cases = scored_rows(make_images(9))
-    write_report(tmp_path, RUN, rows, cases)
+    write_report(tmp_path, RUN, rows, cases, scores_of(rows))
     before = {name: (tmp_path / name).read_bytes() for name in ("report.html", "per_image.csv")}
 
     def refuse(src, dst):
         raise OSError("disk full")
     monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(OSError, match="disk full"):
-        write_report(tmp_path, {"checkpoint": "other.pt"}, rows[:3], cases)
+        write_report(tmp_path, {"checkpoint": "other.pt"}, rows[:3], cases, scores_of(rows[:3]))
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["per_image.csv", "report.html"]  # no .tmp left
 
@@ -227,7 +238,7 @@ def test_an_unwritable_out_dir_raises_oserror(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     rows, cases = scored_rows(make_images(2))
     with pytest.raises(OSError):
-        write_report(tmp_path / "a_file" / "report", RUN, rows, cases)
+        write_report(tmp_path / "a_file" / "report", RUN, rows, cases, scores_of(rows))
 
 
 PROBE = """<script>addEventListener("load", () => {
@@ -252,7 +263,7 @@ def chromium(tmp_path, *args):
 @pytest.mark.slow
 def test_chromium_renders_the_report(tmp_path):
     rows, cases = scored_rows(make_images(12))
-    page = write_report(tmp_path / "report", RUN, rows, cases, threshold_curve=CURVE).read_text()
+    page = write_report(tmp_path / "report", RUN, rows, cases, scores_of(rows, CURVE)).read_text()
     pngs = [decode_data_uri(src).convert("RGB") for src in IMG_SRC.findall(page)]
 
     # 1. the same page plus a probe script: did the browser decode each picture, where did it draw it,
@@ -303,6 +314,7 @@ def test_evaluate_report_csv_holds_evaluates_own_numbers(tmp_path, capsys):
     from minunet.checkpoint import load_checkpoint, model_from_checkpoint
     from minunet.cli import main
     from minunet.data import make_dataset
+    from minunet.device import Runtime
     from minunet.evaluation import evaluate
 
     flags = ["--checkpoint", FIXTURE, "--data", "synthetic", "--split", "val", "--limit", "12", "--device", "cpu"]
@@ -315,8 +327,7 @@ def test_evaluate_report_csv_holds_evaluates_own_numbers(tmp_path, capsys):
         assert sum(float(r[name]) for r in rows) / len(rows) == pytest.approx(means[name], abs=1e-6), name
     state = load_checkpoint(FIXTURE)
     dataset = make_dataset("synthetic", "val", size=state["size"], limit=12)
-    scores = evaluate(model_from_checkpoint(state), dataset, device="cpu", per_image=True, tta=True,
-                      workers=0)  # tta: the command line's default
+    scores = evaluate(model_from_checkpoint(state), dataset, runtime=Runtime("cpu", workers=0))  # the CLI's defaults
     assert [r["id"] for r in rows] == scores["ids"]
     for k, row in enumerate(rows):
         for name in ("dice", "jaccard", "lesion_area", "predicted_area"):

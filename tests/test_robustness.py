@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from minunet.cli import main
-from minunet.losses import DEFAULT_LOSS, LOSSES
+from minunet.losses import LOSSES
+from minunet.recipe import Recipe
 from minunet.checkpoint import load_checkpoint
 from minunet.transforms import tensor_to_pil
 
@@ -328,7 +329,7 @@ def test_resume_needs_a_last_pt(tmp_path, run, capsys):
     assert main(["train", "--resume", str(tmp_path / "nowhere" / "last.pt")]) == 2
     assert "does not exist" in one_error_line(capsys.readouterr().err)
     state = load_checkpoint(str(run / "last.pt"))
-    del state["run"]  # a last.pt written by fit() itself, without the command line's flags
+    del state["run"]  # a last.pt without its run's flags
     torch.save(state, tmp_path / "last.pt")
     assert main(["train", "--resume", str(tmp_path / "last.pt")]) == 2
     assert "cannot be resumed" in one_error_line(capsys.readouterr().err)
@@ -340,6 +341,7 @@ def test_resume_needs_a_last_pt(tmp_path, run, capsys):
 def test_an_exploding_learning_rate_stops_with_the_epoch_and_step(tmp_path):
     # the command line refuses --lr above 1 (see the bad-flag table), so the loop is driven directly here
     from minunet.data import make_dataset
+    from minunet.device import Runtime
     from minunet.errors import TrainingError
     from minunet.train import fit
     from minunet.unet import UNet
@@ -349,8 +351,8 @@ def test_an_exploding_learning_rate_stops_with_the_epoch_and_step(tmp_path):
     val_set = make_dataset("synthetic", "val", size=32, limit=16)
     torch.manual_seed(0)
     with pytest.raises(TrainingError) as err:
-        fit(UNet(base_channels=4), train_set, val_set, str(out), epochs=2, batch_size=4, lr=1e30, device="cpu",
-            precision="fp32", show_progress=False, log=lambda line: None)
+        fit(UNet(base_channels=4), train_set, val_set, str(out), Recipe(epochs=2, batch_size=4, lr=1e30),
+            Runtime("cpu", "fp32"), show_progress=False, log=lambda line: None)
     assert re.fullmatch(r"the loss became (nan|inf|-inf) at epoch 1, step [2-4]: training stopped, last\.pt is "
                         r"kept as it was; try a lower --lr or --precision fp32", str(err.value)), str(err.value)
     assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
@@ -358,7 +360,7 @@ def test_an_exploding_learning_rate_stops_with_the_epoch_and_step(tmp_path):
 
 def test_a_non_finite_loss_in_epoch_2_keeps_last_pt_of_epoch_1(tmp_path, monkeypatch, capsys):
 
-    class NaNAtStep6(LOSSES[DEFAULT_LOSS]):
+    class NaNAtStep6(LOSSES[Recipe.loss]):
         """The training loss turns NaN at its 6th call (epoch 2, step 2 of 4); validation is left alone."""
         calls = 0
 
@@ -372,7 +374,7 @@ def test_a_non_finite_loss_in_epoch_2_keeps_last_pt_of_epoch_1(tmp_path, monkeyp
             return loss
 
     out, before = tmp_path / "run", {}
-    monkeypatch.setitem(LOSSES, DEFAULT_LOSS, NaNAtStep6)  # the loss `minunet train` builds by default
+    monkeypatch.setitem(LOSSES, Recipe.loss, NaNAtStep6)  # the loss `minunet train` builds by default
     assert main(["train", *TINY, "--limit", "16", "--epochs", "3", "--out", str(out)]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert "the loss became nan at epoch 2, step 2: training stopped, last.pt is kept as it was" in line
@@ -562,7 +564,7 @@ def run_two_processes(argv, timeout=120):
 
 def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_path, monkeypatch, capfd):
 
-    class NaNOnRank1(LOSSES[DEFAULT_LOSS]):
+    class NaNOnRank1(LOSSES[Recipe.loss]):
         """The training loss of process 1 alone turns NaN at its second step."""
         calls = 0
 
@@ -574,7 +576,7 @@ def test_under_ddp_a_non_finite_loss_in_one_process_stops_them_all_cleanly(tmp_p
                     return loss * float("nan")
             return loss
 
-    monkeypatch.setitem(LOSSES, DEFAULT_LOSS, NaNOnRank1)
+    monkeypatch.setitem(LOSSES, Recipe.loss, NaNOnRank1)
     codes = run_two_processes(["train", *TINY, "--limit", "16", "--epochs", "1", "--out", str(tmp_path / "run")])
     assert codes == [2, 2]
     err = capfd.readouterr().err

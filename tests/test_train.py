@@ -11,13 +11,15 @@ from PIL import Image
 
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.data import make_dataset
+from minunet.device import Runtime
 from minunet.distributed import ShuffledShare
 from minunet.losses import BCEDiceLoss
+from minunet.recipe import Recipe
 from minunet.train import fit, lr_factor, train_one_epoch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-quiet = dict(show_progress=False, log=lambda line: None, device="cpu", precision="fp32")
+quiet = dict(show_progress=False, log=lambda line: None, runtime=Runtime("cpu", "fp32"))
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -49,7 +51,7 @@ def test_fit_trains_a_model_that_is_not_minunets_on_a_plain_tensor_dataset():
     train_set = torch.utils.data.TensorDataset(*bright_squares(32))  # items (image, mask): no id, no set_epoch
     val_set = torch.utils.data.TensorDataset(*bright_squares(8, seed=1))
     torch.manual_seed(0)
-    history = fit(TwoLayers(), train_set, val_set, epochs=8, batch_size=8, lr=1e-2, loss_fn=BCEDiceLoss(),
+    history = fit(TwoLayers(), train_set, val_set, recipe=Recipe(epochs=8, batch_size=8, lr=1e-2, loss="bce_dice"),
                   **quiet)  # BCE + Dice: the loss whose fall the second assertion sizes
     assert [row["epoch"] for row in history] == list(range(1, 9))
     assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"]
@@ -69,7 +71,8 @@ def test_a_single_process_never_calls_torch_distributed(monkeypatch, tmp_path):
     train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=8)
     val_set = make_dataset("synthetic", "val", size=32, limit=4)
     from minunet.unet import UNet
-    history = fit(UNet(base_channels=2), train_set, val_set, str(tmp_path / "run"), epochs=1, batch_size=4, **quiet)
+    history = fit(UNet(base_channels=2), train_set, val_set, str(tmp_path / "run"), Recipe(epochs=1, batch_size=4),
+                  **quiet)
     assert len(history) == 1 and (tmp_path / "run" / "last.pt").exists()
 
 
@@ -90,22 +93,20 @@ def test_lr_factor_warms_up_then_decays_to_zero():
     assert all(a >= b for a, b in zip(values[4:], values[5:])) and lr_factor(20, 4, 20) == 0.0
 
 
-def test_train_one_epoch_is_forward_loss_backward_step():
-    """One epoch of train_one_epoch equals the same steps written out by hand."""
-
-    class Bar(list):
-        def set_postfix(self, **kwargs):
-            pass
-
+@pytest.mark.parametrize("kind", ["list", "DataLoader"])
+def test_train_one_epoch_is_forward_loss_backward_step(kind):
+    """One epoch of train_one_epoch, on a plain list or a plain DataLoader (no progress bar), equals the same
+    steps written out by hand."""
     images, masks = bright_squares(8)
-    batches = Bar([(images[:4], masks[:4]), (images[4:], masks[4:])])
+    batches = [(images[:4], masks[:4]), (images[4:], masks[4:])]
+    if kind == "DataLoader":
+        batches = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, masks), batch_size=4)
     torch.manual_seed(0)
     ours, by_hand = TwoLayers(), TwoLayers()
     by_hand.load_state_dict(ours.state_dict())
     optimizers = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (ours, by_hand)]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizers[0], lambda step: 1.0)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    mean = train_one_epoch(ours, batches, optimizers[0], scheduler, scaler, BCEDiceLoss(), None, epoch=1)
+    mean = train_one_epoch(ours, batches, BCEDiceLoss(), optimizers[0], scheduler)
     losses = []
     for x, y in batches:
         loss = BCEDiceLoss()(by_hand(x), y)
@@ -155,9 +156,9 @@ def test_a_resnet34_unet_state_dict_of_minunet_0_1_0_loads_into_todays_decoder()
 
 
 def test_every_model_reports_its_own_constructor_arguments():
-    from minunet.checkpoint import MODELS, build_model, model_spec
+    from minunet.models import MODELS, build_model, model_spec
 
-    for name, cls in MODELS.items():
+    for name, cls in ((name, entry.cls) for name, entry in MODELS.items()):
         model = build_model(name, **({"base_channels": 2} if name == "unet" else {}))
         spec_name, args = model_spec(model)
         assert spec_name == name and type(build_model(spec_name, **args)) is cls
@@ -201,7 +202,8 @@ def test_a_run_with_two_workers_repeats_itself_and_the_run_without_workers(tmp_p
         val_set = make_dataset("synthetic", "val", size=32, limit=8)
         torch.manual_seed(0)
         model = UNet(base_channels=2)
-        history = fit(model, train_set, val_set, epochs=2, batch_size=4, seed=3, workers=workers, **quiet)
+        history = fit(model, train_set, val_set, recipe=Recipe(epochs=2, batch_size=4, seed=3), show_progress=False,
+                      log=lambda line: None, runtime=Runtime("cpu", "fp32", workers))
         runs[name] = (model.state_dict(), [row["train_loss"] for row in history])
     for name in ("two", "two again"):
         assert runs[name][1] == runs["none"][1]
@@ -227,7 +229,8 @@ def test_the_resnet34_unet_starts_from_imagenet_by_default_and_says_so_offline(m
 
     from minunet.cli import build_parser, main
 
-    assert build_parser().parse_args(["train", "--model", "resunet34"]).encoder_weights == "imagenet"
+    from minunet.recipe import recipe_of
+    assert recipe_of(build_parser().parse_args(["train", "--model", "resunet34"])).encoder_weights == "imagenet"
 
     def no_network(*args, **kwargs):
         raise URLError("no network")

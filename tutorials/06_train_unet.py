@@ -37,14 +37,14 @@ import time
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from minunet import UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.data import LesionDataset, make_dataset
-from minunet.device import choose_device
+from minunet.device import Runtime, choose_device
 from minunet.evaluation import evaluate
 from minunet.losses import BCEJaccardLoss
+from minunet.recipe import Recipe
 from minunet.rundir import save_epoch
 from minunet.synthetic import synthetic_split
 from minunet.train import fit, lr_factor, make_loader, train_one_epoch
@@ -144,9 +144,9 @@ print(inspect.getsource(train_one_epoch))
 walk(train_one_epoch, [
     ("net.train()", "Training mode. BatchNorm normalises each layer with the mean and variance of *this* "
      "batch and updates its running averages of them (evaluation mode uses those averages instead)."),
-    ("enumerate(batches", "`batches` is the training DataLoader (wrapped in tqdm, which draws the progress "
-     "bar): each iteration stacks B dataset items into one batch. The dataset's extra item, the image id, "
-     "goes to `*_`."),
+    ("enumerate(batches", "`batches` is any iterable of batches: `fit` passes its DataLoader (wrapped in "
+     "tqdm, which draws the progress bar), a test passes a list. Each DataLoader iteration stacks B dataset "
+     "items into one batch. The dataset's extra item, the image id, goes to `*_`."),
     ("memory_format=torch.channels_last", "The images go to the model's device, in the channels-last "
      "layout (B, H, W, C in memory) that convolutions run fastest in; the shape stays (B, 3, H, W)."),
     ("torch.autocast(", "Mixed precision: inside this block, convolutions and matrix products run in "
@@ -155,7 +155,8 @@ walk(train_one_epoch, [
     ("loss = loss_fn(logits.float()", "The loss (BCE + Jaccard by default) is computed in float32 from the "
      "logits: one number for the batch."),
     ("finite_everywhere", "A loss that is NaN or infinite (a learning rate far too high, for example) "
-     "stops the run with a TrainingError instead of silently training on garbage."),
+     "stops the run (LossNotFinite, which fit reports with the epoch) instead of silently training on "
+     "garbage."),
     ("zero_grad", "Gradients accumulate in each weight's .grad; clear last step's first."),
     (".backward()", "Backpropagation: the gradient of the loss for every weight. The scaler multiplies the "
      "loss first when training in float16 (tiny gradients would round to zero); otherwise it does nothing."),
@@ -172,8 +173,10 @@ walk(train_one_epoch, [
 # ## The DataLoader
 #
 # `fit` builds the loader with `make_loader`. The sampler shuffles the images (seeded, a new order each
-# epoch); `drop_last=True` drops a last short batch, because BatchNorm cannot normalise a batch of one
-# image; worker processes (on a GPU) read and augment the next batches while the model trains.
+# epoch); `drop_last=True` drops a last short batch, so every step sees a full batch (a batch of one image is
+# not the problem it is often said to be: BatchNorm still has every pixel of its maps to average over; only a
+# map of 1 x 1 pixels with a batch of one leaves a single value per channel); worker processes (on a GPU)
+# read and augment the next batches while the model trains.
 
 # %%
 walk(make_loader, [
@@ -304,16 +307,17 @@ loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, drop_last=True)
 steps = len(loader)  # a run of one epoch: all of it warm-up
 scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, steps))
 scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-train_loss = train_one_epoch(model, tqdm(loader, disable=True), optimizer, scheduler, scaler, BCEJaccardLoss(),
-                             amp_dtype, epoch=1)
-scores = evaluate(model, val_set, device=device)
+train_loss = train_one_epoch(model, loader, BCEJaccardLoss(), optimizer, scheduler, scaler, amp_dtype)
+scores = evaluate(model, val_set, runtime=Runtime(device))
 print(f"one epoch by hand: training loss {train_loss:.4f}; validation loss {scores['loss']:.4f}, "
       f"Dice {scores['dice']:.4f}")
 
 # %% [markdown]
-# `fit` does the same with the recipe of this library: Adam, the schedule above, batches of 16, the
-# BCE + Jaccard loss, validation after every epoch, the best epoch kept, and a seed that fixes the initial
-# weights, the batch order and every augmentation, so a rerun repeats. The U-Net here has width 32
+# `fit` does the same with the recipe of this library, `minunet.recipe.Recipe`: Adam, the schedule above,
+# batches of 16, the BCE + Jaccard loss, validation after every epoch (with flip TTA), the best epoch kept, and
+# a seed that fixes the initial weights, the batch order and every augmentation, so a rerun repeats. Called
+# with `Recipe()` (or no recipe) it runs exactly what `minunet train` runs; here only the epochs and the
+# batch size are set. The U-Net here has width 32
 # (7.8 million parameters): the classic width 64 doubles the channels of every layer, four times the
 # computation. `minunet train` defaults to width 16: on ISIC it was as accurate as width 32 in a paired
 # cross-validation, in under half the time (bench/RESULTS.md).
@@ -324,7 +328,8 @@ model = UNet(base_channels=BASE)
 print(f"UNet(base_channels={BASE}): {sum(p.numel() for p in model.parameters()):,d} parameters; "
       f"{EPOCHS} epoch(s) into {os.path.relpath(RUN_DIR)}")
 start = time.perf_counter()
-history = fit(model, train_set, val_set, RUN_DIR, epochs=EPOCHS, batch_size=BATCH, lr=1e-3, seed=0)
+history = fit(model, train_set, val_set, RUN_DIR, Recipe(epochs=EPOCHS, batch_size=BATCH))
+print(Recipe(epochs=EPOCHS, batch_size=BATCH))
 print(f"{time.perf_counter() - start:.0f} s on this machine")
 
 # %% [markdown]
@@ -344,23 +349,21 @@ show(os.path.join(RUN_DIR, "curves.png"))
 #
 # The model object now holds the *last* epoch's weights; the best are in `best.pt`. `load_checkpoint`
 # reads a checkpoint (safely: tensors and plain data only) and `model_from_checkpoint` rebuilds the model
-# it describes, weights included, in evaluation mode. A pixel is called lesion where its probability is
-# above 0.5 (its logit above 0).
+# it describes, weights included, in evaluation mode. `evaluate` averages the probabilities over the image and
+# its flips, as validation did, and calls a pixel lesion where that probability is above 0.5.
 
 # %%
 best = model_from_checkpoint(load_checkpoint(os.path.join(RUN_DIR, "best.pt")))
-scores = evaluate(best, val_set, device=device, per_image=True)
+scores = evaluate(best, val_set, runtime=Runtime(device), pictures=True)  # pictures: the masks it scored
 print(f"best epoch {max(history, key=lambda r: r['val_dice'])['epoch']}: validation Dice {scores['dice']:.4f}, "
       f"Jaccard {scores['jaccard']:.4f} over {scores['count']} images")
 
 from minunet.plots import plot_cases  # noqa: E402
 
 picked = list(range(min(4, len(val_set))))
-shown = [val_set[i][0] for i in picked]
-with torch.no_grad():
-    preds = [(best(image[None])[0] > 0).float() for image in shown]  # logit > 0 <=> probability > 0.5
-plot_cases(shown, [val_set[i][1] for i in picked], preds, os.path.join(OUT, "06_unet_predictions.png"),
-           titles=[f"{val_set[i][2]} Dice {scores['per_image']['dice'][i]:.2f}" for i in picked])
+images, truths, preds = zip(*(scores["pictures"][i] for i in picked))  # each: image, true mask, scored mask
+plot_cases(images, truths, preds, os.path.join(OUT, "06_unet_predictions.png"),
+           titles=[f"{scores['ids'][i]} Dice {scores['per_image']['dice'][i]:.2f}" for i in picked])
 show(os.path.join(OUT, "06_unet_predictions.png"))
 
 # %% [markdown]
@@ -410,8 +413,9 @@ for title, n_train, augment, lr, epochs in GALLERY:
     torch.manual_seed(0)
     gallery_train = LesionDataset(*noisy_split("train", n_train), augment=augment)
     start = time.perf_counter()
-    hist = fit(UNet(base_channels=GALLERY_BASE), gallery_train, gallery_val, None, epochs=epochs, batch_size=8,
-               lr=lr, precision="fp32", show_progress=False, log=lambda line: None)
+    hist = fit(UNet(base_channels=GALLERY_BASE), gallery_train, gallery_val, None,
+               Recipe(epochs=epochs, batch_size=8, lr=lr), Runtime(precision="fp32"), show_progress=False,
+               log=lambda line: None)
     runs.append((title, hist))
     low = min(hist, key=lambda r: r["val_loss"])
     print(f"{title:28s} {time.perf_counter() - start:4.0f} s; train loss {hist[0]['train_loss']:.2f} -> "
@@ -440,9 +444,10 @@ plt.close(fig)
 show(os.path.join(OUT, "06_curve_gallery.png"))
 
 # %% [markdown]
-# The same run as `fit` above, from the command line: `minunet train --model unet --base-channels 32
-# --epochs 10 --out runs/unet` (add `--data isic2016 --data-root DIR` for ISIC). Next, tutorial 07: the
-# same training with the ResNet-34 encoder, and what a comparison of two models can conclude.
+# The same run as `fit` above, from the command line: `minunet train --model unet --base-channels 32 --epochs 10
+# --out runs/unet`, whose other flags default to the same recipe (add `--data isic2016 --data-root DIR` for
+# ISIC). Next, tutorial 07: the same training with the ResNet-34 encoder, and what a comparison of two models
+# can conclude.
 #
 # ## Exercises
 #
@@ -452,6 +457,6 @@ show(os.path.join(OUT, "06_curve_gallery.png"))
 # 2. Give the overfitting run `augment=True`. Expect the gap between its training and validation losses to
 #    narrow: augmentation shows the model a new variation of each image every epoch, which is harder to
 #    memorise. Then give it 128 images instead of 16.
-# 3. In the main run, pass `ema_decay=0.99` to `fit` and compare `history.csv` with the run without it.
+# 3. In the main run, pass `Recipe(..., ema=0.99)` to `fit` and compare `history.csv` with the run without it.
 #    Expect a smoother validation curve: the validated weights are a moving average over the steps
 #    (`minunet.ema`; the listing above shows where `ema.update` is called).

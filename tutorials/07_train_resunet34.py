@@ -33,7 +33,9 @@ import torch
 from minunet import ResNet34UNet, UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.data import make_dataset
+from minunet.device import Runtime
 from minunet.evaluation import evaluate
+from minunet.recipe import Recipe
 from minunet.train import fit
 
 parser = argparse.ArgumentParser(description="Tutorial 07: the ResNet-34 U-Net, compared with the U-Net")
@@ -159,8 +161,8 @@ def train_or_reuse(name, seed):
     train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=seed, limit=LIMIT)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    history = fit(new_model(name), train_set, val_set, folder, epochs=EPOCHS, batch_size=BATCH, lr=1e-3,
-                  seed=seed, show_progress=False, log=lambda line: None)
+    history = fit(new_model(name), train_set, val_set, folder, Recipe(epochs=EPOCHS, batch_size=BATCH, seed=seed),
+                  show_progress=False, log=lambda line: None)
     print(f"{name} seed {seed}: {EPOCHS} epoch(s) on {len(train_set)} images in {time.perf_counter() - start:.0f} s "
           f"-> {os.path.relpath(folder)}")
     return history
@@ -187,7 +189,7 @@ print(f"{'model':13s} {'seed':>4s} {'params':>11s} {'best epoch':>10s} {'val Dic
       f"{'(std. error)':>12s} {'val Dice, last epoch':>20s} {'train img/s':>11s}")
 for (name, seed), hist in histories.items():
     net = model_from_checkpoint(load_checkpoint(os.path.join(run_dir(name, seed), "best.pt")))
-    scores = evaluate(net, val_set, per_image=True)
+    scores = evaluate(net, val_set)
     dice = scores["per_image"]["dice"]  # (N,)
     sem = (dice.std() / len(dice) ** 0.5).item() if len(dice) > 1 else float("nan")
     best = max(hist, key=lambda r: r["val_dice"])

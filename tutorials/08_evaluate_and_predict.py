@@ -36,9 +36,11 @@ from minunet import UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.cli import main as minunet_cli
 from minunet.data import DataError, make_dataset
-from minunet.device import choose_device
+from minunet.device import Runtime, choose_device
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
-from minunet.predict import predict
+from minunet.inference import Inference
+from minunet.predict import Output, predict
+from minunet.recipe import Recipe
 from minunet.report import FLAGS
 from minunet.train import fit
 from minunet.transforms import pil_to_tensor
@@ -89,8 +91,8 @@ if not paths:
     fit(UNet(base_channels=8 if args.quick else 32),
         make_dataset(DATA, "train", root=args.data_root, size=size, augment=True, seed=0, limit=LIMIT),
         make_dataset(DATA, "val", root=args.data_root, size=size, limit=LIMIT and LIMIT // 2),
-        UNET_RUN, epochs=2 if args.quick else 20 if DATA == "isic2016" else 10,
-        batch_size=8 if args.quick else 16, lr=1e-3, seed=0, show_progress=False)
+        UNET_RUN, Recipe(epochs=2 if args.quick else 20 if DATA == "isic2016" else 10,
+                         batch_size=8 if args.quick else 16), show_progress=False)
     paths = [os.path.join(UNET_RUN, "best.pt")]
 
 
@@ -144,10 +146,10 @@ for c in checkpoints:
     if c["state"]["size"] != size:
         raise SystemExit(f"{c['path']} was trained at {c['state']['size']} px, the others at {size}: "
                          f"score checkpoints of one size together")
-    val_scores = evaluate(c["model"], val_set, device=device)
+    val_scores = evaluate(c["model"], val_set, runtime=Runtime(device))
     c["val"], c["threshold"] = val_scores["dice"], best_threshold(val_scores["dice_by_threshold"])
     c["val_curve"] = val_scores["dice_by_threshold"]
-    c["scores"] = evaluate(c["model"], held_out, device=device, per_image=True)
+    c["scores"] = evaluate(c["model"], held_out, runtime=Runtime(device))
     c["tuned"] = c["scores"]["dice_by_threshold"][c["threshold"]]
     print(f"{os.path.relpath(c['path'], OUT):44s} {val_scores['dice']:8.4f} {c['scores']['dice']:19.4f} "
           f"{c['threshold']:20.2f} {c['tuned']:19.4f}")
@@ -267,14 +269,15 @@ print("\n".join(rows[:3]))
 # %% [markdown]
 # ## Segmenting new image files
 #
-# In use, a model meets photographs on disk, of any size. To stand in for them, a few held-out images are
-# written as JPEG files at 300 x 225 pixels (not the model's size, not square), plus one broken file.
-# `predict(model, paths, out_dir, size)` reads each file, resizes it to the model's size, normalises it
-# as in training, runs the model (a copy with BatchNorm folded into the convolutions, for speed), resizes the
-# probabilities back to the file's own size, and writes `<name>_Segmentation.png` (0 = skin, 255 = lesion,
-# the challenge's format) and, with `overlay=True`, the mask drawn over the photograph. A file it cannot
-# read is reported and skipped, not fatal. `minunet predict --report DIR` writes a report of the
-# predictions too: with no ground truth nothing is scored, and it flags empty and full predictions.
+# In use, a model meets photographs on disk, of any size. To stand in for them, a few held-out images are written
+# as JPEG files at 300 x 225 pixels (not the model's size, not square), plus one broken file. `predict(model,
+# paths, out_dir, inference)` reads each file, resizes it to the model's size, normalises it as in training
+# (`Inference.of_checkpoint` reads the size and normalisation from the checkpoint), runs the model (a copy with
+# BatchNorm folded into the convolutions, for speed), resizes the probabilities back to the file's own size, and
+# writes `<name>_Segmentation.png` (0 = skin, 255 = lesion, the challenge's format) and, with
+# `Output(overlay=True)`, the mask drawn over the photograph. A file it cannot read is reported and skipped, not
+# fatal. `minunet predict --report DIR` writes a report of the predictions too: with no ground truth nothing is
+# scored, and it flags empty and full predictions.
 
 # %%
 model, state = chosen["model"], chosen["state"]
@@ -293,8 +296,9 @@ with open(broken, "wb") as f:
     f.write(b"this is not a JPEG")
 paths.append(broken)
 
-written, skipped = predict(model, paths, masks_dir, size=state["size"], device=device, overlay=True,
-                           mean=state["mean"], std=state["std"], threshold=chosen["threshold"], overwrite=True)
+inference = Inference.of_checkpoint(state, threshold=chosen["threshold"])
+result = predict(model, paths, masks_dir, inference, Runtime(device), Output(overlay=True, overwrite=True))
+written, skipped = result["written"], [path for path, _ in result["skipped"]]
 print(f"wrote {written} masks to {os.path.relpath(masks_dir)}; skipped {[os.path.basename(p) for p in skipped]}")
 for p in paths[:written]:
     stem = os.path.splitext(os.path.basename(p))[0]

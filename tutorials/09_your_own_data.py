@@ -39,6 +39,7 @@ from minunet.data import TRAIN_IMAGES, TRAIN_MASKS, DataError, make_dataset, rea
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.inference import probabilities
 from minunet.synthetic import synthetic_split
+from minunet.recipe import Recipe
 from minunet.train import fit
 from minunet.transforms import pil_to_tensor, tensor_to_pil
 
@@ -273,7 +274,7 @@ show(os.path.join(OUT, "09_predictions.png"))
 # %%
 torch.manual_seed(0)
 short = UNet(base_channels=BASE)
-fit(short, train_set, val_set, None, epochs=1, batch_size=8, show_progress=False, log=lambda line: None)
+fit(short, train_set, val_set, None, Recipe(epochs=1, batch_size=8), show_progress=False, log=lambda line: None)
 trained = model_from_checkpoint(load_checkpoint(os.path.join(run, "best.pt")))
 curves = {}
 for label, net in (("one epoch", short), (f"{EPOCHS} epochs (best.pt)", trained)):

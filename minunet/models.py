@@ -1,0 +1,77 @@
+"""The models minunet trains and saves, by name: the one registry that the command line, the checkpoints and
+bench/ build models through.
+
+An entry is the model's class and `make`, which builds the model a training recipe asks for (the recipe's
+options that configure it: unet's width, resunet34's encoder weights). A checkpoint stores the name and the
+model's own `config()`, and `build_model(name, **config)` rebuilds it. To add a model: one entry in MODELS
+(its class needs a `config()` returning its constructor arguments).
+"""
+import os
+import pickle
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .errors import CheckpointError, one_line
+from .resunet import ResNet34UNet
+from .unet import UNet
+
+
+def encoder_weights(value):
+    """--encoder-weights as ResNet34UNet takes it: None for "none", else "imagenet" or a file's path."""
+    return None if value == "none" else value
+
+
+def resnet34_unet(recipe):
+    """The ResNet-34 U-Net with the recipe's encoder weights; a file that cannot be used is a CheckpointError."""
+    value = recipe.encoder_weights
+    if os.path.isdir(value):
+        raise CheckpointError(f"--encoder-weights {value} is a folder: pass the path of torchvision's "
+                              f"resnet34-b627a593.pth (or imagenet, or none)")
+    if value not in ("imagenet", "none") and not os.path.isfile(value):
+        raise CheckpointError(f"--encoder-weights {value}: no such file (use imagenet, none, or the path of "
+                              f"torchvision's resnet34-b627a593.pth)")
+    try:
+        return ResNet34UNet(encoder_weights=encoder_weights(value))
+    except (RuntimeError, ValueError, OSError) as err:  # offline, or a file that is not the state dict
+        raise CheckpointError(f"cannot load the encoder weights: {one_line(err)}") from None
+    except (EOFError, pickle.UnpicklingError):  # empty, or pickled objects that torch.load(weights_only) refuses
+        raise CheckpointError(f"cannot load the encoder weights from {value}: it is empty, or holds Python "
+                              f"objects that could run code; pass torchvision's resnet34-b627a593.pth, imagenet "
+                              f"or none") from None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model of the registry: its class, and how a recipe (minunet.recipe.Recipe) builds one."""
+    cls: type
+    make: Callable
+
+
+MODELS = {
+    "unet": ModelEntry(UNet, lambda recipe: UNet(base_channels=recipe.base_channels)),
+    "resunet34": ModelEntry(ResNet34UNet, resnet34_unet),
+}
+
+
+def new_model(recipe):
+    """The model `recipe` asks for, its initial weights drawn from the recipe's seed (so runs repeat)."""
+    torch.manual_seed(recipe.seed)
+    return MODELS[recipe.model].make(recipe)
+
+
+def build_model(name, **kwargs):
+    """A model by its name in MODELS and its constructor arguments (a checkpoint's "model_args")."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
+    return MODELS[name].cls(**kwargs)
+
+
+def model_spec(model):
+    """(name, constructor arguments) that rebuild `model`'s architecture; its weights come separately."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    for name, entry in MODELS.items():
+        if type(model) is entry.cls:
+            return name, model.config()
+    raise ValueError(f"cannot checkpoint a {type(model).__name__}: add it to minunet.models.MODELS")
