@@ -157,3 +157,16 @@ def test_a_probability_becomes_a_decision_in_one_place():
              for n, line in enumerate(f.read_text().splitlines(), 1)
              if re.search(r"[>]=?\s*(self\.|inference\.|settings\.)?threshold\b", line.split("#")[0])]
     assert found == [("inference.py", found[0][1])], found
+
+
+def test_a_last_pt_written_by_fit_is_refused_by_minunet_train_resume_in_one_line(tmp_path, capsys):
+    train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=8)
+    val_set = make_dataset("synthetic", "val", size=32, limit=4)
+    torch.manual_seed(0)
+    fit(UNet(base_channels=2), train_set, val_set, str(tmp_path / "run"), Recipe(epochs=1, batch_size=4),
+        Runtime("cpu", "fp32"), show_progress=False, log=lambda line: None)
+    state = load_checkpoint(str(tmp_path / "run" / "last.pt"))
+    assert state["run"]["epochs"] == 1 and state["run"]["loss"] == Recipe().loss  # fit records its recipe
+    assert main(["train", "--resume", str(tmp_path / "run" / "last.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "written by fit()" in err[0] and "data" in err[0], err
