@@ -5,13 +5,12 @@ exits with code 2; nothing already on disk is replaced unless the user asked (--
 """
 import argparse
 
-import torch
-
 from . import recipe
 from .argtypes import batch_size, fraction, number, positive
-from .device import Runtime
 from .commands import evaluate_command, predict_command, say, train_command
-from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line
+from .device import Runtime
+from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
+from .rundir import DATA_DEFAULTS
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
 
@@ -23,21 +22,32 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def make_data_flags(given_only):
+    """The flags that say which data and where they run: --data, --data-root, --limit, --device, --workers.
+    given_only (train): --data, --data-root and --limit are left out of the parsed arguments unless given, so
+    that --resume can tell them (minunet.rundir.DATA_DEFAULTS fills them in)."""
+    default = (lambda value: argparse.SUPPRESS) if given_only else (lambda value: value)
+    flags = Parser(add_help=False)
+    flags.add_argument("--data", choices=["isic2016", "folder", "synthetic"], default=default(DATA_DEFAULTS["data"]),
+                       help="ISIC 2016; your own folder (DIR/images, DIR/masks); or synthetic lesions made on the "
+                            "fly (offline; default)")
+    flags.add_argument("--data-root", metavar="DIR", default=default(DATA_DEFAULTS["data_root"]),
+                       help="ISIC 2016 challenge folders or medsegbench's npz files (default ~/.medsegbench); for "
+                            "--data folder, the folder")
+    flags.add_argument("--limit", type=positive, metavar="N", default=default(DATA_DEFAULTS["limit"]),
+                       help="use at most N images of each split")
+    flags.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    flags.add_argument("--workers", type=number(int, 0, 64), metavar="N",
+                       help="DataLoader worker processes (default: up to 8 on a GPU, 0 on a CPU)")
+    return flags
+
+
 def build_parser():
+    """The parser of `minunet train | evaluate | predict`: train's recipe flags come from minunet.recipe."""
     parser = Parser(prog="minunet", description="Skin-lesion segmentation with U-Nets (ISIC 2016).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    data_flags = Parser(add_help=False)
-    data_flags.add_argument("--data", choices=["isic2016", "folder", "synthetic"], default="synthetic",
-                            help="ISIC 2016; your own folder (DIR/images, DIR/masks); or synthetic lesions made "
-                                 "on the fly (offline; default)")
-    data_flags.add_argument("--data-root", metavar="DIR",
-                            help="ISIC 2016 challenge folders or medsegbench's npz files (default ~/.medsegbench); "
-                                 "for --data folder, the folder")
-    data_flags.add_argument("--limit", type=positive, metavar="N", help="use at most N images of each split")
-    data_flags.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    data_flags.add_argument("--workers", type=number(int, 0, 64), metavar="N",
-                            help="DataLoader worker processes (default: up to 8 on a GPU, 0 on a CPU)")
+    data_flags = make_data_flags(given_only=False)
     infer_flags = Parser(add_help=False)
     infer_flags.add_argument("--tta", action=argparse.BooleanOptionalAction, default=recipe.Recipe.tta,
                              help="average the predictions of the image and its three flips: 4 forward passes "
@@ -48,12 +58,13 @@ def build_parser():
                              help="keep the largest lesion region and fill its holes")
     infer_flags.add_argument("--report", metavar="DIR", help="write report.html and per_image.csv into DIR")
 
-    t = sub.add_parser("train", parents=[data_flags], help="train a model, keeping the best checkpoint",
+    t = sub.add_parser("train", parents=[make_data_flags(given_only=True)],
+                       help="train a model, keeping the best checkpoint",
                        description="Train a U-Net on lesion images; writes best.pt, last.pt, history.csv and "
                                    "curves.png into --out.")
     recipe.add_flags(t)  # the recipe: --model, --size, --epochs, --lr, --loss, --tta, ... (minunet.recipe)
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="auto: bf16 on a CPU with native bf16, mixed precision on CUDA, fp32 elsewhere")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=argparse.SUPPRESS,
+                   help="auto (default): bf16 on a CPU with native bf16, mixed precision on CUDA, fp32 elsewhere")
     t.add_argument("--out", metavar="DIR", help="output folder (default runs/<model>-<data>)")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run of this last.pt")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -65,7 +76,9 @@ def build_parser():
     e.add_argument("--split", choices=["val", "test"], default="val")
     e.add_argument("--batch-size", type=batch_size, default=Runtime.batch_size)
     e.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
-    e.add_argument("--figure", metavar="FILE", help="draw the worst and best cases into this PNG")
+    e.add_argument("--figure", metavar="FILE", help="draw the worst and best cases into this image file (.png, "
+                                                     ".pdf, .svg, ...)")
+    e.add_argument("--overwrite", action="store_true", help="replace the --json and --figure files if they exist")
 
     p = sub.add_parser("predict", parents=[infer_flags], help="segment image files",
                        description="Write <stem>_Segmentation.png (0/255, the image's own size) for each image.")
@@ -83,13 +96,8 @@ def build_parser():
     return parser
 
 
-def out_of_memory(err):
-    """Whether `err` is the allocator running out of memory (CPU or GPU)."""
-    return isinstance(err, torch.OutOfMemoryError) or (isinstance(err, RuntimeError) and any(
-        text in str(err) for text in ("can't allocate memory", "not enough memory", "out of memory")))
-
-
 def main(argv=None):
+    """Run `minunet ARGV...`; return the exit code: 0, 2 for a user error (one line on stderr), 130 if stopped."""
     args = build_parser().parse_args(argv)
     command = {"train": train_command, "evaluate": evaluate_command, "predict": predict_command}[args.command]
     try:

@@ -21,8 +21,9 @@ from .models import new_model
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
 from .recipe import given, recipe_of
-from .report import rows_of, write_report
-from .rundir import DATA_FLAGS, new_run, resumed_run, write_curves
+from .report import check_report_folder, rows_of, write_report
+from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, carry_best, data_fingerprint, new_run, resumed_run,
+                     save_checkpoint_copy, write_curves)
 from .train import fit
 
 
@@ -34,16 +35,21 @@ def say(message):
 
 def train_command(args):
     """`minunet train`: the recipe of the flags (or of the run --resume continues), its data, then fit."""
+    data_given = {k: getattr(args, k) for k in DATA_FLAGS if hasattr(args, k)}
+    if "data_root" in data_given and data_given["data_root"] is not None:
+        data_given["data_root"] = os.path.abspath(data_given["data_root"])  # a run's root holds from any folder
     if args.resume:
-        recipe, run, state, model, out = resumed_run(args.resume, args.out, given(args), args.overwrite)
+        recipe, run, state, model, out = resumed_run(args.resume, args.out, {**given(args), **data_given},
+                                                     args.overwrite)
         if state["epoch"] >= recipe.epochs:  # finished: only history.csv and curves.png may lag behind last.pt
-            write_curves(out, state["history"], recipe.loss)
-            print(f"nothing to resume: {out} has finished all {recipe.epochs} epochs (history.csv and curves.png "
-                  f"rewritten from last.pt)")
+            finish(args.resume, out, state, recipe)
             return
+        if run["data_root"] is not None and not os.path.isdir(run["data_root"]):
+            raise DataError(f"the run's data root {run['data_root']} (from {args.resume}) is not a folder: pass "
+                            f"--data-root DIR where its images are now")
     else:
-        recipe, run, state = recipe_of(args), {k: getattr(args, k) for k in DATA_FLAGS}, None
-        out = args.out or os.path.join("runs", f"{recipe.model}-{args.data}")
+        recipe, run, state = recipe_of(args), {**DATA_DEFAULTS, **data_given}, None
+        out = args.out or os.path.join("runs", f"{recipe.model}-{run['data']}")
         new_run(out, args.overwrite)
         model = new_model(recipe)
     runtime = Runtime(args.device, run["precision"], args.workers)
@@ -53,15 +59,37 @@ def train_command(args):
         train_set = make_dataset(run["data"], "train", run["data_root"], recipe.size, augment=recipe.augmentation(),
                                  seed=recipe.seed, limit=run["limit"])
         val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, limit=run["limit"])
+    run["data_ids"] = data_fingerprint(train_set, val_set)
+    if state is not None and state["run"].get("data_ids", run["data_ids"]) != run["data_ids"]:
+        raise DataError(f"--data-root {run['data_root']} holds other images than the run was trained on: pass "
+                        f"the folder of its own images, or start a new run")
     if rank == 0:
         for note in dict.fromkeys(train_set.notes + val_set.notes):  # each once (train and val share most)
             say(f"note: {note}")
+        if state is not None and os.path.abspath(out) != os.path.dirname(os.path.abspath(args.resume)):
+            carry_best(args.resume, out)  # the new folder starts with the best epoch so far
     history = fit(model, train_set, val_set, out, recipe, runtime, resume=state,
-                  run_info={k: run[k] for k in DATA_FLAGS}, log=lambda line: print(line, flush=True))
+                  run_info={k: run[k] for k in DATA_FLAGS + ("data_ids",)}, log=lambda line: print(line, flush=True))
     if rank == 0:  # under torchrun, rank 0 alone reports
         best = max(history, key=lambda row: row["val_dice"])
         print(f"best validation Dice {best['val_dice']:.4f} (Jaccard {best['val_jaccard']:.4f}) at epoch "
-              f"{best['epoch']}; wrote {out}/best.pt, last.pt, history.csv, curves.png")
+              f"{best['epoch']}; wrote {written_files(out)}")
+
+
+def finish(resumed_from, out, state, recipe):
+    """A resumed run with no epoch left: history.csv and curves.png from last.pt (a kill may have come between
+    them), and, into a new --out, copies of best.pt and last.pt."""
+    if os.path.abspath(out) != os.path.dirname(os.path.abspath(resumed_from)):
+        carry_best(resumed_from, out)
+        save_checkpoint_copy(resumed_from, os.path.join(out, "last.pt"))
+    write_curves(out, state["history"], recipe.loss)
+    print(f"nothing to resume: {out} has finished all {recipe.epochs} epochs (history.csv and curves.png "
+          f"rewritten from last.pt)")
+
+
+def written_files(out):
+    """'OUT/best.pt, last.pt, ...': the run's files that are in `out`."""
+    return f"{out}/" + ", ".join(name for name in RUN_FILES if os.path.exists(os.path.join(out, name)))
 
 
 def inference_of(args, state):
@@ -75,10 +103,14 @@ def evaluate_command(args):
     state, model = open_checkpoint(args.checkpoint)
     if args.report:
         must_be_writable(args.report, "--report")
+        check_report_folder(args.report)
     if args.json:
-        must_be_a_file_name(args.json, "--json", "metrics.json")
+        must_be_a_file_name(args.json, "--json", "metrics.json", args.overwrite)
     if args.figure:
-        must_be_a_file_name(args.figure, "--figure", "cases.png")
+        from .plots import check_figure_name  # matplotlib only when a figure is asked for
+
+        must_be_a_file_name(args.figure, "--figure", "cases.png", args.overwrite)
+        check_figure_name(args.figure)
     dataset = make_dataset(args.data, args.split, args.data_root, state["size"], limit=args.limit,
                            skip_unreadable=True)
     for message in dataset.skipped:
@@ -104,7 +136,7 @@ def evaluate_command(args):
         data = f"{args.data} ({args.data_root})" if args.data_root else args.data
         run = run_summary(args.checkpoint, state, inference, data=data, split=args.split, images=scores["count"])
         pictures = dict(zip(scores["ids"], scores["pictures"]))
-        path = write_report(args.report, run, rows_of(scores), pictures, scores)
+        path = write_report(args.report, run, rows_of(scores), pictures, scores, dataset.skipped)
         print(f"wrote {path} and per_image.csv")
 
 
@@ -134,20 +166,24 @@ def predict_command(args):
     must_be_a_folder(args.output, "--output")
     if args.report:
         must_be_writable(args.report, "--report")
+        check_report_folder(args.report)
     state, model = open_checkpoint(args.checkpoint)
-    paths, inference = input_images(args.input), inference_of(args, state)
+    (paths, passed_over), inference = input_images(args.input), inference_of(args, state)
     result = predict(model, paths, args.output, inference,
                      Runtime(args.device, batch_size=args.batch_size, compile=args.compile),
                      Output(args.overlay, args.overwrite, pictures=bool(args.report)))
-    for _, reason in result["skipped"]:
+    skipped = passed_over + result["skipped"] + result["too_large"]
+    for _, reason in skipped:
         say(f"skipped: {reason}")
-    written, skipped = result["written"], result["skipped"]
-    print(f"wrote {written} segmentation(s) to {args.output}" + (f"; skipped {len(skipped)} unreadable "
-                                                                  f"image(s)" if skipped else ""))
+    written, counts = result["written"], ((passed_over, "file(s) of --input that are not images to segment"),
+                                          (result["skipped"], "unreadable image(s)"),
+                                          (result["too_large"], "image(s) too large for the memory"))
+    print(f"wrote {written} segmentation(s) to {args.output}" + "".join(
+        f"; skipped {len(files)} {what}" for files, what in counts if files))
     if written == 0:
         raise DataError(f"none of the {len(paths)} image(s) in {args.input} could be read")
     if args.report:
         run = run_summary(args.checkpoint, state, inference, input=args.input, images=written)
-        path = write_report(args.report, run, rows_of(result), result["pictures"])
+        path = write_report(args.report, run, rows_of(result), result["pictures"], skipped=[r for _, r in skipped])
         print(f"wrote {path} and per_image.csv")
 

@@ -29,3 +29,11 @@ def one_line(err, limit=None):
     """The text of `err` (an exception or a string) on one line, white space folded, cut at `limit` chars."""
     text = " ".join(str(err).split())
     return text if limit is None else text[:limit]
+
+
+def out_of_memory(err):
+    """Whether `err` is the allocator running out of memory (CPU or GPU)."""
+    import torch  # here, not at the top: the error types above need no torch
+
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (isinstance(err, RuntimeError) and any(
+        text in str(err) for text in ("can't allocate memory", "not enough memory", "out of memory")))

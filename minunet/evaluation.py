@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .device import Runtime, default_workers
-from .inference import Inference, logits_of, resize_probabilities, shown_at
+from .inference import Inference, logits_of, resize_probabilities
+from .pictures import shown_at
 from .losses import LOSSES
 from .metrics import MetricAccumulator, isic_metrics
 from .recipe import Recipe

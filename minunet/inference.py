@@ -1,7 +1,7 @@
 """From a trained model to masks, one way for every caller: `Inference` (the working size and normalisation,
 test-time flips, the threshold, post-processing) turns a model's output into the masks that validation,
 evaluate, predict, --figure and the report all use. Also here: the forward pass, a faster model for inference
-(BatchNorm folded, torch.compile), and the mask and overlay pictures predict writes.
+(BatchNorm folded, torch.compile).
 
 How a setting travels to the pixel: `minunet evaluate --threshold 0.4 --tta` builds
 Inference.of_checkpoint(checkpoint, threshold=0.4, tta=True) (flags not given keep the checkpoint's value, or
@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from .folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
 from .postprocess import clean_mask
 from .recipe import Recipe
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize, tensor_to_pil
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize
 
-OVERLAY_SUFFIX = "_overlay.png"
+OVERLAY_SUFFIX = "_overlay.png"  # predict --overlay's files: <stem>_overlay.png
 
 
 @torch.no_grad()
@@ -137,27 +137,3 @@ def prepare_for_inference(model, device, compile=False):
     if compile:
         return torch.compile(model, dynamic=False, options={"freezing": True})
     return model.to(memory_format=torch.channels_last)
-
-
-def shown_at(mask, size):
-    """A scored mask (1, H, W) bool as a picture at `size` (h, w): resized by nearest neighbour if it differs."""
-    if tuple(mask.shape[-2:]) == tuple(size):
-        return mask[0]
-    return F.interpolate(mask[None].float(), size=tuple(size), mode="nearest")[0, 0].bool()  # (h, w)
-
-
-def mask_to_image(mask):
-    """A (H, W) bool tensor as a PIL image of mode L with values 0 and 255."""
-    return tensor_to_pil(mask[None].to(torch.uint8) * 255)
-
-
-def tint(image, mask, colour, alpha):
-    """The image (3, H, W) uint8 with the pixels of mask (H, W) bool blended towards `colour` (RGB) by alpha."""
-    paint = torch.tensor(colour, dtype=torch.float32)[:, None, None]  # (3, 1, 1)
-    out = torch.where(mask, (1 - alpha) * image.float() + alpha * paint, image.float())  # (3, H, W)
-    return out.round().to(torch.uint8)
-
-
-def overlay_image(image, mask, colour=(255, 40, 40), alpha=0.45):
-    """The image (3, H, W) uint8 with the mask (H, W) bool tinted in `colour`, as a PIL RGB image."""
-    return tensor_to_pil(tint(image, mask, colour, alpha))

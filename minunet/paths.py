@@ -30,9 +30,11 @@ def must_be_writable(folder, flag):
         raise DataError(f"{flag} {folder} cannot be written to: pass a folder you can write to")
 
 
-def must_be_a_file_name(path, flag, example):
+def must_be_a_file_name(path, flag, example, overwrite=True):
     """Make the folder of the file `path` if missing; DataError when `path` is a folder, or a parent of it is
-    a file. example: a file name to suggest (e.g. metrics.json)."""
+    a file, or (unless overwrite) a file that exists. example: a file name to suggest (e.g. metrics.json)."""
+    if not overwrite and os.path.isfile(path):
+        raise DataError(f"{flag} {path} already exists: pass --overwrite to replace it, or another file name")
     if os.path.isdir(path):
         raise DataError(f"{flag} {path} is a folder: pass a file name, such as {os.path.join(path, example)}")
     blocker = file_in_the_way(os.path.dirname(path))

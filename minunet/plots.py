@@ -6,11 +6,28 @@ tests), and importing this module leaves a notebook's inline figures alone. `pat
 binary file object (e.g. io.BytesIO, to embed the PNG in a page). Data go in as Python lists (or
 tensor.tolist()): matplotlib takes them, and no NumPy is needed here.
 """
+import os
+
 import torch
 from matplotlib.figure import Figure
 
 from .losses import loss_label
 from .transforms import Normalize
+
+
+def check_figure_name(path, flag="--figure"):
+    """DataError unless `path` ends in an image format matplotlib writes (.png, .pdf, .svg, ...): without one,
+    matplotlib would write another file than the one named (cases -> cases.png)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .errors import DataError
+
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()  # {"png": "Portable Network Graphics", ...}
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if extension not in formats:
+        found = f"ends in .{extension}, which matplotlib cannot write" if extension else "has no file extension"
+        raise DataError(f"{flag} {path} {found}: name the file with one of .png, .pdf, .svg, .jpg (e.g. "
+                        f"{os.path.splitext(path)[0]}.png)")
 
 
 def plot_history(history, path, loss="bce_jaccard"):

@@ -4,30 +4,46 @@ predict never writes two results to one name and never replaces a segmentation i
 unless asked (overwrite=True): the output folder may hold a user's ground truth.
 """
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from .data import IMAGE_EXTENSIONS, read_image
 from .device import Runtime
-from .errors import DataError, SettingError, one_line
-from .inference import (MASK_SUFFIX, OVERLAY_SUFFIX, Inference, mask_to_image, overlay_image, prepare_for_inference,
-                        shown_at)
+from .errors import DataError, SettingError, one_line, out_of_memory
+from .inference import MASK_SUFFIX, OVERLAY_SUFFIX, Inference, prepare_for_inference
+from .pictures import mask_to_image, overlay_image, shown_at
 
 
 def input_images(source):
-    """The image files predict reads from `source`: the file itself, or a folder's .jpg, .jpeg and .png files
-    (sorted) that are not segmentations or overlays it wrote; DataError when there are none."""
+    """(paths, passed over) of what predict reads from `source`: the file itself, or a folder's .jpg, .jpeg
+    and .png files (sorted), and (path, reason) for each other file of the folder: an image named like the
+    segmentation or overlay predict writes (<stem>_Segmentation.png, <stem>_overlay.png) whose <stem> image is
+    not there (beside its image, it is predict's own result and passed over without a word). Files of other
+    kinds are not inputs. DataError when there is no image to read."""
+    passed_over = []
     if os.path.isdir(source):
-        paths = sorted(os.path.join(source, f) for f in os.listdir(source)
-                       if f.lower().endswith(IMAGE_EXTENSIONS) and not f.endswith((MASK_SUFFIX, OVERLAY_SUFFIX)))
+        paths, names = [], sorted(os.listdir(source))
+        stems = {os.path.splitext(name)[0] for name in names if name.lower().endswith(IMAGE_EXTENSIONS)}
+        for name in names:
+            path = os.path.join(source, name)
+            if name.endswith((MASK_SUFFIX, OVERLAY_SUFFIX)) and name.rsplit("_", 1)[0] in stems:
+                continue  # predict's own result, beside the image it segmented
+            if name.endswith((MASK_SUFFIX, OVERLAY_SUFFIX)):
+                passed_over.append((path, f"{path}: named like a file predict writes (*{MASK_SUFFIX}, "
+                                          f"*{OVERLAY_SUFFIX}), so not read as an input; rename it to segment it"))
+            elif name.lower().endswith(IMAGE_EXTENSIONS):  # other files (notes, sub-folders) are not inputs
+                paths.append(path)
     elif os.path.isfile(source):
         paths = [source]
     else:
         raise DataError(f"--input {source}: no such file or folder")
     if not paths:
-        raise DataError(f"--input {source} holds no .jpg, .jpeg or .png image")
-    return paths
+        raise DataError(f"--input {source} holds no .jpg, .jpeg or .png image" + (
+            f" to segment ({len(passed_over)} other file(s): {passed_over[0][1]})" if passed_over else ""))
+    return paths, passed_over
 
 
 def output_names(paths, overlay):
@@ -70,8 +86,9 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
     inference: the working size, normalisation, flips, threshold and post-processing (default Inference(): the
     recipe's; usually Inference.of_checkpoint). runtime: device, precision, images per forward pass, and
     compile (a compiled copy of the model, see prepare_for_inference: worth its start-up cost for hundreds of
-    images). output: overlays, overwriting, pictures (see Output). An unreadable image is skipped.
-    Returns a dict: "written" (a count), "skipped" (a (path, reason) per unreadable image), "rows" (per image
+    images). output: overlays, overwriting, pictures (see Output). An unreadable image is skipped, and so is
+    one that does not fit in memory. Returns a dict: "written" (a count), "skipped" (a (path, reason) per
+    unreadable image), "too_large" (likewise, per image that did not fit in memory), "rows" (per image
     written: its "id" (the stem), "path" and "predicted_area", the fraction of its pixels predicted lesion),
     and with output.pictures "pictures" ({id: (image (3, S, S) uint8, None, mask (S, S) bool)}).
     """
@@ -82,20 +99,20 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
     device, amp_dtype = runtime.choose()
     model = prepare_for_inference(model, device, runtime.compile)
     os.makedirs(out_dir, exist_ok=True)
-    result = dict(written=0, skipped=[], rows=[], **({"pictures": {}} if output.pictures else {}))
+    result = dict(written=0, skipped=[], too_large=[], rows=[], **({"pictures": {}} if output.pictures else {}))
     batch = max(1, min(runtime.batch_size, len(paths)))
     for start in range(0, len(paths), batch):
-        images, kept = [], []  # each (3, H, W) uint8, at its own size
+        loaded = []  # (path, image (3, H, W) uint8 at its own size, (3, S, S) uint8, (3, S, S) float)
         for path in paths[start:start + batch]:
             try:
-                images.append(read_image(path))  # (3, H, W) uint8, as viewers show it
+                loaded.append((path, *load(path, inference)))
             except DataError as err:
                 result["skipped"].append((path, str(err)))
-                continue
-            kept.append(path)
-        if not images:
+            except (MemoryError, RuntimeError) as err:
+                result["too_large"].append((path, too_large(err, path)))
+        if not loaded:
             continue
-        small, x = (torch.stack(t) for t in zip(*map(inference.prepare, images)))  # (B, 3, S, S) uint8, float
+        x = torch.stack([item[3] for item in loaded])  # (B, 3, S, S)
         if runtime.compile:  # a compiled model compiles once per shape: pad a short batch by repeating its first
             x = torch.cat([x, x[:1].expand(batch - len(x), -1, -1, -1)])  # (batch, 3, S, S)
         try:
@@ -103,15 +120,37 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
         except torch._dynamo.exc.BackendCompilerFailed as err:  # no C++ compiler, for example
             raise SettingError(f"torch.compile failed ({one_line(str(err).splitlines()[0])}); predict without "
                                f"compiling") from None
-        for image, path, prob, shown in zip(images, kept, probs, small):  # prob: (1, S, S)
-            mask = inference.masks(prob[None], image.shape[1:])[0]  # (1, H, W) bool, at the image's own size
-            files = [os.path.join(out_dir, name) for name in names[path]]
-            mask_to_image(mask[0].cpu()).save(files[0])
-            if output.overlay:
-                overlay_image(image, mask[0].cpu()).save(files[1])
+        for (path, image, shown, _), prob in zip(loaded, probs):  # prob: (1, S, S)
+            try:
+                mask = inference.masks(prob[None], image.shape[1:])[0]  # (1, H, W) bool, at the image's own size
+                files = [os.path.join(out_dir, name) for name in names[path]]
+                mask_to_image(mask[0].cpu()).save(files[0])
+                if output.overlay:
+                    overlay_image(image, mask[0].cpu()).save(files[1])
+            except (MemoryError, RuntimeError) as err:
+                result["too_large"].append((path, too_large(err, path, image.shape[1:])))
+                continue
             stem = os.path.splitext(os.path.basename(path))[0]
             result["rows"].append(dict(id=stem, path=path, predicted_area=mask.float().mean().item()))
             if output.pictures:
                 result["pictures"][stem] = (shown, None, shown_at(mask, shown.shape[1:]).cpu())
             result["written"] += 1
     return result
+
+
+def load(path, inference):
+    """An image file as (image (3, H, W) uint8 at its own size, (3, S, S) uint8 at the working size, the
+    model's input (3, S, S) float); DataError when it cannot be read."""
+    with warnings.catch_warnings():  # a very large image is segmented, or skipped if it does not fit in memory
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = read_image(path)  # (3, H, W) uint8, as viewers show it
+    return (image, *inference.prepare(image))
+
+
+def too_large(err, path, size=None):
+    """The reason an image is skipped when `err` is running out of memory on it; any other error is raised."""
+    if not out_of_memory(err):
+        raise err
+    pixels = f"its {size[1]}x{size[0]} pixels" if size is not None else "it"
+    return (f"{path}: {pixels} did not fit in memory: shrink it (e.g. to 2000 pixels on its longest side) and "
+            f"segment it again")

@@ -13,12 +13,14 @@ import html
 import io
 import os
 import pathlib
+import tempfile
 
 import torch
 
 from . import plots
+from .errors import DataError
 from .evaluation import THRESHOLDS
-from .inference import tint
+from .pictures import COLOURS, overlay
 from .metrics import METRIC_NAMES, METRICS, THRESHOLD_JACCARD
 from .transforms import tensor_to_pil
 
@@ -35,10 +37,7 @@ FLAGS = {
 }
 SCORES = tuple(name for name in METRIC_NAMES if name != "threshold_jaccard")  # per image (it follows from jaccard)
 COLUMNS = ("id", *SCORES, "lesion_area", "predicted_area", "flags")  # per_image.csv, as minunet 0.1.0 wrote it
-COLOURS = {  # overlay tints, RGB
-    "lesion found": (40, 190, 40), "lesion missed": (40, 90, 255), "false alarm": (255, 40, 40),
-    "predicted lesion": (255, 200, 0),
-}
+REPORT_FILES = ("per_image.csv", "report.html")  # what --report DIR writes into DIR
 WORST, BEST = 8, 4
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em;
@@ -80,25 +79,6 @@ def rows_of(result):
     return [dict(row, flags=image_flags(row["predicted_area"], row["lesion_area"], row["jaccard"])) for row in rows]
 
 
-def overlay(image, truth, prediction, alpha=0.5):
-    """The image (3, h, w) uint8 with the prediction tinted over it, as (3, h, w) uint8.
-
-    With a truth mask: lesion found green, lesion missed blue, false alarm red (COLOURS); without: the
-    predicted lesion yellow. truth, prediction: (h, w) bool (or anything reshaping to it, in {0, 1}).
-    """
-    h, w = image.shape[1:]
-    pred = prediction.reshape(h, w).bool()  # (h, w)
-    if truth is None:
-        parts = {"predicted lesion": pred}
-    else:
-        true = truth.reshape(h, w).bool()  # (h, w)
-        parts = {"lesion found": true & pred, "lesion missed": true & ~pred, "false alarm": ~true & pred}
-    out = image  # (3, h, w) uint8; the parts do not overlap, so each pixel is tinted once at most
-    for name, mask in parts.items():
-        out = tint(out, mask, COLOURS[name], alpha)
-    return out
-
-
 def _png_uri(write_png):
     """The data:image/png;base64 URI, for an <img> src, of the PNG that write_png(file) writes."""
     buf = io.BytesIO()
@@ -130,7 +110,7 @@ def _number(value, percent=False):
     return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
 
 
-def write_report(out_dir, run, rows, cases, scores=None):
+def write_report(out_dir, run, rows, cases, scores=None, skipped=()):
     """Write out_dir/per_image.csv and out_dir/report.html (making out_dir); return the HTML's path.
 
     run: ordered dict of label -> value shown at the top (run_summary: checkpoint, model, threshold, ...).
@@ -138,17 +118,22 @@ def write_report(out_dir, run, rows, cases, scores=None):
     (score columns absent or None are written empty); flags is a list of FLAGS names, written ";"-joined.
     cases: id -> (image (3, h, w) uint8, truth (h, w) bool or None, prediction (h, w) bool), the images that
     may be drawn, at a small size. scores: evaluate()'s result (its means and threshold sweep), or None for
-    predictions.
+    predictions. skipped: one line per image (or image and mask) left out, and why; listed on the page.
     Each file is written to a .tmp beside it, then renamed over the old one: a report is never half-written.
     An unwritable out_dir raises OSError.
     """
     scored = scores is not None
     body = _scored_page(run, rows, cases, scores) if scored else _prediction_page(run, rows, cases)
+    if skipped:
+        items = "".join(f"<li>{_esc(line)}</li>" for line in skipped)
+        body += (f"\n<h2>Skipped: {len(skipped)}</h2>\n<p class=\"how\">Left out of this report, each with the "
+                 f"reason:</p>\n<ul>{items}</ul>")
     title = "Evaluation report" if scored else "Prediction report"
     page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
             f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n")
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    check_report_folder(out_dir)
     _write_atomic(out / "per_image.csv", _csv_text(rows))
     _write_atomic(out / "report.html", page)
     return out / "report.html"
@@ -167,14 +152,24 @@ def _csv_text(rows):
 
 
 def _write_atomic(path, text):
-    """Write text to path through path.tmp and os.replace; the .tmp is removed if that fails."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write text to path through a new temporary file beside it and os.replace; it is removed if that fails."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_report_folder(folder, flag="--report"):
+    """DataError when a file the report writes in `folder` (REPORT_FILES) is a folder: checked before any work,
+    so that no file is replaced when another cannot be."""
+    for name in REPORT_FILES:
+        if os.path.isdir(os.path.join(folder, name)):
+            raise DataError(f"{flag} {folder}: {os.path.join(folder, name)} is a folder: move it away, or pass "
+                            f"another {flag}")
 
 
 def _run_table(run):

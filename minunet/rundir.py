@@ -6,7 +6,10 @@
     curves.png   the loss and validation curves (minunet.plots.plot_history)
 """
 import csv
+import hashlib
 import os
+import shutil
+from dataclasses import asdict
 
 import torch
 
@@ -16,7 +19,8 @@ from .paths import must_be_a_folder, read_only
 from .recipe import Recipe
 
 RUN_FILES = ("best.pt", "last.pt", "history.csv", "curves.png")
-DATA_FLAGS = ("data", "data_root", "limit", "precision")  # what minunet train records besides the recipe
+DATA_DEFAULTS = dict(data="synthetic", data_root=None, limit=None, precision="auto")  # train's other flags
+DATA_FLAGS = tuple(DATA_DEFAULTS)  # what minunet train records of a run besides its recipe
 RESUME_KEYS = ("size", "mean", "std", "run", "epoch", "history", "best_dice", "optimizer", "scheduler", "scaler",
                "rng_state")
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jaccard", "train_seconds",
@@ -26,11 +30,15 @@ HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jac
 def write_history(history, path):
     """One CSV row per epoch, HISTORY_COLUMNS first; written atomically like the checkpoints."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def write_curves(out_dir, history, loss):
@@ -38,8 +46,16 @@ def write_curves(out_dir, history, loss):
     (its name in minunet.losses.LOSSES)."""
     from .plots import plot_history  # matplotlib is only needed once a run writes files
 
-    write_history(history, os.path.join(out_dir, "history.csv"))
-    plot_history(history, os.path.join(out_dir, "curves.png"), loss)
+    os.makedirs(out_dir, exist_ok=True)
+    for name, write in (("history.csv", write_history), ("curves.png", lambda h, path: plot_history(h, path, loss))):
+        path = os.path.join(out_dir, name)
+        try:
+            write(history, path)
+        except OSError as err:  # a full disk, no permission, ...
+            last = os.path.join(out_dir, "last.pt")
+            raise TrainingError(f"cannot write {path} ({err.strerror or err}); {last} of epoch "
+                                f"{history[-1]['epoch']} is intact: make room, then resume with --resume {last}") \
+                from None
 
 
 def save_epoch(out_dir, model, best, info, history, optimizer, scheduler, scaler, ema=None):
@@ -79,8 +95,9 @@ def new_run(out, overwrite=False):
 
 def resumed_run(path, out=None, given=None, overwrite=False):
     """(recipe, run dict, last.pt dict, model, out folder) of the run that the last.pt at `path` continues,
-    into `out` (default: the folder of `path`). given: the recipe flags the user passed, which must agree with
-    the run's. TrainingError (or CheckpointError) where it cannot be resumed."""
+    into `out` (default: the folder of `path`). given: the flags the user passed (recipe and DATA_FLAGS); each
+    must agree with the run, except --data-root, which replaces the run's (the data moved). TrainingError (or
+    CheckpointError) where it cannot be resumed; nothing is written."""
     state, model = open_checkpoint(path, RESUME_KEYS, "cannot be resumed",
                                    "pass a last.pt (best.pt keeps no optimizer state)")
     missing = [flag for flag in DATA_FLAGS if flag not in state["run"]]
@@ -88,11 +105,8 @@ def resumed_run(path, out=None, given=None, overwrite=False):
         raise TrainingError(f"{path} cannot be resumed by minunet train: it was written by fit() and does not say "
                             f"its {', '.join(missing)}; resume it with fit(..., resume=) in Python")
     recipe = Recipe.of_run(state["run"])  # older runs lack the newer fields: they ran what they `was`
-    epochs = (given or {}).get("epochs")
-    if epochs is not None and epochs != recipe.epochs:
-        raise TrainingError(f"--resume continues a run of {recipe.epochs} epochs as it was started (its learning "
-                            f"rate schedule depends on them): leave out --epochs, or start a new run with "
-                            f"--epochs {epochs}")
+    refuse_contradictions(path, dict(asdict(recipe), **state["run"]), given or {})
+    run = dict(state["run"], **{k: v for k, v in (given or {}).items() if k == "data_root"})
     out = out or os.path.dirname(os.path.abspath(path))
     must_be_a_folder(out, "--out")
     if not overwrite:
@@ -101,4 +115,48 @@ def resumed_run(path, out=None, given=None, overwrite=False):
     if locked:
         raise TrainingError(f"{os.path.join(out, locked[0])} is read-only: resuming would replace it; make "
                             f"it writable (chmod u+w) or copy the run to another --out")
-    return recipe, state["run"], state, model, out
+    return recipe, run, state, model, out
+
+
+def refuse_contradictions(path, stored, given):
+    """TrainingError naming each flag in `given` whose value is not the run's (`stored`); --data-root may differ."""
+    def same(a, b):
+        return (list(a) if isinstance(a, (list, tuple)) else a) == (list(b) if isinstance(b, (list, tuple)) else b)
+    clash = {k: v for k, v in given.items() if k != "data_root" and not same(v, stored.get(k))}
+    if set(clash) == {"epochs"}:
+        raise TrainingError(f"--resume continues a run of {stored['epochs']} epochs as it was started (its learning "
+                            f"rate schedule depends on them): leave out --epochs, or start a new run with "
+                            f"--epochs {clash['epochs']}")
+    if clash:
+        def flag(name, value):  # as typed: --lr 0.5, --scale-shift, --no-tta
+            name = name.replace("_", "-")
+            return f"--{name}" if value is True else f"--no-{name}" if value is False else f"--{name} {value}"
+        def was(value):
+            return {None: "none", True: "on", False: "off"}[value] if value is None or isinstance(value, bool) \
+                else value
+        flags = ", ".join(f"{flag(k, v)} (the run's: {was(stored.get(k))})" for k, v in clash.items())
+        raise TrainingError(f"--resume continues {path} as it was started, and {flags} "
+                            f"{'contradicts' if len(clash) == 1 else 'contradict'} it: leave "
+                            f"{'it' if len(clash) == 1 else 'them'} out, or start a new run in another --out")
+
+
+def data_fingerprint(*datasets):
+    """A short hash of the image ids of `datasets`: the same images under another --data-root give the same."""
+    ids = "\n".join(image_id for dataset in datasets for image_id in dataset.ids)
+    return hashlib.sha256(ids.encode()).hexdigest()[:16]
+
+
+def save_checkpoint_copy(source, target):
+    """Copy the file `source` to `target` through a .tmp beside it (never half-written), making its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    shutil.copyfile(source, target + ".tmp")
+    os.replace(target + ".tmp", target)
+
+
+def carry_best(resumed_from, out):
+    """Copy best.pt from the folder of the last.pt being resumed into a new --out that has none, so that the new
+    folder holds the best epoch so far (the resumed epochs replace it only when they beat it)."""
+    source = os.path.join(os.path.dirname(os.path.abspath(resumed_from)), "best.pt")
+    target = os.path.join(out, "best.pt")
+    if os.path.exists(source) and not os.path.exists(target):
+        save_checkpoint_copy(source, target)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from . import distributed
 from .device import Runtime, default_workers
 from .ema import EMA
-from .errors import SettingError, TrainingError
+from .errors import CheckpointError, SettingError, TrainingError
 from .evaluation import THRESHOLDS, best_threshold, evaluate
 from .inference import Inference
 from .losses import LOSSES
@@ -139,14 +139,19 @@ def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resu
         history.append(row)
         is_best, best_dice = row["val_dice"] > best_dice, max(best_dice, row["val_dice"])
         threshold = best_threshold(row["dice_by_threshold"]) if recipe.tune_threshold else Inference.threshold
-        if rank == 0 and out_dir is not None:
-            save_epoch(out_dir, model, scored if is_best else None,
-                       dict(info, epoch=epoch, best_dice=best_dice, threshold=threshold),
-                       history, optimizer, scheduler, scaler, ema)
-        if rank == 0:
-            log(f"epoch {epoch}/{recipe.epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+        line = (f"epoch {epoch}/{recipe.epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
                 f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "
                 f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))
+        if rank == 0 and out_dir is not None:
+            try:
+                save_epoch(out_dir, model, scored if is_best else None,
+                           dict(info, epoch=epoch, best_dice=best_dice, threshold=threshold),
+                           history, optimizer, scheduler, scaler, ema)
+            except (TrainingError, CheckpointError):  # a full disk, say: the epoch trained, its files failed
+                log(line)
+                raise
+        if rank == 0:  # after its files: a printed epoch is on disk
+            log(line)
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())  # the averaged weights are the result
     return history

@@ -18,7 +18,8 @@ from PIL import Image
 from minunet import report
 from minunet.evaluation import THRESHOLDS
 from minunet.metrics import THRESHOLD_JACCARD, isic_metrics
-from minunet.report import COLUMNS, FLAGS, image_flags, overlay, write_report
+from minunet.pictures import COLOURS, overlay
+from minunet.report import COLUMNS, FLAGS, image_flags, write_report
 
 SIZE = 32
 SCORES = ("dice", "jaccard", "accuracy", "sensitivity", "specificity")
@@ -138,7 +139,7 @@ def test_overlay_tints_each_pixel_by_what_the_model_got_right():
             for picture, key in ((out, name.get((t, p))), (alone, "predicted lesion" if p else None)):
                 pixel = image[:, y, x].tolist()
                 if key:
-                    pixel = [round(0.5 * a + 0.5 * b) for a, b in zip(pixel, report.COLOURS[key])]
+                    pixel = [round(0.5 * a + 0.5 * b) for a, b in zip(pixel, COLOURS[key])]
                 assert picture[:, y, x].tolist() == pixel, (y, x, key)
 
 
