@@ -65,7 +65,8 @@ def check_answers(stem, namespace):
 
 
 # each answered tutorial, and the mode its answers are checked in (--quick where they do not depend on it)
-CHECKED = [("06_train_unet", ("--quick",)), ("06b_training_curves", ("--quick",))]
+CHECKED = [("06_train_unet", ("--quick",)), ("06b_training_curves", ("--quick",)), ("07_train_resunet34", ("--quick",)),
+           ("08_evaluate_and_predict", ("--quick",)), ("09_your_own_data", ("--quick",))]
 
 
 @pytest.mark.slow  # each runs a whole tutorial: seconds to a minute on two cores
@@ -78,8 +79,8 @@ def test_answers(stem, flags, tmp_path, monkeypatch):
         torch.set_num_threads(threads)
 
 
-# the tutorials whose exercises have answers; 07 to 09 join when they are rewritten (issue 24)
-ANSWERED = ("06", "06b")
+# the tutorials whose exercises have answers
+ANSWERED = ("06", "06b", "07", "08", "09")
 
 
 @pytest.mark.parametrize("number", ANSWERED)

@@ -93,14 +93,22 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
         assert "- learning rate 10: " in output and "- 4 images: " in output, output[-2000:]
         dices = best_dices(output, r"64 images, augmented .*val Dice best (\d\.\d+)")
         assert len(dices) == 1 and dices[0] >= 0.75, output[-2000:]
-    if script.name.startswith("07_"):  # several seeds per model, and a conclusion drawn from their spread
+    if script.name.startswith("07_"):  # several seeds per model, a conclusion drawn from their spread; pretraining
         assert "resunet34 seed 1" in output and "over 2 seed(s)" in output, output[-2000:]
+        assert "size classifier: " in output and "resunet34_sizes seed 0" in output, output[-2000:]
+        assert "after the first epoch: " in output and "at the best epoch: " in output, output[-2000:]
+        dices = best_dices(output)  # every run trained here: unet seed 1, resunet34 seeds 0 and 1, resunet34_sizes
+        assert len(dices) == 4 and min(dices) >= 0.75, output[-3000:]
     if script.name.startswith("08_"):  # the end of the path: a checkpoint scored, reported, files segmented
         assert "jaccard" in output and "_Segmentation.png: 300x225 mode L" in output, output[-2000:]
         assert (out_dir / "08_report" / "report.html").is_file() and "Flagged images" in output, output[-2000:]
+        dices = best_dices(output)  # the checkpoints it scores, of 06 and 07: each one learnt
+        assert len(dices) == 5 and min(dices) >= 0.75, output[-3000:]
     if script.name.startswith("09_"):  # a folder checked (the 0/1 note), trained on and segmented
         assert "hold 0 and 1, not 0 and 255" in output and "the masks are equal: True" in output, output[-2000:]
         assert len(list((out_dir / "09_predicted_masks").glob("*_Segmentation.png"))) == 3
+        dices = best_dices(output)  # minunet train's own line
+        assert len(dices) == 1 and dices[0] >= 0.75, output[-2000:]
 
 
 @pytest.mark.slow

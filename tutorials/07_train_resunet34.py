@@ -1,25 +1,23 @@
 # %% [markdown]
-# # 07 · The ResNet-34 U-Net, and what a comparison can conclude
+# # 07 · The ResNet-34 U-Net, what a comparison can conclude, and what pretraining buys
 #
-# `minunet.ResNet34UNet` puts the ResNet-34 encoder of tutorial 04 under a U-Net decoder: five up-sampling
-# blocks that fuse, at each scale, the encoder's feature map of that size. This tutorial **prints** a
-# tensor's shape through the decoder, then trains it and the U-Net of tutorial 06 with the same recipe,
-# each with several seeds, and **prints** what the comparison can and cannot conclude: every run's
-# validation Dice, each model's mean and spread over the seeds, and how much of the validation score is
-# optimism (the best epoch was chosen on those same images). It **draws** the validation Dice curves of
-# every run and the spread over seeds (`out/07_compare_dice.png`), and the two models' predictions on the
-# same validation images (`out/07_compare_predictions.png`). It reuses tutorial 06's run as the U-Net's
-# seed 0 when there is one (same data and mode), and keeps its own runs in `out/07_*` for tutorial 08.
+# `minunet.ResNet34UNet` puts the ResNet-34 encoder of tutorial 04 under a U-Net decoder. This tutorial
+# **prints** a tensor's shape through the decoder, then
 #
-# **How long it takes.** `--quick`: see the table in tutorials/README.md (2 seeds, 2 epochs on 16 images
-# at 64 px: a smoke run, whose Dice means nothing). Without it: 3 seeds x 2 models, each run as long as
-# tutorial 06's (10 epochs on synthetic lesions, 20 on ISIC); bench/RESULTS.md gives both models' measured
-# training speeds and times, on a 2-core CPU and on a GPU. `--seeds N` changes the number of seeds.
+# - trains it and tutorial 06's U-Net with the same recipe and several seeds, and **prints** each run's
+#   validation Dice, each model's mean and spread, the optimism of the score, and what the comparison can
+#   conclude (a sentence chosen by the code from the numbers);
+# - *pretrains* the encoder offline on a task the library makes itself (sorting lesions into three sizes),
+#   saves it as torchvision saves its ImageNet weights, fine-tunes the U-Net from it with the same seeds, and
+#   **prints** the paired comparison with the random encoder, whatever it shows; and how ImageNet's file loads;
+# - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`). Its runs stay in
+#   `out/07_*` for tutorial 08; the U-Net's seed 0 is tutorial 06's run.
 #
-# The encoder starts from random weights (`--encoder-weights none`, the default). `--encoder-weights
-# imagenet` (downloaded once by torchvision) or `--encoder-weights FILE` (a saved resnet34-b627a593.pth)
-# start it from ImageNet weights instead. No run behind these tutorials used them (this project's
-# machines cannot download them), so nothing below says what they do.
+# **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, 2 seeds, the pretrained
+# encoder paired with the first seed only; a ResNet-34 U-Net epoch costs several U-Net epochs (it prints
+# both): the slowest quick run of the series. Without it: 3 seeds x 3 models of 06's length; bench/RESULTS.md
+# has the models' speeds. `--seeds N`, `--epochs N`, `--encoder-weights FILE`. Answers to the exercises:
+# `tutorials/answers/07_train_resunet34.md`.
 
 # %%
 import argparse
@@ -28,39 +26,45 @@ import os
 import sys
 import time
 
+import matplotlib
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
-from minunet import ResNet34UNet, UNet
+from minunet import ResNet34Encoder, ResNet34UNet, UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
-from minunet.data import make_dataset
-from minunet.device import Runtime
+from minunet.data import LesionDataset, make_dataset
 from minunet.evaluation import evaluate
 from minunet.recipe import Recipe
+from minunet.resnet import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL
+from minunet.synthetic import synthetic_lesion
 from minunet.train import fit
 
+matplotlib.use("Agg")  # write files; no window
+import matplotlib.pyplot as plt  # noqa: E402
+
 parser = argparse.ArgumentParser(description="Tutorial 07: the ResNet-34 U-Net, compared with the U-Net")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
-parser.add_argument("--quick", action="store_true", help="few images, 2 epochs, 2 seeds: a smoke run")
-parser.add_argument("--epochs", type=int, help="epochs (default 10 on synthetic lesions, 20 on ISIC, 2 with --quick)")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
+                    "$MINUNET_DATA_ROOT, else synthetic lesions)")
+parser.add_argument("--quick", action="store_true", help="06's quick recipe, 2 seeds: a smoke run")
+parser.add_argument("--epochs", type=int, help="epochs (default 10 on synthetic lesions, 20 on ISIC, 3 with --quick)")
 parser.add_argument("--seeds", type=int, help="seeds per model (default 3, 2 with --quick)")
-parser.add_argument("--encoder-weights", default="none", metavar="{none,imagenet,FILE}",
-                    help="the encoder's start: random (default), torchvision's ImageNet weights, or a state dict file")
+parser.add_argument("--encoder-weights", default="sizes", metavar="{sizes,imagenet,FILE}",
+                    help="the pretrained encoder: this tutorial's size classifier (default), or torchvision's "
+                    "ImageNet weights (downloaded, or a saved resnet34-b627a593.pth)")
 parser.add_argument("--out", metavar="DIR", help="where figures and runs go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
-SIZE = 64 if args.quick else 128  # as tutorial 06
-LIMIT = 16 if args.quick else None  # at most this many images per split, as tutorial 06
-EPOCHS = args.epochs or (2 if args.quick else 20 if DATA == "isic2016" else 10)
-BASE = 8 if args.quick else 32  # the U-Net's width, as tutorial 06
-BATCH = 8 if args.quick else 16
+SIZE, BATCH, LIMIT = (32, 32, 200) if args.quick else (128, 16, None)  # as tutorial 06
+EPOCHS = args.epochs or (3 if args.quick else 20 if DATA == "isic2016" else 10)
 SEEDS = list(range(args.seeds or (2 if args.quick else 3)))
+PAIRED_SEEDS = SEEDS[:1] if args.quick else SEEDS  # the seeds the pretrained encoder is fine-tuned with
 MODE = f"{DATA}" + ("_quick" if args.quick else "")
-ENCODER = None if args.encoder_weights == "none" else args.encoder_weights
-RES_NAME = "resunet34" if ENCODER is None else "resunet34_pretrained"
+PRETRAINED = "resunet34_" + ("sizes" if args.encoder_weights == "sizes" else "imagenet")
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
     torch.set_num_threads(1)
 
@@ -77,67 +81,41 @@ def n_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def shape(t):
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
-
-
-def new_model(name):
-    """A freshly initialised model (seed it first): "unet" or RES_NAME."""
-    if name == "unet":
-        return UNet(base_channels=BASE)
-    try:
-        return ResNet34UNet(encoder_weights=ENCODER)
-    except (RuntimeError, OSError, ValueError) as err:  # offline "imagenet", a missing or wrong file
-        sys.exit(f"cannot load the encoder weights: {err}")
-
-
 # %% [markdown]
 # ## The model, and its decoder
 #
-# The encoder gives five maps, at 1/2 to 1/32 of the input (tutorial 04). Each `DecoderBlock` doubles the
-# height and width of what comes up (nearest-neighbour up-sampling, to exactly the skip's size, so odd
-# sizes line up), concatenates the encoder's map of that size, and mixes the two with two
-# 3x3 conv-BatchNorm-ReLU layers. The last block reaches the full size with no skip, and a 3x3
-# convolution (`head`) gives one logit per pixel. The decoder's widths (256, 128, 64, 32, 16) are those
-# of segmentation_models_pytorch's `Unet("resnet34")`, a common baseline.
+# The encoder gives five maps, at 1/2 to 1/32 of the input (tutorial 04). Each `DecoderBlock` doubles what
+# comes up (nearest-neighbour, to the skip's exact size), concatenates the encoder's map of that size and
+# mixes them with two 3x3 conv-BatchNorm-ReLU layers; the last reaches full size with no skip, and `head`
+# gives one logit per pixel. The widths (256 ... 16) are segmentation_models_pytorch's `Unet("resnet34")`'s.
 
 # %%
 torch.manual_seed(0)
-model = new_model(RES_NAME)
-print(f"ResNet34UNet (encoder: {args.encoder_weights}): {n_params(model):,d} parameters, "
-      f"{n_params(model.encoder):,d} of them in the encoder")
-
-x = torch.randn(1, 3, SIZE, SIZE)
+model = ResNet34UNet().eval()
+print(f"ResNet34UNet: {n_params(model):,d} parameters, {n_params(model.encoder):,d} of them in the encoder")
+x = torch.randn(1, 3, 128, 128)
 with torch.no_grad():
-    model.eval()
-    f1, f2, f3, f4, f5 = model.encoder(x)
-    print(f"input {shape(x)}; encoder bottom f5 {shape(f5)}")
-    d = model.decoder[0](f5, f4.shape[2:], f4)
-    print(f"decoder[0]: f5 up to {tuple(f4.shape[2:])}, + f4 {shape(f4)} -> {shape(d)}")
-    d = model.decoder[1](d, f3.shape[2:], f3)
-    print(f"decoder[1]: up, + f3 {shape(f3)} -> {shape(d)}")
-    d = model.decoder[2](d, f2.shape[2:], f2)
-    print(f"decoder[2]: up, + f2 {shape(f2)} -> {shape(d)}")
-    d = model.decoder[3](d, f1.shape[2:], f1)
-    print(f"decoder[3]: up, + f1 {shape(f1)} -> {shape(d)}")
-    d = model.decoder[4](d, x.shape[2:])
-    print(f"decoder[4]: up to the input's size, no skip -> {shape(d)}")
-    print(f"head: -> {shape(model.head(d))} logits")
+    features = model.encoder(x)  # [f1 ... f5], 1/2 to 1/32
+    d = features[-1]
+    print(f"input {tuple(x.shape)}; encoder bottom f5 {tuple(d.shape)}")
+    for k, skip in enumerate([*features[-2::-1], None]):  # f4, f3, f2, f1, then no skip at full size
+        size = x.shape[2:] if skip is None else skip.shape[2:]
+        d = model.decoder[k](d, size, skip)
+        joined = "no skip" if skip is None else f"+ f{4 - k} {tuple(skip.shape)}"
+        print(f"decoder[{k}]: up to {tuple(size)}, {joined} -> {tuple(d.shape)}")
+    print(f"head: -> {tuple(model.head(d).shape)} logits")
 
 # %% [markdown]
 # ## Training both, with several seeds
 #
-# Same data, same recipe as tutorial 06; only the model differs. But one run of each would not be a
-# comparison: the *seed* decides the initial weights, the order of the batches and every augmentation,
-# and two runs that differ only in their seed end with different scores. How different is what the
-# seeds measure: a difference between two models smaller than the spread of one model over seeds is
-# not evidence that either is better.
-#
-# Each run goes to `out/07_<model>_seed<s>_<data>/` (the U-Net's seed 0 is tutorial 06's run when its
-# folder holds a run of as many epochs); a run already there is read back, not repeated.
+# Same data, same recipe as tutorial 06; only the model differs (the encoder starts from random weights).
+# The *seed* decides the initial weights, the batch order and every augmentation, and runs that differ only
+# in their seed score differently: a difference between two models smaller than that spread is no
+# evidence. Each run goes to `out/07_<model>_seed<s>_<data>/` (the U-Net's seed 0: tutorial 06's run, if
+# of as many epochs); a run already there is read back, not repeated.
 
 # %%
-val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE, limit=LIMIT and LIMIT // 2)
+val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
 
 
 def read_history(path):
@@ -151,8 +129,9 @@ def run_dir(name, seed):
     return os.path.join(OUT, f"07_{name}_seed{seed}_{MODE}")
 
 
-def train_or_reuse(name, seed):
-    """The history of the run of model `name` with `seed`, trained now unless its folder holds it."""
+def train_or_reuse(name, seed, make_model):
+    """The history of the run of model `name` with `seed` (make_model() builds it), trained unless its
+    folder holds it already."""
     folder = run_dir(name, seed)
     done = os.path.join(folder, "history.csv")
     if os.path.exists(os.path.join(folder, "best.pt")) and os.path.exists(done) and len(read_history(done)) == EPOCHS:
@@ -161,151 +140,232 @@ def train_or_reuse(name, seed):
     train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=seed, limit=LIMIT)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    history = fit(new_model(name), train_set, val_set, folder, Recipe(epochs=EPOCHS, batch_size=BATCH, seed=seed),
+    history = fit(make_model(), train_set, val_set, folder, Recipe(epochs=EPOCHS, batch_size=BATCH, seed=seed),
                   show_progress=False, log=lambda line: None)
-    print(f"{name} seed {seed}: {EPOCHS} epoch(s) on {len(train_set)} images in {time.perf_counter() - start:.0f} s "
-          f"-> {os.path.relpath(folder)}")
+    print(f"{name} seed {seed}: {EPOCHS} epoch(s) on {len(train_set)} images in {time.perf_counter() - start:.0f} s, "
+          f"best validation Dice {max(r['val_dice'] for r in history):.4f}")
     return history
 
 
-histories = {(name, seed): train_or_reuse(name, seed) for name in ("unet", RES_NAME) for seed in SEEDS}
+histories = {}
+for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_channels)), ("resunet34", ResNet34UNet)):
+    for seed in SEEDS:
+        histories[name, seed] = train_or_reuse(name, seed, make_model)
 
 # %% [markdown]
 # ## What the validation score is, and is not
 #
-# `best.pt` is the epoch with the best validation Dice, so its validation Dice was *chosen* on these
-# images: the maximum of several noisy scores is higher, on average, than what the same weights will score
-# on new images. The validation split is not held out. Two numbers bound how much that matters here: the
-# last epoch's validation Dice (not chosen, but also not the weights kept), and tutorial 08, which scores
-# the same checkpoints on the test split that played no part in training or in choosing.
-#
-# The validation split is also small (50 synthetic images; 75 of ISIC 2016's at hand), so even a fixed
-# model's score has a sampling error: the standard error printed below is the standard deviation of the
-# per-image Dice divided by the square root of the number of images.
+# `best.pt` is the epoch with the best validation Dice, *chosen* on these images: the maximum of several
+# noisy scores is higher, on average, than what the same weights score on new images. The last epoch's
+# Dice (not chosen) and tutorial 08 (held-out images) bound that optimism. The validation split is small
+# (50 synthetic images; 75 of ISIC's), so even one fixed model's score has a sampling error: the standard
+# deviation of the per-image Dice over the square root of the number of images.
 
 # %%
 results = {}
-print(f"{'model':13s} {'seed':>4s} {'params':>11s} {'best epoch':>10s} {'val Dice, best epoch':>20s} "
-      f"{'(std. error)':>12s} {'val Dice, last epoch':>20s} {'train img/s':>11s}")
-for (name, seed), hist in histories.items():
-    net = model_from_checkpoint(load_checkpoint(os.path.join(run_dir(name, seed), "best.pt")))
-    scores = evaluate(net, val_set)
-    dice = scores["per_image"]["dice"]  # (N,)
-    sem = (dice.std() / len(dice) ** 0.5).item() if len(dice) > 1 else float("nan")
+
+
+def tabulate(name, seed):
+    """Record run (name, seed)'s validation Dice after its first, best and last epochs; print its row."""
+    hist = histories[name, seed]
     best = max(hist, key=lambda r: r["val_dice"])
-    results[name, seed] = dict(net=net, scores=scores, best=scores["dice"], last=hist[-1]["val_dice"], hist=hist)
-    print(f"{name:13s} {seed:4d} {n_params(net):11,d} {int(best['epoch']):10d} {scores['dice']:20.4f} "
-          f"{sem:12.4f} {hist[-1]['val_dice']:20.4f} "
-          f"{sum(r['train_images_per_s'] for r in hist) / len(hist):11.1f}")
+    results[name, seed] = dict(first=hist[0]["val_dice"], best=best["val_dice"], last=hist[-1]["val_dice"], hist=hist)
+    print(f"{name:18s} {seed:4d} {int(best['epoch']):10d} {best['val_dice']:20.4f} {hist[-1]['val_dice']:20.4f}")
+
+
+print(f"{'model':18s} {'seed':>4s} {'best epoch':>10s} {'val Dice, best epoch':>20s} {'val Dice, last epoch':>20s}")
+for name, seed in histories:
+    tabulate(name, seed)
+dice = evaluate(model_from_checkpoint(load_checkpoint(os.path.join(run_dir("unet", 0), "best.pt"))),
+                val_set)["per_image"]["dice"]  # (N,) the U-Net seed 0's Dice on each validation image
+print(f"the standard error of a mean Dice over these {len(dice)} images: about {(dice.std() / len(dice) ** 0.5):.4f} "
+      f"(from the U-Net seed 0's per-image Dice)")
 
 # %% [markdown]
 # ## Mean and spread over seeds
 #
-# For each model: the mean of its best-epoch validation Dice over the seeds, the lowest and highest, and
-# the mean optimism (best epoch minus last epoch). The sentence after the table is written by the code
-# from these numbers: it says only what they allow.
+# Each model's best-epoch validation Dice over the seeds (mean, lowest, highest) and its mean optimism (best
+# minus last epoch); the sentence after them is chosen by the code: it says only what the numbers allow.
 
 # %%
 summary = {}
-for name in ("unet", RES_NAME):
+for name in ("unet", "resunet34"):
     best_scores = [results[name, s]["best"] for s in SEEDS]
     optimism = [results[name, s]["best"] - results[name, s]["last"] for s in SEEDS]
     summary[name] = (sum(best_scores) / len(SEEDS), min(best_scores), max(best_scores))
-    print(f"{name:20s} best-epoch val Dice: mean {summary[name][0]:.4f}, range {summary[name][1]:.4f} to "
+    seconds = [r["train_seconds"] for s in SEEDS for r in results[name, s]["hist"]]
+    print(f"{name:10s} best-epoch val Dice: mean {summary[name][0]:.4f}, range {summary[name][1]:.4f} to "
           f"{summary[name][2]:.4f} over {len(SEEDS)} seed(s); best minus last epoch: mean "
-          f"{sum(optimism) / len(SEEDS):+.4f}")
-(mu_a, lo_a, hi_a), (mu_b, lo_b, hi_b) = summary["unet"], summary[RES_NAME]
+          f"{sum(optimism) / len(SEEDS):+.4f}; {sum(seconds) / len(seconds):.1f} s of training an epoch")
+(mu_a, lo_a, hi_a), (mu_b, lo_b, hi_b) = summary["unet"], summary["resunet34"]
 if len(SEEDS) < 2:
     print("One seed per model: no spread to compare a difference with; these runs cannot rank the models.")
 elif lo_a <= hi_b and lo_b <= hi_a:
     print(f"The ranges overlap: the difference of the means ({mu_b - mu_a:+.4f}) is within the spread "
           f"over seeds, so these runs cannot tell which model is better here.")
 else:
-    winner = RES_NAME if mu_b > mu_a else "unet"
+    winner = "resunet34" if mu_b > mu_a else "unet"
     print(f"The ranges do not overlap: {winner} scored higher with every seed, on these validation images "
           f"(whose best epochs were chosen on them; tutorial 08 scores held-out images). {len(SEEDS)} seeds "
           f"are few: more seeds, or cross-validation folds (bench/accuracy.py --folds), make it firmer.")
 
 # %% [markdown]
-# What this comparison does not say: anything about other data, other sizes or longer training; and
-# nothing about ImageNet weights unless `--encoder-weights` gave them. *An expectation, not a measurement
-# of this project:* an encoder pretrained on ImageNet already responds to edges and textures, which is why
-# pretrained encoders are the usual choice for small medical data sets, and they are expected to help most
-# when training images are few. Exercise 2 tests that expectation.
+# ## Pretraining the encoder
 #
-# bench/RESULTS.md reports both models trained on ISIC 2016 with one seed (20 epochs, 128 px) and the
-# epoch-to-epoch wobble of their validation Dice: a gap between them smaller than that wobble is noise.
+# An encoder pretrained on ImageNet already responds to edges, textures and shapes: that is why pretrained
+# encoders are the usual start on small medical data sets. Those weights cannot be downloaded here, so the
+# idea is shown on a task the library can make itself: sorting images by the size of their lesion (the
+# smallest, middle or largest third). A size is a cheap label (one number per image, where a mask labels
+# every pixel), so there can be more of them: fresh synthetic lesions (with `--data-root`, the ISIC training
+# images). To say which third, the encoder must find the lesion, as the U-Net needs it to.
+#
+# The classifier is torchvision's ResNet-34 shape: the encoder, the mean of its last map (512 numbers), one
+# linear layer `fc` to 3 classes, trained by tutorial 06's loop with cross-entropy. Its state dict has the
+# keys of torchvision's `resnet34()`, so it is saved as the ImageNet file is, and
+# `ResNet34UNet(encoder_weights=path)` loads it as it would that file (ignoring `fc`).
 
 # %%
-import matplotlib  # noqa: E402
+N_PRETRAIN, STEPS = (512, 16) if args.quick else (2000, 300)
 
-matplotlib.use("Agg")  # write files; no window
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
 
-from minunet.plots import to_display  # noqa: E402
+def sized_lesions(n, first_seed):
+    """n lesions and their sizes: (images (n, 3, S, S) normalised, areas (n,): the lesion's share of the image)."""
+    if DATA == "synthetic":  # fresh lesions, none of them in the splits
+        drawn = [synthetic_lesion(SIZE, torch.Generator().manual_seed(first_seed + i)) for i in range(n)]
+        pool = LesionDataset(torch.stack([im for im, _ in drawn]), torch.stack([m for _, m in drawn]),
+                             [str(i) for i in range(n)])
+    else:
+        pool = make_dataset(DATA, "train", root=args.data_root, size=SIZE, limit=n)
+    images = torch.stack([pool[i][0] for i in range(len(pool))])  # (n, 3, S, S)
+    areas = torch.stack([pool[i][1].mean() for i in range(len(pool))])  # (n,) lesion share of the image
+    return images, areas
 
-COLOURS = {"unet": "tab:blue", RES_NAME: "tab:orange"}
-fig, (ax, spread) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw=dict(width_ratios=[2, 1]))
+
+class SizeClassifier(nn.Module):
+    """A ResNet-34 with a 3-way linear head: the encoder, the mean of its last map, `fc`."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.fc = ResNet34Encoder(), nn.Linear(512, 3)
+
+    def forward(self, x):  # (B, 3, S, S)
+        return self.fc(self.encoder(x)[-1].mean(dim=(2, 3)))  # (B, 512, S/32, S/32) -> (B, 512) -> (B, 3)
+
+
+weights_file = args.encoder_weights
+if args.encoder_weights == "sizes":
+    start = time.perf_counter()
+    if DATA == "synthetic":
+        images, areas = sized_lesions(N_PRETRAIN, 9_000_000)
+        held_images, held_areas = sized_lesions(200, 9_900_000)  # to score the classifier on
+    else:  # the ISIC training images, the last 100 held out of the pretraining to score it on
+        images, areas = sized_lesions(None, 0)
+        images, areas, held_images, held_areas = images[:-100], areas[:-100], images[-100:], areas[-100:]
+    edges = areas.quantile(torch.tensor([1 / 3, 2 / 3]))  # the area between the thirds
+    labels = torch.bucketize(areas, edges)  # (n,) 0 small, 1 middle, 2 large
+    torch.manual_seed(0)
+    classifier = SizeClassifier()
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+    order = torch.Generator().manual_seed(0)
+    classifier.train()
+    for step in range(STEPS):  # tutorial 06's loop, on random batches of 32
+        batch = torch.randint(0, len(images), (32,), generator=order)
+        loss = F.cross_entropy(classifier(images[batch]), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        correct = (classifier.eval()(held_images).argmax(1) == torch.bucketize(held_areas, edges)).float().mean()
+    error = (1 / 3 * 2 / 3 / len(held_images)) ** 0.5  # the standard error of a chance score over these lesions
+    print(f"size classifier: {STEPS} steps on {len(images)} images in {time.perf_counter() - start:.0f} s; "
+          f"{correct:.0%} of {len(held_images)} other lesions sorted right (chance: 33 %): "
+          + ("above chance by more than two standard errors: it has learnt something of sizes" if correct > 1 / 3
+             + 2 * error else f"within two standard errors ({error:.0%}) of chance: it has not learnt to sort "
+             f"sizes yet"))
+    weights_file = os.path.join(OUT, f"07_resnet34_sizes_{MODE}.pth")
+    torch.save({**classifier.encoder.state_dict(), **{"fc." + k: v for k, v in classifier.fc.state_dict().items()}},
+               weights_file)  # the keys of torchvision's resnet34(): conv1.weight, ..., layer4.2.bn2.bias, fc.weight
+print(f"the pretrained encoder: {weights_file}")
+
+# %% [markdown]
+# ## Fine-tuning from it, paired by seed
+#
+# The pretrained run is the `resunet34` run of the same seed with one change, its encoder's start: the same
+# decoder initialisation, batches and augmentations, so a pair's difference is not blurred by the seed.
+# Two numbers per run: the validation Dice after the first epoch (the head start) and the best epoch's.
+
+# %%
+def pretrained_unet():
+    try:
+        return ResNet34UNet(encoder_weights=weights_file)
+    except (RuntimeError, OSError, ValueError) as err:  # offline "imagenet", a missing or wrong file
+        sys.exit(f"cannot load the encoder weights: {err}")
+
+
+for seed in PAIRED_SEEDS:
+    histories[PRETRAINED, seed] = train_or_reuse(PRETRAINED, seed, pretrained_unet)
+    tabulate(PRETRAINED, seed)
+print(f"\n{'seed':>4s} {'first epoch: random':>20s} {'pretrained':>10s} {'best: random':>13s} {'pretrained':>10s}")
+gains = []
+for seed in PAIRED_SEEDS:
+    random_run, pre = results["resunet34", seed], results[PRETRAINED, seed]
+    gains.append((pre["first"] - random_run["first"], pre["best"] - random_run["best"]))
+    print(f"{seed:4d} {random_run['first']:20.4f} {pre['first']:10.4f} {random_run['best']:13.4f} {pre['best']:10.4f}")
+for k, what in enumerate(("after the first epoch", "at the best epoch")):
+    diffs = [g[k] for g in gains]
+    mean = sum(diffs) / len(diffs)
+    if len(diffs) == 1:
+        verdict = (f"one pair of runs, a difference of {mean:+.4f}: with one pair there is no spread to weigh it "
+                   f"against (without --quick every seed is paired)")
+    elif all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
+        verdict = (f"the pretrained encoder scored {'higher' if mean > 0 else 'lower'} with every one of "
+                   f"{len(diffs)} seeds, by {mean:+.4f} on average")
+    else:
+        verdict = f"the pairs disagree in sign (mean {mean:+.4f}): no difference these seeds can show"
+    print(f"{what}: {verdict}")
+
+# %% [markdown]
+# ImageNet's encoder loads by the same route: `ResNet34UNet(encoder_weights="imagenet")` downloads
+# torchvision's file once into the torch hub cache; without network, a copy fetched elsewhere loads by its
+# path: `ResNet34UNet(encoder_weights="resnet34-b627a593.pth")`, `--encoder-weights resnet34-b627a593.pth`
+# here (the pretrained runs start from it) or in `minunet train --model resunet34`.
+
+# %%
+cache = os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_WEIGHTS_FILE)
+print(f"torchvision's file: {IMAGENET_WEIGHTS_URL}\nin this machine's torch hub cache ({cache}): "
+      f"{'present' if os.path.exists(cache) else 'absent'}")
+
+# %% [markdown]
+# ## Every run's curve
+
+# %%
+COLOURS = {"unet": "tab:blue", "resunet34": "tab:orange", PRETRAINED: "tab:green"}
+fig, ax = plt.subplots(figsize=(7, 3.6))
 for (name, seed), r in results.items():
     ax.plot([h["epoch"] for h in r["hist"]], [h["val_dice"] for h in r["hist"]], "o-", color=COLOURS[name],
             alpha=0.7, markersize=3, label=name if seed == SEEDS[0] else None)
-ax.set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1), title=f"every run, {len(SEEDS)} seeds each ({DATA})")
+ax.set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1), title=f"every run, {len(SEEDS)} seeds ({DATA})")
+ax.grid(alpha=0.3)
 ax.legend()
-for k, name in enumerate(("unet", RES_NAME)):
-    spread.plot([k] * len(SEEDS), [results[name, s]["best"] for s in SEEDS], "o", color=COLOURS[name])
-    spread.plot([k + 0.25] * len(SEEDS), [results[name, s]["last"] for s in SEEDS], "x", color=COLOURS[name])
-spread.set(xticks=[0.1, 1.1], xticklabels=["unet", RES_NAME], xlim=(-0.5, 1.6), ylabel="validation Dice",
-           title="one mark per seed")
-spread.legend(handles=[Line2D([], [], marker="o", ls="", color="grey", label="best epoch (chosen on val)"),
-                       Line2D([], [], marker="x", ls="", color="grey", label="last epoch")], fontsize=8)
-for a in (ax, spread):
-    a.grid(alpha=0.3)
 fig.tight_layout()
 fig.savefig(os.path.join(OUT, "07_compare_dice.png"), dpi=100)
 plt.close(fig)
 show(os.path.join(OUT, "07_compare_dice.png"))
 
 # %% [markdown]
-# The same validation images through both models (seed 0 of each): green is the true mask, red each
-# model's prediction.
-
-# %%
-picked = list(range(min(4, len(val_set))))
-pair = [(name, results[name, SEEDS[0]]) for name in ("unet", RES_NAME)]
-fig, axes = plt.subplots(len(picked), 4, figsize=(9, 2.4 * len(picked)), squeeze=False)
-for r, i in enumerate(picked):
-    image, mask, image_id = val_set[i]
-    shown = to_display(image)  # (S, S, 3) in [0, 1]
-    panels = [("image", None, None), ("true mask", mask[0].bool(), (0.0, 1.0, 0.0))]
-    for name, res in pair:
-        with torch.no_grad():
-            pred = res["net"](image[None])[0, 0] > 0  # (S, S) bool: logit > 0
-        panels.append((f"{name}: Dice {res['scores']['per_image']['dice'][i]:.2f}", pred, (1.0, 0.0, 0.0)))
-    for c, (title, m, colour) in enumerate(panels):
-        picture = shown if m is None else torch.where(m[..., None], 0.55 * shown + 0.45 * torch.tensor(colour), shown)
-        axes[r][c].imshow(picture.tolist())
-        axes[r][c].set_title(title if c else image_id, fontsize=8)
-        axes[r][c].set_axis_off()
-fig.tight_layout()
-fig.savefig(os.path.join(OUT, "07_compare_predictions.png"), dpi=90)
-plt.close(fig)
-show(os.path.join(OUT, "07_compare_predictions.png"))
-
-# %% [markdown]
-# From the command line, one run per seed: `minunet train --model resunet34 --seed 1 --epochs 20 --data
-# isic2016 --data-root DIR --out runs/resunet34-seed1`. Next, tutorial 08: these checkpoints scored on
-# held-out images, and the failure report.
+# From the command line, one run per seed: `minunet train --model resunet34 --encoder-weights none --seed 1
+# --data synthetic --epochs 10 --out runs/resunet34-seed1`, and from a pretrained encoder `--encoder-weights
+# out/07_resnet34_sizes_synthetic.pth`. Next, tutorial 08: these checkpoints scored on held-out images.
 #
 # ## Exercises
 #
-# 1. Run with `--seeds 5`. Expect each model's range to widen a little (more seeds reach further into the
-#    tails) while the means move less than the ranges: the spread is a property of the recipe, and more
-#    seeds measure it better rather than shrink it.
-# 2. If you can download (or copy) torchvision's ResNet-34 weights, run with `--encoder-weights imagenet`
-#    (or `FILE`) and `--data-root` on ISIC 2016. The expectation above says the pretrained encoder should
-#    beat the random one; the test is whether its whole range over seeds lies above the random encoder's.
-#    Then try `--epochs 3`: pretraining is expected to matter more when training is short.
-# 3. In `train_or_reuse`, change `limit=LIMIT` to `limit=50` (fewer training images), delete the
-#    `out/07_*` and `out/06_*` runs so that nothing is reused, and compare the spread over seeds with the
-#    full run's. Expect lower scores and a wider spread: with fewer images, each seed's draws matter more.
+# Answers: `tutorials/answers/07_train_resunet34.md`.
+#
+# 1. **Where the parameters are.** Count the parameters of each encoder stage and each decoder block of
+#    `model`. Which part holds most of the 24 million, and why does it cost so little at 32 px?
+# 2. **What the classifier learned.** Score a fresh, untrained `SizeClassifier` on the same held-out
+#    lesions; then check that a `ResNet34UNet` built from the saved file holds exactly the classifier's
+#    encoder weights.
+# 3. **Fewer labelled images.** Pretraining is expected to matter most when labelled images are few.
+#    Fine-tune both encoders on 40 training images (`limit=40` in `train_or_reuse`, a fresh `--out`, no
+#    `--quick`). Does the pretrained encoder's lead grow, and with how many seeds would you believe it?

@@ -46,9 +46,10 @@ from minunet.train import fit
 from minunet.transforms import pil_to_tensor
 
 parser = argparse.ArgumentParser(description="Tutorial 08: evaluating, the failure report, predicting")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
-parser.add_argument("--quick", action="store_true", help="few images: a smoke run in seconds")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
+                    "$MINUNET_DATA_ROOT, else synthetic lesions)")
+parser.add_argument("--quick", action="store_true", help="the checkpoints of 06's and 07's quick runs")
 parser.add_argument("--checkpoint", metavar="FILE", help="one best.pt or last.pt (default: tutorial 07's, else 06's)")
 parser.add_argument("--out", metavar="DIR", help="where figures, runs and files go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
@@ -56,7 +57,6 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
-LIMIT = 16 if args.quick else None  # at most this many images per split, as tutorials 06 and 07
 MODE = f"{DATA}" + ("_quick" if args.quick else "")
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
     torch.set_num_threads(1)
@@ -86,13 +86,13 @@ else:
     paths = ([os.path.join(UNET_RUN, "best.pt")] if os.path.exists(os.path.join(UNET_RUN, "best.pt")) else []) + paths
 if not paths:
     print("no checkpoint from tutorial 07 or 06 here: training tutorial 06's U-Net first")
+    size, batch, limit = (32, 32, 200) if args.quick else (128, 16, None)  # as tutorial 06
     torch.manual_seed(0)
-    size = 64 if args.quick else 128
-    fit(UNet(base_channels=8 if args.quick else 32),
-        make_dataset(DATA, "train", root=args.data_root, size=size, augment=True, seed=0, limit=LIMIT),
-        make_dataset(DATA, "val", root=args.data_root, size=size, limit=LIMIT and LIMIT // 2),
-        UNET_RUN, Recipe(epochs=2 if args.quick else 20 if DATA == "isic2016" else 10,
-                         batch_size=8 if args.quick else 16), show_progress=False)
+    fit(UNet(base_channels=Recipe().base_channels),
+        make_dataset(DATA, "train", root=args.data_root, size=size, augment=True, seed=0, limit=limit),
+        make_dataset(DATA, "val", root=args.data_root, size=size), UNET_RUN,
+        Recipe(epochs=3 if args.quick else 20 if DATA == "isic2016" else 10, batch_size=batch, size=size),
+        show_progress=False)
     paths = [os.path.join(UNET_RUN, "best.pt")]
 
 
@@ -104,13 +104,14 @@ def run_name(path, state):
 
 
 device, _ = choose_device("auto")  # the GPU when there is one
+runtime = Runtime(device, batch_size=64)  # images per forward pass: a ResNet-34 costs per pass more than per image
 checkpoints = []
 for path in paths:
     state = load_checkpoint(path)
     checkpoints.append(dict(path=path, state=state, model=model_from_checkpoint(state).to(device),
                             name=run_name(path, state)))
     print(f"{os.path.relpath(path)}: {state['model']} {state['model_args']}, {state['size']} px, "
-          f"best epoch {state['epoch']}, validation Dice {state['best_dice']:.4f}")
+          f"best epoch {state['epoch']}, best validation Dice {state['best_dice']:.4f}")
 
 # %% [markdown]
 # ## Validation and held-out scores
@@ -130,28 +131,29 @@ for path in paths:
 
 # %%
 size = checkpoints[0]["state"]["size"]
-val_set = make_dataset(DATA, "val", root=args.data_root, size=size, limit=LIMIT and LIMIT // 2)
+val_set = make_dataset(DATA, "val", root=args.data_root, size=size)
 try:
     split = "test"
-    held_out = make_dataset(DATA, split, root=args.data_root, size=size, limit=LIMIT)
+    held_out = make_dataset(DATA, split, root=args.data_root, size=size)
 except DataError as err:  # e.g. the challenge folders at hand have no test images
     split = "val"
     held_out = val_set
     print(f"no test split ({err}).\nScoring the validation split as 'held-out': it is NOT held out (the epoch "
           f"and the threshold below are chosen on it), so every score below is optimistic.")
 print(f"{len(val_set)} validation and {len(held_out)} {split} images of {DATA}\n")
-print(f"{'checkpoint':44s} {'val Dice':>8s} {'held-out Dice (0.5)':>19s} {'val-chosen threshold':>20s} "
+print(f"{'checkpoint':50s} {'val Dice':>8s} {'held-out Dice (0.5)':>19s} {'val-chosen threshold':>20s} "
       f"{'held-out Dice at it':>19s}")
 for c in checkpoints:
     if c["state"]["size"] != size:
         raise SystemExit(f"{c['path']} was trained at {c['state']['size']} px, the others at {size}: "
                          f"score checkpoints of one size together")
-    val_scores = evaluate(c["model"], val_set, runtime=Runtime(device))
+    val_scores = evaluate(c["model"], val_set, runtime=runtime)
     c["val"], c["threshold"] = val_scores["dice"], best_threshold(val_scores["dice_by_threshold"])
+    c["val_per_image"] = val_scores["per_image"]["dice"]  # (N,)
     c["val_curve"] = val_scores["dice_by_threshold"]
-    c["scores"] = evaluate(c["model"], held_out, runtime=Runtime(device))
+    c["scores"] = evaluate(c["model"], held_out, runtime=runtime)
     c["tuned"] = c["scores"]["dice_by_threshold"][c["threshold"]]
-    print(f"{os.path.relpath(c['path'], OUT):44s} {val_scores['dice']:8.4f} {c['scores']['dice']:19.4f} "
+    print(f"{os.path.relpath(c['path'], OUT):50s} {val_scores['dice']:8.4f} {c['scores']['dice']:19.4f} "
           f"{c['threshold']:20.2f} {c['tuned']:19.4f}")
 
 # %% [markdown]
@@ -165,15 +167,26 @@ for c in checkpoints:
     by_model.setdefault(c["name"], []).append(c)
 for name, group in by_model.items():
     held = [c["scores"]["dice"] for c in group]
-    optimism = [c["val"] - c["scores"]["dice"] for c in group]
+    optimism = sum(c["val"] - c["scores"]["dice"] for c in group) / len(group)
     gain = [c["tuned"] - c["scores"]["dice"] for c in group]
-    print(f"{name:12s} {len(group)} checkpoint(s): held-out Dice mean {sum(held) / len(held):.4f}, range "
-          f"{min(held):.4f} to {max(held):.4f}; validation minus held-out: mean {sum(optimism) / len(held):+.4f}; "
+    a, b = group[0]["val_per_image"], group[0]["scores"]["per_image"]["dice"]  # (N,), (M,) per-image Dice
+    error = (a.var() / len(a) + b.var() / len(b)).sqrt().item()  # std. error of a difference of the two means
+    print(f"{name:16s} {len(group)} checkpoint(s): held-out Dice mean {sum(held) / len(held):.4f}, range "
+          f"{min(held):.4f} to {max(held):.4f}; validation minus held-out: mean {optimism:+.4f}; "
           f"tuned threshold minus 0.5: mean {sum(gain) / len(held):+.4f}")
-    if len(group) < 2:
-        print(f"{'':12s} one checkpoint: no spread over seeds; a difference to another model proves nothing")
-    elif min(gain) < 0 < max(gain):
-        print(f"{'':12s} the tuned threshold helped some seeds and hurt others on held-out images: no gain to claim")
+    if split == "val":
+        pass  # the same images: nothing to compare
+    elif abs(optimism) < 2 * error:
+        print(f"{'':16s} within two standard errors ({error:.4f}) of a difference between {len(a)} and {len(b)} "
+              f"images: these splits are too small to measure the optimism")
+    elif optimism > 0:
+        print(f"{'':16s} the validation score was optimistic by {optimism:.4f}, more than two standard errors "
+              f"({error:.4f}): report the held-out score")
+    else:
+        print(f"{'':16s} the held-out images scored higher, by {-optimism:.4f}, more than two standard errors "
+              f"({error:.4f}): these held-out images are easier; the optimism is hidden under that")
+    if len(group) > 1 and min(gain) < 0 < max(gain):
+        print(f"{'':16s} the tuned threshold helped some seeds and hurt others on held-out images: no gain to claim")
 
 # %% [markdown]
 # The threshold curves of one checkpoint (the one with the best validation Dice: choosing among checkpoints
@@ -202,6 +215,13 @@ fig.tight_layout()
 fig.savefig(os.path.join(OUT, "08_threshold_curves.png"), dpi=100)
 plt.close(fig)
 show(os.path.join(OUT, "08_threshold_curves.png"))
+middle = [chosen["scores"]["dice_by_threshold"][t] for t in THRESHOLDS if 0.3 <= t <= 0.7]
+t, spread = chosen["threshold"], max(middle) - min(middle)
+print(f"from threshold 0.3 to 0.7 the held-out Dice moves by {spread:.4f}: "
+      + ("flat, the threshold barely matters" if spread < 0.02 else "not flat, the threshold matters") + "; "
+      + ("the threshold chosen on validation is 0.5 itself" if t == 0.5 else
+         f"{t:g} instead of 0.5 changed the validation Dice by {chosen['val_curve'][t] - chosen['val_curve'][0.5]:+.4f}"
+         f" and the held-out Dice by {chosen['tuned'] - chosen['scores']['dice']:+.4f}"))
 
 # %% [markdown]
 # ## The failure report
@@ -229,7 +249,6 @@ report_dir = os.path.join(OUT, "08_report")
 command = ["evaluate", "--checkpoint", chosen["path"], "--data", DATA, "--split", split,
            "--threshold", str(chosen["threshold"]), "--report", report_dir]
 command += ["--data-root", args.data_root] if args.data_root else []
-command += ["--limit", str(len(held_out))] if LIMIT else []
 print("minunet " + " ".join(command))
 exit_code = minunet_cli(command)
 assert exit_code == 0, f"minunet evaluate exited {exit_code}"
@@ -297,7 +316,7 @@ with open(broken, "wb") as f:
 paths.append(broken)
 
 inference = Inference.of_checkpoint(state, threshold=chosen["threshold"])
-result = predict(model, paths, masks_dir, inference, Runtime(device), Output(overlay=True, overwrite=True))
+result = predict(model, paths, masks_dir, inference, runtime, Output(overlay=True, overwrite=True))
 written, skipped = result["written"], [path for path, _ in result["skipped"]]
 print(f"wrote {written} masks to {os.path.relpath(masks_dir)}; skipped {[os.path.basename(p) for p in skipped]}")
 for p in paths[:written]:
@@ -331,12 +350,13 @@ show(os.path.join(OUT, "08_predicted_files.png"))
 #
 # ## Exercises
 #
-# 1. Rerun the report with `--no-tta` added to `command`: one forward pass per image instead of the default
-#    average over the image and its three flips. Expect the mean Dice to move by about as much as the spread
-#    over seeds above (on ISIC the flips bought +0.003, bench/RESULTS.md): compare it with that spread
-#    before calling either a gain.
-# 2. Add `--postprocess` (keep the largest region, fill its holes) and look at the "Worst" section again.
-#    Expect fewer scattered false alarms (red specks), and images with two separate lesions to lose one.
-# 3. Choose the threshold on the held-out split instead (`best_threshold(c["scores"]["dice_by_threshold"])`)
-#    and compare its held-out Dice with the validation-chosen one's. Expect it to be at least as high, by
-#    construction: that is the optimism a threshold chosen on the test images builds in.
+# Answers: `tutorials/answers/08_evaluate_and_predict.md`.
+#
+# 1. **One pass instead of four.** Score the checkpoint of the report on the held-out split with
+#    `Inference(tta=False)` (one forward pass per image) and with the default (the mean over the image and
+#    its three flips). Is the difference larger than its standard error over the images?
+# 2. **Keep the largest region.** Score it again with `Inference(postprocess=True)` (keep each mask's
+#    largest region, fill its holes). How many images does it change, and which way?
+# 3. **Choosing on the test split.** Choose the threshold on the held-out split itself
+#    (`best_threshold(chosen["scores"]["dice_by_threshold"])`) and compare its held-out Dice with the one
+#    chosen on validation. Why can it never be lower, and why is it not a result?

@@ -13,15 +13,15 @@
 #   (**drawn** in `out/09_mask_trap.png`);
 # - trains a U-Net on it with `minunet train --data folder` and segments new photographs with
 #   `minunet predict`, **drawing** them (`out/09_predictions.png`);
-# - shows what to check when a prediction is all black, and how to choose the threshold on validation
-#   (**drawn**: `out/09_threshold_curve.png`).
+# - shows what to check when a prediction is all black (or all lesion), on a run stopped far too early, and
+#   how to choose the threshold on validation (**drawn**: `out/09_threshold_curve.png`); what the numbers
+#   say is written by the code from them.
 #
-# **How long it takes.** `--quick`: see the table in tutorials/README.md. Without it, the training (a
-# U-Net of width 32, 10 epochs on 108 images at 128 px) dominates; bench/RESULTS.md gives that U-Net's
-# measured training speed on a 2-core CPU (images per second) and on a GPU.
-#
-# Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016's challenge folders: their
-# files are copied into the folder layout), or `--quick`.
+# **How long it takes.** The training dominates: `minunet train`'s U-Net (width 16) on the folder's 180
+# training images, 3 epochs at 32 px with `--quick` (seconds), else 10 epochs at 128 px (bench/RESULTS.md,
+# "Tutorials"). Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016's challenge folders:
+# their files are copied into the folder layout), or `--quick`. Exercises at the end; answers in
+# `tutorials/answers/09_your_own_data.md`.
 
 # %%
 import argparse
@@ -44,20 +44,20 @@ from minunet.train import fit
 from minunet.transforms import pil_to_tensor, tensor_to_pil
 
 parser = argparse.ArgumentParser(description="Tutorial 09: your own images and masks")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016's challenge folders, whose files fill the folder (default: synthetic lesions)")
-parser.add_argument("--quick", action="store_true", help="few small images, 2 epochs: a smoke run")
-parser.add_argument("--epochs", type=int, help="epochs (default 10, 2 with --quick)")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="ISIC 2016's challenge folders, whose files fill the folder (default: $MINUNET_DATA_ROOT, "
+                    "else synthetic lesions)")
+parser.add_argument("--quick", action="store_true", help="training at 32 px for 3 epochs: a run of seconds")
+parser.add_argument("--epochs", type=int, help="epochs (default 10, 3 with --quick)")
 parser.add_argument("--out", metavar="DIR", help="where the folder, runs and figures go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
-N_IMAGES = 40 if args.quick else 120  # in the folder (train and val are carved from it, 90/10)
+N_IMAGES = 200  # in the folder (train and val are carved from it, 90/10)
 N_NEW = 3  # new photographs to segment
-SIZE = 64 if args.quick else 128  # the working size
-EPOCHS = args.epochs or (2 if args.quick else 10)
-BASE = 8 if args.quick else 32
+SIZE, BATCH = (32, 16) if args.quick else (128, 16)  # the working size, the batch size
+EPOCHS = args.epochs or (3 if args.quick else 10)
 DIR = os.path.join(OUT, "09_my_data")
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
     torch.set_num_threads(1)
@@ -172,10 +172,14 @@ except DataError as err:
 # scratch folder are saved that way:
 
 # %%
-for name in sorted(os.listdir(os.path.join(scratch, "masks")))[:3]:  # (the 50 x 50 mask among them)
-    mask, _ = read_mask(os.path.join(DIR, "masks", name))  # (1, H, W) in {0, 1}
+saved = sorted(os.listdir(os.path.join(scratch, "masks")))[:3]  # the first is the 50 x 50 mask above
+for name in saved:
+    mask, _ = read_mask(os.path.join(DIR, "masks", name))  # (1, H, W) in {0, 1}: the right mask, from DIR
     tensor_to_pil(mask).save(os.path.join(scratch, "masks", name))  # 0/1, not 0/255
 trapped = make_dataset("folder", "train", root=scratch, size=SIZE)
+in_train = [name for name in saved if os.path.splitext(name)[0] in trapped.ids]
+print(f"saved as 0/1: {', '.join(saved)} (the first replaces the 50 x 50 mask); {len(in_train)} of them in the "
+      f"training split, {len(saved) - len(in_train)} in validation, and the training split's note counts its own:")
 for note in trapped.notes:
     print(f"note: {note}")
 print(f"and minunet reads them as the 0/255 masks: the masks are equal: {torch.equal(trapped.masks, train_set.masks)}")
@@ -212,9 +216,8 @@ show(os.path.join(OUT, "09_mask_trap.png"))
 
 # %%
 run = os.path.join(OUT, "09_run")
-command = ["train", "--data", "folder", "--data-root", DIR, "--model", "unet", "--base-channels", str(BASE),
-           "--size", str(SIZE), "--epochs", str(EPOCHS), "--batch-size", "8", "--tune-threshold",
-           "--out", run, "--overwrite"]
+command = ["train", "--data", "folder", "--data-root", DIR, "--model", "unet", "--size", str(SIZE),
+           "--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--tune-threshold", "--out", run, "--overwrite"]
 print("minunet " + " ".join(command))
 exit_code = minunet_cli(command)
 assert exit_code == 0, f"minunet train exited {exit_code}"
@@ -267,26 +270,35 @@ show(os.path.join(OUT, "09_predictions.png"))
 # The opposite failure, a prediction that is all lesion, has the same causes, plus one more: a threshold
 # chosen on a model that has not learnt yet (its probabilities all alike) or on very few validation images.
 #
-# Here is check 2 for a deliberately short run (one epoch, from the same folder): its largest
-# probabilities, and its threshold curve next to that of the run above. A median largest probability below
-# 0.5 means an all-black prediction for at least half the images at threshold 0.5.
+# Here is check 2 for a run stopped far too early (two steps: one epoch on 32 of the training images),
+# next to the run above: each image's largest probability, and the threshold curve on validation. What
+# the numbers say is written by the code after them.
 
 # %%
 torch.manual_seed(0)
-short = UNet(base_channels=BASE)
-fit(short, train_set, val_set, None, Recipe(epochs=1, batch_size=8), show_progress=False, log=lambda line: None)
+short = UNet(base_channels=Recipe().base_channels)
+fit(short, train_set.subset(range(32)), val_set, None, Recipe(epochs=1, batch_size=16), show_progress=False,
+    log=lambda line: None)
 trained = model_from_checkpoint(load_checkpoint(os.path.join(run, "best.pt")))
-curves = {}
-for label, net in (("one epoch", short), (f"{EPOCHS} epochs (best.pt)", trained)):
-    net.eval()
-    images = torch.stack([val_set[i][0] for i in range(len(val_set))])  # (N, 3, S, S)
-    top = probabilities(net, images).amax(dim=(1, 2, 3))  # (N,): each image's largest lesion probability
-    scores = evaluate(net, val_set)
-    curves[label] = scores["dice_by_threshold"]
-    t = best_threshold(curves[label])
-    print(f"{label:20s} largest probability in a validation image: lowest {top.min():.2f}, median "
-          f"{top.median():.2f}; Dice at 0.5 {curves[label][0.5]:.3f}, best threshold {t:g} "
-          f"(Dice {curves[label][t]:.3f})")
+images = torch.stack([val_set[i][0] for i in range(len(val_set))])  # (N, 3, S, S)
+curves, tops = {}, {}
+for label, net in (("two steps", short), (f"{EPOCHS} epochs (best.pt)", trained)):
+    tops[label] = probabilities(net.eval(), images).amax(dim=(1, 2, 3))  # (N,): each image's largest probability
+    scores = evaluate(net, val_set)  # at threshold 0.5
+    curves[label], t = scores["dice_by_threshold"], best_threshold(scores["dice_by_threshold"])
+    area, truth = scores["per_image"]["predicted_area"].mean(), scores["per_image"]["lesion_area"].mean()
+    print(f"{label:20s} largest probability in a validation image: lowest {tops[label].min():.2f}, median "
+          f"{tops[label].median():.2f}; at 0.5: Dice {curves[label][0.5]:.3f}, lesion {area:.0%} of the image "
+          f"(truly {truth:.0%}); best threshold {t:g} (Dice {curves[label][t]:.3f})")
+    black = int((tops[label] <= 0.5).sum())  # images with no pixel above 0.5: all black at the default threshold
+    if black:
+        print(f"{'':20s} {black} of {len(images)} validation images have no pixel above 0.5: all black at 0.5"
+              + (f"; at {t:g} lesions appear: a timid model, which more training fixes" if t < 0.5 else ""))
+    elif area > 0.8:
+        print(f"{'':20s} no image is all black, but the prediction covers {area:.0%} of the image on average: "
+              f"the opposite failure, all lesion, of a model that has not learnt yet")
+    else:
+        print(f"{'':20s} no all-black and no all-lesion prediction at 0.5")
 
 # %% [markdown]
 # ## Choosing the threshold on validation
@@ -322,11 +334,12 @@ show(os.path.join(OUT, "09_threshold_curve.png"))
 #
 # ## Exercises
 #
-# 1. Save *every* mask of the folder as 0/1 (the loop of "The 0/1 trap", over all names) and run
-#    `minunet train` on it. Expect one note, "masks in ... hold 0 and 1, not 0 and 255: read 1 as lesion",
-#    and the same training as with 0/255 masks (the masks read are equal).
-# 2. Save one mask as a JPEG renamed `.png` (`image.save(path, format="JPEG")`). Expect the note that it is
-#    "not binary ... binarised at > 127": JPEG blurs the edge into grey levels.
-# 3. Train with `--lr 1` and then `--epochs 1`, and run `minunet predict` with each `best.pt`. Expect all-black
-#    (or nearly) predictions in both, for different reasons: find which in each `history.csv` and with the
-#    threshold curve (`minunet evaluate --split val --report DIR`).
+# Answers: `tutorials/answers/09_your_own_data.md`.
+#
+# 1. **Every mask 0/1.** Copy the folder and save *every* mask of the copy as 0/1 (the loop of "The 0/1 trap",
+#    over all names). What does `make_dataset("folder", ...)` say, and are the masks it reads those of the
+#    0/255 folder?
+# 2. **A JPEG mask.** Save one mask of a copy as a JPEG under its `.png` name (`image.save(path,
+#    format="JPEG")`). What does minunet say, and why is a JPEG mask never quite 0 and 255?
+# 3. **Too high, too low.** Train again with `--lr 1`, then with `--lr 1e-5` (the other flags as above, another
+#    `--out`). Both runs fail: how do their `history.csv` and their predictions tell the two failures apart?
