@@ -59,8 +59,8 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
-# --quick: small images, in batches of 32 (18 steps in all on 200 images); tutorials 07 and 08 use the same
-SIZE, BATCH, LIMIT = (32, 32, 200) if args.quick else (128, 16, None)  # LIMIT: training images at most
+# --quick: small images in batches of 32 (18 steps in all on the 200 synthetic lesions); 07 and 08 use the same
+SIZE, BATCH = (32, 32) if args.quick else (128, 16)
 EPOCHS = args.epochs or (3 if args.quick else 20 if DATA == "isic2016" else 10)
 RUN_DIR = os.path.join(OUT, f"06_unet_{DATA}" + ("_quick" if args.quick else ""))
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
@@ -95,7 +95,7 @@ def walk(function, steps):
 # and a rerun sees the same ones. The validation split is only normalised.
 
 # %%
-train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=0, limit=LIMIT)
+train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=0)
 val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
 print(f"{DATA}: {len(train_set)} training and {len(val_set)} validation images at {SIZE} x {SIZE}")
 

@@ -59,7 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
-SIZE, BATCH, LIMIT = (32, 32, 200) if args.quick else (128, 16, None)  # as tutorial 06
+SIZE, BATCH = (32, 32) if args.quick else (128, 16)  # as tutorial 06
 EPOCHS = args.epochs or (3 if args.quick else 20 if DATA == "isic2016" else 10)
 SEEDS = list(range(args.seeds or (2 if args.quick else 3)))
 PAIRED_SEEDS = SEEDS[:1] if args.quick else SEEDS  # the seeds the pretrained encoder is fine-tuned with
@@ -118,7 +118,7 @@ with torch.no_grad():
 val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
 
 
-def read_history(path):
+def read_history(path):  # history.csv as fit returns it: a dict of numbers per epoch
     with open(path) as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
@@ -130,14 +130,13 @@ def run_dir(name, seed):
 
 
 def train_or_reuse(name, seed, make_model):
-    """The history of the run of model `name` with `seed` (make_model() builds it), trained unless its
-    folder holds it already."""
+    """The history of model `name`'s run with `seed` (make_model() builds it), trained unless already there."""
     folder = run_dir(name, seed)
     done = os.path.join(folder, "history.csv")
     if os.path.exists(os.path.join(folder, "best.pt")) and os.path.exists(done) and len(read_history(done)) == EPOCHS:
         print(f"{name} seed {seed}: reusing {os.path.relpath(folder)}")
         return read_history(done)
-    train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=seed, limit=LIMIT)
+    train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
     history = fit(make_model(), train_set, val_set, folder, Recipe(epochs=EPOCHS, batch_size=BATCH, seed=seed),
@@ -155,11 +154,10 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
 # %% [markdown]
 # ## What the validation score is, and is not
 #
-# `best.pt` is the epoch with the best validation Dice, *chosen* on these images: the maximum of several
-# noisy scores is higher, on average, than what the same weights score on new images. The last epoch's
-# Dice (not chosen) and tutorial 08 (held-out images) bound that optimism. The validation split is small
-# (50 synthetic images; 75 of ISIC's), so even one fixed model's score has a sampling error: the standard
-# deviation of the per-image Dice over the square root of the number of images.
+# `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average,
+# than what the same weights score on new ones. The last epoch's Dice (not chosen) and tutorial 08
+# (held-out images) bound that optimism. And the split is small (50 synthetic images, 75 of ISIC's): even a
+# fixed model's score has a sampling error, the per-image Dice's standard deviation over sqrt(images).
 
 # %%
 results = {}
@@ -216,8 +214,9 @@ else:
 # encoders are the usual start on small medical data sets. Those weights cannot be downloaded here, so the
 # idea is shown on a task the library can make itself: sorting images by the size of their lesion (the
 # smallest, middle or largest third). A size is a cheap label (one number per image, where a mask labels
-# every pixel), so there can be more of them: fresh synthetic lesions (with `--data-root`, the ISIC training
-# images). To say which third, the encoder must find the lesion, as the U-Net needs it to.
+# every pixel), so there can be more of them: fresh synthetic lesions (also with `--data-root`: then the
+# question is whether synthetic pretraining helps on real images). To say which third, the encoder must
+# find the lesion, as the U-Net needs it to.
 #
 # The classifier is torchvision's ResNet-34 shape: the encoder, the mean of its last map (512 numbers), one
 # linear layer `fc` to 3 classes, trained by tutorial 06's loop with cross-entropy. Its state dict has the
@@ -229,13 +228,10 @@ N_PRETRAIN, STEPS = (512, 16) if args.quick else (2000, 300)
 
 
 def sized_lesions(n, first_seed):
-    """n lesions and their sizes: (images (n, 3, S, S) normalised, areas (n,): the lesion's share of the image)."""
-    if DATA == "synthetic":  # fresh lesions, none of them in the splits
-        drawn = [synthetic_lesion(SIZE, torch.Generator().manual_seed(first_seed + i)) for i in range(n)]
-        pool = LesionDataset(torch.stack([im for im, _ in drawn]), torch.stack([m for _, m in drawn]),
-                             [str(i) for i in range(n)])
-    else:
-        pool = make_dataset(DATA, "train", root=args.data_root, size=SIZE, limit=n)
+    """n fresh synthetic lesions, none of them in the splits, and their sizes: (images (n, 3, S, S)
+    normalised, areas (n,): each lesion's share of its image)."""
+    drawn = [synthetic_lesion(SIZE, torch.Generator().manual_seed(first_seed + i)) for i in range(n)]
+    pool = LesionDataset(torch.stack([im for im, _ in drawn]), torch.stack([m for _, m in drawn]), [""] * n)
     images = torch.stack([pool[i][0] for i in range(len(pool))])  # (n, 3, S, S)
     areas = torch.stack([pool[i][1].mean() for i in range(len(pool))])  # (n,) lesion share of the image
     return images, areas
@@ -255,12 +251,8 @@ class SizeClassifier(nn.Module):
 weights_file = args.encoder_weights
 if args.encoder_weights == "sizes":
     start = time.perf_counter()
-    if DATA == "synthetic":
-        images, areas = sized_lesions(N_PRETRAIN, 9_000_000)
-        held_images, held_areas = sized_lesions(200, 9_900_000)  # to score the classifier on
-    else:  # the ISIC training images, the last 100 held out of the pretraining to score it on
-        images, areas = sized_lesions(None, 0)
-        images, areas, held_images, held_areas = images[:-100], areas[:-100], images[-100:], areas[-100:]
+    images, areas = sized_lesions(N_PRETRAIN, 9_000_000)
+    held_images, held_areas = sized_lesions(200, 9_900_000)  # others, to score the classifier on
     edges = areas.quantile(torch.tensor([1 / 3, 2 / 3]))  # the area between the thirds
     labels = torch.bucketize(areas, edges)  # (n,) 0 small, 1 middle, 2 large
     torch.manual_seed(0)
@@ -335,9 +327,6 @@ cache = os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_WEIGHTS_FILE)
 print(f"torchvision's file: {IMAGENET_WEIGHTS_URL}\nin this machine's torch hub cache ({cache}): "
       f"{'present' if os.path.exists(cache) else 'absent'}")
 
-# %% [markdown]
-# ## Every run's curve
-
 # %%
 COLOURS = {"unet": "tab:blue", "resunet34": "tab:orange", PRETRAINED: "tab:green"}
 fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -362,7 +351,7 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 # Answers: `tutorials/answers/07_train_resunet34.md`.
 #
 # 1. **Where the parameters are.** Count the parameters of each encoder stage and each decoder block of
-#    `model`. Which part holds most of the 24 million, and why does it cost so little at 32 px?
+#    `model`. Which part holds most of the 24 million, and what does that mean for a training step at 32 px?
 # 2. **What the classifier learned.** Score a fresh, untrained `SizeClassifier` on the same held-out
 #    lesions; then check that a `ResNet34UNet` built from the saved file holds exactly the classifier's
 #    encoder weights.

@@ -3,24 +3,22 @@
 #
 # A trained model is judged on images that played no part in training or in choosing the best epoch: the
 # *held-out* split (the test split; the ISIC folders at hand have none, and then the validation split is
-# scored, and said to be no longer held out). This tutorial:
+# scored, and said to be no longer held out). This tutorial
 #
-# - scores every checkpoint of tutorial 07 (both models, every seed; else tutorial 06's, else it trains
-#   06's U-Net first) on the validation and the held-out split, and **prints** how much of the validation
-#   score was optimism, each model's spread over seeds on held-out images, and what a decision threshold
-#   chosen on validation does on held-out images; it **draws** both threshold curves
+# - scores every checkpoint of tutorial 07 (else 06's, else it trains 06's U-Net first) on the validation
+#   and the held-out split, and **prints** each model's spread over seeds, whether validation and held-out
+#   differ by more than their standard error, and what a threshold chosen on validation does on held-out
+#   images (sentences chosen by the code from the numbers); it **draws** both threshold curves
 #   (`out/08_threshold_curves.png`);
 # - writes the HTML failure report with `minunet evaluate --report` (`out/08_report/report.html`, with
 #   `per_image.csv`) and explains each of its sections and flags;
-# - writes a few images to disk as ordinary JPEG files, segments them with `minunet.predict.predict`, and
-#   **draws** the masks it wrote (`out/08_predicted_files.png`).
+# - writes a few images as ordinary JPEG files, segments them with `minunet.predict.predict`, and **draws**
+#   the masks it wrote (`out/08_predicted_files.png`).
 #
-# **How long it takes.** `--quick`: see the table in tutorials/README.md. Without it, scoring is quick next
-# to training (each checkpoint is run once over the validation and the held-out images); when no
-# checkpoint is found, tutorial 06's training comes first (bench/RESULTS.md gives training times).
-#
-# Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), `--quick`, or
-# `--checkpoint FILE` for any checkpoint written by `fit` or `minunet train`.
+# **How long it takes.** Seconds: scoring is quick next to training. With no checkpoint at hand, tutorial
+# 06's training comes first. Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016),
+# `--quick` (06's and 07's quick runs), or `--checkpoint FILE` for any checkpoint written by `fit` or
+# `minunet train`. Exercises at the end; answers in `tutorials/answers/08_evaluate_and_predict.md`.
 
 # %%
 import argparse
@@ -86,10 +84,10 @@ else:
     paths = ([os.path.join(UNET_RUN, "best.pt")] if os.path.exists(os.path.join(UNET_RUN, "best.pt")) else []) + paths
 if not paths:
     print("no checkpoint from tutorial 07 or 06 here: training tutorial 06's U-Net first")
-    size, batch, limit = (32, 32, 200) if args.quick else (128, 16, None)  # as tutorial 06
+    size, batch = (32, 32) if args.quick else (128, 16)  # as tutorial 06
     torch.manual_seed(0)
     fit(UNet(base_channels=Recipe().base_channels),
-        make_dataset(DATA, "train", root=args.data_root, size=size, augment=True, seed=0, limit=limit),
+        make_dataset(DATA, "train", root=args.data_root, size=size, augment=True, seed=0),
         make_dataset(DATA, "val", root=args.data_root, size=size), UNET_RUN,
         Recipe(epochs=3 if args.quick else 20 if DATA == "isic2016" else 10, batch_size=batch, size=size),
         show_progress=False)
@@ -219,9 +217,9 @@ middle = [chosen["scores"]["dice_by_threshold"][t] for t in THRESHOLDS if 0.3 <=
 t, spread = chosen["threshold"], max(middle) - min(middle)
 print(f"from threshold 0.3 to 0.7 the held-out Dice moves by {spread:.4f}: "
       + ("flat, the threshold barely matters" if spread < 0.02 else "not flat, the threshold matters") + "; "
-      + ("the threshold chosen on validation is 0.5 itself" if t == 0.5 else
-         f"{t:g} instead of 0.5 changed the validation Dice by {chosen['val_curve'][t] - chosen['val_curve'][0.5]:+.4f}"
-         f" and the held-out Dice by {chosen['tuned'] - chosen['scores']['dice']:+.4f}"))
+      + ("the threshold chosen on validation is 0.5 itself" if t == 0.5 else f"{t:g} instead of 0.5 changed the "
+         f"validation Dice by {chosen['val_curve'][t] - chosen['val_curve'][0.5]:+.4f} and the held-out Dice by "
+         f"{chosen['tuned'] - chosen['scores']['dice']:+.4f}"))
 
 # %% [markdown]
 # ## The failure report
@@ -262,20 +260,17 @@ for level, title in sections:
 # %% [markdown]
 # What each section shows (open the page in a browser beside this list):
 #
-# - **Run**: the checkpoint, the model, its training (epoch and validation Dice), the data and split, the
-#   threshold, and whether test-time augmentation (`--tta`) and post-processing (`--postprocess`) were on.
-# - **ISIC metrics**: the six means, each with its definition from the pixel counts (TP lesion found, FP
-#   false alarm, FN lesion missed, TN skin left alone).
+# - **Run**: the checkpoint, the model, its training, the data and split, the threshold, and whether
+#   test-time augmentation (`--tta`) and post-processing (`--postprocess`) were on.
+# - **ISIC metrics**: the six means, each defined from the pixel counts (TP lesion found, FP false alarm,
+#   FN lesion missed, TN skin left alone).
 # - **Per-image Dice**: a histogram, with the failure line at the Dice that equals Jaccard 0.65 (the
-#   challenge's threshold: images left of it score 0 in threshold Jaccard), and how many images fail.
-# - **Dice against lesion size**: one dot per image; failures often gather at the small lesions, where a
-#   few wrong pixels are a large share.
-# - **Dice against the decision threshold**: the curve of the plot above for this split, the threshold in
-#   use marked. Read it, but choose the threshold on validation, as above, never on the test split.
+#   challenge's threshold: images left of it score 0 in threshold Jaccard).
+# - **Dice against lesion size**: one dot per image; failures often gather at the small lesions.
+# - **Dice against the decision threshold**: the curve above for this split; choose on validation.
 # - **Worst and best images**: image, ground truth, prediction and an overlay coloured by what went wrong
 #   (green lesion found, blue lesion missed, red false alarm), with each image's scores and areas.
-# - **Flagged images**: for each flag, its meaning, how many images have it and their overlays. The flags,
-#   from `minunet.report.FLAGS`:
+# - **Flagged images**: each flag of `minunet.report.FLAGS`, its meaning, its images and their overlays:
 
 # %%
 for name, sentence in FLAGS.items():
