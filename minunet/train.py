@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import distributed
+from .batchnorm import check_batchnorm
 from .device import Runtime, default_workers
 from .ema import EMA
 from .errors import CheckpointError, SettingError, TrainingError
@@ -107,6 +108,7 @@ def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resu
     loss_fn, ema = LOSSES[recipe.loss](), EMA(model, recipe.ema) if recipe.ema else None
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     h, w = train_set[0][0].shape[-2:]
+    check_batchnorm(model, recipe.batch_size // world, (h, w), world)  # a 1 x 1 map in a batch of 1: one line, now
     size = h if h == w else [h, w]  # the working size, as the data have it
     info = dict(run=dict(asdict(recipe), size=size if h == w else (h, w), **(run_info or {})), size=size,
                 mean=IMAGENET_MEAN, std=IMAGENET_STD)

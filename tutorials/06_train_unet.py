@@ -175,7 +175,8 @@ walk(train_one_epoch, [
 # `fit` builds the loader with `make_loader`. The sampler shuffles the images (seeded, a new order each
 # epoch); `drop_last=True` drops a last short batch, so every step sees a full batch (a batch of one image is
 # not the problem it is often said to be: BatchNorm still has every pixel of its maps to average over; only a
-# map of 1 x 1 pixels with a batch of one leaves a single value per channel); worker processes (on a GPU)
+# map of 1 x 1 pixels with a batch of one leaves a single value per channel, and
+# `minunet.batchnorm.check_batchnorm` refuses such a run before it starts); worker processes (on a GPU)
 # read and augment the next batches while the model trains.
 
 # %%
