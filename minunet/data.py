@@ -151,7 +151,7 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
              for entry in os.listdir(root)):
         loaded = load_challenge(root, split, size, limit, skipped)
     else:
-        images, masks, ids = load_npz(root, split, size, limit)
-        return LesionDataset(images, masks, ids, augment, seed)
+        images, masks, ids, notes = load_npz(root, split, size, limit)
+        return LesionDataset(images, masks, ids, augment, seed, notes=notes)
     return LesionDataset(loaded.images, loaded.masks, loaded.ids, augment, seed, loaded.original_masks,
                          loaded.notes, skipped or ())

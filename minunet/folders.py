@@ -21,6 +21,7 @@ import torch
 
 from .errors import DataError
 from .images import read_pair
+from .masks import split_notes
 from .transforms import Resize
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
@@ -113,7 +114,7 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
         few = f": val takes round(n / 10) of its {len(pairs)} images, so it needs at least 6" if split == "val" else ""
         raise DataError(f"no images for split {split} in {image_dir}{few}")
     resize = Resize(size)
-    images, masks, kept, originals, kinds = [], [], [], [], []
+    images, masks, kept, originals, kinds, resized = [], [], [], [], [], []
     for id_ in ids:
         try:
             image, mask, kind = read_pair(*pairs[id_])  # (3, H, W), (1, H, W) uint8
@@ -128,27 +129,13 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
         originals.append(mask)
         kept.append(id_)
         kinds.append((kind, pairs[id_][1]))
+        if split == "train" and kind != "empty" and not small_mask.any():  # its lesion lost at this size
+            resized.append(pairs[id_][1])
     if not kept:
         raise DataError(f"none of the {len(ids)} images of split {split} in {image_dir} could be read: "
                         f"{skipped[0]}")
-    notes = mask_notes(kinds, split, mask_dir)
+    notes = split_notes(kinds, split, mask_dir, resize.size, resized)
     return SplitData(torch.stack(images), torch.stack(masks), kept, originals, notes)
-
-
-def mask_notes(kinds, split, mask_dir):
-    """One line per way of reading masks other than 0/255 (see minunet.images), from [(kind, mask file)]."""
-    notes = []
-    zero_one = [path for kind, path in kinds if kind == "0/1"]
-    grey = [path for kind, path in kinds if kind == "grey"]
-    if zero_one and len(zero_one) == sum(kind != "empty" for kind, _ in kinds):
-        notes.append(f"masks in {mask_dir} hold 0 and 1, not 0 and 255: read 1 as lesion")
-    elif zero_one:
-        notes.append(f"{len(zero_one)} of the {len(kinds)} {split} masks in {mask_dir} hold 0 and 1, not 0 and "
-                     f"255 (first: {os.path.basename(zero_one[0])}): read 1 as lesion")
-    if grey:
-        notes.append(f"{len(grey)} of the {len(kinds)} {split} masks in {mask_dir} are not binary (first: "
-                     f"{os.path.basename(grey[0])}): binarised at > 127")
-    return notes
 
 
 def load_challenge(root, split, size, limit=None, skipped=None):

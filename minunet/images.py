@@ -9,8 +9,12 @@ Images, `read_image(path)`: (3, H, W) uint8 RGB.
 Masks, `read_mask(path)`: (1, H, W) uint8 in {0, 1}, read the same way, then decided per file by its values:
   0 and 255 (or only one of them)   255 is lesion: the usual mask
   0 and 1                           1 is lesion: an 8-bit PNG that looks black ("0/1")
+  0 and one value below 128         that value is lesion: a label map of two classes ("0/2", "0/3", ...)
+  several values, all below 128     a label map of several classes ("0/1/2"): read as non-zero here, and
+                                    refused for a whole split (minunet.masks)
   any other values                  binarised at > 127: anti-aliased edges, resampling, noise ("grey")
-  (16-bit masks: 0 and 1 as above; otherwise by their high byte.) A mask in colour, or with transparent pixels,
+  (16-bit masks: values up to 255 as they are, so 0/1, 0/255 and labels read as above; otherwise by their
+  high byte.) A mask in colour, or with transparent pixels,
   is refused: which pixels are lesion would be a guess.
 """
 import os
@@ -93,13 +97,13 @@ def image_tensor(img, path):
 
 
 def mask_levels(img, path):
-    """An opened mask's grey levels as (1, H, W) uint8 (16-bit masks holding only 0 and 1 are kept as 0/1).
+    """An opened mask's grey levels as (1, H, W) uint8 (16-bit masks holding values up to 255 keep them).
 
     Raises DataError for a mask in colour or with transparent pixels.
     """
     if img.mode in SIXTEEN_BIT_MODES or img.mode == "F":
         values = deep_values(img, path)
-        return values.to(torch.uint8) if img.mode != "F" and values.max() <= 1 else to_8bit(values)
+        return values.to(torch.uint8) if img.mode != "F" and values.max() <= 255 else to_8bit(values)
     if img.mode in ("1", "L") and "transparency" not in img.info:
         return pil_to_tensor(img, mode="L")
     rgba = pil_to_tensor(img, mode="RGBA")  # (4, H, W): colour and alpha of any other mode
@@ -113,23 +117,32 @@ def mask_levels(img, path):
 
 
 def mask_kind(levels):
-    """How a mask's grey levels read: "empty" (all 0), "0/255", "0/1", or "grey" (any other values)."""
-    if not levels.any():
+    """How a mask's grey levels read: "empty" (all 0), "0/255", a label map "0/v" or "0/v/w/..." (its values,
+    all below 128: "0/1", "0/2", "0/1/2"), or "grey" (other values, some above 127)."""
+    counts = torch.bincount(levels.flatten(), minlength=256)  # (256,) pixels of each value
+    values = counts.nonzero().flatten().tolist()
+    if values == [0]:
         return "empty"
-    if ((levels == 0) | (levels == 255)).all():
+    if set(values) <= {0, 255}:
         return "0/255"
-    if (levels <= 1).all():
-        return "0/1"
+    if values[-1] <= 127:  # binarising at > 127 would leave nothing: the values are labels
+        return "/".join(str(v) for v in [0] + [v for v in values if v])
     return "grey"
 
 
+def label_values(kind):
+    """The non-zero values of a label map's kind ("0/2" -> [2], "0/1/2" -> [1, 2]); [] for other kinds."""
+    return [] if kind in ("empty", "0/255", "grey") else [int(v) for v in kind.split("/")[1:]]
+
+
 def binarise(levels, kind):
-    """A mask's grey levels as (1, H, W) uint8 in {0, 1}: 1 is lesion for "0/1" masks, > 127 for the others."""
-    return (levels > (0 if kind == "0/1" else 127)).to(torch.uint8)
+    """A mask's grey levels as (1, H, W) uint8 in {0, 1}: non-zero is lesion in a label map ("0/1", "0/2",
+    ...), > 127 in the others."""
+    return (levels > (0 if label_values(kind) else 127)).to(torch.uint8)
 
 
 def mask_tensor(img, path):
-    """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1" or "grey")."""
+    """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1", ... or "grey")."""
     levels = mask_levels(img, path)
     kind = mask_kind(levels)
     return binarise(levels, kind), kind

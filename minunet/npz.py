@@ -9,6 +9,8 @@ import torch
 
 from .errors import DataError, one_line
 from .folders import TRAIN_IMAGES
+from .images import binarise, label_values, mask_kind
+from .masks import check_labels, empty_masks
 
 NPZ_SIZES = (128, 256, 512)
 ZENODO_RECORD = "https://zenodo.org/records/13358372"
@@ -55,8 +57,10 @@ def read_npz(path, keys):
 def load_npz(root, split, size, limit=None):
     """One split of medsegbench's isic2016_{size}.npz in root (downloaded when missing).
 
-    Returns images (N, 3, S, S) uint8, masks (N, 1, S, S) uint8 in {0, 1}, and ids isic2016_{split}_{i:04d}.
-    Labels stored as 0/1 are used as they are; labels stored as 0/255 are binarised at > 127.
+    Returns images (N, 3, S, S) uint8, masks (N, 1, S, S) uint8 in {0, 1}, ids isic2016_{split}_{i:04d}, and
+    notes (one-line strings). Labels are read as mask files are (minunet.images.mask_kind, over the split):
+    0/1 and 0/v (v < 128) as non-zero, 0/255 and grey levels at > 127; several label values (classes) and
+    a split of empty masks are refused (minunet.masks).
     """
     if size not in NPZ_SIZES:
         raise DataError(f"medsegbench's isic2016 comes at 128, 256 or 512 px, not {size}: pass --size 128, "
@@ -78,10 +82,15 @@ def load_npz(root, split, size, limit=None):
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     images = images.to(torch.uint8).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
-    cut = 127 if labels.numel() and labels.max() > 1 else 0  # labels of 0/255, or of 0/1
-    masks = (labels > cut).to(torch.uint8)[:, None]  # (N, 1, S, S)
+    levels = labels if labels.dtype == torch.uint8 else labels.clamp(0, 255).to(torch.uint8)  # (N, S, S)
+    kind, where = mask_kind(levels), f"masks in {path} ({split}_label)"
+    check_labels([(kind, None)], where)
+    masks = binarise(levels, kind)[:, None]  # (N, 1, S, S)
     ids = [f"isic2016_{split}_{i:04d}" for i in range(len(images))]
-    return images, masks, ids
+    empty = [ids[i] for i in (masks.flatten(1).amax(1) == 0).nonzero().flatten().tolist()]
+    notes = [f"{where} hold 0 and {v}, not 0 and 255: read {v} as lesion" for v in label_values(kind) if v > 1]
+    notes += [note for note in [empty_masks(empty, [], len(ids), split, where)] if note]
+    return images, masks, ids, notes
 
 
 def download_npz(root, size):

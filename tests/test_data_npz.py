@@ -120,3 +120,33 @@ def test_a_file_named_like_the_challenge_layout_is_not_the_layout(tmp_path):
     images, labels = fake_split(1)
     write_npz(tmp_path / "c" / "isic2016_128.npz", {"train_images": images, "train_label": labels})
     assert len(make_dataset("isic2016", "train", root=tmp_path / "c")) == 1
+
+
+def test_npz_label_maps_and_empty_masks(tmp_path):
+    """Issue 23: labels of 0 and 2 are lesion where 2 (before: every mask empty); classes and a split of empty
+    masks are refused in one line; some empty masks are said in a note."""
+    images, labels = fake_split(3)
+    path = tmp_path / "isic2016_128.npz"
+    write_npz(path, {"train_images": images, "train_label": labels * 2})
+    ds = make_dataset("isic2016", "train", root=tmp_path)
+    assert torch.equal(ds.masks[:, 0], labels)
+    assert ds.notes == [f"masks in {path} (train_label) hold 0 and 2, not 0 and 255: read 2 as lesion"]
+    three = labels.clone()
+    three[1, 0, 0] = 2
+    write_npz(path, {"train_images": images, "train_label": three})
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path)
+    assert str(e.value) == (f"masks in {path} (train_label) hold the values 0, 1, 2: a label map with 3 classes, not a "
+                            f"lesion mask; minunet reads two-class masks (0/255 or 0/1): save the lesion as 255 and "
+                            f"all else as 0 (several classes are coming, as --classes K)")
+    some = labels.clone()
+    some[1] = 0
+    write_npz(path, {"train_images": images, "train_label": some})
+    assert make_dataset("isic2016", "train", root=tmp_path).notes == [
+        f"1 of the 3 train masks in {path} (train_label) are empty (first: isic2016_train_0001): read as images "
+        f"without lesion"]
+    write_npz(path, {"train_images": images, "train_label": labels * 0})
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path)
+    assert str(e.value) == (f"all 3 train masks in {path} (train_label) are empty (no lesion pixel): there is no lesion "
+                            f"to learn or score; draw each lesion in its mask as 255 on 0")
