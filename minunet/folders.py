@@ -155,6 +155,12 @@ def load_folder(root, split, size, limit=None, skipped=None):
     image_dir, mask_dir = os.path.join(base, "images"), os.path.join(base, "masks")
     for folder in (image_dir, mask_dir):
         if not os.path.isdir(folder):
+            isic = sorted(name for name in os.listdir(root) if name.startswith("ISBI2016_ISIC_Part1_")
+                          or (name.startswith("isic2016_") and name.endswith(".npz")))
+            if isic:  # the layouts of --data isic2016
+                what = "medsegbench's npz files" if isic[0].endswith(".npz") else "the ISIC 2016 challenge folders"
+                raise DataError(f"{root} holds {what} ({isic[0]}, ...), not images/ and masks/: pass --data isic2016 "
+                                f"--data-root {root}")
             where = "test/images/ and test/masks/ for --split test" if split == "test" else "images/ and masks/"
             raise DataError(f"missing folder {folder}: --data folder reads {where} in {root}: create it, with "
                             f"the images (.jpg, .jpeg or .png) and one mask <image name>.png per image "

@@ -62,11 +62,13 @@ def load_npz(root, split, size, limit=None):
     0/1 and 0/v (v < 128) as non-zero, 0/255 and grey levels at > 127; several label values (classes) and
     a split of empty masks are refused (minunet.masks).
     """
+    refuse_own_folder(root)
     if size not in NPZ_SIZES:
         raise DataError(f"medsegbench's isic2016 comes at 128, 256 or 512 px, not {size}: pass --size 128, "
                         f"256 or 512, or --data-root DIR with the ISIC challenge folders for any size")
     path = os.path.join(root, f"isic2016_{size}.npz")
     if not os.path.exists(path):
+        check_download_folder(root, os.path.basename(path))
         download_npz(root, size)
     arrays = read_npz(path, [f"{split}_images", f"{split}_label"])
     images, labels = arrays[f"{split}_images"], arrays[f"{split}_label"]
@@ -91,6 +93,30 @@ def load_npz(root, split, size, limit=None):
     notes = [f"{where} hold 0 and {v}, not 0 and 255: read {v} as lesion" for v in label_values(kind) if v > 1]
     notes += [note for note in [empty_masks(empty, [], len(ids), split, where)] if note]
     return images, masks, ids, notes
+
+
+def refuse_own_folder(root):
+    """Raise DataError pointing to --data folder when `root` is a user's own folder (images/ and masks/, and
+    no isic2016 npz file)."""
+    if os.path.isdir(os.path.join(root, "images")) and os.path.isdir(os.path.join(root, "masks")) and not any(
+            os.path.exists(os.path.join(root, f"isic2016_{size}.npz")) for size in NPZ_SIZES):
+        raise DataError(f"{root} holds images/ and masks/, a folder of your own: pass --data folder --data-root "
+                        f"{root} (--data isic2016 reads the ISIC 2016 challenge folders or medsegbench's npz files)")
+
+
+def check_download_folder(root, filename):
+    """Raise DataError unless `filename` may be downloaded into `root`: the default ~/.medsegbench, or a folder
+    holding nothing but npz files (hidden files such as .DS_Store aside), so never a folder of the user's
+    own data."""
+    if os.path.realpath(root) == os.path.realpath(os.path.expanduser(DEFAULT_ROOT)):
+        return
+    others = sorted(name for name in os.listdir(root) if not name.startswith(".") and not name.endswith(".npz"))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise DataError(f"{os.path.join(root, filename)} is missing, and minunet downloads it only into an empty "
+                        f"folder, one holding medsegbench's npz files, or {DEFAULT_ROOT}, not beside {shown}: "
+                        f"pass --data-root DIR holding {filename} or the ISIC 2016 challenge folders "
+                        f"({TRAIN_IMAGES}/, ...), --data folder for a folder of images/ and masks/, or no --data-root")
 
 
 def download_npz(root, size):

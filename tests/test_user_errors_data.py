@@ -53,3 +53,18 @@ def test_a_folder_of_empty_masks_is_refused_before_training(tmp_path, capsys):
     assert code == 2 and one_error_line(err) == (
         f"minunet train: error: all 7 train masks in {tmp_path / 'masks'} are empty (no lesion pixel): there is no "
         f"lesion to learn or score; draw each lesion in its mask as 255 on 0")
+
+
+def test_a_users_folder_passed_as_isic2016_is_pointed_to_data_folder(tmp_path, capsys, monkeypatch):
+    import torchvision.datasets.utils
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", lambda *a, **k: pytest.fail("a download"))
+    make_folder(tmp_path / "mine", n=8)
+    before = sorted(p.name for p in (tmp_path / "mine").rglob("*"))
+    argv = ["train", *TINY, "--data", "isic2016", "--data-root", str(tmp_path / "mine"), "--out", str(tmp_path / "r")]
+    code, err = exit_code_and_stderr(argv, capsys)
+    assert code == 2 and one_error_line(err) == (
+        f"minunet train: error: {tmp_path / 'mine'} holds images/ and masks/, a folder of your own: pass --data folder "
+        f"--data-root {tmp_path / 'mine'} (--data isic2016 reads the ISIC 2016 challenge folders or medsegbench's npz "
+        f"files)")
+    assert before == sorted(p.name for p in (tmp_path / "mine").rglob("*"))
+    assert cli.main(train(tmp_path / "mine", tmp_path / "r")) == 0  # as the line says
