@@ -16,6 +16,7 @@ train and val are the same fixed 90/10 split of the sorted ids in both (`split_i
 import collections
 import hashlib
 import os
+import unicodedata
 
 import torch
 
@@ -53,15 +54,17 @@ def split_ids(ids):
 def index_files(folder, suffixes, what):
     """{id: file name} of the files in `folder` whose names end with one of `suffixes` (any case).
 
-    The id is the name without its suffix. Hidden files and the challenge's *_superpixels maps are left out.
-    Raises DataError naming both files when two files have the same id (ISIC_1.jpg and ISIC_1.png).
+    The id is the name without its suffix, in Unicode's composed form (NFC): macOS writes "lésion.png" with
+    a decomposed é (NFD), Linux and Windows usually composed, so both spellings pair. Hidden files and the
+    challenge's *_superpixels maps are left out. Raises DataError naming both files when two files have the
+    same id (ISIC_1.jpg and ISIC_1.png).
     """
     files = {}
     for name in sorted(os.listdir(folder)):
         suffix = next((s for s in suffixes if name.lower().endswith(s.lower())), None)
         if suffix is None or name.startswith("."):
             continue
-        id_ = name[:-len(suffix)]
+        id_ = unicodedata.normalize("NFC", name[:-len(suffix)])
         if id_.endswith("_superpixels"):
             continue
         if id_ in files:
@@ -91,7 +94,7 @@ def pair_files(image_dir, mask_dir, mask_suffix):
 
 def near_miss(mask_dir, id_, expected):
     """' (found NAME: ...)' when mask_dir holds a file named like the expected mask but not quite, else ''."""
-    for name in sorted(os.listdir(mask_dir)):
+    for name in sorted(unicodedata.normalize("NFC", name) for name in os.listdir(mask_dir)):
         rest = name[len(id_):]
         if name != expected and name.startswith(id_) and rest[:1] in (".", "_"):
             return f" (found {name}: masks are PNG files named {expected})"

@@ -255,3 +255,35 @@ def test_lesions_lost_by_resizing_a_training_mask_are_said(tmp_path):
         make_dataset("folder", "train", root=tmp_path, size=32)
     assert str(e.value) == (f"all 11 train masks in {masks} are empty (no lesion pixel at 32x32): there is no lesion "
                             f"to learn or score; draw each lesion in its mask as 255 on 0, or pass a larger --size")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 23, case 16: a name in two Unicode forms (macOS writes decomposed é: NFD) is one id
+
+@pytest.mark.parametrize("layout", ["folder", "isic2016"])
+def test_names_pair_under_unicode_normalisation(tmp_path, layout):
+    import unicodedata
+
+    pairs = make_folder(tmp_path, n=12)
+    images, masks, suffix = tmp_path / "images", tmp_path / "masks", ".png"
+    if layout == "isic2016":
+        images, masks, suffix = tmp_path / TRAIN_IMAGES, tmp_path / TRAIN_MASKS, "_Segmentation.png"
+        (tmp_path / "images").rename(images)
+        (tmp_path / "masks").rename(masks)
+    renamed = {}
+    for k, id_ in enumerate(sorted(pairs)):
+        new = unicodedata.normalize("NFC", f"lésion_{k:03d}_ü")  # the image's name composed ...
+        (images / f"{id_}.png").rename(images / f"{new}.png")
+        decomposed = unicodedata.normalize("NFD", new)  # ... its mask's decomposed, as macOS writes it
+        assert decomposed != new
+        (masks / f"{id_}.png").rename(masks / f"{decomposed}{suffix}")
+        renamed[new] = pairs[id_]
+    for split in ("train", "val"):
+        ds = make_dataset(layout, split, root=tmp_path, size=32)
+        assert ds.ids == split_ids(sorted(renamed))[split]  # the composed ids, split as those names always are
+        assert all(torch.equal(ds.original_mask(i), renamed[id_][1]) for i, id_ in enumerate(ds.ids))
+    # one name in both forms among the images is one id in two files
+    first = sorted(renamed)[0]
+    Image.open(images / f"{first}.png").save(images / f"{unicodedata.normalize('NFD', first)}.png")
+    with pytest.raises(DataError, match=f"two images for the id {first}: "):
+        make_dataset(layout, "train", root=tmp_path, size=32)
