@@ -90,16 +90,17 @@ def busy_cores(samples=5, interval=0.01):
 
 
 def choose_threads():
-    """torch's threads for a CPU run here: the cores this process may use (its affinity) less those other
-    processes keep busy now, at least 1. Where OMP_NUM_THREADS is set, torch's own count (the user chose)."""
+    """torch's threads for a run here: the cores this process may use (its affinity) less those other
+    processes keep busy now, at least 1, and never more than torch has already (a program, or a test, that
+    chose fewer keeps them). Where OMP_NUM_THREADS is set, torch's own count: the user chose."""
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - busy_cores())
+    return max(1, min(torch.get_num_threads(), cores - busy_cores()))
 
 
 def use_free_cores():
-    """Set torch's threads to choose_threads() (call once, at a CPU run's start); returns the number."""
+    """Set torch's threads to choose_threads() (once, as a command starts: minunet.entry); the number."""
     threads = choose_threads()
     torch.set_num_threads(threads)
     return threads

@@ -76,3 +76,9 @@ def test_feed_compares_the_loop_with_the_model_alone():
               "1", "--batch-size", "4", "--limit", "8")
     row = [line for line in out.splitlines() if line.startswith("| 64 |")]
     assert len(row) == 1 and row[0].endswith("% |")
+
+
+def test_threads_measures_one_tiny_training():
+    rate, threads = run(os.path.join(BENCH, "threads.py"), "--worker", "1", "--seconds", "0.2").split()
+    assert float(rate) > 0 and threads == "1"
+    assert f"{os.cpu_count()} cores, flags " in load_script("threads").cpu_description()

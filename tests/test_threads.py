@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from minunet import device
@@ -24,14 +25,32 @@ def test_threads_are_the_free_cores_at_least_one(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = len(os.sched_getaffinity(0))
     monkeypatch.setattr(device, "busy_cores", lambda: 0)
-    assert device.choose_threads() == cores
+    before = torch.get_num_threads()
+    assert device.choose_threads() == min(cores, before)
+    torch.set_num_threads(1)  # a program (or a test) that chose fewer threads keeps them
+    try:
+        assert device.choose_threads() == 1
+    finally:
+        torch.set_num_threads(before)
     monkeypatch.setattr(device, "busy_cores", lambda: cores + 3)
     assert device.choose_threads() == 1
     monkeypatch.setattr(device, "busy_cores", lambda: 1)
-    assert device.choose_threads() == max(1, cores - 1)
+    assert device.choose_threads() == max(1, min(before, cores - 1))
+    try:
+        assert device.use_free_cores() == torch.get_num_threads() == max(1, min(before, cores - 1))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_command_takes_the_free_cores(monkeypatch):
+    from minunet import entry
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(device, "busy_cores", lambda: 99)  # every core busy: one thread
     before = torch.get_num_threads()
     try:
-        assert device.use_free_cores() == torch.get_num_threads() == max(1, cores - 1)
+        with pytest.raises(SystemExit):
+            entry.main(["train", "--epochs", "0"])  # a bad flag, after the start-up
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 
