@@ -8,6 +8,8 @@ the U-Net's is 1/16 (at least 2 x 2 for any size >= 32), so the U-Net trains wit
 
     check_batchnorm(model, batch_size=1, size=(32, 32))   # SettingError for resunet34, nothing for unet
 """
+import math
+
 import torch
 import torch.nn as nn
 
@@ -20,12 +22,13 @@ def smallest_batchnorm_map(model, size):
     """(h, w) of the smallest map any BatchNorm layer of `model` normalises for one image of size (H, W), or
     None when it has none. Found by one forward pass of a blank image (eval mode, no gradients: the model's
     weights, statistics and mode are as they were)."""
-    shapes = []
-    hooks = [m.register_forward_pre_hook(lambda module, inputs: shapes.append(tuple(inputs[0].shape[2:])))
-             for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not hooks:
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if not norms or first_conv is None:  # no BatchNorm, or not a model of images: nothing to check
         return None
-    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    shapes = []  # each BatchNorm input's spatial shape: (h, w)
+    hooks = [m.register_forward_pre_hook(lambda module, inputs: shapes.append(tuple(inputs[0].shape[2:])))
+             for m in norms]
     parameter = next(model.parameters())
     was_training = model.training
     try:
@@ -36,13 +39,13 @@ def smallest_batchnorm_map(model, size):
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-    return min(shapes, key=lambda hw: hw[0] * hw[1])
+    return min(shapes, key=math.prod)
 
 
 def trains_on_one_image(model, size):
     """Whether every BatchNorm map of `model` holds more than one value for one image of size (H, W)."""
     smallest = smallest_batchnorm_map(model, size)
-    return smallest is None or smallest[0] * smallest[1] > 1
+    return smallest is None or math.prod(smallest) > 1
 
 
 def check_batchnorm(model, batch_size, size, processes=1):
