@@ -208,8 +208,11 @@ def test_label_maps_of_several_classes_are_refused_in_one_line(tmp_path):
         three = pairs[first][1].clone()
         three[0, :4, :4] = 2  # a third class in one mask of the split
         save_mask(masks / f"{first}.png", three)
+        with pytest.raises(DataError) as skipping:  # evaluate's reading: refused too, never skipped as unreadable
+            make_dataset("folder", split, root=tmp_path, size=32, skip_unreadable=True)
         with pytest.raises(DataError) as e:
             make_dataset("folder", split, root=tmp_path, size=32)
+        assert str(skipping.value) == str(e.value)
         assert str(e.value) == (f"masks in {masks} hold the values 0, 1, 2 ({first}.png: 0, 1, 2): a label map with "
                                 f"3 classes, not a lesion mask; minunet reads two-class masks (0/255 or 0/1): save "
                                 f"the lesion as 255 and all else as 0 (several classes are coming, as --classes K)")

@@ -64,6 +64,20 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, launcher):
         assert (out / "notes.txt").read_text() == "the user's notes"
 
 
+@pytest.mark.parametrize("argv,line", [
+    (["predict", "--checkpoint", "x.pt", "--input", "in", "--output", "out"], "minunet predict: interrupted"),
+    (["evaluate", "--checkpoint", "x.pt"], "minunet evaluate: interrupted"),
+    (["--help"], "minunet: interrupted"),
+])
+def test_ctrl_c_while_torch_imports_names_the_command(argv, line):
+    p = subprocess.Popen([sys.executable, "-m", "minunet", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, env=dict(ENV, PYTHONPATH=ROOT), cwd=ROOT)
+    time.sleep(python_start() + 0.3)  # inside torch's import (it takes a second or more)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130 and err.strip().splitlines() == [line], err
+
+
 def test_the_console_script_and_python_m_go_through_the_entry_point():
     config = configparser.ConfigParser()
     config.read(os.path.join(ROOT, "setup.cfg"))
