@@ -48,6 +48,19 @@ def trains_on_one_image(model, size):
     return smallest is None or math.prod(smallest) > 1
 
 
+def smallest_side(model, side):
+    """The smallest square side above `side` at which `model` trains on one image, searched up to twice
+    `side` (one image's forward pass each, at most about log2(side) of them); None when not even that
+    does (a map pooled to 1 x 1 at any size, say)."""
+    low, high = side, min(2 * side, MAX_SIZE)  # fails at low; search (low, high]
+    if high <= low or not trains_on_one_image(model, (high, high)):
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if trains_on_one_image(model, (middle, middle)) else (middle, high)
+    return high
+
+
 def check_batchnorm(model, batch_size, size, processes=1):
     """Raise SettingError, in one line, when `model` cannot train on batches of `batch_size` images (one
     process's share, of `processes`) at `size` (an int or (H, W)): a BatchNorm layer would get one value per
@@ -57,10 +70,13 @@ def check_batchnorm(model, batch_size, size, processes=1):
     h, w = (size, size) if isinstance(size, int) else size
     if batch_size > 1 or trains_on_one_image(model, (h, w)):
         return  # any map holds at least 2 values per channel over 2 images
-    from .checkpoint import MODELS  # the --model names
+    from .models import model_spec  # the --model names
 
-    name = next((key for key, cls in MODELS.items() if type(model) is cls), type(model).__name__)
-    side = next((s for s in range(max(h, w) + 1, MAX_SIZE + 1) if trains_on_one_image(model, (s, s))), None)
+    try:
+        name = model_spec(model)[0]
+    except ValueError:  # a model of the user's own
+        name = type(model).__name__
+    side = smallest_side(model, max(h, w))
     share = f"--batch-size {processes} over {processes} processes (a batch of 1 each)" if processes > 1 else \
         "--batch-size 1"
     larger = f", or --size {side} or more" if side else ""

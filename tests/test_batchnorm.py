@@ -85,3 +85,11 @@ def test_train_refuses_before_writing_anything_and_the_unet_trains(tmp_path, cap
     assert not out.exists() or not any(out.iterdir())
     assert main(["train", "--model", "unet", "--base-channels", "4", *flags, "--out", str(out)]) == 0
     assert (out / "best.pt").exists()
+
+
+def test_a_model_of_ones_own_is_named_by_its_class():
+    pooled = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+                                 torch.nn.BatchNorm2d(4))  # (B, 4, 1, 1) at any size
+    with pytest.raises(SettingError, match=r"^Sequential at --size 40x32 with --batch-size 1 cannot train: .*; pass "
+                                           r"--batch-size 2 or more$"):  # no size helps: none named
+        check_batchnorm(pooled, 1, (40, 32))
