@@ -149,8 +149,8 @@ def test_npz_label_maps_and_empty_masks(tmp_path):
     write_npz(path, {"train_images": images, "train_label": labels * 0})
     with pytest.raises(DataError) as e:
         make_dataset("isic2016", "train", root=tmp_path)
-    assert str(e.value) == (f"all 3 train masks in {path} (train_label) are empty (no lesion pixel): there is no lesion "
-                            f"to learn or score; draw each lesion in its mask as 255 on 0")
+    assert str(e.value) == (f"all 3 train masks in {path} (train_label) are empty (no lesion pixel): there is no "
+                            f"lesion to learn or score; draw each lesion in its mask as 255 on 0")
 
 
 @pytest.fixture
@@ -189,7 +189,8 @@ def test_a_users_own_folder_is_pointed_to_data_folder_and_never_downloaded_into(
         f"{tmp_path / 'photos' / 'isic2016_128.npz'} is missing, and minunet downloads it only into an empty folder, "
         f"one holding medsegbench's npz files, or ~/.medsegbench, not beside a.jpg, b.jpg, c.png and 1 more: pass "
         f"--data-root DIR holding isic2016_128.npz or the ISIC 2016 challenge folders "
-        f"(ISBI2016_ISIC_Part1_Training_Data/, ...), --data folder for a folder of images/ and masks/, or no --data-root")
+        f"(ISBI2016_ISIC_Part1_Training_Data/, ...), --data folder for a folder of images/ and masks/, or no "
+        f"--data-root")
     assert downloads == [] and sorted(os.listdir(tmp_path / "photos")) == ["a.jpg", "b.jpg", "c.png", "notes.txt"]
 
 
