@@ -7,6 +7,7 @@ import argparse
 
 from . import recipe
 from .argtypes import batch_size, fraction, number, positive
+from .challenges import LAYOUTS
 from .commands import evaluate_command, predict_command, say, train_command
 from .device import Runtime
 from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
@@ -28,9 +29,10 @@ def make_data_flags(given_only):
     that --resume can tell them (minunet.rundir.DATA_DEFAULTS fills them in)."""
     default = (lambda value: argparse.SUPPRESS) if given_only else (lambda value: value)
     flags = Parser(add_help=False)
-    flags.add_argument("--data", choices=["isic2016", "folder", "synthetic"], default=default(DATA_DEFAULTS["data"]),
-                       help="ISIC 2016; your own folder (DIR/images, DIR/masks); or synthetic lesions made on the "
-                            "fly (offline; default)")
+    flags.add_argument("--data", choices=[*LAYOUTS, "folder", "synthetic"], default=default(DATA_DEFAULTS["data"]),
+                       help="ISIC 2016 (its challenge folders or medsegbench's npz), ISIC 2017 or 2018 (their "
+                            "challenge folders); your own folder (DIR/images, DIR/masks); or synthetic lesions "
+                            "made on the fly (offline; default)")
     flags.add_argument("--data-root", metavar="DIR", default=default(DATA_DEFAULTS["data_root"]),
                        help="ISIC 2016 challenge folders or medsegbench's npz files (default ~/.medsegbench); for "
                             "--data folder, the folder")

@@ -16,8 +16,9 @@ import os
 import torch
 
 from .errors import DataError
+from .challenges import LAYOUTS, holds_challenge, load_challenge
 from .folders import (IMAGE_EXTENSIONS, MASK_SUFFIX, TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS,
-                      load_challenge, load_folder, split_ids)
+                      load_folder, split_ids)
 from .images import open_image, read_image, read_mask
 from .npz import DEFAULT_ROOT, load_npz, read_npy
 from .synthetic import synthetic_lesion, synthetic_split
@@ -133,8 +134,8 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     if name == "synthetic":
         images, masks, ids = synthetic_split(split, size, limit)
         return LesionDataset(images, masks, ids, augment, seed)
-    if name not in ("isic2016", "folder"):
-        raise DataError(f"unknown dataset {name!r}: use isic2016, folder or synthetic")
+    if name not in ("folder", *LAYOUTS):
+        raise DataError(f"unknown dataset {name!r}: use {', '.join(LAYOUTS)}, folder or synthetic")
     if root is None and name == "folder":
         raise DataError("--data folder needs --data-root DIR: a folder holding images/ and masks/")
     if root is None:
@@ -147,9 +148,12 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     skipped = [] if skip_unreadable else None
     if name == "folder":
         loaded = load_folder(root, split, size, limit, skipped)
-    elif any(entry.startswith("ISBI2016_ISIC_Part1_") and os.path.isdir(os.path.join(root, entry))
-             for entry in os.listdir(root)):
-        loaded = load_challenge(root, split, size, limit, skipped)
+    elif holds_challenge(name, root):
+        loaded = load_challenge(name, root, split, size, limit, skipped)
+    elif name != "isic2016":
+        train = LAYOUTS[name].train
+        raise DataError(f"--data {name} reads the ISIC {LAYOUTS[name].year} challenge's folders ({train[0]}/, "
+                        f"{train[1]}/, ...): {root} holds none of them: pass --data-root DIR holding them")
     else:
         images, masks, ids, notes = load_npz(root, split, size, limit)
         return LesionDataset(images, masks, ids, augment, seed, notes=notes)
