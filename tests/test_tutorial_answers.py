@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "tutorials"
 ANSWERS = TUTORIALS / "answers"
 BLOCK = re.compile(r"```(python|text)\n(.*?)```", re.S)
-BOLD_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
+BOLD_NUMBER = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d+(?:\.\d+)?")  # 31,037,633; -0.47; 5
 
 
 def snippets(answer):
@@ -69,7 +69,8 @@ def check_answers(stem, namespace):
 
 
 @pytest.mark.slow  # each runs a whole tutorial: seconds to a minute on two cores
-@pytest.mark.parametrize("stem,flags", [("01_data", ()), ("02_transforms", ())])
+@pytest.mark.parametrize("stem,flags", [("01_data", ()), ("02_transforms", ()), ("03_unet_blocks", ("--quick",)),
+                                       ("03b_unet", ("--quick",))])
 def test_answers(stem, flags, tmp_path, monkeypatch):
     check_answers(stem, run_tutorial(stem, tmp_path, monkeypatch, *flags))
 
@@ -83,7 +84,7 @@ def test_every_tutorial_with_exercises_has_its_answers():
 
 
 def test_the_checker_catches_a_wrong_answer():
-    answer = "```python\nprint(1 + 1)\n```\n\n```text\n2\n```\n\nIt is **3**.\n"
-    assert snippets(answer) == [("print(1 + 1)\n", "2\n")] and bold_numbers(answer) == ["3"]
+    answer = "```python\nprint(1 + 1)\n```\n\n```text\n2\n```\n\nIt is **3**, **1,024, -0.5**.\n"
+    assert snippets(answer) == [("print(1 + 1)\n", "2\n")] and bold_numbers(answer) == ["3", "1,024", "-0.5"]
     with pytest.raises(AssertionError, match="a python snippet without"):
         snippets("```python\nprint(2)\n```\n")

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "tutorials"
-SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
+SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]*_*.py"))  # 01_data.py ... 03_unet_blocks.py, 03b_unet.py, ...
 ISIC_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "isic2016"
 
 
@@ -44,8 +44,15 @@ def run_tutorial(script, out_dir, *flags):
     return checked(script, launch(script, out_dir, *flags), out_dir)
 
 
-def test_there_are_nine_tutorials_in_order():
-    assert [p.name[:3] for p in SCRIPTS] == [f"{i:02d}_" for i in range(1, 10)], [p.name for p in SCRIPTS]
+def number(script):
+    """A tutorial's number: "01" for 01_data.py, "03b" for 03b_unet.py."""
+    return script.name.split("_")[0]
+
+
+def test_the_tutorials_are_numbered_in_order():
+    # nine, with 03 split in two (03, its blocks; 03b, the whole U-Net) until the series is renumbered
+    assert [number(p) for p in SCRIPTS] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"], [
+        p.name for p in SCRIPTS]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +75,12 @@ def quick_runs(out_dir):
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_tutorial_runs_quick(script, out_dir, quick_runs):
     output = checked(script, quick_runs[script], out_dir)
+    if script.name.startswith("03_"):  # the transposed convolution's size formula, checked against torch
+        assert "the formula equals nn.ConvTranspose2d's output size in all" in output, output[-2000:]
+    if script.name.startswith("03b_"):  # the skips found by hooks; the paper's sizes; the ablation's verdict
+        assert "skip connections found: down3 -> up1, down2 -> up2, down1 -> up3, inc -> up4" in output
+        assert " 572  input" in output and " 388  two 3x3 convolutions" in output, output[-3000:]
+        assert "in this run the skip connections were worth" in output, output[-2000:]
     if script.name.startswith("06_"):  # the loop's own source, walked through; the gallery's three runs
         assert "def train_one_epoch(" in output and "scheduler.step()" in output, output[-2000:]
         assert all(name in output for name in ("too high", "overfitting", "healthy")), output[-2000:]
@@ -136,7 +149,7 @@ def test_tutorials_open_as_notebooks():
         kinds = [cell.cell_type for cell in notebook.cells]
         assert kinds[0] == "markdown" and "code" in kinds, f"{script.name}: {kinds}"
         title = notebook.cells[0].source.splitlines()[0]
-        assert title.startswith(f"# {script.name[:2]} "), f"{script.name}: the notebook's title is {title!r}"
+        assert title.startswith(f"# {number(script)} "), f"{script.name}: the notebook's title is {title!r}"
 
 
 def run_as_notebook(script, folder, flags=()):
