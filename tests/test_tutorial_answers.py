@@ -70,7 +70,7 @@ def check_answers(stem, namespace):
 
 @pytest.mark.slow  # each runs a whole tutorial: seconds to a minute on two cores
 @pytest.mark.parametrize("stem,flags", [("01_data", ()), ("02_transforms", ()), ("03_unet_blocks", ("--quick",)),
-                                       ("03b_unet", ("--quick",))])
+                                       ("03b_unet", ("--quick",)), ("04_resnet34_encoder", ("--quick",))])
 def test_answers(stem, flags, tmp_path, monkeypatch):
     check_answers(stem, run_tutorial(stem, tmp_path, monkeypatch, *flags))
 
