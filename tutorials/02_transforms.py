@@ -157,9 +157,9 @@ draw_pairs(draws, os.path.join(OUT, "02_train_augmentation.png"), "train_transfo
 # the mean and spread of the pixels of its photographs, not this image's. So a channel of a normalised
 # image has mean 0 and standard deviation 1 only if its pixels are, in level and spread, like ImageNet's
 # pixels, which a photograph of skin need not be: the network only needs its input on a steady scale, the
-# same for every image, and pretrained weights (tutorial 04) expect ImageNet's. Below,
-# the last draw's numbers before `Normalize` (in [0, 1]) and after, channel by channel: the mean after is
-# (mean before - ImageNet's mean) / ImageNet's std, and the std after is the std before / ImageNet's std.
+# same for every image, and pretrained weights (tutorial 04) expect ImageNet's. Below, the last draw's
+# numbers before `Normalize` (in [0, 1]) and after, channel by channel: the mean after is (mean before -
+# ImageNet's mean) / ImageNet's std, and the std after is the std before / ImageNet's std.
 
 # %%
 before = Normalize().undo(aug_image)  # (3, S, S) in [0, 1]: the draw before its normalisation

@@ -159,29 +159,12 @@ assert torch.equal(torch_out3[0, 0], torch.tensor(conv_transpose_by_hand(x3, k3,
 print("nn.ConvTranspose2d(kernel_size=3, stride=2) equals the stamps summed by hand")
 
 # %% [markdown]
-# No overlap is not the whole story. With kernel 2 and stride 2, output pixel (2i + a, 2j + b) is input
-# pixel (i, j) times kernel weight (a, b): *which* of the four weights a pixel gets depends only on whether
-# its row and column are even or odd. Feed the layer a constant input, and out comes the 2x2 kernel tiled
-# over the whole map, a pattern that repeats every two pixels, unless the four weights happen to be equal.
-# Training can make them so, or use the pattern; nothing forces either. Tutorial 03b looks for this pattern
-# in trained networks. On `Up(8, 4)`'s freshly initialised layer (its first output channel):
-
-# %%
-up_layer = Up(8, 4).up  # ConvTranspose2d(8, 4, kernel_size=2, stride=2): weight (8, 4, 2, 2), bias (4,)
-with torch.no_grad():
-    flat = up_layer(torch.ones(1, 8, 3, 3))[0, 0]  # (6, 6): a constant input, channel 0 of the output
-tile = flat[:2, :2]  # (2, 2): the sum over input channels of their kernels, plus the bias
-assert torch.allclose(flat, tile.repeat(3, 3), atol=1e-6)
-for row in flat.tolist():
-    print("  " + " ".join(f"{v:+.2f}" for v in row))
-print(f"a constant input gives the 2x2 tile {[[round(v, 2) for v in r] for r in tile.tolist()]}, repeated")
-
-# %% [markdown]
 # A real `Up` block's layer has many channels: its weight is (C_in, C_out, 2, 2), one 2x2 kernel for
 # each pair of input and output channel, and output channel o is the sum over the input channels of
 # their stamps, plus a bias. The same stamping, done one input pixel at a time, on `Up(8, 4)`'s layer:
 
 # %%
+up_layer = Up(8, 4).up  # ConvTranspose2d(8, 4, kernel_size=2, stride=2): weight (8, 4, 2, 2), bias (4,)
 features = torch.randn(8, 3, 3)  # (C_in, h, w)
 stamped = torch.zeros(4, 6, 6)  # (C_out, 2h, 2w)
 for i in range(3):
@@ -194,6 +177,23 @@ with torch.no_grad():
     assert torch.allclose(stamped, up_layer(features[None])[0], atol=1e-6)
 print(f"Up(8, 4).up on {shape(features[None])}: stamped by hand == the layer's output "
       f"{shape(up_layer(features[None]))}")
+
+# %% [markdown]
+# No overlap is not the whole story. With kernel 2 and stride 2, output pixel (2i + a, 2j + b) is input
+# pixel (i, j) times kernel weight (a, b): *which* of the four weights a pixel gets depends only on whether
+# its row and column are even or odd. Feed the layer a constant input, and out comes the 2x2 kernel tiled
+# over the whole map, a pattern that repeats every two pixels, unless the four weights happen to be equal.
+# Training can make them so, or use the pattern; nothing forces either. Tutorial 03b looks for this pattern
+# in trained networks. On the same freshly initialised layer of `Up(8, 4)` (its first output channel):
+
+# %%
+with torch.no_grad():
+    flat = up_layer(torch.ones(1, 8, 3, 3))[0, 0]  # (6, 6): a constant input, channel 0 of the output
+tile = flat[:2, :2]  # (2, 2): the sum over input channels of their kernels, plus the bias
+assert torch.allclose(flat, tile.repeat(3, 3), atol=1e-6)
+for row in flat.tolist():
+    print("  " + " ".join(f"{v:+.2f}" for v in row))
+print(f"a constant input gives the 2x2 tile {[[round(v, 2) for v in r] for r in tile.tolist()]}, repeated")
 
 # %% [markdown]
 # ## Odd sizes
@@ -231,14 +231,13 @@ def transposed_output_size(size, kernel, stride=1, padding=0, output_padding=0, 
 
 
 checked = 0
-for size, kernel, stride, padding, dilation in itertools.product(range(1, 6), range(1, 5), range(1, 4),
-                                                                 range(0, 3), range(1, 3)):
+for n, k, stride, padding, dilation in itertools.product(range(1, 6), range(1, 5), range(1, 4), range(3), range(1, 3)):
     for output_padding in range(max(stride, dilation)):
-        out = transposed_output_size(size, kernel, stride, padding, output_padding, dilation)
+        out = transposed_output_size(n, k, stride, padding, output_padding, dilation)
         if out < 1:  # padding larger than the stamps: PyTorch refuses, and so should we
             continue
-        layer = nn.ConvTranspose2d(1, 1, kernel, stride, padding, output_padding, dilation=dilation)
-        assert layer(torch.zeros(1, 1, size, size)).shape[-1] == out, (size, kernel, stride, padding, dilation)
+        probe = nn.ConvTranspose2d(1, 1, k, stride, padding, output_padding, dilation=dilation)
+        assert probe(torch.zeros(1, 1, n, n)).shape[-1] == out, (n, k, stride, padding, output_padding, dilation)
         checked += 1
 print(f"the formula equals nn.ConvTranspose2d's output size in all {checked} settings tried")
 print(f"Conv2d(3, stride=2, padding=1): 9 -> {nn.Conv2d(1, 1, 3, 2, 1)(torch.zeros(1, 1, 9, 9)).shape[-1]}, "

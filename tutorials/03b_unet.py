@@ -126,10 +126,11 @@ print("skip connections found:", ", ".join(f"{maker} -> {taker}" for maker, take
 show(os.path.join(OUT, "03b_unet_diagram.png"))
 
 # %% [markdown]
-# Most of the parameters sit at the bottom of the U, where the channels are widest; most of the
-# *computation* sits at the top, where the maps are largest. Halving `base_channels` divides the
-# parameters (and the work) by about four. And since `Up` pads an odd size back (tutorial 03), any height and
-# width of at least 32 works:
+# Most of the parameters sit at the bottom of the U, where the channels are widest. The *work* does not: one
+# level down has a quarter of the pixels and twice the channels, and a 3x3 convolution's work per pixel
+# grows with its input channels times its output channels (four times), so every level costs about the
+# same. Halving `base_channels` divides the parameters (and the work) by about four. And since `Up` pads an
+# odd size back (tutorial 03), any height and width of at least 32 works:
 
 # %%
 for c in (8, 16, 32, 64):

@@ -11,8 +11,8 @@
 # `out = relu(F(x) + x)`: the layers learn a *residual* correction, and the gradient has a direct path
 # through every block. That is what made the depth pay. He et al. trained the same 34 layers without the
 # shortcuts too: that "plain" network trained, but worse than a plain one of 18 layers (28.54 % against
-# 27.94 % top-1 error on ImageNet's validation images, their Table 2), while with shortcuts the 34 layers
-# beat the 18 (25.03 % against 27.88 %).
+# 27.94 % top-1 error on ImageNet's validation images, 10-crop testing, their Table 2), while with
+# shortcuts the 34 layers beat the 18 (25.03 % against 27.88 %).
 # `minunet.ResNet34Encoder` writes the network out by hand, with the same parameter names as
 # `torchvision.models.resnet34`, so torchvision's weights load into it one to one.
 #

@@ -62,9 +62,16 @@ def make(script, data_root, timeout):
     seconds = time.perf_counter() - start
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps: they would change every line of a rerun's diff
-        for output in cell.get("outputs", []):  # this machine's path of the data folder: not the reader's
-            if data_root and "text" in output:
+        merged = []  # consecutive prints in one output, however the kernel happened to flush them
+        for output in cell.get("outputs", []):
+            if data_root and "text" in output:  # this machine's path of the data folder: not the reader's
                 output["text"] = output["text"].replace(env["MINUNET_DATA_ROOT"], "$MINUNET_DATA_ROOT")
+            if merged and output.output_type == merged[-1].output_type == "stream" and output.name == merged[-1].name:
+                merged[-1]["text"] += output["text"]
+            else:
+                merged.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = merged
     notebook.metadata["minunet"] = {"made_by": "python tutorials/make_notebooks.py",
                                     "data": "MINUNET_DATA_ROOT" if data_root else "synthetic lesions",
                                     "seconds": round(seconds)}
