@@ -49,7 +49,6 @@ def smp_unet(recipe):
     return smp.Unet("resnet34", encoder_weights=None, classes=1)
 
 
-MODELS["smp"] = ModelEntry(torch.nn.Module, smp_unet)  # trained here, never checkpointed
 BENCH = recipes.Recipe(model="resunet34", encoder_weights="none")  # the recipe's defaults, from scratch
 
 
@@ -266,6 +265,7 @@ def machine():
 
 
 def main():
+    MODELS["smp"] = ModelEntry(torch.nn.Module, smp_unet)  # --model smp: trained here, never checkpointed
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", nargs=2, metavar="JSON", help="paired differences of two runs' results (B - A); "
                         "JSON:VARIANT compares one inference option, e.g. base.json:tta")
