@@ -43,10 +43,10 @@ from minunet.models import MODELS, ModelEntry, new_model
 from minunet.train import fit
 
 
-def smp_unet(recipe):
+def smp_unet(recipe, spec):
     """segmentation_models_pytorch's Unet("resnet34") from scratch: the reference the benchmarks compare with."""
     import segmentation_models_pytorch as smp
-    return smp.Unet("resnet34", encoder_weights=None, classes=1)
+    return smp.Unet("resnet34", encoder_weights=None, in_channels=spec.channels, classes=spec.outputs)
 
 
 MODELS["smp"] = ModelEntry(torch.nn.Module, smp_unet)  # trained here, never checkpointed

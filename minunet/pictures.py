@@ -12,10 +12,11 @@ COLOURS = {  # overlay tints, RGB
 
 
 def shown_at(mask, size):
-    """A scored mask (1, H, W) bool as a picture at `size` (h, w): resized by nearest neighbour if it differs."""
+    """A scored mask (1, H, W) (bool, or class indices) as a picture at `size` (h, w): resized by nearest
+    neighbour if it differs, in its own dtype."""
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask[0]
-    return F.interpolate(mask[None].float(), size=tuple(size), mode="nearest")[0, 0].bool()  # (h, w)
+    return F.interpolate(mask[None].float(), size=tuple(size), mode="nearest")[0, 0].to(mask.dtype)  # (h, w)
 
 
 def mask_to_image(mask):
