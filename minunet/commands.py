@@ -176,6 +176,8 @@ def predict_command(args):
         check_report_folder(args.report)
     state, model = open_checkpoint(args.checkpoint)
     (paths, passed_over), inference = input_images(args.input), inference_of(args, state)
+    if inference.spec.channels == 1:
+        say("note: the model reads gray images: colour images are converted to gray by their luma")
     result = predict(model, paths, args.output, inference,
                      Runtime(args.device, batch_size=args.batch_size, compile=args.compile),
                      Output(args.overlay, args.overwrite, pictures=bool(args.report)))

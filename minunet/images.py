@@ -110,6 +110,12 @@ def mask_levels(img, path):
     if (rgba[3] < 255).any():
         raise DataError(f"mask {path} has transparent pixels: save it without transparency, "
                         f"0 for background and 255 for lesion")
+    if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])) and img.mode == "P":
+        values = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).unique().tolist()  # stored indices
+        shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
+        raise DataError(f"mask {path} is a palette image in colour holding the values {shown}: if they are class "
+                        f"indices pass --classes {values[-1] + 1}, else save it in grayscale, 0 for background "
+                        f"and 255 for lesion")
     if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])):
         raise DataError(f"mask {path} is in colour (its red, green and blue differ): save it in grayscale, "
                         f"0 for background and 255 for lesion")
