@@ -44,8 +44,8 @@ def run_tutorial(script, out_dir, *flags):
     return checked(script, launch(script, out_dir, *flags), out_dir)
 
 
-def test_there_are_nine_tutorials_in_order():
-    assert [p.name[:3] for p in SCRIPTS] == [f"{i:02d}_" for i in range(1, 10)], [p.name for p in SCRIPTS]
+def test_there_are_ten_tutorials_in_order():
+    assert [p.name[:3] for p in SCRIPTS] == [f"{i:02d}_" for i in range(1, 11)], [p.name for p in SCRIPTS]
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,9 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
     if script.name.startswith("09_"):  # a folder checked (the 0/1 note), trained on and segmented
         assert "hold 0 and 1, not 0 and 255" in output and "the masks are equal: True" in output, output[-2000:]
         assert len(list((out_dir / "09_predicted_masks").glob("*_Segmentation.png"))) == 3
+    if script.name.startswith("10_"):  # several classes: the quick run learns, scored per class
+        best = float(output.split("best validation Dice, mean over the foreground classes: ")[1].split()[0])
+        assert best >= 0.75 and "ink " in output and "cross-entropy" in output, output[-2000:]
 
 
 @pytest.mark.slow
