@@ -116,7 +116,10 @@ def test_train_evaluate_and_predict_three_classes_from_the_command_line(tmp_path
     assert state["model_args"]["in_channels"] == 1 and state["model_args"]["out_channels"] == 3
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--limit", "4",
-                 "--device", "cpu", "--json", str(tmp_path / "m.json")]) == 0
+                 "--device", "cpu", "--json", str(tmp_path / "m.json"), "--report", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "<h2>Per class</h2>" in page and "<h2>Confusion matrix</h2>" in page
+    assert page.count("worst") >= 2 and "ink: worst" in page
     scores = json.loads((tmp_path / "m.json").read_text())
     assert set(scores["per_class"]) == {"background", "lesion", "ink"} and len(scores["confusion"]) == 3
     assert sum(map(sum, scores["confusion"])) == 4 * 32 * 32 and "dice" in scores["per_class"]["ink"]
