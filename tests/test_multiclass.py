@@ -175,3 +175,24 @@ def test_synthetic_data_of_three_classes_and_gray():
     assert image.shape == (1, 48, 48) and mask.max() <= 2
     with pytest.raises(DataError, match="2 or 3 classes"):
         make_dataset("synthetic", "val", size=48, classes=5)
+
+
+def test_augmentation_moves_label_maps_by_nearest_neighbour_only():
+    """Class indices are never interpolated: rotated, zoomed, shifted, flipped and resized, a map of 0, 1 and 2
+    holds 0, 1 and 2 only (a bilinear resize would make 1s on the edges between 0 and 2)."""
+    from minunet.transforms import Resize, train_transforms
+
+    labels = torch.zeros(1, 40, 40, dtype=torch.uint8)
+    labels[:, 10:30, 5:20], labels[:, 10:30, 20:35] = 2, 0
+    labels[:, 30:, :] = 1
+    image = torch.randint(0, 256, (1, 40, 40), dtype=torch.uint8)  # gray
+    g = torch.Generator()
+    pipeline = train_transforms(g, scale=0.2, shift=0.1, mean=normalisation(1)[0], std=normalisation(1)[1])
+    for seed in range(20):
+        g.manual_seed(seed)
+        x, y = pipeline(image, labels)
+        assert x.shape == (1, 40, 40) and set(y.unique().tolist()) <= {0, 1, 2}
+    two = (labels == 2).to(torch.uint8) * 2  # classes 0 and 2 only, side by side
+    _, small = Resize(17)(image, two)
+    assert set(small.unique().tolist()) == {0, 2}  # a bilinear resize would invent class 1 on their border:
+    assert 1 in F.interpolate(two[None].float(), size=17, mode="bilinear").round().unique().tolist()
