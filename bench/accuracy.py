@@ -80,6 +80,7 @@ def cross_validate(args):
     recipe = recipes.recipe_of(args, BENCH)
     runtime = Runtime(precision=args.precision)
     pool, augment = pool_of(args, recipe), recipe.augmentation()
+    newer = make_dataset("isic2017", "val", args.newer, recipe.size) if args.newer else None
     result = dict(command=dict(vars(args), **asdict(recipe)), machine=machine(), folds=[])
     for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)[:args.max_folds]):
         train_ids = [i for i in range(len(pool)) if i not in set(held_out)]
@@ -99,6 +100,10 @@ def cross_validate(args):
             if not options.get("postprocess"):
                 fold["sweeps"][name] = scores["dice_sweep"].tolist()  # (images, len(THRESHOLDS))
         fold.update(fold["variants"]["tta" if recipe.tta else "plain"])  # the recipe's own scores
+        if newer is not None:  # the same model on a newer collection: ISIC 2017's validation images
+            fold["newer"] = {name: scores_of(model, newer, Inference(**options), runtime)
+                             for name, options in VARIANTS.items()}
+            result["newer_ids"], fold["newer"]["own"] = newer.ids, fold["newer"]["tta" if recipe.tta else "plain"]
         result["folds"].append(fold)
         print(f"fold {k + 1}/{args.folds}: final-epoch Dice {mean(fold['dice']):.4f} Jaccard "
               f"{mean(fold['jaccard']):.4f} (best epoch {max(r['val_dice'] for r in history):.4f}), {minutes:.1f} min",
@@ -107,6 +112,18 @@ def cross_validate(args):
         with open(args.json, "w") as f:
             json.dump(result, f)
     summarise(result)
+
+
+def scores_of(model, dataset, inference, runtime):
+    """Each image's Dice and Jaccard of `model` on `dataset`, as lists."""
+    scores = evaluate(model, dataset, inference, runtime)
+    return dict(dice=scores["per_image"]["dice"].tolist(), jaccard=scores["per_image"]["jaccard"].tolist())
+
+
+def newer_image(result, name, variant="own"):
+    """{newer image id: its `name` score, the mean over the folds' models} (every fold scores every image)."""
+    folds = result["folds"]
+    return {i: mean([f["newer"][variant][name][k] for f in folds]) for k, i in enumerate(result["newer_ids"])}
 
 
 def add_tuned_thresholds(result):
@@ -185,6 +202,14 @@ def summarise(result):
             low, high = changes[len(changes) // 20], changes[-1 - len(changes) // 20]
             print(f"  inference {name:16} chosen on {SMALL_SPLIT} images ({DRAWS} draws): {mean(changes):+.4f} over "
                   f"0.5 on average, {low:+.4f} to {high:+.4f} (90 % of draws)")
+    if "newer_ids" in result:
+        (d, d_se), (j, j_se) = (mean_se(list(newer_image(result, name).values())) for name in ("dice", "jaccard"))
+        print(f"  newer collection, {len(result['newer_ids'])} ISIC 2017 validation images (each image's mean over "
+              f"the {len(result['folds'])} fold models): Dice {d:.4f} +- {d_se:.4f}, Jaccard {j:.4f} +- {j_se:.4f}")
+        plain = newer_image(result, "dice", "plain")
+        for name in VARIANTS:
+            diff, diff_se = mean_se([v - plain[i] for i, v in newer_image(result, "dice", name).items()])
+            print(f"  newer {name:16} Dice {diff:+.4f} +- {diff_se:.4f} over plain")
     for f in result["folds"]:
         reached = next((r for r in f["history"] if r["val_dice"] >= 0.90), None)
         print(f"  fold {f['fold'] + 1}: held-out Dice first >= 0.90 " + (
@@ -209,10 +234,32 @@ def compare(a_path, b_path):
         diff, diff_se = mean_se([y[i] - x[i] for i in shared])
         print(f"{name}: {b_path}:{b_variant or 'own'} - {a_path}:{a_variant or 'own'} = {diff:+.4f} +- {diff_se:.4f} "
               f"(paired over {len(shared)} images)")
+        if "newer_ids" in a and "newer_ids" in b and (a_variant or "own") in VARIANTS.keys() | {"own"} and \
+                (b_variant or "own") in VARIANTS.keys() | {"own"}:
+            x, y = newer_image(a, name, a_variant or "own"), newer_image(b, name, b_variant or "own")
+            diff, diff_se = mean_se([y[i] - x[i] for i in sorted(set(x) & set(y))])
+            print(f"{name} on the newer collection: {diff:+.4f} +- {diff_se:.4f} (paired over {len(x)} images)")
     for path, result in ((a_path, a), (b_path, b)):
         summarise(result)
         epoch = [sum(r["train_seconds"] for r in f["history"]) / len(f["history"]) for f in result["folds"]]
         print(f"  {path}: {sum(epoch) / len(epoch):.1f} s of training an epoch")
+
+
+def spread(paths):
+    """Each run's held-out (and newer-collection) mean Dice, then their mean and standard deviation over runs."""
+    rows = []
+    for path in paths:
+        result = json.load(open(path))
+        held = mean(list(per_image(result, "dice").values()))
+        newer = mean(list(newer_image(result, "dice").values())) if "newer_ids" in result else float("nan")
+        rows.append((held, newer))
+        print(f"{path} (seed {result['command']['seed']}): held-out Dice {held:.4f}, newer {newer:.4f}")
+    for k, what in enumerate(("held-out", "newer")):
+        values = [row[k] for row in rows]
+        m = mean(values)
+        sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+        print(f"{what}: mean {m:.4f}, sd {sd:.4f} over {len(values)} runs (lowest {min(values):.4f}, highest "
+              f"{max(values):.4f})")
 
 
 def machine():
@@ -234,11 +281,17 @@ def main():
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--max-folds", type=int, help="train only the first N folds (a paired check on fewer images)")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--newer", metavar="DIR", help="also score every fold's model on the ISIC 2017 validation "
+                        "images in DIR (the challenge's folders): a newer collection than the folds'")
+    parser.add_argument("--spread", nargs="+", metavar="JSON", help="the mean and spread over runs of one recipe "
+                        "with other --seed values: held-out and newer-collection Dice")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--json", default="bench/out/cv.json")
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare)
+    elif args.spread:
+        spread(args.spread)
     else:
         cross_validate(args)
 

@@ -7,7 +7,7 @@ import argparse
 
 from . import recipe
 from .argtypes import batch_size, fraction, number, positive
-from .catalog import dataset_names
+from .data import data_names
 from .commands import evaluate_command, predict_command, say, train_command
 from .device import Runtime
 from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
@@ -29,10 +29,10 @@ def make_data_flags(given_only):
     that --resume can tell them (minunet.rundir.DATA_DEFAULTS fills them in)."""
     default = (lambda value: argparse.SUPPRESS) if given_only else (lambda value: value)
     flags = Parser(add_help=False)
-    flags.add_argument("--data", choices=dataset_names() + ("folder", "synthetic"), metavar="NAME",
-                       default=default(DATA_DEFAULTS["data"]),
+    flags.add_argument("--data", choices=data_names(), metavar="NAME", default=default(DATA_DEFAULTS["data"]),
                        help="a MedSegBench dataset by name (isic2016, kvasir, busi, wbc, ...: every name in "
-                            "medsegbench.info.INFO); folder: your own (DIR/images, DIR/masks); or synthetic lesions "
+                            "medsegbench.info.INFO; isic2016 and isic2018 also read their challenge's folders, "
+                            "isic2017 only those); folder: your own (DIR/images, DIR/masks); or synthetic lesions "
                             "made on the fly (offline; default)")
     flags.add_argument("--data-root", metavar="DIR", default=default(DATA_DEFAULTS["data_root"]),
                        help="ISIC 2016 challenge folders or medsegbench's npz files (default ~/.medsegbench); for "

@@ -16,8 +16,9 @@ import os
 import torch
 
 from .errors import DataError
+from .challenges import LAYOUTS, holds_challenge, load_challenge
 from .folders import (IMAGE_EXTENSIONS, MASK_SUFFIX, TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS,
-                      load_challenge, load_folder, split_ids)
+                      load_folder, split_ids)
 from .images import open_image, read_image, read_mask
 from .catalog import BINARY, DataSpec, dataset_names, numbered, spec_of
 from .images import as_channels
@@ -108,6 +109,12 @@ class LesionDataset(torch.utils.data.Dataset):
                              self.notes, self.skipped, self.spec.classes)
 
 
+def data_names():
+    """Every --data name: MedSegBench's (medsegbench.info.INFO), the ISIC challenges' folders (LAYOUTS; isic2017
+    is not in INFO), folder and synthetic."""
+    return tuple(dict.fromkeys(dataset_names() + tuple(LAYOUTS) + ("folder", "synthetic")))
+
+
 def item_seed(seed, epoch, index):
     """The augmentation seed of one item in one epoch: a 32-bit hash of the three (torch's CPU generator
     keeps only 32 bits of its seed, so they cannot simply be packed into one large number)."""
@@ -122,10 +129,10 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
 
     A MedSegBench name (minunet.catalog.dataset_names(), from medsegbench.info.INFO): NAME_{size}.npz in root
     (default ~/.medsegbench), with its own train/val/test splits, downloaded when missing (size 128, 256 or
-    512); its channels and classes are INFO's. "isic2016" reads the ISIC challenge's layout instead where root
-    holds a subfolder named ISBI2016_ISIC_Part1_* (Training_Data, ...): train and val are a fixed 90/10 split of
-    the sorted training ids (val = round(n / 10), chosen by SPLIT_SEED, not by `seed`); test reads the
-    Test_Data and Test_GroundTruth folders.
+    512); its channels and classes are INFO's. "isic2016" and "isic2018" read their ISIC challenge's own folders
+    instead where root holds them, and "isic2017" (not in INFO) only those (minunet.challenges: for 2016, train
+    and val are a fixed 90/10 split of the sorted training ids, val = round(n / 10), chosen by SPLIT_SEED, not
+    by `seed`).
     "folder": your own images and masks in root: root/images/ID.jpg (.jpeg, .png) with root/masks/ID.png
       (0/255 or 0/1; with classes=K > 2, class indices 0..K-1, 8-bit gray or palette); train and val split them
       as the challenge's; test reads root/test/images and root/test/masks. (minunet.folders)
@@ -144,12 +151,12 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     if split not in ("train", "val", "test"):
         raise DataError(f"unknown split {split!r}: use train, val or test")
     known = dataset_names()
-    if name not in known + ("folder", "synthetic"):
-        raise DataError(f"unknown dataset {name!r}: use folder, synthetic or a MedSegBench name "
-                        f"({', '.join(known[:4])}, ... {len(known)} in medsegbench.info.INFO)")
+    if name not in data_names():
+        raise DataError(f"unknown dataset {name!r}: use folder, synthetic, {', '.join(LAYOUTS)} or a MedSegBench "
+                        f"name ({', '.join(known[:4])}, ... {len(known)} in medsegbench.info.INFO)")
     if classes is not None and name not in ("folder", "synthetic"):
-        raise DataError(f"--classes is for --data folder and synthetic: {name}'s classes are medsegbench's "
-                        f"({len(spec_of(name).classes)}): leave --classes out")
+        raise DataError(f"--classes is for --data folder and synthetic: {name} has its own classes: leave "
+                        f"--classes out")
     k, channels = classes or 2, channels or 3
     if name == "synthetic":
         if k not in SYNTHETIC_CLASSES:
@@ -170,9 +177,13 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     skipped = [] if skip_unreadable else None
     if name == "folder":
         loaded = load_folder(root, split, size, limit, skipped, k)
-    elif name == "isic2016" and any(entry.startswith("ISBI2016_ISIC_Part1_") and
-                                    os.path.isdir(os.path.join(root, entry)) for entry in os.listdir(root)):
-        loaded = load_challenge(root, split, size, limit, skipped)
+    elif name in LAYOUTS and holds_challenge(name, root):
+        loaded = load_challenge(name, root, split, size, limit, skipped)
+    elif name in LAYOUTS and (name not in known or any(holds_challenge(other, root) for other in LAYOUTS)):
+        # a challenge medsegbench does not hold (isic2017), or a root of another year's folders: not an npz
+        train = LAYOUTS[name].train
+        raise DataError(f"--data {name} reads the ISIC {LAYOUTS[name].year} challenge's folders ({train[0]}/, "
+                        f"{train[1]}/, ...): {root} holds none of them: pass --data-root DIR holding them")
     else:
         images, masks, ids, notes = load_npz(root, split, size, limit, name)
         return LesionDataset(images, masks, ids, augment, seed, notes=notes, classes=spec_of(name).classes)

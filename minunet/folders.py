@@ -1,4 +1,5 @@
-"""Folders of image and mask files: the ISIC challenge's layout, and your own folder.
+"""Folders of image and mask files: the ISIC 2016 challenge's layout (the other years: minunet.challenges), and
+your own folder.
 
 Both are read by one path, `load_split`: pair each image with its mask by id (the file name without its
 suffix), read each pair once (minunet.images), resize it to the working size, and keep each mask also at its
@@ -101,17 +102,18 @@ def near_miss(mask_dir, id_, expected):
     return ""
 
 
-def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skipped=None, classes=2):
+def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skipped=None, carve=None, classes=2):
     """Read one split of a pair of image and mask folders at `size` (an int, or (height, width)): a SplitData.
 
-    split "train" / "val" takes its share of the fixed 90/10 split of the sorted ids; "test" takes every id.
+    carve (default: split is not "test"): split "train" / "val" takes its share of the fixed 90/10 split of the
+    sorted ids; otherwise the split takes every id (a test folder, or a challenge's own validation folder).
     skipped: None to raise DataError on a pair that cannot be read; or a list, to leave such pairs out and
     append their one-line messages to it (DataError only when no pair can be read). classes K > 2: masks are
     label maps of class indices 0..K-1, kept as they are.
     """
     pairs = pair_files(image_dir, mask_dir, mask_suffix)
     ids = sorted(pairs)
-    if split != "test":
+    if split != "test" if carve is None else carve:
         ids = split_ids(ids)[split]
     ids = ids[:limit] if limit is not None else ids
     if not ids:
@@ -146,17 +148,6 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
     return SplitData(torch.stack(images), torch.stack(masks), kept, originals, notes)
 
 
-def load_challenge(root, split, size, limit=None, skipped=None):
-    """One split of the ISIC challenge's folders under root (see load_split): a SplitData."""
-    image_dir, mask_dir = (TEST_IMAGES, TEST_MASKS) if split == "test" else (TRAIN_IMAGES, TRAIN_MASKS)
-    image_dir, mask_dir = os.path.join(root, image_dir), os.path.join(root, mask_dir)
-    for folder in (image_dir, mask_dir):
-        if not os.path.isdir(folder):
-            raise DataError(f"missing folder {folder}: an ISIC 2016 challenge root holds "
-                            f"{TRAIN_IMAGES}/ and {TRAIN_MASKS}/ (and {TEST_IMAGES}/ and {TEST_MASKS}/ for test)")
-    return load_split(image_dir, mask_dir, MASK_SUFFIX, split, size, limit, skipped)
-
-
 def load_folder(root, split, size, limit=None, skipped=None, classes=2):
     """One split of your own folder root: images/ and masks/ (train, val), test/images/ and test/masks/ (test);
     classes K > 2: masks of class indices 0..K-1."""
@@ -174,4 +165,4 @@ def load_folder(root, split, size, limit=None, skipped=None, classes=2):
             raise DataError(f"missing folder {folder}: --data folder reads {where} in {root}: create it, with "
                             f"the images (.jpg, .jpeg or .png) and one mask <image name>.png per image "
                             f"(0 background, 255 or 1 lesion)")
-    return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped, classes)
+    return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped, classes=classes)

@@ -4,6 +4,7 @@ predict never writes two results to one name and never replaces a segmentation i
 unless asked (overwrite=True): the output folder may hold a user's ground truth.
 """
 import os
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
@@ -47,16 +48,18 @@ def input_images(source):
 
 
 def output_names(paths, overlay):
-    """{input path: [the files predict writes for it]}; DataError when two inputs would write one name."""
+    """{input path: [the files predict writes for it]}; DataError when two inputs would write one name (also
+    names that differ only in their Unicode form, composed or not, which macOS stores as one file)."""
     names, owner = {}, {}
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
         names[path] = [stem + MASK_SUFFIX] + ([stem + OVERLAY_SUFFIX] if overlay else [])
         for name in names[path]:
-            if name in owner:
-                raise DataError(f"{owner[name]} and {path} would both be written to {name}: rename one of "
+            key = unicodedata.normalize("NFC", name)
+            if key in owner:
+                raise DataError(f"{owner[key]} and {path} would both be written to {name}: rename one of "
                                 f"them or segment them into separate --output folders")
-            owner[name] = path
+            owner[key] = path
     return names
 
 

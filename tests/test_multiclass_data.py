@@ -40,7 +40,7 @@ def test_a_named_dataset_of_three_classes_and_one_of_gray_images(tmp_path):
     busi = make_dataset("busi", "train", root=tmp_path)
     image, mask, _ = busi[0]
     assert busi.spec.channels == 1 and image.shape == (1, 128, 128) and set(mask.unique().tolist()) <= {0, 1}
-    with pytest.raises(DataError, match="--classes is for --data folder and synthetic"):
+    with pytest.raises(DataError, match="--classes is for --data folder and synthetic: wbc has its own classes"):
         make_dataset("wbc", "val", root=tmp_path, classes=3)
 
 

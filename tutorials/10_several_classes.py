@@ -182,7 +182,7 @@ for name, means in scores["per_class"].items():
 confusion = torch.tensor(scores["confusion"], dtype=torch.float64)
 rows = confusion / confusion.sum(1, keepdim=True).clamp(min=1)
 fig, ax = plt.subplots(figsize=(4.2, 3.6))
-ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+ax.imshow(rows.tolist(), cmap="Blues", vmin=0, vmax=1)
 for (i, j), v in zip([(i, j) for i in range(len(names)) for j in range(len(names))], rows.flatten().tolist()):
     ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v > 0.5 else "black", fontsize=8)
 ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true",
@@ -225,11 +225,13 @@ if args.data == "synthetic":
 #
 # ## Exercises
 #
-# 1. Train the three classes with `Recipe(loss="bce")` (which for three classes is plain cross-entropy) and
-#    compare the ink's Dice with the default's. Expect the thin stroke to gain from the Jaccard term.
-# 2. Give the background logit 0 and check, for a few logits x, that `cross_entropy` of (0, x) equals
-#    `bce_with_logits(x)`, also in its gradient with respect to x.
-# 3. Sum the confusion matrix's rows and columns: what do the row sums count, and what do the column sums?
-#    Compute the ink's Dice from the matrix alone and compare it with the per-class Dice printed above.
+# 1. **Sigmoid is a softmax of two.** Give the background the logit 0 and check, for a few logits x, that
+#    `cross_entropy` of (0, x) equals `bce_with_logits(x)`, in its value and in its gradient with respect to x.
+# 2. **The recipe's losses for three classes.** Which module does each name of `minunet.losses.LOSSES` give
+#    for three classes (`loss_for(name, 3)`)? Check that `loss_for("bce", 3)` on the logits and labels of "The
+#    loss of several classes" is torch's cross-entropy.
+# 3. **Reading the confusion matrix.** What do its row sums count, and its column sums? Check the row sums
+#    against the validation masks, then compute the ink's Dice from the matrix alone: why is it not the
+#    per-class Dice printed above?
 #
-# Answers: tutorials/answers/10_several_classes.md.
+# Answers: `tutorials/answers/10_several_classes.md`.
