@@ -115,6 +115,10 @@ def test_train_evaluate_and_predict_three_classes_from_the_command_line(tmp_path
     assert state["classes"] == ["background", "lesion", "ink"] and state["channels"] == 1
     assert state["model_args"]["in_channels"] == 1 and state["model_args"]["out_channels"] == 3
     capsys.readouterr()
+    assert main(["train", "--resume", str(out / "last.pt"), "--classes", "2"]) == 2  # the run's classes hold
+    assert "--classes 2 (the run's: 3) contradicts it" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out / "last.pt")]) == 0  # finished: its files rewritten from last.pt
+    assert "nothing to resume" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", "synthetic", "--limit", "4",
                  "--device", "cpu", "--json", str(tmp_path / "m.json"), "--report", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "report.html").read_text()
