@@ -118,12 +118,14 @@ def write_report(out_dir, run, rows, cases, scores=None, skipped=()):
 
 
 def _csv_text(rows):
-    """The rows as CSV text with the COLUMNS: None and absent as empty, flags ";"-joined."""
+    """The rows as CSV text with the COLUMNS (for K > 2 classes, each class's metrics before the flags, as
+    "dice/<class>"): None and absent as empty, flags ";"-joined."""
+    columns = (*COLUMNS[:-1], *(k for k in (rows[0] if rows else {}) if "/" in k), COLUMNS[-1])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        numbers = [row.get(name) for name in COLUMNS[1:-1]]  # floats (a 0-dim tensor too), or None
+        numbers = [row.get(name) for name in columns[1:-1]]  # floats (a 0-dim tensor too), or None
         flags = ";".join(row.get("flags") or [])
         writer.writerow([row["id"], *("" if v is None else float(v) for v in numbers), flags])
     return buf.getvalue()

@@ -124,6 +124,8 @@ def test_train_evaluate_and_predict_three_classes_from_the_command_line(tmp_path
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "<h2>Per class</h2>" in page and "<h2>Confusion matrix</h2>" in page
     assert page.count("worst") >= 2 and "ink: worst" in page
+    header = (tmp_path / "rep" / "per_image.csv").read_text().splitlines()[0].split(",")
+    assert header[:2] == ["id", "dice"] and "dice/ink" in header and header[-1] == "flags"
     scores = json.loads((tmp_path / "m.json").read_text())
     assert set(scores["per_class"]) == {"background", "lesion", "ink"} and len(scores["confusion"]) == 3
     assert sum(map(sum, scores["confusion"])) == 4 * 32 * 32 and "dice" in scores["per_class"]["ink"]
