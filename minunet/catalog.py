@@ -1,9 +1,10 @@
 """MedSegBench's datasets by name, as the installed medsegbench package describes them, and what a dataset's
 images and labels are (`DataSpec`: colour channels and class names).
 
-The catalogue is medsegbench.info.INFO, read from the installed package (never copied here). Its info.py is
-loaded on its own, without running medsegbench's __init__, which imports NumPy and the dataset classes.
+The catalogue is medsegbench.info.INFO, read from the installed package (never copied here): the literal in its
+info.py, without running any of the package (its __init__ imports NumPy and the dataset classes).
 """
+import ast
 import functools
 import importlib.util
 import os
@@ -37,15 +38,18 @@ def numbered(k):
 
 @functools.lru_cache(maxsize=1)
 def medsegbench_info():
-    """medsegbench.info.INFO, {name: its record}, loaded from the installed package; {} when it is missing."""
+    """medsegbench.info.INFO, {name: its record}, read from the installed package's info.py as the literal it
+    is (nothing of the package runs: it would import NumPy, and make ~/.medsegbench); {} when it is missing."""
     spec = importlib.util.find_spec("medsegbench")
     if spec is None or not spec.submodule_search_locations:
         return {}
     path = os.path.join(list(spec.submodule_search_locations)[0], "info.py")
-    module_spec = importlib.util.spec_from_file_location("_minunet_medsegbench_info", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.INFO
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["INFO"]:
+            return ast.literal_eval(node.value)
+    return {}
 
 
 def dataset_names():
