@@ -7,9 +7,9 @@ same lesions):
   3 classes     3 classes, RGB: three logits, softmax, CE + Jaccard over the foreground classes
   binary gray   2 classes, 1 channel
   3 classes gray
-The same recipe and seed for each (minunet.recipe's, fp32, no TTA). After one warm-up epoch each, the variants' epochs are timed in turn (epoch 1
-of each, then epoch 2 of each, ...), so that other work on a shared machine slows them alike; the median epoch
-is printed, and one validation pass each. Prints the CPU (model, cores, flags), torch's version and threads.
+The same recipe and seed for each (minunet.recipe's, fp32, no TTA). After one warm-up epoch each, the
+variants' epochs are timed in turn (epoch 1 of each, then epoch 2 of each, ...), so that other work on a shared
+machine slows them alike; the median epoch is printed, and one validation pass each. Prints the CPU (model, cores, flags), torch's version and threads.
 
     python bench/classes.py                          # 200 images at 128 px, width 16: minutes on 2 cores
     python bench/classes.py --limit 16 --size 64 --epochs 1   # a quick look
