@@ -35,18 +35,20 @@ import torch
 from dataclasses import asdict
 
 from minunet import recipe as recipes
+from minunet.catalog import dataset_names
 from minunet.data import LesionDataset, make_dataset
 from minunet.device import Runtime, cpu_has_native_bf16
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.inference import Inference
 from minunet.models import MODELS, ModelEntry, new_model
 from minunet.train import fit
+from minunet.transforms import normalisation
 
 
-def smp_unet(recipe):
+def smp_unet(recipe, spec):
     """segmentation_models_pytorch's Unet("resnet34") from scratch: the reference the benchmarks compare with."""
     import segmentation_models_pytorch as smp
-    return smp.Unet("resnet34", encoder_weights=None, classes=1)
+    return smp.Unet("resnet34", encoder_weights=None, in_channels=spec.channels, classes=spec.outputs)
 
 
 BENCH = recipes.Recipe(model="resunet34", encoder_weights="none")  # the recipe's defaults, from scratch
@@ -58,7 +60,8 @@ def pool_of(args, recipe):
              for split in ("train", "val")]
     originals = None if parts[0].original_masks is None else parts[0].original_masks + parts[1].original_masks
     return LesionDataset(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
-                         parts[0].ids + parts[1].ids, seed=recipe.seed, original_masks=originals)
+                         parts[0].ids + parts[1].ids, seed=recipe.seed, original_masks=originals,
+                         classes=parts[0].spec.classes)
 
 
 def folds_of(n, k, seed):
@@ -81,14 +84,15 @@ def cross_validate(args):
     for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)[:args.max_folds]):
         train_ids = [i for i in range(len(pool)) if i not in set(held_out)]
         train_set, val_set = pool.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
-        model, start = new_model(recipe), time.perf_counter()
+        model, start = new_model(recipe, pool.spec), time.perf_counter()
         history = fit(model, train_set, val_set, None, recipe, runtime, show_progress=False)
         minutes = (time.perf_counter() - start) / 60
         fold = dict(fold=k, minutes=minutes, history=[
             {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history],
             variants={}, sweeps={})
         for name, options in VARIANTS.items():
-            scores = evaluate(model, val_set, Inference(**options), runtime)
+            mean_std = dict(zip(("mean", "std"), normalisation(pool.spec.channels)))
+            scores = evaluate(model, val_set, Inference(**options, **mean_std, spec=pool.spec), runtime)
             fold["ids"] = scores["ids"]
             fold["variants"][name] = dict(dice=scores["per_image"]["dice"].tolist(),
                                           jaccard=scores["per_image"]["jaccard"].tolist())
@@ -269,7 +273,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", nargs=2, metavar="JSON", help="paired differences of two runs' results (B - A); "
                         "JSON:VARIANT compares one inference option, e.g. base.json:tta")
-    parser.add_argument("--data", default="isic2016", choices=["isic2016", "folder", "synthetic"])
+    parser.add_argument("--data", default="isic2016", choices=dataset_names() + ("folder", "synthetic"),
+                        metavar="NAME", help="a MedSegBench name (default isic2016), folder or synthetic")
     parser.add_argument("--data-root", default="../shared/data/isic2016")
     recipes.add_flags(parser)  # --model, --size, --epochs, --loss, --tta, ...: minunet train's recipe flags
     parser.add_argument("--folds", type=int, default=3)

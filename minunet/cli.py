@@ -7,7 +7,7 @@ import argparse
 
 from . import recipe
 from .argtypes import batch_size, fraction, number, positive
-from .challenges import LAYOUTS
+from .data import data_names
 from .commands import evaluate_command, predict_command, say, train_command
 from .device import Runtime
 from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
@@ -29,9 +29,10 @@ def make_data_flags(given_only):
     that --resume can tell them (minunet.rundir.DATA_DEFAULTS fills them in)."""
     default = (lambda value: argparse.SUPPRESS) if given_only else (lambda value: value)
     flags = Parser(add_help=False)
-    flags.add_argument("--data", choices=[*LAYOUTS, "folder", "synthetic"], default=default(DATA_DEFAULTS["data"]),
-                       help="ISIC 2016 (its challenge folders or medsegbench's npz), ISIC 2017 or 2018 (their "
-                            "challenge folders); your own folder (DIR/images, DIR/masks); or synthetic lesions "
+    flags.add_argument("--data", choices=data_names(), metavar="NAME", default=default(DATA_DEFAULTS["data"]),
+                       help="a MedSegBench dataset by name (isic2016, kvasir, busi, wbc, ...: every name in "
+                            "medsegbench.info.INFO; isic2016 and isic2018 also read their challenge's folders, "
+                            "isic2017 only those); folder: your own (DIR/images, DIR/masks); or synthetic lesions "
                             "made on the fly (offline; default)")
     flags.add_argument("--data-root", metavar="DIR", default=default(DATA_DEFAULTS["data_root"]),
                        help="ISIC 2016 challenge folders or medsegbench's npz files (default ~/.medsegbench); for "
@@ -65,6 +66,13 @@ def build_parser():
                        description="Train a U-Net on lesion images; writes best.pt, last.pt, history.csv and "
                                    "curves.png into --out.")
     recipe.add_flags(t)  # the recipe: --model, --size, --epochs, --lr, --loss, --tta, ... (minunet.recipe)
+    t.add_argument("--classes", type=number(int, 2, 255), metavar="K", default=argparse.SUPPRESS,
+                   help="--data folder: masks are class indices 0..K-1 (8-bit gray or palette PNG); --data "
+                        "synthetic: 3 adds an ink stroke class (default 2: lesion masks); a MedSegBench name has "
+                        "its own")
+    t.add_argument("--channels", type=int, choices=(1, 3), default=argparse.SUPPRESS,
+                   help="--data folder or synthetic: 1 reads the images as gray, 3 (default) as RGB; a "
+                        "MedSegBench name has its own")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=argparse.SUPPRESS,
                    help="auto (default): bf16 on a CPU with native bf16, mixed precision on CUDA, fp32 elsewhere")
     t.add_argument("--out", metavar="DIR", help="output folder (default runs/<model>-<data>)")

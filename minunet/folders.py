@@ -23,7 +23,7 @@ import torch
 
 from .errors import DataError
 from .images import read_pair
-from .masks import split_notes
+from .masks import check_class_indices, split_notes
 from .transforms import Resize
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
@@ -102,13 +102,14 @@ def near_miss(mask_dir, id_, expected):
     return ""
 
 
-def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skipped=None, carve=None):
+def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skipped=None, carve=None, classes=2):
     """Read one split of a pair of image and mask folders at `size` (an int, or (height, width)): a SplitData.
 
     carve (default: split is not "test"): split "train" / "val" takes its share of the fixed 90/10 split of the
     sorted ids; otherwise the split takes every id (a test folder, or a challenge's own validation folder).
     skipped: None to raise DataError on a pair that cannot be read; or a list, to leave such pairs out and
-    append their one-line messages to it (DataError only when no pair can be read).
+    append their one-line messages to it (DataError only when no pair can be read). classes K > 2: masks are
+    label maps of class indices 0..K-1, kept as they are.
     """
     pairs = pair_files(image_dir, mask_dir, mask_suffix)
     ids = sorted(pairs)
@@ -122,7 +123,7 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
     images, masks, kept, originals, kinds, resized = [], [], [], [], [], []
     for id_ in ids:
         try:
-            image, mask, kind = read_pair(*pairs[id_])  # (3, H, W), (1, H, W) uint8
+            image, mask, kind = read_pair(*pairs[id_], classes)  # (3, H, W), (1, H, W) uint8
         except DataError as e:
             if skipped is None:
                 raise
@@ -139,12 +140,17 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
     if not kept:
         raise DataError(f"none of the {len(ids)} images of split {split} in {image_dir} could be read: "
                         f"{skipped[0]}")
-    notes = split_notes(kinds, split, mask_dir, resize.size, resized)
+    if classes > 2:
+        check_class_indices(torch.cat([m.flatten() for m in originals]), classes, f"masks in {mask_dir}")
+        notes = []
+    else:
+        notes = split_notes(kinds, split, mask_dir, resize.size, resized)
     return SplitData(torch.stack(images), torch.stack(masks), kept, originals, notes)
 
 
-def load_folder(root, split, size, limit=None, skipped=None):
-    """One split of your own folder root: images/ and masks/ (train, val), test/images/ and test/masks/ (test)."""
+def load_folder(root, split, size, limit=None, skipped=None, classes=2):
+    """One split of your own folder root: images/ and masks/ (train, val), test/images/ and test/masks/ (test);
+    classes K > 2: masks of class indices 0..K-1."""
     base = os.path.join(root, "test") if split == "test" else root
     image_dir, mask_dir = os.path.join(base, "images"), os.path.join(base, "masks")
     for folder in (image_dir, mask_dir):
@@ -159,4 +165,4 @@ def load_folder(root, split, size, limit=None, skipped=None):
             raise DataError(f"missing folder {folder}: --data folder reads {where} in {root}: create it, with "
                             f"the images (.jpg, .jpeg or .png) and one mask <image name>.png per image "
                             f"(0 background, 255 or 1 lesion)")
-    return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped)
+    return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped, classes=classes)

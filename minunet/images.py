@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .errors import DataError, one_line
-from .transforms import pil_to_tensor
+from .transforms import grayscale, pil_to_tensor
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit grayscale (I: 32-bit)
 
@@ -110,6 +110,12 @@ def mask_levels(img, path):
     if (rgba[3] < 255).any():
         raise DataError(f"mask {path} has transparent pixels: save it without transparency, "
                         f"0 for background and 255 for lesion")
+    if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])) and img.mode == "P":
+        values = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).unique().tolist()  # stored indices
+        shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
+        raise DataError(f"mask {path} is a palette image in colour holding the values {shown}: if they are class "
+                        f"indices pass --classes {values[-1] + 1}, else save it in grayscale, 0 for background "
+                        f"and 255 for lesion")
     if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])):
         raise DataError(f"mask {path} is in colour (its red, green and blue differ): save it in grayscale, "
                         f"0 for background and 255 for lesion")
@@ -141,8 +147,15 @@ def binarise(levels, kind):
     return (levels > (0 if label_values(kind) else 127)).to(torch.uint8)
 
 
-def mask_tensor(img, path):
-    """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1", ... or "grey")."""
+def mask_tensor(img, path, classes=2):
+    """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1", ... or "grey").
+    classes K > 2: the label map as it is, (1, H, W) uint8 class indices (a palette PNG's indices, not its
+    colours), and the kind "classes" (minunet.masks.check_class_indices checks them)."""
+    if classes > 2:
+        if img.mode == "P":  # the stored indices; converting would give the palette's colours
+            w, h = img.size
+            return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(1, h, w), "classes"
+        return mask_levels(img, path), "classes"
     levels = mask_levels(img, path)
     kind = mask_kind(levels)
     return binarise(levels, kind), kind
@@ -158,8 +171,9 @@ def read_mask(path):
     return mask_tensor(open_image(path), path)
 
 
-def read_pair(image_path, mask_path):
-    """An image (3, H, W) uint8, its mask (1, H, W) uint8 in {0, 1}, and the mask's kind.
+def read_pair(image_path, mask_path, classes=2):
+    """An image (3, H, W) uint8, its mask (1, H, W) uint8 in {0, 1} (class indices for classes > 2), and the
+    mask's kind.
 
     Raises DataError naming both files when the mask's size (as shown) is not the image's.
     """
@@ -167,7 +181,7 @@ def read_pair(image_path, mask_path):
     if img.size != msk.size:
         raise DataError(f"mask {mask_path} is {msk.size[0]}x{msk.size[1]} but its image {image_path} is "
                         f"{img.size[0]}x{img.size[1]}" + size_hint(image_path, img.size, msk.size))
-    return (image_tensor(img, image_path), *mask_tensor(msk, mask_path))
+    return (image_tensor(img, image_path), *mask_tensor(msk, mask_path, classes))
 
 
 def size_hint(image_path, shown, mask_size):
@@ -177,3 +191,12 @@ def size_hint(image_path, shown, mask_size):
             return (f" as shown (its EXIF orientation turns the stored {stored.size[0]}x{stored.size[1]} "
                     f"pixels): draw the mask on the image as viewers show it, or remove the image's orientation tag")
     return ": a mask must have its image's width and height"
+
+
+def as_channels(images, channels):
+    """Images (N, C, H, W) uint8 with `channels` channels: gray repeated into RGB, or RGB to its luma."""
+    if images.shape[1] == channels:
+        return images.contiguous()
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()  # (N, 3, H, W)
+    return (grayscale(images.float() / 255) * 255).round().to(torch.uint8)  # (N, 1, H, W)

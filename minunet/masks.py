@@ -3,7 +3,8 @@ than 0/255, or a one-line refusal (DataError) where no reading would be right.
 
   0 and 1, or 0 and one other value below 128 (a label map of    that value is lesion        note
     two classes: 0/2, 0/3)
-  several values below 128 across the split (0/1/2: classes)     not a lesion mask           refused
+  several values below 128 across the split (0/1/2: classes)     not a lesion mask           refused (--classes K)
+  with --classes K > 2: class indices 0..K-1                     kept as they are            larger refused
   grey levels (anti-aliased edges)                               binarised at > 127          note
   empty masks (no lesion pixel)                                  images without lesion       note
   every mask of the split empty                                  nothing to learn or score   refused
@@ -24,17 +25,20 @@ def value_list(values):
     return f"{', '.join(str(v) for v in values[:SHOWN_VALUES - 1])}, ..., {values[-1]} ({len(values)} values)"
 
 
-def check_labels(kinds, masks):
+def check_labels(kinds, masks, classes_flag=True):
     """Raise DataError when the label maps of a split, [(kind, file name or None)], hold more than one value
-    besides 0 (classes, not a lesion); `masks` says where they are ("masks in DIR")."""
+    besides 0 (classes, not a lesion); `masks` says where they are ("masks in DIR"). classes_flag: the advice
+    names --classes K (folders); False where the classes are not the user's to set (an npz of two classes)."""
     values = sorted({v for kind, _ in kinds for v in label_values(kind)})
     if len(values) < 2:
         return
     example = next(((kind, name) for kind, name in kinds if set(label_values(kind)) - {values[0]}))
     shown = f" ({example[1]}: {value_list([0] + label_values(example[0]))})" if example[1] else ""
     raise DataError(f"{masks} hold the values {value_list([0] + values)}{shown}: a label map with "
-                    f"{len(values) + 1} classes, not a lesion mask; minunet reads two-class masks (0/255 or 0/1): "
-                    f"save the lesion as 255 and all else as 0 (several classes are coming, as --classes K)")
+                    f"{len(values) + 1} classes, not a lesion mask; " + (
+                        f"pass --classes {max(values) + 1} to read them as class indices 0..{max(values)}, or "
+                        if classes_flag else "medsegbench names two classes for it: ") +
+                    "save the lesion as 255 and all else as 0")
 
 
 def mask_notes(kinds, split, masks):
@@ -84,3 +88,14 @@ def split_notes(kinds, split, mask_dir, size=None, resized=()):
     resized = [os.path.basename(path) for path in resized]
     empty_note = empty_masks(sorted(empty + resized), resized, len(kinds), split, masks, size)
     return mask_notes(named, split, masks) + ([empty_note] if empty_note else [])
+
+
+def check_class_indices(labels, k, masks):
+    """Raise DataError unless every value of the label maps `labels` (any shape, integers) is a class index
+    below k; `masks` says where they are."""
+    largest = int(labels.max()) if labels.numel() else 0
+    if largest > k - 1 or (labels.numel() and int(labels.min()) < 0):
+        values = sorted(set(labels.unique().tolist()))
+        raise DataError(f"{masks} hold the values {value_list(values)}, and {k} classes are class indices "
+                        f"0..{k - 1}: pass --classes {largest + 1} if there are that many, or save each pixel's "
+                        f"class index (0 for background)")

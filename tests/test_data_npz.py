@@ -108,7 +108,7 @@ def test_offline_without_npz(tmp_path, monkeypatch):
     assert str(tmp_path / "isic2016_128.npz") in message and "\n" not in message
     assert "https://zenodo.org/records/13358372" in message and "--data-root" in message
     url, filename, md5 = calls[0]  # medsegbench's own metadata
-    assert filename == "isic2016_128.npz" and url.startswith(npz.ZENODO_RECORD)
+    assert filename == "isic2016_128.npz" and url == npz.npz_source("isic2016", 128)[0]
     assert md5 == "4fcee7c35a990f25f2c82ad3ed2f4f54"
 
 
@@ -138,8 +138,7 @@ def test_npz_label_maps_and_empty_masks(tmp_path):
     with pytest.raises(DataError) as e:
         make_dataset("isic2016", "train", root=tmp_path)
     assert str(e.value) == (f"masks in {path} (train_label) hold the values 0, 1, 2: a label map with 3 classes, not a "
-                            f"lesion mask; minunet reads two-class masks (0/255 or 0/1): save the lesion as 255 and "
-                            f"all else as 0 (several classes are coming, as --classes K)")
+                            f"lesion mask; medsegbench names two classes for it: save the lesion as 255 and all else as 0")
     some = labels.clone()
     some[1] = 0
     write_npz(path, {"train_images": images, "train_label": some})

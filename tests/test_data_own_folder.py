@@ -214,8 +214,8 @@ def test_label_maps_of_several_classes_are_refused_in_one_line(tmp_path):
             make_dataset("folder", split, root=tmp_path, size=32)
         assert str(skipping.value) == str(e.value)
         assert str(e.value) == (f"masks in {masks} hold the values 0, 1, 2 ({first}.png: 0, 1, 2): a label map with "
-                                f"3 classes, not a lesion mask; minunet reads two-class masks (0/255 or 0/1): save "
-                                f"the lesion as 255 and all else as 0 (several classes are coming, as --classes K)")
+                                f"3 classes, not a lesion mask; pass --classes 3 to read them as class indices 0..2, "
+                                f"or save the lesion as 255 and all else as 0")
         # each mask of two values, but 1 in some and 2 in others: classes too, never merged into one lesion
         save_mask(masks / f"{first}.png", pairs[first][1] * 2)
         with pytest.raises(DataError, match=rf"hold the values 0, 1, 2 \({first}\.png: 0, 2\): a label map with 3"):

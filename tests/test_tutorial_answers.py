@@ -70,7 +70,8 @@ def check_answers(stem, namespace):
 
 # each answered tutorial, and the mode its answers are checked in (--quick where they do not depend on it)
 CHECKED = [("01_data", ()), ("02_transforms", ()), ("03_unet_blocks", ("--quick",)), ("03b_unet", ("--quick",)),
-           ("04_resnet34_encoder", ("--quick",)), ("05_losses_and_metrics", ("--quick",))]
+           ("04_resnet34_encoder", ("--quick",)), ("05_losses_and_metrics", ("--quick",)),
+           ("10_several_classes", ("--quick",))]
 
 
 @pytest.mark.slow  # each runs a whole tutorial: seconds to a minute on two cores
@@ -80,7 +81,7 @@ def test_answers(stem, flags, tmp_path, monkeypatch):
 
 
 # the tutorials whose exercises have answers; 06 to 09 join when they are rewritten (issue 24)
-ANSWERED = ("01", "02", "03", "03b", "04", "05")
+ANSWERED = ("01", "02", "03", "03b", "04", "05", "10")
 
 
 @pytest.mark.parametrize("number", ANSWERED)

@@ -50,8 +50,8 @@ def number(script):
 
 
 def test_the_tutorials_are_numbered_in_order():
-    # nine, with 03 split in two (03, its blocks; 03b, the whole U-Net) until the series is renumbered
-    assert [number(p) for p in SCRIPTS] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09"], [
+    # ten, with 03 split in two (03, its blocks; 03b, the whole U-Net) until the series is renumbered
+    assert [number(p) for p in SCRIPTS] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09", "10"], [
         p.name for p in SCRIPTS]
 
 
@@ -92,6 +92,9 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
     if script.name.startswith("09_"):  # a folder checked (the 0/1 note), trained on and segmented
         assert "hold 0 and 1, not 0 and 255" in output and "the masks are equal: True" in output, output[-2000:]
         assert len(list((out_dir / "09_predicted_masks").glob("*_Segmentation.png"))) == 3
+    if script.name.startswith("10_"):  # several classes: the quick run learns, scored per class
+        best = float(output.split("best validation Dice, mean over the foreground classes: ")[1].split()[0])
+        assert best >= 0.75 and "ink " in output and "cross-entropy" in output, output[-2000:]
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ def test_label_maps_train_as_lesions_or_are_refused(tmp_path, capsys):
     code, err = exit_code_and_stderr(train(classes, tmp_path / "run3"), capsys)
     assert code == 2 and one_error_line(err).startswith(
         f"minunet train: error: masks in {classes / 'masks'} hold the values 0, 1, 2 (")
-    assert "a label map with 3 classes" in err and "minunet reads two-class masks (0/255 or 0/1)" in err
+    assert "a label map with 3 classes" in err and "pass --classes 3 to read them as class indices 0..2" in err
     assert not (tmp_path / "run3").exists()
     assert before == {name: (classes / "masks" / name).read_bytes() for name in os.listdir(classes / "masks")}
 
