@@ -1,5 +1,6 @@
-"""Exported models give minunet's own probabilities in onnxruntime and torch.jit, and model cards say what a
-checkpoint is."""
+"""Exported models give minunet's own probabilities in onnxruntime and torch.jit; every export has its model
+card; torch.hub loads the models from this checkout."""
+import importlib.util
 import json
 import os
 import pathlib
@@ -175,3 +176,29 @@ def test_the_card_of_a_0_1_0_checkpoint_says_what_it_does_not_record():
     for line in ("- loss: not recorded", "- threshold: not recorded", "validation: not recorded",
                  "best validation Dice: 0.5447 (epoch 3)", "data: synthetic", "at most 64"):
         assert line in card, line
+
+
+# ---------------------------------------------------------------------------------------------------------
+# torch.hub
+
+def test_torch_hub_loads_both_models_from_this_checkout(checkpoints):
+    unet = torch.hub.load(str(ROOT), "unet", source="local", base_channels=4)
+    assert type(unet) is UNet and unet.config()["base_channels"] == 4
+    resunet = torch.hub.load(str(ROOT), "resunet34", source="local", encoder_weights=None, out_channels=2)
+    assert type(resunet) is ResNet34UNet and resunet.out_channels == 2
+    spec = importlib.util.spec_from_file_location("hubconf", ROOT / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    assert hubconf.dependencies == ["torch", "torchvision"]
+
+
+def test_torch_hub_loads_a_checkpoints_weights_and_refuses_another_models(checkpoints):
+    from minunet.errors import CheckpointError
+
+    model = torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]))
+    saved = load_checkpoint(str(checkpoints["unet"]))["state_dict"]
+    assert not model.training and all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    with pytest.raises(CheckpointError, match="holds a unet model, not a resunet34"):
+        torch.hub.load(str(ROOT), "resunet34", source="local", checkpoint=str(checkpoints["unet"]))
+    with pytest.raises(ValueError, match="would not fit"):
+        torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]), base_channels=8)
