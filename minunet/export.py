@@ -117,6 +117,38 @@ def export_model(model, path, fmt, size=(128, 128), logits=False, metadata=None)
     return worst
 
 
+def export_checkpoint(state, model, path, fmt, logits=False, checkpoint_path=None):
+    """Export a checkpoint's model (state as load_checkpoint returns it) to `path` and write its model card
+    beside it (card_path(path)), replacing both; returns the largest difference from minunet's own output.
+
+    The checkpoint's size is traced at, and its size, normalisation, threshold and classes go into the file's
+    metadata. The file is written under a temporary name and renamed once it has passed its check.
+    """
+    missing = [key for key in ("size", "mean", "std") if key not in state]
+    if missing:
+        raise CheckpointError(f"{checkpoint_path or 'the checkpoint'} lacks {', '.join(missing)}: an export needs "
+                              f"the size and normalisation a run of minunet train stores; use its best.pt or last.pt")
+    size = (state["size"],) * 2 if isinstance(state["size"], int) else tuple(state["size"])  # (H, W)
+    metadata = dict(model=state["model"], model_args=state["model_args"], size=list(size), mean=list(state["mean"]),
+                    std=list(state["std"]), threshold=state.get("threshold", 0.5),
+                    classes=class_names(state, model.out_channels))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = path + ".tmp"
+    try:
+        worst = export_model(model, temporary, fmt, size, logits, metadata)
+        details = (f"input `images` (B, {model.config().get('in_channels', 3)}, H, W), output "
+                   f"`{'logits' if logits else 'probabilities'}`; batch, height and width are free (H, W >= 32); "
+                   f"BatchNorm folded; its output matched minunet's to {worst:.1g} at {size[0]} x {size[1]} and "
+                   f"{size[0] + 16} x {size[1] + 48}")
+        card = model_card(state, model, checkpoint_path, dict(format=fmt, path=path, logits=logits, details=details))
+        os.replace(temporary, path)
+        write_text(card_path(path), card)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return worst
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the command line
 
@@ -190,29 +222,7 @@ def export_command(args):
         write_text(args.output, card)
         print(f"wrote the model card {args.output}")
         return
-    missing = [key for key in ("size", "mean", "std") if key not in state]
-    if missing:
-        raise CheckpointError(f"{args.checkpoint} lacks {', '.join(missing)}: an export needs the size and "
-                              f"normalisation a run of minunet train stores; use its best.pt or last.pt")
-    size = state["size"]
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    metadata = dict(model=state["model"], model_args=state["model_args"], size=list(size), mean=list(state["mean"]),
-                    std=list(state["std"]), threshold=state.get("threshold", 0.5),
-                    classes=class_names(state, model.out_channels))
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    temporary = args.output + ".tmp"
-    try:
-        worst = export_model(model, temporary, args.format, size, args.logits, metadata)
-        details = (f"input `images` (B, {model.config().get('in_channels', 3)}, H, W), output "
-                   f"`{'logits' if args.logits else 'probabilities'}`; batch, height and width are free (H, W >= 32); BatchNorm folded; "
-                   f"its output matched minunet's to {worst:.1g} at {size[0]} x {size[1]} and "
-                   f"{size[0] + 16} x {size[1] + 48}")
-        card = model_card(state, model, args.checkpoint, dict(format=args.format, path=args.output,
-                                                              logits=args.logits, details=details))
-        os.replace(temporary, args.output)
-        write_text(card_path(args.output), card)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    worst = export_checkpoint(state, model, args.output, args.format, args.logits, args.checkpoint)
     print(f"wrote {args.output} ({args.format}, {os.path.getsize(args.output) / 2 ** 20:.1f} MiB, "
-          f"{'logits' if args.logits else 'probabilities'}; matches minunet's own to {worst:.1g}) and its model card {card_path(args.output)}")
+          f"{'logits' if args.logits else 'probabilities'}; matches minunet's own to {worst:.1g}) and its model "
+          f"card {card_path(args.output)}")

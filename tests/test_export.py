@@ -12,7 +12,7 @@ import torch
 from minunet import ResNet34UNet, UNet, __version__
 from minunet.checkpoint import load_checkpoint, save_checkpoint
 from minunet.checkpoint import model_from_checkpoint
-from minunet.export import export_model
+from minunet.export import card_path, export_checkpoint
 from minunet.modelcard import model_card
 from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -80,25 +80,24 @@ NAMES = ["unet", pytest.param("resunet34", marks=pytest.mark.slow)]  # the ResNe
 
 
 def export(checkpoint, path, fmt, logits=False):
-    """Export a checkpoint's model as `minunet export` does (traced at 64 x 64); the checkpoint's dict."""
+    """Export a checkpoint's model and its card as `minunet export` does; its largest difference from minunet."""
     state = load_checkpoint(str(checkpoint))
-    metadata = dict(model=state["model"], mean=list(state["mean"]), size=[64, 64], threshold=state["threshold"],
-                    classes=["background", "lesion"])
-    assert export_model(model_from_checkpoint(state), str(path), fmt, (64, 64), logits, metadata) < 1e-4
-    return state
+    return export_checkpoint(state, model_from_checkpoint(state), str(path), fmt, logits, str(checkpoint))
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("name", NAMES)
 def test_exported_model_gives_minunets_probabilities(checkpoints, tmp_path, name, fmt):
     out = tmp_path / f"{name}.{fmt}"
-    export(checkpoints[name], out, fmt)
+    assert export(checkpoints[name], out, fmt) < 1e-4
     for batch, height, width in SIZES:
         images = images_of(batch, height, width)
         expected, got = minunet_output(checkpoints[name], images), run_file(out, fmt, images)
         assert got.shape == (batch, 1, height, width)
         assert (got - expected).abs().max() < 1e-4
         assert 0 <= got.min() and got.max() <= 1  # probabilities, not logits
+    card = pathlib.Path(card_path(str(out))).read_text()  # beside it: unet.onnx.md
+    assert f"# Model card: minunet {name}" in card and f"`{out.name}`: {'ONNX' if fmt == 'onnx' else 'TorchScript'}" in card
 
 
 def test_batchnorm_is_folded_out_of_the_exported_graphs(checkpoints, tmp_path):
@@ -117,6 +116,7 @@ def test_batchnorm_is_folded_out_of_the_exported_graphs(checkpoints, tmp_path):
     metadata = json.loads({p.key: p.value for p in model.metadata_props}["minunet"])
     assert metadata["mean"] == list(IMAGENET_MEAN) and metadata["size"] == [64, 64] and metadata["threshold"] == 0.4
     assert metadata["output"] == "probabilities" and metadata["activation"] == "sigmoid"
+    assert metadata["classes"] == ["background", "lesion"] and metadata["model_args"]["base_channels"] == 4
 
 
 def test_logits_are_exported_on_request(checkpoints, tmp_path):
@@ -129,6 +129,7 @@ def test_logits_are_exported_on_request(checkpoints, tmp_path):
     extra = {"minunet.json": ""}
     torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["minunet.json"])["output"] == "logits"
+    assert "- output: (B, 1, H, W) logits" in pathlib.Path(card_path(str(out))).read_text()
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -141,6 +142,8 @@ def test_several_classes_export_softmax_probabilities(checkpoints, tmp_path, fmt
         assert got.shape == (batch, 3, height, width)
         assert (got - minunet_output(checkpoints["unet3"], images)).abs().max() < 1e-4
         assert torch.allclose(got.sum(dim=1), torch.ones(batch, height, width), atol=1e-5)
+    card = pathlib.Path(card_path(str(out))).read_text()
+    assert "softmax of the logits over the channels" in card and "0 class_0, 1 class_1, 2 class_2" in card
 
 
 def test_an_export_that_does_not_match_is_not_kept(checkpoints, tmp_path, monkeypatch):
@@ -150,7 +153,7 @@ def test_an_export_that_does_not_match_is_not_kept(checkpoints, tmp_path, monkey
     monkeypatch.setattr(minunet.export, "run_exported", lambda *args: real(*args) + 1e-3)
     with pytest.raises(RuntimeError, match="differs from minunet's own output by 0.001"):
         export(checkpoints["unet"], tmp_path / "m.pt", "torchscript")
-    assert not (tmp_path / "m.pt").exists()
+    assert os.listdir(tmp_path) == []  # neither the file nor its card, nor a temporary file
 
 
 def test_the_card_says_what_the_model_is(checkpoints):
@@ -164,9 +167,6 @@ def test_the_card_says_what_the_model_is(checkpoints):
                  f"minunet {__version__}", "must not be used for diagnosis"):
         assert text in card, text
     assert "not recorded" not in card.split("## Validation")[0]  # this checkpoint records its whole recipe
-    three = load_checkpoint(str(checkpoints["unet3"]))
-    card = model_card(three, model_from_checkpoint(three), str(checkpoints["unet3"]))
-    assert "softmax" in card and "0 class_0, 1 class_1, 2 class_2" in card
 
 
 def test_the_card_of_a_0_1_0_checkpoint_says_what_it_does_not_record():
