@@ -66,7 +66,7 @@ def save_onnx(module, example, path, metadata):
         program = torch.onnx.export(module, (example,), dynamo=True, verbose=False, input_names=["images"],
                                     output_names=[metadata["output"]], dynamic_shapes={"images": dims})
     program.model.metadata_props["minunet"] = json.dumps(metadata)
-    program.model.doc_string = f"minunet {metadata['model']}: {metadata['output']} of normalised images"
+    program.model.doc_string = f"minunet {metadata.get('model', 'model')}: {metadata['output']} of normalised images"
     program.save(path)
 
 

@@ -202,3 +202,21 @@ def test_torch_hub_loads_a_checkpoints_weights_and_refuses_another_models(checkp
         torch.hub.load(str(ROOT), "resunet34", source="local", checkpoint=str(checkpoints["unet"]))
     with pytest.raises(ValueError, match="would not fit"):
         torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]), base_channels=8)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the benchmark (tests/test_bench.py skips without segmentation_models_pytorch, which this one does not need)
+
+@pytest.mark.slow
+def test_export_speed_runs_in_tiny_mode():
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "export_speed.py"), "--tiny"], capture_output=True,
+                            text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for line in ("flags:", f"torch {torch.__version__}", "onnxruntime 1.", "export_speed.py --tiny",
+                 "load average before", "batch 1 ", "batch 2 ", "predict's copy", "TorchScript", "stolen"):
+        assert line in out, line
+    assert out.count(" img/s") == 8 and out.count(" x") >= 6  # four runtimes, two batches, each ratio printed
