@@ -40,7 +40,8 @@ def cpu_description():
         flags = next(line for line in lines if line.startswith("flags")).split()
     except (OSError, StopIteration):
         return f"{platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
-    return f"{name}, {os.cpu_count()} cores, flags: {' '.join(f for f in CPU_FLAGS if f in flags) or 'none of ' + str(CPU_FLAGS)}"
+    present = " ".join(f for f in CPU_FLAGS if f in flags) or f"none of {' '.join(CPU_FLAGS)}"
+    return f"{name}, {os.cpu_count()} cores, flags: {present}"
 
 
 def stolen_and_busy():
@@ -128,8 +129,8 @@ def main():
                         line += f"   x{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
                     print(line, flush=True)
     after = stolen_and_busy()
-    steal = f"; CPU time stolen by the hypervisor meanwhile: {(after[0] - before[0]) / max(1, after[1] - before[1]):.0%}" \
-        if before and after else ""
+    share = (after[0] - before[0]) / max(1, after[1] - before[1]) if before and after else None
+    steal = f"; CPU time stolen by the hypervisor meanwhile: {share:.0%}" if share is not None else ""
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}{steal}")
 
 
