@@ -15,10 +15,10 @@
 # - writes and **prints** the model card that goes beside every export, and loads the checkpoint again
 #   through `torch.hub`.
 #
-# **How long it takes.** `--quick`: see the table in tutorials/README.md. Without it, a U-Net of width 16
-# trains for 6 epochs on 200 synthetic lesions at 128 px (about a minute on 2 CPU cores), and each ONNX
-# export takes about 10 seconds. It needs the export extra: `pip install "minunet[export]"` (onnx,
-# onnxscript, onnxruntime).
+# **How long it takes.** `--quick`: about 20 seconds on a 2-core CPU (tiny U-Net, 16 images, one epoch).
+# Without it, a U-Net of width 16 first trains for 6 epochs on 200 synthetic lesions at 128 px
+# (bench/RESULTS.md gives training speeds), then each export takes seconds (ONNX about 10 s). It needs the
+# export extra: `pip install "minunet[export]"` (onnx, onnxscript, onnxruntime).
 #
 # Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), `--quick`, or
 # `--checkpoint FILE` for any checkpoint written by `fit` or `minunet train`.
