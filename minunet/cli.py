@@ -7,10 +7,11 @@ import argparse
 
 from . import recipe
 from .argtypes import batch_size, fraction, number, positive
-from .data import data_names
 from .commands import evaluate_command, predict_command, say, train_command
+from .data import data_names
 from .device import Runtime
 from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
+from .export import add_export_parser, export_command
 from .rundir import DATA_DEFAULTS
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
@@ -103,13 +104,15 @@ def build_parser():
     p.add_argument("--compile", action="store_true",
                    help="compile the model with torch.compile first: 30 to 60 s of start-up, then faster; "
                         "worth it for hundreds of images (needs a C++ compiler on the CPU)")
+    add_export_parser(sub, Parser)
     return parser
 
 
 def main(argv=None):
     """Run `minunet ARGV...`; return the exit code: 0, 2 for a user error (one line on stderr), 130 if stopped."""
     args = build_parser().parse_args(argv)
-    command = {"train": train_command, "evaluate": evaluate_command, "predict": predict_command}[args.command]
+    command = {"train": train_command, "evaluate": evaluate_command, "predict": predict_command,
+               "export": export_command}[args.command]
     try:
         command(args)
     except USER_ERRORS as err:

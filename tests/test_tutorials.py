@@ -50,8 +50,8 @@ def number(script):
 
 
 def test_the_tutorials_are_numbered_in_order():
-    # ten, with 03 split in two (03, its blocks; 03b, the whole U-Net) until the series is renumbered
-    assert [number(p) for p in SCRIPTS] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09", "10"], [
+    # eleven, with 03 split in two (03, its blocks; 03b, the whole U-Net) until the series is renumbered
+    assert [number(p) for p in SCRIPTS] == ["01", "02", "03", "03b", "04", "05", "06", "07", "08", "09", "10", "11"], [
         p.name for p in SCRIPTS]
 
 
@@ -95,6 +95,10 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
     if script.name.startswith("10_"):  # several classes: the quick run learns, scored per class
         best = float(output.split("best validation Dice, mean over the foreground classes: ")[1].split()[0])
         assert best >= 0.75 and "ink " in output and "cross-entropy" in output, output[-2000:]
+    if script.name.startswith("11_"):  # folded, exported, run elsewhere and matched, with its card
+        assert "18 batch_norm operations gone" in output and "its input: batch x 3 x height x width" in output
+        assert output.count("onnxruntime differs by at most") == 2 and "# Model card: minunet unet" in output
+        assert (out_dir / "11_export" / "unet.onnx.md").is_file() and (out_dir / "11_export" / "unet.pt").is_file()
 
 
 @pytest.mark.slow
