@@ -221,3 +221,24 @@ def test_export_speed_runs_in_tiny_mode():
                  "load average before", "batch 1 ", "batch 2 ", "predict's copy", "TorchScript", "stolen"):
         assert line in out, line
     assert out.count(" img/s") == 8 and out.count(" x") >= 6  # four runtimes, two batches, each ratio printed
+
+
+@pytest.mark.slow
+def test_a_gray_three_class_run_of_minunet_train_exports_its_own_probabilities(tmp_path, capsys):
+    from minunet.cli import main
+    from minunet.inference import Inference
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", "synthetic", "--classes", "3", "--channels", "1", "--limit", "8", "--size", "32",
+                 "--epochs", "1", "--batch-size", "4", "--base-channels", "4", "--device", "cpu", "--out",
+                 str(out)]) == 0
+    state = load_checkpoint(str(out / "best.pt"))
+    model = model_from_checkpoint(state)
+    assert main(["export", "--checkpoint", str(out / "best.pt"), "--format", "onnx", "--output",
+                 str(tmp_path / "m.onnx")]) == 0
+    x = torch.randn(2, 1, 40, 48)  # normalised gray images of another size than trained at
+    expected = Inference.of_checkpoint(state, tta=False).probabilities(model, x)  # minunet's one path
+    got = run_file(tmp_path / "m.onnx", "onnx", x)
+    assert got.shape == (2, 3, 40, 48) and (got - expected).abs().max() < 1e-4
+    card = (tmp_path / "m.onnx.md").read_text()
+    assert all(name in card for name in state["classes"]), state["classes"]
