@@ -1,4 +1,4 @@
-"""The command line: `minunet train | evaluate | predict` (also `python -m minunet ...`).
+"""The command line: `minunet train | evaluate | predict | export` (also `python -m minunet ...`).
 
 A user error (missing data, a bad checkpoint, a bad flag, too little memory) prints one line on stderr and
 exits with code 2; nothing already on disk is replaced unless the user asked (--overwrite).

@@ -1,5 +1,5 @@
 """Exported models give minunet's own probabilities in onnxruntime and torch.jit; every export has its model
-card; torch.hub loads the models from this checkout."""
+card; torch.hub loads the models from this checkout; `minunet export`'s user errors are one line and exit 2."""
 import importlib.util
 import json
 import os
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from minunet import ResNet34UNet, UNet, __version__
-from minunet.checkpoint import load_checkpoint, save_checkpoint
-from minunet.checkpoint import model_from_checkpoint
+from minunet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from minunet.cli import main
 from minunet.export import card_path, export_checkpoint
 from minunet.modelcard import model_card
 from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -203,6 +203,87 @@ def test_torch_hub_loads_a_checkpoints_weights_and_refuses_another_models(checkp
         torch.hub.load(str(ROOT), "resunet34", source="local", checkpoint=str(checkpoints["unet"]))
     with pytest.raises(ValueError, match="would not fit"):
         torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]), base_channels=8)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the command line: minunet export
+
+def test_minunet_export_writes_the_model_and_its_card(checkpoints, tmp_path, capsys):
+    for fmt, name in (("onnx", "unet.onnx"), ("torchscript", "unet.pt")):
+        out = tmp_path / "exports" / name  # the folder is made
+        assert main(["export", "--checkpoint", str(checkpoints["unet"]), "--format", fmt, "--output", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert f"wrote {out} ({fmt}" in printed and f"its model card {out}.md" in printed
+        images = images_of(1, 96, 128)
+        assert (run_file(out, fmt, images) - minunet_output(checkpoints["unet"], images)).abs().max() < 1e-4
+    assert sorted(os.listdir(tmp_path / "exports")) == ["unet.onnx", "unet.onnx.md", "unet.pt", "unet.pt.md"]
+    assert main(["export", "--checkpoint", str(checkpoints["unet"]), "--format", "torchscript", "--output",
+                 str(tmp_path / "logits.pt"), "--logits"]) == 0
+    images = images_of(1, 64, 64)
+    got = run_file(tmp_path / "logits.pt", "torchscript", images)
+    assert (got - minunet_output(checkpoints["unet"], images, logits=True)).abs().max() < 1e-4
+
+
+def test_minunet_export_card_prints_or_writes_the_card_alone(checkpoints, tmp_path, capsys):
+    assert main(["export", "--checkpoint", str(OLD_CHECKPOINT), "--card"]) == 0  # a 0.1.0 checkpoint, to stdout
+    card = capsys.readouterr().out
+    assert card.startswith("# Model card: minunet unet") and "- loss: not recorded" in card
+    (pathlib.Path(checkpoints["unet"]).parent / "history.csv").write_text(
+        "epoch,lr,train_loss,val_loss,val_dice,val_jaccard\n1,0.001,0.9,0.8,0.4,0.3\n2,0.001,0.7,0.6,0.55,0.41\n")
+    out = tmp_path / "cards" / "unet.md"
+    assert main(["export", "--checkpoint", str(checkpoints["unet"]), "--card", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "epoch 2, train_loss 0.7000, val_loss 0.6000, val_dice 0.5500, val_jaccard 0.4100" in text
+    assert "## Exported file" not in text and os.listdir(tmp_path / "cards") == ["unet.md"]
+    out = tmp_path / "old.pt"  # and a 0.1.0 checkpoint exports
+    assert main(["export", "--checkpoint", str(OLD_CHECKPOINT), "--format", "torchscript", "--output", str(out)]) == 0
+    images = images_of(1, 32, 48)
+    assert (run_file(out, "torchscript", images) - minunet_output(OLD_CHECKPOINT, images)).abs().max() < 1e-4
+
+
+def test_user_errors_are_one_line_exit_2_and_replace_nothing(checkpoints, tmp_path, capsys):
+    ckpt, bare = str(checkpoints["unet"]), tmp_path / "bare.pt"
+    save_checkpoint(str(bare), UNet(base_channels=2), epoch=1)  # no size or normalisation: cannot be exported
+    taken = tmp_path / "taken.pt"
+    taken.write_text("a user's file")
+    (tmp_path / "card_taken.pt.md").write_text("a user's notes")
+    export = ["--checkpoint", ckpt, "--format", "torchscript", "--output"]
+    cases = [
+        (["--checkpoint", str(tmp_path / "missing.pt"), "--format", "torchscript", "--output", str(tmp_path / "a.pt")],
+         "does not exist"),
+        (["--checkpoint", str(bare), "--format", "torchscript", "--output", str(tmp_path / "a.pt")],
+         "lacks size, mean, std"),
+        (export + [str(tmp_path)], "is a folder"),
+        (export + [str(taken)], "already exists"),
+        (export + [str(tmp_path / "card_taken.pt")], "card_taken.pt.md already exists"),
+        (export + [str(taken / "x.pt")], "is a file, not a folder"),
+        (["--checkpoint", ckpt, "--format", "torchscript"], "needs --output"),
+        (["--checkpoint", ckpt, "--card", "--logits"], "--logits"),
+        (["--checkpoint", ckpt, "--card", "--format", "onnx"], "not allowed with"),
+        (["--checkpoint", ckpt], "one of the arguments --format --card is required"),
+        (["--checkpoint", ckpt, "--format", "tflite", "--output", "m"], "invalid choice"),
+    ]
+    for argv, words in cases:
+        try:
+            code = main(["export", *argv])
+        except SystemExit as exit:  # argparse's own errors
+            code = exit.code
+        err = capsys.readouterr().err
+        assert code == 2, argv
+        assert words in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert taken.read_text() == "a user's file" and (tmp_path / "card_taken.pt.md").read_text() == "a user's notes"
+    assert sorted(os.listdir(tmp_path)) == ["bare.pt", "card_taken.pt.md", "taken.pt"]  # nothing written
+    assert main(["export", *export, str(taken), "--overwrite"]) == 0  # --overwrite replaces the file and its card
+    assert taken.read_bytes()[:2] == b"PK" and (tmp_path / "taken.pt.md").is_file()  # a TorchScript zip
+
+
+def test_onnx_without_its_packages_says_what_to_install(checkpoints, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # `import onnxscript` now raises ImportError
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(checkpoints["unet"]), "--format", "onnx", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "minunet[export]"' in err and "onnxscript" in err, err
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------------------------
