@@ -35,21 +35,22 @@ import torch
 from dataclasses import asdict
 
 from minunet import recipe as recipes
+from minunet.catalog import dataset_names
 from minunet.data import LesionDataset, make_dataset
 from minunet.device import Runtime, cpu_has_native_bf16
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.inference import Inference
 from minunet.models import MODELS, ModelEntry, new_model
 from minunet.train import fit
+from minunet.transforms import normalisation
 
 
-def smp_unet(recipe):
+def smp_unet(recipe, spec):
     """segmentation_models_pytorch's Unet("resnet34") from scratch: the reference the benchmarks compare with."""
     import segmentation_models_pytorch as smp
-    return smp.Unet("resnet34", encoder_weights=None, classes=1)
+    return smp.Unet("resnet34", encoder_weights=None, in_channels=spec.channels, classes=spec.outputs)
 
 
-MODELS["smp"] = ModelEntry(torch.nn.Module, smp_unet)  # trained here, never checkpointed
 BENCH = recipes.Recipe(model="resunet34", encoder_weights="none")  # the recipe's defaults, from scratch
 
 
@@ -59,7 +60,8 @@ def pool_of(args, recipe):
              for split in ("train", "val")]
     originals = None if parts[0].original_masks is None else parts[0].original_masks + parts[1].original_masks
     return LesionDataset(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
-                         parts[0].ids + parts[1].ids, seed=recipe.seed, original_masks=originals)
+                         parts[0].ids + parts[1].ids, seed=recipe.seed, original_masks=originals,
+                         classes=parts[0].spec.classes)
 
 
 def folds_of(n, k, seed):
@@ -77,24 +79,30 @@ def cross_validate(args):
     recipe = recipes.recipe_of(args, BENCH)
     runtime = Runtime(precision=args.precision)
     pool, augment = pool_of(args, recipe), recipe.augmentation()
+    newer = make_dataset("isic2017", "val", args.newer, recipe.size) if args.newer else None
     result = dict(command=dict(vars(args), **asdict(recipe)), machine=machine(), folds=[])
     for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)[:args.max_folds]):
         train_ids = [i for i in range(len(pool)) if i not in set(held_out)]
         train_set, val_set = pool.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
-        model, start = new_model(recipe), time.perf_counter()
+        model, start = new_model(recipe, pool.spec), time.perf_counter()
         history = fit(model, train_set, val_set, None, recipe, runtime, show_progress=False)
         minutes = (time.perf_counter() - start) / 60
         fold = dict(fold=k, minutes=minutes, history=[
             {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history],
             variants={}, sweeps={})
         for name, options in VARIANTS.items():
-            scores = evaluate(model, val_set, Inference(**options), runtime)
+            mean_std = dict(zip(("mean", "std"), normalisation(pool.spec.channels)))
+            scores = evaluate(model, val_set, Inference(**options, **mean_std, spec=pool.spec), runtime)
             fold["ids"] = scores["ids"]
             fold["variants"][name] = dict(dice=scores["per_image"]["dice"].tolist(),
                                           jaccard=scores["per_image"]["jaccard"].tolist())
             if not options.get("postprocess"):
                 fold["sweeps"][name] = scores["dice_sweep"].tolist()  # (images, len(THRESHOLDS))
         fold.update(fold["variants"]["tta" if recipe.tta else "plain"])  # the recipe's own scores
+        if newer is not None:  # the same model on a newer collection: ISIC 2017's validation images
+            fold["newer"] = {name: scores_of(model, newer, Inference(**options), runtime)
+                             for name, options in VARIANTS.items()}
+            result["newer_ids"], fold["newer"]["own"] = newer.ids, fold["newer"]["tta" if recipe.tta else "plain"]
         result["folds"].append(fold)
         print(f"fold {k + 1}/{args.folds}: final-epoch Dice {mean(fold['dice']):.4f} Jaccard "
               f"{mean(fold['jaccard']):.4f} (best epoch {max(r['val_dice'] for r in history):.4f}), {minutes:.1f} min",
@@ -103,6 +111,18 @@ def cross_validate(args):
         with open(args.json, "w") as f:
             json.dump(result, f)
     summarise(result)
+
+
+def scores_of(model, dataset, inference, runtime):
+    """Each image's Dice and Jaccard of `model` on `dataset`, as lists."""
+    scores = evaluate(model, dataset, inference, runtime)
+    return dict(dice=scores["per_image"]["dice"].tolist(), jaccard=scores["per_image"]["jaccard"].tolist())
+
+
+def newer_image(result, name, variant="own"):
+    """{newer image id: its `name` score, the mean over the folds' models} (every fold scores every image)."""
+    folds = result["folds"]
+    return {i: mean([f["newer"][variant][name][k] for f in folds]) for k, i in enumerate(result["newer_ids"])}
 
 
 def add_tuned_thresholds(result):
@@ -181,6 +201,14 @@ def summarise(result):
             low, high = changes[len(changes) // 20], changes[-1 - len(changes) // 20]
             print(f"  inference {name:16} chosen on {SMALL_SPLIT} images ({DRAWS} draws): {mean(changes):+.4f} over "
                   f"0.5 on average, {low:+.4f} to {high:+.4f} (90 % of draws)")
+    if "newer_ids" in result:
+        (d, d_se), (j, j_se) = (mean_se(list(newer_image(result, name).values())) for name in ("dice", "jaccard"))
+        print(f"  newer collection, {len(result['newer_ids'])} ISIC 2017 validation images (each image's mean over "
+              f"the {len(result['folds'])} fold models): Dice {d:.4f} +- {d_se:.4f}, Jaccard {j:.4f} +- {j_se:.4f}")
+        plain = newer_image(result, "dice", "plain")
+        for name in VARIANTS:
+            diff, diff_se = mean_se([v - plain[i] for i, v in newer_image(result, "dice", name).items()])
+            print(f"  newer {name:16} Dice {diff:+.4f} +- {diff_se:.4f} over plain")
     for f in result["folds"]:
         reached = next((r for r in f["history"] if r["val_dice"] >= 0.90), None)
         print(f"  fold {f['fold'] + 1}: held-out Dice first >= 0.90 " + (
@@ -205,10 +233,32 @@ def compare(a_path, b_path):
         diff, diff_se = mean_se([y[i] - x[i] for i in shared])
         print(f"{name}: {b_path}:{b_variant or 'own'} - {a_path}:{a_variant or 'own'} = {diff:+.4f} +- {diff_se:.4f} "
               f"(paired over {len(shared)} images)")
+        if "newer_ids" in a and "newer_ids" in b and (a_variant or "own") in VARIANTS.keys() | {"own"} and \
+                (b_variant or "own") in VARIANTS.keys() | {"own"}:
+            x, y = newer_image(a, name, a_variant or "own"), newer_image(b, name, b_variant or "own")
+            diff, diff_se = mean_se([y[i] - x[i] for i in sorted(set(x) & set(y))])
+            print(f"{name} on the newer collection: {diff:+.4f} +- {diff_se:.4f} (paired over {len(x)} images)")
     for path, result in ((a_path, a), (b_path, b)):
         summarise(result)
         epoch = [sum(r["train_seconds"] for r in f["history"]) / len(f["history"]) for f in result["folds"]]
         print(f"  {path}: {sum(epoch) / len(epoch):.1f} s of training an epoch")
+
+
+def spread(paths):
+    """Each run's held-out (and newer-collection) mean Dice, then their mean and standard deviation over runs."""
+    rows = []
+    for path in paths:
+        result = json.load(open(path))
+        held = mean(list(per_image(result, "dice").values()))
+        newer = mean(list(newer_image(result, "dice").values())) if "newer_ids" in result else float("nan")
+        rows.append((held, newer))
+        print(f"{path} (seed {result['command']['seed']}): held-out Dice {held:.4f}, newer {newer:.4f}")
+    for k, what in enumerate(("held-out", "newer")):
+        values = [row[k] for row in rows]
+        m = mean(values)
+        sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+        print(f"{what}: mean {m:.4f}, sd {sd:.4f} over {len(values)} runs (lowest {min(values):.4f}, highest "
+              f"{max(values):.4f})")
 
 
 def machine():
@@ -219,21 +269,29 @@ def machine():
 
 
 def main():
+    MODELS["smp"] = ModelEntry(torch.nn.Module, smp_unet)  # --model smp: trained here, never checkpointed
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", nargs=2, metavar="JSON", help="paired differences of two runs' results (B - A); "
                         "JSON:VARIANT compares one inference option, e.g. base.json:tta")
-    parser.add_argument("--data", default="isic2016", choices=["isic2016", "folder", "synthetic"])
+    parser.add_argument("--data", default="isic2016", choices=dataset_names() + ("folder", "synthetic"),
+                        metavar="NAME", help="a MedSegBench name (default isic2016), folder or synthetic")
     parser.add_argument("--data-root", default="../shared/data/isic2016")
     recipes.add_flags(parser)  # --model, --size, --epochs, --loss, --tta, ...: minunet train's recipe flags
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--max-folds", type=int, help="train only the first N folds (a paired check on fewer images)")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--newer", metavar="DIR", help="also score every fold's model on the ISIC 2017 validation "
+                        "images in DIR (the challenge's folders): a newer collection than the folds'")
+    parser.add_argument("--spread", nargs="+", metavar="JSON", help="the mean and spread over runs of one recipe "
+                        "with other --seed values: held-out and newer-collection Dice")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--json", default="bench/out/cv.json")
     args = parser.parse_args()
     if args.compare:
         compare(*args.compare)
+    elif args.spread:
+        spread(args.spread)
     else:
         cross_validate(args)
 

@@ -16,7 +16,7 @@ import time
 import torch
 
 from minunet import ResNet34UNet
-from minunet.data import make_dataset
+from minunet.data import data_names, make_dataset
 from minunet.device import Runtime, choose_device, default_workers
 from minunet.recipe import Recipe
 from minunet.train import fit
@@ -39,7 +39,8 @@ def model_only(size, batch, device, amp_dtype, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="isic2016", choices=["isic2016", "synthetic"])
+    parser.add_argument("--data", default="isic2016", choices=data_names(), metavar="NAME",
+                        help="a MedSegBench name, an ISIC challenge, folder or synthetic (default isic2016)")
     parser.add_argument("--data-root", default="../shared/data/isic2016")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--batch-size", type=int, default=16)
@@ -61,7 +62,8 @@ def main():
         train_set = make_dataset(args.data, "train", args.data_root, size, augment=True, limit=args.limit)
         val_set = make_dataset(args.data, "val", args.data_root, size, limit=args.limit)
         torch.manual_seed(0)
-        history = fit(ResNet34UNet(), train_set, val_set, None, Recipe(epochs=args.epochs, batch_size=args.batch_size),
+        model = ResNet34UNet(train_set.spec.outputs, in_channels=train_set.spec.channels)  # the data's classes
+        history = fit(model, train_set, val_set, None, Recipe(epochs=args.epochs, batch_size=args.batch_size),
                       Runtime(device, workers=workers), show_progress=False, log=lambda line: None)
         loop = statistics.median(row["train_images_per_s"] for row in history[1:] or history)
         print(f"| {size} | {alone:.0f} | {loop:.0f} | {100 * loop / alone:.0f} % |", flush=True)

@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minunet import ResNet34UNet, UNet
-from minunet.data import make_dataset
+from minunet.data import data_names, make_dataset
 from minunet.device import Runtime
 from minunet.losses import BCEDiceLoss
 from minunet.inference import Inference, fold_batchnorm, prepare_for_inference
@@ -313,7 +313,8 @@ def end_to_end(args, device):
 
     # minunet's loop (--precision auto), one epoch, as history.csv reports it
     torch.manual_seed(0)
-    history = fit(ResNet34UNet(), train_set, val_set, None, Recipe(epochs=1, batch_size=n), Runtime(device),
+    model = ResNet34UNet(train_set.spec.outputs, in_channels=train_set.spec.channels)  # the data's classes
+    history = fit(model, train_set, val_set, None, Recipe(epochs=1, batch_size=n), Runtime(device),
                   show_progress=False, log=lambda line: None)
     ours = history[-1]["train_images_per_s"]
 
@@ -397,7 +398,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a few seconds, to keep the script working")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", default="synthetic", choices=["synthetic", "isic2016"])
+    parser.add_argument("--data", default="synthetic", choices=data_names(), metavar="NAME",
+                        help="a MedSegBench name, an ISIC challenge, folder or synthetic (default synthetic)")
     parser.add_argument("--data-root", default="../shared/data/isic2016")
     parser.add_argument("--sections", default="12345", help="which sections to run, e.g. 13")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave out torch.compile")

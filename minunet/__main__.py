@@ -1,4 +1,4 @@
 """`python -m minunet ...` is the same as the `minunet` command."""
-from .cli import main
+from .entry import main
 
 raise SystemExit(main())

@@ -32,10 +32,11 @@ def save_checkpoint(path, model, **extra):
             os.fsync(f.fileno())  # on disk before the rename: a power cut cannot leave an empty file
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:  # a full disk, no permission, ... (torch's writer: RuntimeError)
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise CheckpointError(f"cannot write {path} ({one_line(err, 160)}); the previous "
                               f"{os.path.basename(path)}, if any, is kept as it was") from None
+    finally:  # also on ctrl-C mid-write: no half-written .tmp is left beside the checkpoint
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def load_checkpoint(path):

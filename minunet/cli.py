@@ -1,4 +1,4 @@
-"""The command line: `minunet train | evaluate | predict` (also `python -m minunet ...`).
+"""The command line: `minunet train | evaluate | predict | export` (also `python -m minunet ...`).
 
 A user error (missing data, a bad checkpoint, a bad flag, too little memory) prints one line on stderr and
 exits with code 2; nothing already on disk is replaced unless the user asked (--overwrite).
@@ -8,8 +8,10 @@ import argparse
 from . import recipe
 from .argtypes import batch_size, fraction, number, positive
 from .commands import evaluate_command, predict_command, say, train_command
+from .data import data_names
 from .device import Runtime
 from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
+from .export import add_export_parser, export_command
 from .rundir import DATA_DEFAULTS
 
 USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
@@ -28,9 +30,11 @@ def make_data_flags(given_only):
     that --resume can tell them (minunet.rundir.DATA_DEFAULTS fills them in)."""
     default = (lambda value: argparse.SUPPRESS) if given_only else (lambda value: value)
     flags = Parser(add_help=False)
-    flags.add_argument("--data", choices=["isic2016", "folder", "synthetic"], default=default(DATA_DEFAULTS["data"]),
-                       help="ISIC 2016; your own folder (DIR/images, DIR/masks); or synthetic lesions made on the "
-                            "fly (offline; default)")
+    flags.add_argument("--data", choices=data_names(), metavar="NAME", default=default(DATA_DEFAULTS["data"]),
+                       help="a MedSegBench dataset by name (isic2016, kvasir, busi, wbc, ...: every name in "
+                            "medsegbench.info.INFO; isic2016 and isic2018 also read their challenge's folders, "
+                            "isic2017 only those); folder: your own (DIR/images, DIR/masks); or synthetic lesions "
+                            "made on the fly (offline; default)")
     flags.add_argument("--data-root", metavar="DIR", default=default(DATA_DEFAULTS["data_root"]),
                        help="ISIC 2016 challenge folders or medsegbench's npz files (default ~/.medsegbench); for "
                             "--data folder, the folder")
@@ -63,6 +67,13 @@ def build_parser():
                        description="Train a U-Net on lesion images; writes best.pt, last.pt, history.csv and "
                                    "curves.png into --out.")
     recipe.add_flags(t)  # the recipe: --model, --size, --epochs, --lr, --loss, --tta, ... (minunet.recipe)
+    t.add_argument("--classes", type=number(int, 2, 255), metavar="K", default=argparse.SUPPRESS,
+                   help="--data folder: masks are class indices 0..K-1 (8-bit gray or palette PNG); --data "
+                        "synthetic: 3 adds an ink stroke class (default 2: lesion masks); a MedSegBench name has "
+                        "its own")
+    t.add_argument("--channels", type=int, choices=(1, 3), default=argparse.SUPPRESS,
+                   help="--data folder or synthetic: 1 reads the images as gray, 3 (default) as RGB; a "
+                        "MedSegBench name has its own")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=argparse.SUPPRESS,
                    help="auto (default): bf16 on a CPU with native bf16, mixed precision on CUDA, fp32 elsewhere")
     t.add_argument("--out", metavar="DIR", help="output folder (default runs/<model>-<data>)")
@@ -93,13 +104,15 @@ def build_parser():
     p.add_argument("--compile", action="store_true",
                    help="compile the model with torch.compile first: 30 to 60 s of start-up, then faster; "
                         "worth it for hundreds of images (needs a C++ compiler on the CPU)")
+    add_export_parser(sub, Parser)
     return parser
 
 
 def main(argv=None):
     """Run `minunet ARGV...`; return the exit code: 0, 2 for a user error (one line on stderr), 130 if stopped."""
     args = build_parser().parse_args(argv)
-    command = {"train": train_command, "evaluate": evaluate_command, "predict": predict_command}[args.command]
+    command = {"train": train_command, "evaluate": evaluate_command, "predict": predict_command,
+               "export": export_command}[args.command]
     try:
         command(args)
     except USER_ERRORS as err:

@@ -10,14 +10,16 @@ import sys
 import torch
 
 from . import distributed
+from .catalog import DataSpec
 from .checkpoint import open_checkpoint
-from .data import make_dataset
+from .data import dataset_for, make_dataset
 from .device import Runtime
 from .errors import DataError
 from .evaluation import evaluate
 from .inference import Inference
 from .metrics import METRIC_NAMES
 from .models import new_model
+from .multiclass import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
 from .recipe import given, recipe_of
@@ -51,14 +53,16 @@ def train_command(args):
         recipe, run, state = recipe_of(args), {**DATA_DEFAULTS, **data_given}, None
         out = args.out or os.path.join("runs", f"{recipe.model}-{run['data']}")
         new_run(out, args.overwrite)
-        model = new_model(recipe)
+        model = None  # built once the data say their channels and classes
     runtime = Runtime(args.device, run["precision"], args.workers)
     device, _ = runtime.choose()
     rank, world = distributed.join(device)
+    data = dict(limit=run["limit"], classes=run["classes"], channels=run["channels"])
     with distributed.first_process_per_machine_first(world):  # a missing npz is downloaded once per machine
         train_set = make_dataset(run["data"], "train", run["data_root"], recipe.size, augment=recipe.augmentation(),
-                                 seed=recipe.seed, limit=run["limit"])
-        val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, limit=run["limit"])
+                                 seed=recipe.seed, **data)
+        val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, **data)
+    model = model or new_model(recipe, train_set.spec)  # its channels and classes are the data's
     run["data_ids"] = data_fingerprint(train_set, val_set)
     if state is not None and state["run"].get("data_ids", run["data_ids"]) != run["data_ids"]:
         raise DataError(f"--data-root {run['data_root']} holds other images than the run was trained on: pass "
@@ -82,7 +86,7 @@ def finish(resumed_from, out, state, recipe):
     if os.path.abspath(out) != os.path.dirname(os.path.abspath(resumed_from)):
         carry_best(resumed_from, out)
         save_checkpoint_copy(resumed_from, os.path.join(out, "last.pt"))
-    write_curves(out, state["history"], recipe.loss)
+    write_curves(out, state["history"], loss_name(recipe.loss, len(DataSpec.of_checkpoint(state).classes)))
     print(f"nothing to resume: {out} has finished all {recipe.epochs} epochs (history.csv and curves.png "
           f"rewritten from last.pt)")
 
@@ -111,8 +115,8 @@ def evaluate_command(args):
 
         must_be_a_file_name(args.figure, "--figure", "cases.png", args.overwrite)
         check_figure_name(args.figure)
-    dataset = make_dataset(args.data, args.split, args.data_root, state["size"], limit=args.limit,
-                           skip_unreadable=True)
+    dataset = dataset_for(DataSpec.of_checkpoint(state), args.data, args.split, args.data_root, state["size"],
+                          args.limit, skip_unreadable=True)
     for message in dataset.skipped:
         say(f"skipped: {message}")
     for note in dataset.notes:
@@ -123,13 +127,16 @@ def evaluate_command(args):
                       pictures=bool(args.figure or args.report))
     skipped = f" ({len(dataset.skipped)} unreadable skipped)" if dataset.skipped else ""
     print(f"{scores['count']} images of {args.data} {args.split}{skipped}, scored at the ground truth's "
-          f"resolution:")
+          f"resolution" + (":" if "per_class" not in scores else ", the mean over the foreground classes:"))
     for name in METRIC_NAMES:
         print(f"  {name:<18} {scores[name]:.4f}")
+    for label, means in scores.get("per_class", {}).items():  # K > 2 classes: each class's own
+        print(f"  {label:<18} " + "  ".join(f"{name} {means[name]:.4f}" for name in METRIC_NAMES[:2]))
     if args.json:
+        classes = {key: scores[key] for key in ("per_class", "confusion") if key in scores}
         with open(args.json, "w") as f:
-            json.dump({**{name: scores[name] for name in METRIC_NAMES + ("count",)}, "skipped": len(dataset.skipped)},
-                      f, indent=2)
+            json.dump({**{name: scores[name] for name in METRIC_NAMES + ("count",)}, **classes,
+                       "skipped": len(dataset.skipped)}, f, indent=2)
     if args.figure:
         draw_cases(scores, args.figure)
     if args.report:
@@ -169,6 +176,8 @@ def predict_command(args):
         check_report_folder(args.report)
     state, model = open_checkpoint(args.checkpoint)
     (paths, passed_over), inference = input_images(args.input), inference_of(args, state)
+    if inference.spec.channels == 1:
+        say("note: the model reads gray images: colour images are converted to gray by their luma")
     result = predict(model, paths, args.output, inference,
                      Runtime(args.device, batch_size=args.batch_size, compile=args.compile),
                      Output(args.overlay, args.overwrite, pictures=bool(args.report)))

@@ -1,9 +1,9 @@
-"""Datasets of skin-lesion images and masks, all made by `make_dataset`: ISIC 2016 (the challenge's folders, or
-medsegbench's npz files), your own folder of images and masks, and synthetic lesions.
+"""Datasets of images and masks, all made by `make_dataset`: every MedSegBench dataset by name (its npz files;
+ISIC 2016 also from the challenge's folders), your own folder of images and masks, and synthetic lesions.
 
 Every source gives the same kind of dataset, `LesionDataset`, whose items are
-  image: (3, S, S) float, normalised with the ImageNet mean and std
-  mask:  (1, S, S) float in {0, 1}
+  image: (C, S, S) float, C = 3 (RGB) or 1 (gray), normalised (minunet.transforms.normalisation)
+  mask:  (1, S, S) float in {0, 1}, or class indices 0..K-1 for K > 2 classes
   id:    str
 Images and masks are decoded and resized to the working size once, when the dataset is built, and kept in
 memory as uint8 tensors; an epoch decodes no file. Where the data come from is in the modules named for each
@@ -16,12 +16,15 @@ import os
 import torch
 
 from .errors import DataError
+from .challenges import LAYOUTS, holds_challenge, load_challenge
 from .folders import (IMAGE_EXTENSIONS, MASK_SUFFIX, TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS,
-                      load_challenge, load_folder, split_ids)
+                      load_folder, split_ids)
 from .images import open_image, read_image, read_mask
+from .catalog import BINARY, DataSpec, dataset_names, numbered, spec_of
+from .images import as_channels
 from .npz import DEFAULT_ROOT, load_npz, read_npy
-from .synthetic import synthetic_lesion, synthetic_split
-from .transforms import eval_transforms, train_transforms
+from .synthetic import SYNTHETIC_CLASSES, synthetic_lesion, synthetic_split
+from .transforms import eval_transforms, normalisation, train_transforms
 
 __all__ = ["make_dataset", "LesionDataset", "item_seed", "DataError", "MASK_SUFFIX", "IMAGE_EXTENSIONS",
            "TRAIN_IMAGES", "TRAIN_MASKS", "TEST_IMAGES", "TEST_MASKS", "synthetic_lesion", "read_npy",
@@ -31,7 +34,9 @@ __all__ = ["make_dataset", "LesionDataset", "item_seed", "DataError", "MASK_SUFF
 class LesionDataset(torch.utils.data.Dataset):
     """Images and masks held in memory at the working size; items are (image, mask, id).
 
-    images: (N, 3, S, S) uint8, masks: (N, 1, S, S) uint8 in {0, 1}, ids: N strings.
+    images: (N, C, S, S) uint8 (C = 1 or 3), masks: (N, 1, S, S) uint8 in {0, 1} (class indices 0..K-1 for
+    K > 2 classes), ids: N strings. classes: the name of each class, background first (`spec`: channels and
+    classes). Images are normalised with `normalisation(C)`.
     With augment=True (or a dict of train_transforms' options, e.g. dict(scale=0.2, shift=0.1)) each item
     goes through `train_transforms`, drawn from a generator seeded by
     (seed, epoch, index): a seed reproduces every epoch exactly, in any order and with any number of
@@ -44,8 +49,10 @@ class LesionDataset(torch.utils.data.Dataset):
     (make_dataset(..., skip_unreadable=True)); empty otherwise.
     """
 
-    def __init__(self, images, masks, ids, augment=False, seed=0, original_masks=None, notes=(), skipped=()):
+    def __init__(self, images, masks, ids, augment=False, seed=0, original_masks=None, notes=(), skipped=(),
+                 classes=BINARY):
         self.images, self.masks, self.ids = images, masks, list(ids)
+        self.spec = DataSpec(images.shape[1], tuple(classes))
         self.original_masks = original_masks
         self.notes, self.skipped = list(notes), list(skipped)
         self.augment, self.seed = augment, seed
@@ -53,7 +60,9 @@ class LesionDataset(torch.utils.data.Dataset):
         self.shared_epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.generator = torch.Generator() if augment else None
         options = augment if isinstance(augment, dict) else {}  # e.g. dict(scale=0.2, shift=0.1)
-        self.transform = train_transforms(self.generator, **options) if augment else eval_transforms()
+        mean, std = normalisation(self.spec.channels)
+        self.transform = train_transforms(self.generator, **options, mean=mean, std=std) if augment else \
+            eval_transforms(mean, std)
 
     def __len__(self):
         return len(self.ids)
@@ -68,14 +77,14 @@ class LesionDataset(torch.utils.data.Dataset):
         self.shared_epoch.fill_(epoch)
 
     def __getitem__(self, index):
-        image, mask = self.images[index], self.masks[index]  # (3, S, S) uint8, (1, S, S) uint8
+        image, mask = self.images[index], self.masks[index]  # (C, S, S) uint8, (1, S, S) uint8
         if self.generator is not None:
             self.generator.manual_seed(item_seed(self.seed, self.epoch, index))
         image, mask = self.transform(image, mask)
         return image, mask.float(), self.ids[index]
 
     def original_mask(self, index):
-        """The ground-truth mask of item `index` at its own resolution, (1, H, W) uint8 in {0, 1}.
+        """The ground-truth mask of item `index` at its own resolution, (1, H, W) uint8 (as `masks`).
 
         For folders of files, the mask file as read when the dataset was built; for npz and synthetic data
         the stored mask.
@@ -97,7 +106,13 @@ class LesionDataset(torch.utils.data.Dataset):
         originals = None if self.original_masks is None else [self.original_masks[i] for i in indices]
         return LesionDataset(self.images[rows], self.masks[rows], [self.ids[i] for i in indices],
                              self.augment if augment is None else augment, self.seed, originals,
-                             self.notes, self.skipped)
+                             self.notes, self.skipped, self.spec.classes)
+
+
+def data_names():
+    """Every --data name: MedSegBench's (medsegbench.info.INFO), the ISIC challenges' folders (LAYOUTS; isic2017
+    is not in INFO), folder and synthetic."""
+    return tuple(dict.fromkeys(dataset_names() + tuple(LAYOUTS) + ("folder", "synthetic")))
 
 
 def item_seed(seed, epoch, index):
@@ -107,19 +122,24 @@ def item_seed(seed, epoch, index):
     return int.from_bytes(digest[:4], "little")
 
 
-def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=None, skip_unreadable=False):
-    """The dataset `name` ("isic2016", "folder" or "synthetic"), split "train", "val" or "test", at `size`.
+def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=None, skip_unreadable=False,
+                 classes=None, channels=None):
+    """The dataset `name` (a MedSegBench name such as "isic2016", "kvasir", "busi", "wbc"; "folder" or
+    "synthetic"), split "train", "val" or "test", at `size`.
 
-    "isic2016": the source is decided by what `root` holds:
-      - a subfolder named ISBI2016_ISIC_Part1_* (Training_Data, ...): the ISIC challenge's layout. train and val
-        are a fixed 90/10 split of the sorted training ids (val = round(n / 10), chosen by SPLIT_SEED, not by
-        `seed`); test reads the Test_Data and Test_GroundTruth folders.
-      - anything else (root defaults to ~/.medsegbench): medsegbench's isic2016_{size}.npz, with its own
-        train/val/test splits, downloaded through medsegbench when missing (size 128, 256 or 512).
+    A MedSegBench name (minunet.catalog.dataset_names(), from medsegbench.info.INFO): NAME_{size}.npz in root
+    (default ~/.medsegbench), with its own train/val/test splits, downloaded when missing (size 128, 256 or
+    512); its channels and classes are INFO's. "isic2016" and "isic2018" read their ISIC challenge's own folders
+    instead where root holds them, and "isic2017" (not in INFO) only those (minunet.challenges: for 2016, train
+    and val are a fixed 90/10 split of the sorted training ids, val = round(n / 10), chosen by SPLIT_SEED, not
+    by `seed`).
     "folder": your own images and masks in root: root/images/ID.jpg (.jpeg, .png) with root/masks/ID.png
-      (0/255 or 0/1); train and val split them as the challenge's; test reads root/test/images and
-      root/test/masks. (minunet.folders)
-    "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call.
+      (0/255 or 0/1; with classes=K > 2, class indices 0..K-1, 8-bit gray or palette); train and val split them
+      as the challenge's; test reads root/test/images and root/test/masks. (minunet.folders)
+    "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call; classes=3
+      adds an ink stroke as class 2 (minunet.synthetic).
+    classes: the number of classes K of "folder" and "synthetic" (default 2: lesion masks). channels: 1 reads
+      a folder's or the synthetic images as gray, 3 (default) as RGB; MedSegBench names take INFO's.
     size: an int for size x size; folders also take (height, width).
     augment: apply the training augmentation (True, or a dict of train_transforms' options), seeded by `seed`.
     limit: keep at most `limit` images.
@@ -130,11 +150,21 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     """
     if split not in ("train", "val", "test"):
         raise DataError(f"unknown split {split!r}: use train, val or test")
+    known = dataset_names()
+    if name not in data_names():
+        raise DataError(f"unknown dataset {name!r}: use folder, synthetic, {', '.join(LAYOUTS)} or a MedSegBench "
+                        f"name ({', '.join(known[:4])}, ... {len(known)} in medsegbench.info.INFO)")
+    if classes is not None and name not in ("folder", "synthetic"):
+        raise DataError(f"--classes is for --data folder and synthetic: {name} has its own classes: leave "
+                        f"--classes out")
+    k, channels = classes or 2, channels or 3
     if name == "synthetic":
-        images, masks, ids = synthetic_split(split, size, limit)
-        return LesionDataset(images, masks, ids, augment, seed)
-    if name not in ("isic2016", "folder"):
-        raise DataError(f"unknown dataset {name!r}: use isic2016, folder or synthetic")
+        if k not in SYNTHETIC_CLASSES:
+            raise DataError(f"--data synthetic has 2 or 3 classes (lesion, ink), not {k}: pass --classes 2 or 3")
+        images, masks, ids = synthetic_split(split, size, limit, k, channels)
+        return LesionDataset(images, masks, ids, augment, seed, classes=SYNTHETIC_CLASSES[k])
+    if k < 2:
+        raise DataError(f"--classes {k}: a label map has at least 2 classes (background and one more)")
     if root is None and name == "folder":
         raise DataError("--data folder needs --data-root DIR: a folder holding images/ and masks/")
     if root is None:
@@ -142,16 +172,42 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
         os.makedirs(root, exist_ok=True)
     if not os.path.isdir(root):
         holding = "images/ and masks/" if name == "folder" else \
-            "the ISIC 2016 challenge folders or medsegbench's isic2016_{128,256,512}.npz"
+            f"medsegbench's {name}_{{128,256,512}}.npz" + (" or the ISIC 2016 challenge folders" * (name == "isic2016"))
         raise DataError(f"data root {root} is not a folder: pass --data-root DIR with {holding}")
     skipped = [] if skip_unreadable else None
     if name == "folder":
-        loaded = load_folder(root, split, size, limit, skipped)
-    elif any(entry.startswith("ISBI2016_ISIC_Part1_") and os.path.isdir(os.path.join(root, entry))
-             for entry in os.listdir(root)):
-        loaded = load_challenge(root, split, size, limit, skipped)
+        loaded = load_folder(root, split, size, limit, skipped, k)
+    elif name in LAYOUTS and holds_challenge(name, root):
+        loaded = load_challenge(name, root, split, size, limit, skipped)
+    elif name in LAYOUTS and (name not in known or any(holds_challenge(other, root) for other in LAYOUTS)):
+        # a challenge medsegbench does not hold (isic2017), or a root of another year's folders: not an npz
+        train = LAYOUTS[name].train
+        raise DataError(f"--data {name} reads the ISIC {LAYOUTS[name].year} challenge's folders ({train[0]}/, "
+                        f"{train[1]}/, ...): {root} holds none of them: pass --data-root DIR holding them")
     else:
-        images, masks, ids = load_npz(root, split, size, limit)
-        return LesionDataset(images, masks, ids, augment, seed)
-    return LesionDataset(loaded.images, loaded.masks, loaded.ids, augment, seed, loaded.original_masks,
-                         loaded.notes, skipped or ())
+        images, masks, ids, notes = load_npz(root, split, size, limit, name)
+        return LesionDataset(images, masks, ids, augment, seed, notes=notes, classes=spec_of(name).classes)
+    names = BINARY if k == 2 else numbered(k)
+    return LesionDataset(as_channels(loaded.images, channels), loaded.masks, loaded.ids, augment, seed,
+                         loaded.original_masks, loaded.notes, skipped or (), names)
+
+
+def dataset_for(spec, name, split, root=None, size=128, limit=None, skip_unreadable=False):
+    """make_dataset's dataset for a model of `spec` (a checkpoint's channels and classes, DataSpec): a folder's
+    or synthetic data read with its classes and channels; a MedSegBench name's images converted to its channels
+    (said in a note). DataError when the data's number of classes is not the model's."""
+    own = name in ("folder", "synthetic")
+    dataset = make_dataset(name, split, root, size, limit=limit, skip_unreadable=skip_unreadable,
+                           classes=len(spec.classes) if own else None, channels=spec.channels if own else None)
+    if len(dataset.spec.classes) != len(spec.classes):
+        raise DataError(f"the model was trained on {len(spec.classes)} classes ({', '.join(spec.classes)}) and "
+                        f"{name} has {len(dataset.spec.classes)} ({', '.join(dataset.spec.classes)}): evaluate it "
+                        f"on data of its own classes")
+    if dataset.spec.channels == spec.channels:
+        return dataset
+    how = "to gray by their luma" if spec.channels == 1 else "gray repeated into colour"
+    note = f"{name}'s images have {dataset.spec.channels} channel(s) and the model reads {spec.channels}: " \
+           f"converted {how}"
+    return LesionDataset(as_channels(dataset.images, spec.channels), dataset.masks, dataset.ids,
+                         original_masks=dataset.original_masks, notes=dataset.notes + [note], skipped=dataset.skipped,
+                         classes=dataset.spec.classes)

@@ -7,8 +7,13 @@ CUDA GPU that supports it (else fp16), bf16 on a CPU that computes bfloat16 in h
 BF16; elsewhere bf16 is emulated and slower than fp32), and plain fp32 on other CPUs. amp_dtype is the dtype
 to give torch.autocast, or None for fp32. `Runtime` groups these choices with the others that decide where
 and how fast a model runs, but not what it learns or predicts (beyond rounding).
+
+On a CPU shared with other jobs, `use_free_cores()` at start-up gives torch one thread per core that no other
+process keeps busy: torch's default, a thread per core, waits at every operation for the thread whose core
+another job holds (bench/RESULTS.md, "Threads on a shared machine").
 """
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -66,3 +71,36 @@ def default_workers(device):
     if device.type != "cuda":
         return 0
     return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def busy_cores(samples=5, interval=0.01):
+    """How many cores other processes keep busy now: the machine's runnable tasks (procs_running in
+    /proc/stat; the fewest of a few samples, so that a passing shell does not count) less this process's
+    own. 0 where /proc/stat cannot be read (not Linux)."""
+    counts = []
+    for sample in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                counts.append(next(int(line.split()[1]) for line in f if line.startswith("procs_running ")))
+        except (OSError, StopIteration, ValueError, IndexError):
+            return 0
+        if sample < samples - 1:
+            time.sleep(interval)
+    return max(0, min(counts) - 1)
+
+
+def choose_threads():
+    """torch's threads for a run here: the cores this process may use (its affinity) less those other
+    processes keep busy now, at least 1, and never more than torch has already (a program, or a test, that
+    chose fewer keeps them). Where OMP_NUM_THREADS is set, torch's own count: the user chose."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), cores - busy_cores()))
+
+
+def use_free_cores():
+    """Set torch's threads to choose_threads() (once, as a command starts: minunet.entry); the number."""
+    threads = choose_threads()
+    torch.set_num_threads(threads)
+    return threads

@@ -3,7 +3,8 @@
 Each prediction is scored against the ground truth at the mask's own resolution where the dataset keeps it
 (`dataset.original_mask(i)`, as the challenge scored), else at the working size: the probabilities are resized
 bilinearly to the mask, then `Inference.masks` decides each pixel. Where the masks of a batch share one size, the
-batch is scored at once on the model's device; else image by image.
+batch is scored at once on the model's device; else image by image. For K > 2 classes each class is scored
+as its own mask and an image's score is the mean over its foreground classes (minunet.class_metrics).
 """
 from dataclasses import replace
 
@@ -13,8 +14,9 @@ from torch.utils.data import DataLoader
 from .device import Runtime, default_workers
 from .inference import Inference, logits_of, resize_probabilities
 from .pictures import shown_at
-from .losses import LOSSES
 from .metrics import MetricAccumulator, isic_metrics
+from .multiclass import loss_for
+from .class_metrics import ClassMetricAccumulator
 from .recipe import Recipe
 from .transforms import Normalize
 
@@ -23,20 +25,27 @@ THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05, 0.10, ...,
 
 class Scores:
     """The ISIC metrics of each image scored so far, its lesion's and prediction's areas (fractions of the
-    image), and its Dice at every threshold of THRESHOLDS (of the masks as thresholded, not post-processed)."""
+    image; for K > 2 classes, of the foreground), and its Dice at every threshold of THRESHOLDS (of the masks as
+    thresholded, not post-processed; for K > 2 classes, where no threshold applies, its Dice at each)."""
 
     def __init__(self, inference):
-        self.inference = inference
+        self.inference, self.classes = inference, inference.spec.classes
         self.sweep_at = [replace(inference, threshold=t, postprocess=False) for t in THRESHOLDS]
-        self.metrics, self.sweep, self.areas = MetricAccumulator(), [], []
+        self.metrics = MetricAccumulator() if len(self.classes) == 2 else ClassMetricAccumulator(self.classes)
+        self.sweep, self.areas = [], []
 
     def add(self, probs, truth):
-        """probs (B, 1, h, w) in [0, 1] and truth (B, 1, H, W) in {0, 1}, on one device; returns the
-        predicted masks (B, 1, H, W) bool, as scored."""
-        truth, probs = truth.bool(), resize_probabilities(probs, truth.shape[-2:])  # both (B, 1, H, W)
-        pred = self.inference.masks(probs)  # (B, 1, H, W) bool
-        self.metrics.update(pred, truth)
-        self.areas.append(torch.stack([truth.float().mean((1, 2, 3)), pred.float().mean((1, 2, 3))], 1).cpu())
+        """probs (B, 1, h, w) in [0, 1] and truth (B, 1, H, W) in {0, 1} (for K > 2: (B, K, h, w) and class
+        indices), on one device; returns the predicted masks (B, 1, H, W) bool (class indices), as scored."""
+        probs = resize_probabilities(probs, truth.shape[-2:])  # (B, 1 or K, H, W)
+        truth = truth.bool() if len(self.classes) == 2 else truth.to(torch.uint8)  # (B, 1, H, W)
+        pred = self.inference.masks(probs)  # (B, 1, H, W) bool or class indices
+        dice = self.metrics.update(pred, truth)["dice"]  # (B,)
+        self.areas.append(torch.stack([(truth > 0).float().mean((1, 2, 3)), (pred > 0).float().mean((1, 2, 3))],
+                                      1).cpu())
+        if len(self.classes) > 2:
+            self.sweep.append(dice[:, None].expand(-1, len(THRESHOLDS)).cpu())  # (B, len(THRESHOLDS))
+            return pred
         self.sweep.append(torch.stack([isic_metrics(at.masks(probs), truth)["dice"] for at in self.sweep_at],
                                       1).cpu())  # (B, len(THRESHOLDS))
         return pred
@@ -63,7 +72,10 @@ def evaluate(model, dataset, inference=None, runtime=None, loss_fn=None, indices
     Inference(): the recipe's, flip TTA on). runtime: device, precision, batch size, workers (default
     Runtime()). loss_fn: the loss reported as "loss" (default: the recipe's training loss). indices: score only
     these items. pictures=True adds "pictures": per image (image (3, S, S) uint8, truth (S, S) bool,
-    prediction (S, S) bool) at the working size, the prediction being the mask scored (for figures, reports).
+    prediction (S, S) bool) at the working size, the prediction being the mask scored (for figures, reports;
+    gray images shown as RGB; for K > 2 classes, truth and prediction are class indices).
+    For K > 2 classes (inference.spec) the means are over each image's foreground classes, and the result also
+    holds "per_class" ({class name: {metric: mean}}) and "confusion" (true x predicted pixel counts).
     """
     inference, runtime = inference or Inference(), runtime or Runtime()
     device, amp_dtype = runtime.choose()
@@ -77,12 +89,13 @@ def evaluate(model, dataset, inference=None, runtime=None, loss_fn=None, indices
     loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
                         pin_memory=device.type == "cuda")
     native = getattr(dataset, "original_mask", None)  # the ground truth at its own size, where kept
-    scores, loss_fn, loss_sum = Scores(inference), loss_fn or LOSSES[Recipe.loss](), 0.0
+    scores, loss_sum = Scores(inference), 0.0
+    loss_fn = loss_fn or loss_for(Recipe.loss, len(inference.spec.classes))
     ids, shown = [], []
     for start, (images, masks, *rest) in zip(range(0, len(indices), batch_size), loader):
-        images = images.to(device, non_blocking=True)  # (B, 3, S, S)
+        images = images.to(device, non_blocking=True)  # (B, C, S, S)
         masks = masks.to(device, non_blocking=True)  # (B, 1, S, S)
-        logits = logits_of(model, images, amp_dtype)  # (B, 1, S, S)
+        logits = logits_of(model, images, amp_dtype)  # (B, 1 or K, S, S)
         loss_sum += loss_fn(logits, masks).item() * len(images)
         probs = inference.probabilities(model, images, amp_dtype, logits=logits)  # (B, 1, S, S)
         batch = indices[start:start + batch_size]
@@ -93,8 +106,10 @@ def evaluate(model, dataset, inference=None, runtime=None, loss_fn=None, indices
             preds = [scores.add(p[None], t[None].to(device))[0] for p, t in zip(probs, truths)]
         ids += list(rest[0]) if rest else batch
         if pictures:
-            pixels = (Normalize().undo(images) * 255).round().to(torch.uint8).cpu()  # (B, 3, S, S)
-            shown += [(image, mask[0].bool(), shown_at(pred, mask.shape[-2:]).cpu())
+            pixels = (Normalize(inference.mean, inference.std).undo(images) * 255).round().to(torch.uint8).cpu()
+            pixels = pixels.expand(-1, 3, -1, -1)  # (B, 3, S, S): gray shown as RGB
+            shown += [(image, mask[0].bool() if len(scores.classes) == 2 else mask[0].to(torch.uint8),
+                       shown_at(pred, mask.shape[-2:]).cpu())
                       for image, mask, pred in zip(pixels, masks.cpu(), preds)]
     model.train(was_training)
     result = scores.metrics.compute()

@@ -1,4 +1,5 @@
-"""Folders of image and mask files: the ISIC challenge's layout, and your own folder.
+"""Folders of image and mask files: the ISIC 2016 challenge's layout (the other years: minunet.challenges), and
+your own folder.
 
 Both are read by one path, `load_split`: pair each image with its mask by id (the file name without its
 suffix), read each pair once (minunet.images), resize it to the working size, and keep each mask also at its
@@ -16,11 +17,13 @@ train and val are the same fixed 90/10 split of the sorted ids in both (`split_i
 import collections
 import hashlib
 import os
+import unicodedata
 
 import torch
 
 from .errors import DataError
 from .images import read_pair
+from .masks import check_class_indices, split_notes
 from .transforms import Resize
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
@@ -52,15 +55,17 @@ def split_ids(ids):
 def index_files(folder, suffixes, what):
     """{id: file name} of the files in `folder` whose names end with one of `suffixes` (any case).
 
-    The id is the name without its suffix. Hidden files and the challenge's *_superpixels maps are left out.
-    Raises DataError naming both files when two files have the same id (ISIC_1.jpg and ISIC_1.png).
+    The id is the name without its suffix, in Unicode's composed form (NFC): macOS writes "lésion.png" with
+    a decomposed é (NFD), Linux and Windows usually composed, so both spellings pair. Hidden files and the
+    challenge's *_superpixels maps are left out. Raises DataError naming both files when two files have the
+    same id (ISIC_1.jpg and ISIC_1.png).
     """
     files = {}
     for name in sorted(os.listdir(folder)):
         suffix = next((s for s in suffixes if name.lower().endswith(s.lower())), None)
         if suffix is None or name.startswith("."):
             continue
-        id_ = name[:-len(suffix)]
+        id_ = unicodedata.normalize("NFC", name[:-len(suffix)])
         if id_.endswith("_superpixels"):
             continue
         if id_ in files:
@@ -90,33 +95,35 @@ def pair_files(image_dir, mask_dir, mask_suffix):
 
 def near_miss(mask_dir, id_, expected):
     """' (found NAME: ...)' when mask_dir holds a file named like the expected mask but not quite, else ''."""
-    for name in sorted(os.listdir(mask_dir)):
+    for name in sorted(unicodedata.normalize("NFC", name) for name in os.listdir(mask_dir)):
         rest = name[len(id_):]
         if name != expected and name.startswith(id_) and rest[:1] in (".", "_"):
             return f" (found {name}: masks are PNG files named {expected})"
     return ""
 
 
-def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skipped=None):
+def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skipped=None, carve=None, classes=2):
     """Read one split of a pair of image and mask folders at `size` (an int, or (height, width)): a SplitData.
 
-    split "train" / "val" takes its share of the fixed 90/10 split of the sorted ids; "test" takes every id.
+    carve (default: split is not "test"): split "train" / "val" takes its share of the fixed 90/10 split of the
+    sorted ids; otherwise the split takes every id (a test folder, or a challenge's own validation folder).
     skipped: None to raise DataError on a pair that cannot be read; or a list, to leave such pairs out and
-    append their one-line messages to it (DataError only when no pair can be read).
+    append their one-line messages to it (DataError only when no pair can be read). classes K > 2: masks are
+    label maps of class indices 0..K-1, kept as they are.
     """
     pairs = pair_files(image_dir, mask_dir, mask_suffix)
     ids = sorted(pairs)
-    if split != "test":
+    if split != "test" if carve is None else carve:
         ids = split_ids(ids)[split]
     ids = ids[:limit] if limit is not None else ids
     if not ids:
         few = f": val takes round(n / 10) of its {len(pairs)} images, so it needs at least 6" if split == "val" else ""
         raise DataError(f"no images for split {split} in {image_dir}{few}")
     resize = Resize(size)
-    images, masks, kept, originals, kinds = [], [], [], [], []
+    images, masks, kept, originals, kinds, resized = [], [], [], [], [], []
     for id_ in ids:
         try:
-            image, mask, kind = read_pair(*pairs[id_])  # (3, H, W), (1, H, W) uint8
+            image, mask, kind = read_pair(*pairs[id_], classes)  # (3, H, W), (1, H, W) uint8
         except DataError as e:
             if skipped is None:
                 raise
@@ -128,48 +135,34 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
         originals.append(mask)
         kept.append(id_)
         kinds.append((kind, pairs[id_][1]))
+        if split == "train" and kind != "empty" and not small_mask.any():  # its lesion lost at this size
+            resized.append(pairs[id_][1])
     if not kept:
         raise DataError(f"none of the {len(ids)} images of split {split} in {image_dir} could be read: "
                         f"{skipped[0]}")
-    notes = mask_notes(kinds, split, mask_dir)
+    if classes > 2:
+        check_class_indices(torch.cat([m.flatten() for m in originals]), classes, f"masks in {mask_dir}")
+        notes = []
+    else:
+        notes = split_notes(kinds, split, mask_dir, resize.size, resized)
     return SplitData(torch.stack(images), torch.stack(masks), kept, originals, notes)
 
 
-def mask_notes(kinds, split, mask_dir):
-    """One line per way of reading masks other than 0/255 (see minunet.images), from [(kind, mask file)]."""
-    notes = []
-    zero_one = [path for kind, path in kinds if kind == "0/1"]
-    grey = [path for kind, path in kinds if kind == "grey"]
-    if zero_one and len(zero_one) == sum(kind != "empty" for kind, _ in kinds):
-        notes.append(f"masks in {mask_dir} hold 0 and 1, not 0 and 255: read 1 as lesion")
-    elif zero_one:
-        notes.append(f"{len(zero_one)} of the {len(kinds)} {split} masks in {mask_dir} hold 0 and 1, not 0 and "
-                     f"255 (first: {os.path.basename(zero_one[0])}): read 1 as lesion")
-    if grey:
-        notes.append(f"{len(grey)} of the {len(kinds)} {split} masks in {mask_dir} are not binary (first: "
-                     f"{os.path.basename(grey[0])}): binarised at > 127")
-    return notes
-
-
-def load_challenge(root, split, size, limit=None, skipped=None):
-    """One split of the ISIC challenge's folders under root (see load_split): a SplitData."""
-    image_dir, mask_dir = (TEST_IMAGES, TEST_MASKS) if split == "test" else (TRAIN_IMAGES, TRAIN_MASKS)
-    image_dir, mask_dir = os.path.join(root, image_dir), os.path.join(root, mask_dir)
-    for folder in (image_dir, mask_dir):
-        if not os.path.isdir(folder):
-            raise DataError(f"missing folder {folder}: an ISIC 2016 challenge root holds "
-                            f"{TRAIN_IMAGES}/ and {TRAIN_MASKS}/ (and {TEST_IMAGES}/ and {TEST_MASKS}/ for test)")
-    return load_split(image_dir, mask_dir, MASK_SUFFIX, split, size, limit, skipped)
-
-
-def load_folder(root, split, size, limit=None, skipped=None):
-    """One split of your own folder root: images/ and masks/ (train, val), test/images/ and test/masks/ (test)."""
+def load_folder(root, split, size, limit=None, skipped=None, classes=2):
+    """One split of your own folder root: images/ and masks/ (train, val), test/images/ and test/masks/ (test);
+    classes K > 2: masks of class indices 0..K-1."""
     base = os.path.join(root, "test") if split == "test" else root
     image_dir, mask_dir = os.path.join(base, "images"), os.path.join(base, "masks")
     for folder in (image_dir, mask_dir):
         if not os.path.isdir(folder):
+            isic = sorted(name for name in os.listdir(root) if name.startswith("ISBI2016_ISIC_Part1_")
+                          or (name.startswith("isic2016_") and name.endswith(".npz")))
+            if isic:  # the layouts of --data isic2016
+                what = "medsegbench's npz files" if isic[0].endswith(".npz") else "the ISIC 2016 challenge folders"
+                raise DataError(f"{root} holds {what} ({isic[0]}, ...), not images/ and masks/: pass --data isic2016 "
+                                f"--data-root {root}")
             where = "test/images/ and test/masks/ for --split test" if split == "test" else "images/ and masks/"
             raise DataError(f"missing folder {folder}: --data folder reads {where} in {root}: create it, with "
                             f"the images (.jpg, .jpeg or .png) and one mask <image name>.png per image "
                             f"(0 background, 255 or 1 lesion)")
-    return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped)
+    return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped, classes=classes)

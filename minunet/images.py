@@ -9,8 +9,12 @@ Images, `read_image(path)`: (3, H, W) uint8 RGB.
 Masks, `read_mask(path)`: (1, H, W) uint8 in {0, 1}, read the same way, then decided per file by its values:
   0 and 255 (or only one of them)   255 is lesion: the usual mask
   0 and 1                           1 is lesion: an 8-bit PNG that looks black ("0/1")
+  0 and one value below 128         that value is lesion: a label map of two classes ("0/2", "0/3", ...)
+  several values, all below 128     a label map of several classes ("0/1/2"): read as non-zero here, and
+                                    refused for a whole split (minunet.masks)
   any other values                  binarised at > 127: anti-aliased edges, resampling, noise ("grey")
-  (16-bit masks: 0 and 1 as above; otherwise by their high byte.) A mask in colour, or with transparent pixels,
+  (16-bit masks: values up to 255 as they are, so 0/1, 0/255 and labels read as above; otherwise by their
+  high byte.) A mask in colour, or with transparent pixels,
   is refused: which pixels are lesion would be a guess.
 """
 import os
@@ -19,7 +23,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .errors import DataError, one_line
-from .transforms import pil_to_tensor
+from .transforms import grayscale, pil_to_tensor
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit grayscale (I: 32-bit)
 
@@ -93,19 +97,25 @@ def image_tensor(img, path):
 
 
 def mask_levels(img, path):
-    """An opened mask's grey levels as (1, H, W) uint8 (16-bit masks holding only 0 and 1 are kept as 0/1).
+    """An opened mask's grey levels as (1, H, W) uint8 (16-bit masks holding values up to 255 keep them).
 
     Raises DataError for a mask in colour or with transparent pixels.
     """
     if img.mode in SIXTEEN_BIT_MODES or img.mode == "F":
         values = deep_values(img, path)
-        return values.to(torch.uint8) if img.mode != "F" and values.max() <= 1 else to_8bit(values)
+        return values.to(torch.uint8) if img.mode != "F" and values.max() <= 255 else to_8bit(values)
     if img.mode in ("1", "L") and "transparency" not in img.info:
         return pil_to_tensor(img, mode="L")
     rgba = pil_to_tensor(img, mode="RGBA")  # (4, H, W): colour and alpha of any other mode
     if (rgba[3] < 255).any():
         raise DataError(f"mask {path} has transparent pixels: save it without transparency, "
                         f"0 for background and 255 for lesion")
+    if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])) and img.mode == "P":
+        values = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).unique().tolist()  # stored indices
+        shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
+        raise DataError(f"mask {path} is a palette image in colour holding the values {shown}: if they are class "
+                        f"indices pass --classes {values[-1] + 1}, else save it in grayscale, 0 for background "
+                        f"and 255 for lesion")
     if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])):
         raise DataError(f"mask {path} is in colour (its red, green and blue differ): save it in grayscale, "
                         f"0 for background and 255 for lesion")
@@ -113,23 +123,39 @@ def mask_levels(img, path):
 
 
 def mask_kind(levels):
-    """How a mask's grey levels read: "empty" (all 0), "0/255", "0/1", or "grey" (any other values)."""
-    if not levels.any():
+    """How a mask's grey levels read: "empty" (all 0), "0/255", a label map "0/v" or "0/v/w/..." (its values,
+    all below 128: "0/1", "0/2", "0/1/2"), or "grey" (other values, some above 127)."""
+    counts = torch.bincount(levels.flatten(), minlength=256)  # (256,) pixels of each value
+    values = counts.nonzero().flatten().tolist()
+    if values == [0]:
         return "empty"
-    if ((levels == 0) | (levels == 255)).all():
+    if set(values) <= {0, 255}:
         return "0/255"
-    if (levels <= 1).all():
-        return "0/1"
+    if values[-1] <= 127:  # binarising at > 127 would leave nothing: the values are labels
+        return "/".join(str(v) for v in [0] + [v for v in values if v])
     return "grey"
 
 
+def label_values(kind):
+    """The non-zero values of a label map's kind ("0/2" -> [2], "0/1/2" -> [1, 2]); [] for other kinds."""
+    return [] if kind in ("empty", "0/255", "grey") else [int(v) for v in kind.split("/")[1:]]
+
+
 def binarise(levels, kind):
-    """A mask's grey levels as (1, H, W) uint8 in {0, 1}: 1 is lesion for "0/1" masks, > 127 for the others."""
-    return (levels > (0 if kind == "0/1" else 127)).to(torch.uint8)
+    """A mask's grey levels as (1, H, W) uint8 in {0, 1}: non-zero is lesion in a label map ("0/1", "0/2",
+    ...), > 127 in the others."""
+    return (levels > (0 if label_values(kind) else 127)).to(torch.uint8)
 
 
-def mask_tensor(img, path):
-    """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1" or "grey")."""
+def mask_tensor(img, path, classes=2):
+    """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1", ... or "grey").
+    classes K > 2: the label map as it is, (1, H, W) uint8 class indices (a palette PNG's indices, not its
+    colours), and the kind "classes" (minunet.masks.check_class_indices checks them)."""
+    if classes > 2:
+        if img.mode == "P":  # the stored indices; converting would give the palette's colours
+            w, h = img.size
+            return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(1, h, w), "classes"
+        return mask_levels(img, path), "classes"
     levels = mask_levels(img, path)
     kind = mask_kind(levels)
     return binarise(levels, kind), kind
@@ -145,8 +171,9 @@ def read_mask(path):
     return mask_tensor(open_image(path), path)
 
 
-def read_pair(image_path, mask_path):
-    """An image (3, H, W) uint8, its mask (1, H, W) uint8 in {0, 1}, and the mask's kind.
+def read_pair(image_path, mask_path, classes=2):
+    """An image (3, H, W) uint8, its mask (1, H, W) uint8 in {0, 1} (class indices for classes > 2), and the
+    mask's kind.
 
     Raises DataError naming both files when the mask's size (as shown) is not the image's.
     """
@@ -154,7 +181,7 @@ def read_pair(image_path, mask_path):
     if img.size != msk.size:
         raise DataError(f"mask {mask_path} is {msk.size[0]}x{msk.size[1]} but its image {image_path} is "
                         f"{img.size[0]}x{img.size[1]}" + size_hint(image_path, img.size, msk.size))
-    return (image_tensor(img, image_path), *mask_tensor(msk, mask_path))
+    return (image_tensor(img, image_path), *mask_tensor(msk, mask_path, classes))
 
 
 def size_hint(image_path, shown, mask_size):
@@ -164,3 +191,12 @@ def size_hint(image_path, shown, mask_size):
             return (f" as shown (its EXIF orientation turns the stored {stored.size[0]}x{stored.size[1]} "
                     f"pixels): draw the mask on the image as viewers show it, or remove the image's orientation tag")
     return ": a mask must have its image's width and height"
+
+
+def as_channels(images, channels):
+    """Images (N, C, H, W) uint8 with `channels` channels: gray repeated into RGB, or RGB to its luma."""
+    if images.shape[1] == channels:
+        return images.contiguous()
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()  # (N, 3, H, W)
+    return (grayscale(images.float() / 255) * 255).round().to(torch.uint8)  # (N, 1, H, W)

@@ -7,6 +7,10 @@ How a setting travels to the pixel: `minunet evaluate --threshold 0.4 --tta` bui
 Inference.of_checkpoint(checkpoint, threshold=0.4, tta=True) (flags not given keep the checkpoint's value, or
 the recipe's default); evaluate() and predict() call its `probabilities` (one pass, or four with flips) and
 its `masks` (resized to the ground truth or the image, above the threshold, post-processed).
+
+Several classes (a model of K > 2 output channels): the probabilities are the softmax over the classes (with
+TTA, the mean of the flips' softmax), resized bilinearly like a lesion's, and a pixel's class is their argmax;
+the threshold and post-processing are binary-only (Inference refuses them for K > 2).
 """
 import copy
 from dataclasses import dataclass
@@ -15,7 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .catalog import DataSpec
+from .errors import SettingError
 from .folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
+from .images import as_channels
 from .postprocess import clean_mask
 from .recipe import Recipe
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize
@@ -25,11 +32,17 @@ OVERLAY_SUFFIX = "_overlay.png"  # predict --overlay's files: <stem>_overlay.png
 
 @torch.no_grad()
 def logits_of(model, images, amp_dtype=None, channels_last=True):
-    """The model's float32 logits (B, 1, H, W) for normalised images (B, 3, H, W)."""
+    """The model's float32 logits (B, 1, H, W) (K > 2 classes: (B, K, H, W)) for normalised images (B, C, H, W)."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
     with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        logits = model(images.contiguous(memory_format=layout))  # (B, 1, H, W)
+        logits = model(images.contiguous(memory_format=layout))  # (B, 1 or K, H, W)
     return logits.float()
+
+
+def activate(logits):
+    """Probabilities of logits: sigmoid of one channel (B, 1, H, W) (the lesion's), softmax over K > 2 channels
+    (B, K, H, W) (each class's)."""
+    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
 
 
 FLIPS = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both: the test-time augmentations
@@ -37,25 +50,26 @@ FLIPS = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both: th
 
 @torch.no_grad()
 def probabilities(model, images, amp_dtype=None, tta=Recipe.tta, channels_last=True, logits=None):
-    """Lesion probabilities (B, 1, H, W) of normalised images (B, 3, H, W).
+    """Lesion probabilities (B, 1, H, W) of normalised images (B, C, H, W); for a model of K > 2 classes each
+    class's, (B, K, H, W), the softmax (`activate`).
 
     tta=True (the recipe's default): the mean probability over the image and its horizontal, vertical and
     double flips (each prediction flipped back first): four forward passes for one steadier answer. logits:
     the model's logits for `images` when the caller already has them (saves the first forward pass).
     """
     if logits is None:
-        logits = logits_of(model, images, amp_dtype, channels_last)  # (B, 1, H, W)
-    probs = torch.sigmoid(logits)  # (B, 1, H, W)
+        logits = logits_of(model, images, amp_dtype, channels_last)  # (B, 1 or K, H, W)
+    probs = activate(logits)  # (B, 1 or K, H, W)
     if not tta:
         return probs
     for dims in FLIPS[1:]:
-        flipped = logits_of(model, images.flip(dims), amp_dtype, channels_last)  # (B, 1, H, W), flipped
-        probs = probs + torch.sigmoid(flipped).flip(dims)  # flipped back
+        flipped = logits_of(model, images.flip(dims), amp_dtype, channels_last)  # (B, 1 or K, H, W), flipped
+        probs = probs + activate(flipped).flip(dims)  # flipped back
     return probs / len(FLIPS)
 
 
 def resize_probabilities(probs, size):
-    """Probabilities (B, 1, h, w) resized bilinearly to size (H, W) (returned as they are when equal)."""
+    """Probabilities (B, 1 or K, h, w) resized bilinearly to size (H, W) (returned as they are when equal)."""
     if tuple(probs.shape[-2:]) == tuple(size):
         return probs
     return F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
@@ -68,7 +82,9 @@ class Inference:
     size, mean, std: the working size ((H, W), or one side of a square) and the normalisation the model was
     trained with. tta: average the probabilities over flips (`probabilities`). threshold: a pixel is lesion
     where its probability is above it. postprocess: keep each mask's largest region and fill its holes
-    (minunet.postprocess.clean_mask). The defaults are the recipe's (minunet.recipe).
+    (minunet.postprocess.clean_mask). The defaults are the recipe's (minunet.recipe). spec: the channels the
+    model reads and its classes (minunet.catalog.DataSpec); for K > 2 classes a pixel's class is the argmax,
+    and threshold and postprocess do not apply.
     """
     size: object = Recipe.size
     mean: tuple = IMAGENET_MEAN
@@ -76,31 +92,46 @@ class Inference:
     threshold: float = 0.5
     tta: bool = Recipe.tta
     postprocess: bool = False
+    spec: DataSpec = DataSpec()
 
     @classmethod
     def of_checkpoint(cls, state, **overrides):
-        """The settings of a checkpoint (its size, normalisation and threshold; 0.5 where it has none, as in
-        minunet 0.1.0), with every override that is not None (e.g. the flags --tta, --threshold)."""
+        """The settings of a checkpoint (its size, normalisation, threshold, channels and classes; a threshold
+        of 0.5, RGB and two classes where it has none, as in minunet 0.1.0), with every override that is not
+        None (e.g. the flags --tta, --threshold). SettingError for a threshold or post-processing asked of a
+        checkpoint of K > 2 classes."""
         size = state["size"] if isinstance(state["size"], int) else tuple(state["size"])
+        spec = DataSpec.of_checkpoint(state)
+        asked = [f"--{k}" for k in ("threshold", "postprocess") if overrides.get(k)]
+        if len(spec.classes) > 2 and asked:
+            raise SettingError(f"{' and '.join(asked)} {'are' if len(asked) > 1 else 'is'} for two classes: this "
+                               f"checkpoint has {len(spec.classes)}, and each pixel takes its most probable class; "
+                               f"leave {' and '.join(asked)} out")
         settings = dict(size=size, mean=tuple(state["mean"]), std=tuple(state["std"]),
-                        threshold=state.get("threshold", cls.threshold))
+                        threshold=state.get("threshold", cls.threshold), spec=spec)
         return cls(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})
 
     def prepare(self, image):
-        """An image (3, H, W) uint8 at its own size as the model's input: (3, S, S) uint8 at the working size,
-        and (3, S, S) float normalised."""
-        small = Resize(self.size)(image, torch.zeros(1, *image.shape[1:]))[0]  # (3, S, S) uint8
+        """An image (3 or 1, H, W) uint8 at its own size as the model's input, in the model's channels (colour
+        to gray by its luma, gray repeated into colour): (C, S, S) uint8 at the working size, and (C, S, S)
+        float normalised."""
+        image = as_channels(image[None], self.spec.channels)[0]  # (C, H, W)
+        small = Resize(self.size)(image, torch.zeros(1, *image.shape[1:]))[0]  # (C, S, S) uint8
         return small, Normalize(self.mean, self.std)(small, None)[0]
 
     def probabilities(self, model, images, amp_dtype=None, logits=None, channels_last=True):
-        """The lesion probabilities (B, 1, S, S) of normalised images (B, 3, S, S), with flips if tta."""
+        """The lesion probabilities (B, 1, S, S) (each class's, (B, K, S, S), for K > 2) of normalised images
+        (B, C, S, S), with flips if tta."""
         return probabilities(model, images, amp_dtype, self.tta, channels_last, logits)
 
     def masks(self, probs, size=None):
         """The masks (B, 1, H, W) bool of probabilities (B, 1, h, w): resized bilinearly to `size` (H, W)
-        when given, lesion above the threshold, then post-processed if asked. The one place in minunet where
-        a probability becomes a decision."""
-        probs = probs if size is None else resize_probabilities(probs, size)  # (B, 1, H, W)
+        when given, lesion above the threshold, then post-processed if asked. For K > 2 classes, probabilities
+        (B, K, h, w) give label maps (B, 1, H, W) uint8 of each pixel's most probable class. The one place in
+        minunet where a probability becomes a decision."""
+        probs = probs if size is None else resize_probabilities(probs, size)  # (B, 1 or K, H, W)
+        if probs.shape[1] > 1:
+            return probs.argmax(1, keepdim=True).to(torch.uint8)  # (B, 1, H, W) class indices
         masks = probs > self.threshold  # (B, 1, H, W) bool
         return clean_mask(masks) if self.postprocess else masks
 

@@ -199,5 +199,6 @@ LOSSES = {
 
 
 def loss_label(name):
-    """A loss's name in LOSSES as people write it: "bce_jaccard" -> "BCE + Jaccard"."""
-    return " + ".join("BCE" if part == "bce" else part.capitalize() for part in name.split("_"))
+    """A loss's name in LOSSES (or minunet.multiclass.MULTICLASS_LOSSES) as people write it: "bce_jaccard" ->
+    "BCE + Jaccard", "ce_jaccard" -> "CE + Jaccard"."""
+    return " + ".join(part.upper() if part in ("bce", "ce") else part.capitalize() for part in name.split("_"))

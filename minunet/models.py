@@ -2,7 +2,8 @@
 bench/ build models through.
 
 An entry is the model's class and `make`, which builds the model a training recipe asks for (the recipe's
-options that configure it: unet's width, resunet34's encoder weights). A checkpoint stores the name and the
+options that configure it: unet's width, resunet34's encoder weights) for data of a DataSpec (its channels in,
+one logit out for two classes, one per class for more). A checkpoint stores the name and the
 model's own `config()`, and `build_model(name, **config)` rebuilds it. To add a model: one entry in MODELS
 (its class needs a `config()` returning its constructor arguments).
 """
@@ -13,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from .catalog import DataSpec
 from .errors import CheckpointError, one_line
 from .resunet import ResNet34UNet
 from .unet import UNet
@@ -23,8 +25,9 @@ def encoder_weights(value):
     return None if value == "none" else value
 
 
-def resnet34_unet(recipe):
-    """The ResNet-34 U-Net with the recipe's encoder weights; a file that cannot be used is a CheckpointError."""
+def resnet34_unet(recipe, spec):
+    """The ResNet-34 U-Net with the recipe's encoder weights for data of `spec`; a file that cannot be used is a
+    CheckpointError."""
     value = recipe.encoder_weights
     if os.path.isdir(value):
         raise CheckpointError(f"--encoder-weights {value} is a folder: pass the path of torchvision's "
@@ -33,7 +36,7 @@ def resnet34_unet(recipe):
         raise CheckpointError(f"--encoder-weights {value}: no such file (use imagenet, none, or the path of "
                               f"torchvision's resnet34-b627a593.pth)")
     try:
-        return ResNet34UNet(encoder_weights=encoder_weights(value))
+        return ResNet34UNet(spec.outputs, encoder_weights(value), spec.channels)
     except (RuntimeError, ValueError, OSError) as err:  # offline, or a file that is not the state dict
         raise CheckpointError(f"cannot load the encoder weights: {one_line(err)}") from None
     except (EOFError, pickle.UnpicklingError):  # empty, or pickled objects that torch.load(weights_only) refuses
@@ -44,21 +47,23 @@ def resnet34_unet(recipe):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model of the registry: its class, and how a recipe (minunet.recipe.Recipe) builds one."""
+    """A model of the registry: its class, and how a recipe (minunet.recipe.Recipe) builds one for data of a
+    DataSpec (minunet.catalog): make(recipe, spec)."""
     cls: type
     make: Callable
 
 
 MODELS = {
-    "unet": ModelEntry(UNet, lambda recipe: UNet(base_channels=recipe.base_channels)),
+    "unet": ModelEntry(UNet, lambda recipe, spec: UNet(spec.channels, spec.outputs, recipe.base_channels)),
     "resunet34": ModelEntry(ResNet34UNet, resnet34_unet),
 }
 
 
-def new_model(recipe):
-    """The model `recipe` asks for, its initial weights drawn from the recipe's seed (so runs repeat)."""
+def new_model(recipe, spec=DataSpec()):
+    """The model `recipe` asks for, for data of `spec` (default: RGB, two classes), its initial weights drawn
+    from the recipe's seed (so runs repeat)."""
     torch.manual_seed(recipe.seed)
-    return MODELS[recipe.model].make(recipe)
+    return MODELS[recipe.model].make(recipe, spec)
 
 
 def build_model(name, **kwargs):

@@ -1,5 +1,5 @@
-"""medsegbench's ISIC 2016 npz files (isic2016_{128,256,512}.npz), read without NumPy and downloaded through
-medsegbench's own URL and checksum when missing."""
+"""MedSegBench's npz files (NAME_{128,256,512}.npz, for every dataset in medsegbench.info.INFO: isic2016, kvasir,
+busi, wbc, ...), read without NumPy and downloaded from the URL INFO names when missing, its MD5 checked."""
 import ast
 import math
 import os
@@ -9,9 +9,11 @@ import torch
 
 from .errors import DataError, one_line
 from .folders import TRAIN_IMAGES
+from .images import as_channels, binarise, label_values, mask_kind
+from .masks import check_class_indices, check_labels, empty_masks
+from .catalog import npz_source, spec_of
 
 NPZ_SIZES = (128, 256, 512)
-ZENODO_RECORD = "https://zenodo.org/records/13358372"
 DEFAULT_ROOT = os.path.join("~", ".medsegbench")  # where the npz files are kept when no --data-root is given
 
 NPY_DTYPES = {"u1": torch.uint8, "i1": torch.int8, "b1": torch.bool, "i2": torch.int16, "i4": torch.int32,
@@ -52,53 +54,98 @@ def read_npz(path, keys):
         raise DataError(f"cannot read {path}: {one_line(e)}: delete it to download it again")
 
 
-def load_npz(root, split, size, limit=None):
-    """One split of medsegbench's isic2016_{size}.npz in root (downloaded when missing).
+def load_npz(root, split, size, limit=None, name="isic2016"):
+    """One split of MedSegBench's NAME_{size}.npz in root (downloaded when missing), `name` a key of INFO.
 
-    Returns images (N, 3, S, S) uint8, masks (N, 1, S, S) uint8 in {0, 1}, and ids isic2016_{split}_{i:04d}.
-    Labels stored as 0/1 are used as they are; labels stored as 0/255 are binarised at > 127.
+    Returns images (N, C, S, S) uint8 (C = INFO's n_channels_im: 1 or 3), masks (N, 1, S, S) uint8, ids
+    NAME_{split}_{i:04d}, and notes (one-line strings). Two classes (INFO's pixel_labels): labels are read as
+    mask files are (minunet.images.mask_kind, over the split): 0/1 and 0/v (v < 128) as non-zero, 0/255 and
+    grey levels at > 127, into {0, 1}; several label values and a split of empty masks are refused
+    (minunet.masks). K > 2 classes: labels are class indices 0..K-1, kept as they are (larger ones refused).
     """
+    refuse_own_folder(root, name)
     if size not in NPZ_SIZES:
-        raise DataError(f"medsegbench's isic2016 comes at 128, 256 or 512 px, not {size}: pass --size 128, "
-                        f"256 or 512, or --data-root DIR with the ISIC challenge folders for any size")
-    path = os.path.join(root, f"isic2016_{size}.npz")
+        challenge = ", or --data-root DIR with the ISIC challenge folders for any size" if name == "isic2016" else ""
+        raise DataError(f"medsegbench's {name} comes at 128, 256 or 512 px, not {size}: pass --size 128, "
+                        f"256 or 512{challenge}")
+    spec = spec_of(name)
+    path = os.path.join(root, f"{name}_{size}.npz")
     if not os.path.exists(path):
-        download_npz(root, size)
+        check_download_folder(root, os.path.basename(path), name)
+        download_npz(root, size, name)
     arrays = read_npz(path, [f"{split}_images", f"{split}_label"])
     images, labels = arrays[f"{split}_images"], arrays[f"{split}_label"]
-    if images.dim() == 3:  # (N, H, W) grayscale -> (N, H, W, 3)
-        images = images[..., None].expand(-1, -1, -1, 3)
+    if images.dim() == 3:  # (N, H, W) grayscale -> (N, H, W, 1)
+        images = images[..., None]
     if labels.dim() == 4:  # (N, H, W, 1) -> (N, H, W)
         labels = labels[..., 0]
-    if images.dim() != 4 or images.shape[-1] != 3 or labels.shape != images.shape[:3]:
+    if images.dim() != 4 or images.shape[-1] not in (1, 3) or labels.shape != images.shape[:3]:
         raise DataError(f"{path}: {split}_images is {tuple(images.shape)} and {split}_label is "
-                        f"{tuple(labels.shape)}; expected (N, H, W, 3) and (N, H, W)")
+                        f"{tuple(labels.shape)}; expected (N, H, W, C) with C = 1 or 3, and (N, H, W)")
     if images.shape[1:3] != (size, size):
         raise DataError(f"{path} holds {images.shape[1]}x{images.shape[2]} images, not {size}x{size}")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    images = images.to(torch.uint8).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
-    cut = 127 if labels.numel() and labels.max() > 1 else 0  # labels of 0/255, or of 0/1
-    masks = (labels > cut).to(torch.uint8)[:, None]  # (N, 1, S, S)
-    ids = [f"isic2016_{split}_{i:04d}" for i in range(len(images))]
-    return images, masks, ids
+    images = as_channels(images.to(torch.uint8).permute(0, 3, 1, 2), spec.channels)  # (N, C, S, S)
+    ids = [f"{name}_{split}_{i:04d}" for i in range(len(images))]
+    where = f"masks in {path} ({split}_label)"
+    if len(spec.classes) > 2:
+        check_class_indices(labels, len(spec.classes), where)
+        return images, labels.to(torch.uint8)[:, None].contiguous(), ids, []  # (N, 1, S, S) class indices
+    levels = labels if labels.dtype == torch.uint8 else labels.clamp(0, 255).to(torch.uint8)  # (N, S, S)
+    kind = mask_kind(levels)
+    check_labels([(kind, None)], where, classes_flag=False)
+    masks = binarise(levels, kind)[:, None]  # (N, 1, S, S)
+    empty = [ids[i] for i in (masks.flatten(1).amax(1) == 0).nonzero().flatten().tolist()]
+    notes = [f"{where} hold 0 and {v}, not 0 and 255: read {v} as lesion" for v in label_values(kind) if v > 1]
+    notes += [note for note in [empty_masks(empty, [], len(ids), split, where)] if note]
+    return images, masks, ids, notes
 
 
-def download_npz(root, size):
-    """Fetch isic2016_{size}.npz into root, through medsegbench's URL and MD5 and torchvision's download_url."""
-    filename = f"isic2016_{size}.npz"
+def refuse_own_folder(root, name="isic2016"):
+    """Raise DataError pointing to --data folder when `root` is a user's own folder (images/ and masks/, and
+    no NAME npz file)."""
+    if os.path.isdir(os.path.join(root, "images")) and os.path.isdir(os.path.join(root, "masks")) and not any(
+            os.path.exists(os.path.join(root, f"{name}_{size}.npz")) for size in NPZ_SIZES):
+        reads = "the ISIC 2016 challenge folders or medsegbench's npz files" if name == "isic2016" else \
+            "medsegbench's npz files"
+        raise DataError(f"{root} holds images/ and masks/, a folder of your own: pass --data folder --data-root "
+                        f"{root} (--data {name} reads {reads})")
+
+
+def check_download_folder(root, filename, name="isic2016"):
+    """Raise DataError unless `filename` may be downloaded into `root`: the default ~/.medsegbench, or a folder
+    holding nothing but npz files (hidden files such as .DS_Store aside), so never a folder of the user's
+    own data."""
+    if os.path.realpath(root) == os.path.realpath(os.path.expanduser(DEFAULT_ROOT)):
+        return
+    others = sorted(name for name in os.listdir(root) if not name.startswith(".") and not name.endswith(".npz"))
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise DataError(f"{os.path.join(root, filename)} is missing, and minunet downloads it only into an empty "
+                        f"folder, one holding medsegbench's npz files, or {DEFAULT_ROOT}, not beside {shown}: "
+                        f"pass --data-root DIR holding {filename}{challenge_folders(name)}, --data folder for a "
+                        f"folder of images/ and masks/, or no --data-root")
+
+
+def challenge_folders(name):
+    """' or the ISIC 2016 challenge folders (...)' for isic2016, which also reads them; '' for other names."""
+    return f" or the ISIC 2016 challenge folders ({TRAIN_IMAGES}/, ...)" if name == "isic2016" else ""
+
+
+def download_npz(root, size, name="isic2016"):
+    """Fetch NAME_{size}.npz into root from the URL medsegbench's INFO names, checking INFO's MD5 (torchvision's
+    download_url); offline, one line naming the file and where to put it."""
+    filename = f"{name}_{size}.npz"
+    url, md5 = npz_source(name, size)
     try:
-        from medsegbench.info import INFO
         from torchvision.datasets.utils import download_url
-        info = INFO["isic2016"]
-        download_url(info[f"url_{size}"], root=root, filename=filename, md5=info[f"MD5_{size}"])
+        download_url(url, root=root, filename=filename, md5=md5)
     except Exception as e:
         raise DataError(
             f"{os.path.join(root, filename)} is missing and could not be downloaded "
-            f"({type(e).__name__}: {one_line(e)}): download {filename} from {ZENODO_RECORD} "
-            f"into {root}, or pass --data-root DIR holding it or the ISIC 2016 challenge folders "
-            f"({TRAIN_IMAGES}/, ...), or use --data synthetic")
+            f"({type(e).__name__}: {one_line(e)}): download {filename} from {url.split('?')[0]} "
+            f"into {root}, or pass --data-root DIR holding it{challenge_folders(name)}, or use --data synthetic")
     if not os.path.exists(os.path.join(root, filename)):
         raise DataError(f"{os.path.join(root, filename)} is missing after download: get it from "
-                        f"{ZENODO_RECORD}, or pass --data-root DIR")
-
+                        f"{url.split('?')[0]}, or pass --data-root DIR")

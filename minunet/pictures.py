@@ -1,7 +1,9 @@
 """Pictures of masks: a mask as a black and white image, a mask tinted over its image (predict --overlay), the
-report's three-colour overlay of a prediction against the truth, and a scored mask shown at the working size."""
+report's three-colour overlay of a prediction against the truth, and a scored mask shown at the working size;
+for K > 2 classes, a label map as a palette PNG and an overlay of one colour per class with a legend."""
 import torch
 import torch.nn.functional as F
+from PIL import ImageDraw
 
 from .transforms import tensor_to_pil
 
@@ -11,11 +13,44 @@ COLOURS = {  # overlay tints, RGB
 }
 
 
+CLASS_COLOURS = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+                 (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128))
+
+
+def class_colour(c):
+    """The RGB colour of class c (background black; CLASS_COLOURS, then repeated)."""
+    return CLASS_COLOURS[0] if c == 0 else CLASS_COLOURS[1 + (c - 1) % (len(CLASS_COLOURS) - 1)]
+
+
+def label_map_image(labels, k):
+    """A label map (H, W) of class indices as a PIL palette image ("P"): its pixel values are the indices
+    0..K-1, and a viewer shows each class in its colour."""
+    img = tensor_to_pil(labels[None].to(torch.uint8).cpu()).convert("P")  # mode P keeps the values as indices
+    img.putpalette([v for c in range(k) for v in class_colour(c)] + [0, 0, 0] * (256 - k))
+    return img
+
+
+def class_overlay(image, labels, names, alpha=0.45):
+    """The image (3, H, W) uint8 with each foreground class of labels (H, W) tinted in its colour, and a
+    legend of the class names, as a PIL RGB image."""
+    out = image
+    for c in range(1, len(names)):
+        out = tint(out, labels == c, class_colour(c), alpha)
+    img = tensor_to_pil(out)
+    draw = ImageDraw.Draw(img)
+    for c, name in enumerate(names[1:], start=1):
+        y = 4 + 14 * (c - 1)
+        draw.rectangle([4, y, 14, y + 10], fill=class_colour(c), outline=(255, 255, 255))
+        draw.text((18, y - 1), name, fill=(255, 255, 255))
+    return img
+
+
 def shown_at(mask, size):
-    """A scored mask (1, H, W) bool as a picture at `size` (h, w): resized by nearest neighbour if it differs."""
+    """A scored mask (1, H, W) (bool, or class indices) as a picture at `size` (h, w): resized by nearest
+    neighbour if it differs, in its own dtype."""
     if tuple(mask.shape[-2:]) == tuple(size):
         return mask[0]
-    return F.interpolate(mask[None].float(), size=tuple(size), mode="nearest")[0, 0].bool()  # (h, w)
+    return F.interpolate(mask[None].float(), size=tuple(size), mode="nearest")[0, 0].to(mask.dtype)  # (h, w)
 
 
 def mask_to_image(mask):

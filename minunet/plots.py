@@ -1,15 +1,19 @@
-"""Figures written as PNG files: training curves, image / true mask / predicted mask overlays, and the
-evaluation report's figures (per-image Dice, Dice against lesion size, mean Dice against the threshold).
+"""Figures written as PNG files: training curves, image / true mask / predicted mask overlays, the
+evaluation report's figures (per-image Dice, Dice against lesion size, mean Dice against the threshold), and a
+network's blocks drawn from the model itself (record_blocks, plot_blocks: tutorials 03b and 04).
 
 They are drawn on matplotlib Figure objects, not through pyplot: no window or backend is needed (servers,
 tests), and importing this module leaves a notebook's inline figures alone. `path` is a file name or a
 binary file object (e.g. io.BytesIO, to embed the PNG in a page). Data go in as Python lists (or
 tensor.tolist()): matplotlib takes them, and no NumPy is needed here.
 """
+import math
 import os
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyBboxPatch, Patch
 
 from .losses import loss_label
 from .transforms import Normalize
@@ -119,3 +123,76 @@ def plot_threshold_curve(thresholds, mean_dices, threshold, path):
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
+
+
+def record_blocks(model, image, blocks=None):
+    """Run model(image) once, without gradients, with a forward hook on each block; return
+    [(name, class name, inputs, output)] in the order the blocks ran.
+
+    blocks: [(name, module)] to watch; by default the model's direct children (`model.named_children()`).
+    A forward hook is a function PyTorch calls each time a module has run, with its inputs and its output.
+    """
+    calls = []
+    blocks = list(model.named_children()) if blocks is None else list(blocks)
+    handles = [module.register_forward_hook(
+        lambda module, inputs, output, name=name: calls.append((name, type(module).__name__, inputs, output)))
+        for name, module in blocks]
+    try:
+        with torch.no_grad():
+            model(image)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+BLOCK_COLOURS = {"halves": "#cfe2f3", "doubles": "#fce5cd", "keeps": "#eeeeee", "output": "#d9ead3"}
+
+
+def plot_blocks(model, image, path, title, blocks=None, spacing=1.25):
+    """Draw the blocks model(image) ran (record_blocks) as boxes, left to right in the order they ran and one
+    row lower for each halving of the height, each labelled with its name, class and output shape C x H x W;
+    an arrow from the block that made a tensor to each block that took it: solid from the block just before,
+    dashed red from further back (the skip connections). Returns (calls, arrows): record_blocks' list and
+    [(maker, taker, is_skip)]. A tensor no watched block made (zeros in place of a skip, say) gets no arrow.
+    """
+    calls = [("input", "image", (), image)] + record_blocks(model, image, blocks)
+    fig = Figure(figsize=(spacing * len(calls) + 0.5, 5.2))
+    ax = fig.subplots()
+    made_by, boxes, arrows = {}, {}, []  # id(tensor) -> name of the block that output it; name -> (box, centre)
+    levels = 0
+    for k, (name, kind, inputs, output) in enumerate(calls):
+        level = round(math.log2(image.shape[2] / output.shape[2]))  # how many times H was halved
+        previous = round(math.log2(image.shape[2] / calls[k - 1][3].shape[2])) if k else level
+        change = "output" if k == len(calls) - 1 else (
+            "halves" if level > previous else "doubles" if level < previous else "keeps")
+        levels = max(levels, level)
+        cx, cy = spacing * k, -1.1 * level
+        box = ax.add_patch(FancyBboxPatch((cx - 0.55, cy - 0.34), 1.1, 0.68, boxstyle="round,pad=0.02",
+                                          facecolor=BLOCK_COLOURS[change], edgecolor="black", linewidth=0.8))
+        boxes[name] = (box, (cx, cy))
+        c, h, w = output.shape[1:]
+        ax.text(cx, cy, f"{name}\n{kind}\n{c}×{h}×{w}", ha="center", va="center", fontsize=7)
+        for tensor in inputs:
+            if not isinstance(tensor, torch.Tensor) or id(tensor) not in made_by:
+                continue
+            maker = made_by[id(tensor)]
+            skip = maker != calls[k - 1][0]
+            arrows.append((maker, name, skip))
+            maker_box, maker_centre = boxes[maker]
+            ax.annotate("", xy=(cx, cy), xytext=maker_centre,
+                        arrowprops=dict(arrowstyle="-|>", patchA=maker_box, patchB=box, shrinkA=1, shrinkB=1,
+                                        color="tab:red" if skip else "black", linestyle="--" if skip else "-"))
+        made_by[id(output)] = name  # an in-place block (ReLU) hands on the same tensor: its last maker counts
+    ax.set_xlim(-0.8, spacing * (len(calls) - 1) + 0.8)
+    ax.set_ylim(-1.1 * levels - 0.6, 0.6)
+    ax.set_axis_off()
+    ax.legend(handles=[Line2D([], [], color="black", label="output -> next block"),
+                       Line2D([], [], color="tab:red", linestyle="--", label="skip connection (from further back)")]
+              + [Patch(facecolor=colour, edgecolor="black", label=f"{change} H and W" if change != "output"
+                       else "output") for change, colour in BLOCK_COLOURS.items()],
+              loc="lower right", fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return calls, arrows

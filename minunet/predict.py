@@ -4,6 +4,7 @@ predict never writes two results to one name and never replaces a segmentation i
 unless asked (overwrite=True): the output folder may hold a user's ground truth.
 """
 import os
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from .data import IMAGE_EXTENSIONS, read_image
 from .device import Runtime
 from .errors import DataError, SettingError, one_line, out_of_memory
 from .inference import MASK_SUFFIX, OVERLAY_SUFFIX, Inference, prepare_for_inference
-from .pictures import mask_to_image, overlay_image, shown_at
+from .pictures import class_overlay, label_map_image, mask_to_image, overlay_image, shown_at
 
 
 def input_images(source):
@@ -47,16 +48,18 @@ def input_images(source):
 
 
 def output_names(paths, overlay):
-    """{input path: [the files predict writes for it]}; DataError when two inputs would write one name."""
+    """{input path: [the files predict writes for it]}; DataError when two inputs would write one name (also
+    names that differ only in their Unicode form, composed or not, which macOS stores as one file)."""
     names, owner = {}, {}
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
         names[path] = [stem + MASK_SUFFIX] + ([stem + OVERLAY_SUFFIX] if overlay else [])
         for name in names[path]:
-            if name in owner:
-                raise DataError(f"{owner[name]} and {path} would both be written to {name}: rename one of "
+            key = unicodedata.normalize("NFC", name)
+            if key in owner:
+                raise DataError(f"{owner[key]} and {path} would both be written to {name}: rename one of "
                                 f"them or segment them into separate --output folders")
-            owner[name] = path
+            owner[key] = path
     return names
 
 
@@ -81,7 +84,9 @@ class Output:
 
 @torch.no_grad()
 def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
-    """Segment each image file in `paths`: write <stem>_Segmentation.png (0/255) at the image's own size.
+    """Segment each image file in `paths`: write <stem>_Segmentation.png (0/255) at the image's own size; for
+    K > 2 classes (inference.spec) a palette PNG whose values are the class indices 0..K-1, and overlays of one
+    colour per class with a legend.
 
     inference: the working size, normalisation, flips, threshold and post-processing (default Inference(): the
     recipe's; usually Inference.of_checkpoint). runtime: device, precision, images per forward pass, and
@@ -122,20 +127,31 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
                                f"compiling") from None
         for (path, image, shown, _), prob in zip(loaded, probs):  # prob: (1, S, S)
             try:
-                mask = inference.masks(prob[None], image.shape[1:])[0]  # (1, H, W) bool, at the image's own size
+                mask = inference.masks(prob[None], image.shape[1:])[0]  # (1, H, W) at the image's own size
                 files = [os.path.join(out_dir, name) for name in names[path]]
-                mask_to_image(mask[0].cpu()).save(files[0])
-                if output.overlay:
-                    overlay_image(image, mask[0].cpu()).save(files[1])
+                write_mask(image, mask[0].cpu(), files, inference.spec.classes)
             except (MemoryError, RuntimeError) as err:
                 result["too_large"].append((path, too_large(err, path, image.shape[1:])))
                 continue
             stem = os.path.splitext(os.path.basename(path))[0]
-            result["rows"].append(dict(id=stem, path=path, predicted_area=mask.float().mean().item()))
+            result["rows"].append(dict(id=stem, path=path, predicted_area=(mask > 0).float().mean().item()))
             if output.pictures:
-                result["pictures"][stem] = (shown, None, shown_at(mask, shown.shape[1:]).cpu())
+                result["pictures"][stem] = (shown.expand(3, -1, -1), None, shown_at(mask, shown.shape[1:]).cpu())
             result["written"] += 1
     return result
+
+
+def write_mask(image, mask, files, classes):
+    """Write the mask (H, W) of the image (3, H, W) uint8 to files[0] (0/255, or for K > 2 classes a palette
+    PNG of the class indices) and, when files has a second name, its overlay there."""
+    if len(classes) == 2:
+        mask_to_image(mask).save(files[0])
+        if len(files) > 1:
+            overlay_image(image, mask).save(files[1])
+        return
+    label_map_image(mask, len(classes)).save(files[0])
+    if len(files) > 1:
+        class_overlay(image, mask, classes).save(files[1])
 
 
 def load(path, inference):

@@ -7,7 +7,6 @@ same offline, anywhere, and travels as one file. With scores (evaluate) it shows
 the worst and best images and the flagged ones; without scores (predict) it shows every image with its prediction,
 the flagged ones first.
 """
-import base64
 import csv
 import html
 import io
@@ -20,9 +19,10 @@ import torch
 from . import plots
 from .errors import DataError
 from .evaluation import THRESHOLDS
+from .class_report import class_sections
+from .htmlparts import esc, img, picture_uri, png_uri
 from .pictures import COLOURS, overlay
 from .metrics import METRIC_NAMES, METRICS, THRESHOLD_JACCARD
-from .transforms import tensor_to_pil
 
 FULL_AREA = 0.99  # a prediction covering at least this fraction of the image is flagged "full prediction"
 FAILURE_DICE = 2 * THRESHOLD_JACCARD / (1 + THRESHOLD_JACCARD)  # Jaccard 0.65 as a Dice: D = 2J / (1 + J)
@@ -79,30 +79,6 @@ def rows_of(result):
     return [dict(row, flags=image_flags(row["predicted_area"], row["lesion_area"], row["jaccard"])) for row in rows]
 
 
-def _png_uri(write_png):
-    """The data:image/png;base64 URI, for an <img> src, of the PNG that write_png(file) writes."""
-    buf = io.BytesIO()
-    write_png(buf)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _picture_uri(image):
-    """A (3, h, w) uint8 image, or an (h, w) bool mask (white on black), as a PNG data URI."""
-    if image.dim() == 2:
-        image = (image.bool().to(torch.uint8) * 255)[None].expand(3, -1, -1)  # (3, h, w)
-    return _png_uri(lambda file: tensor_to_pil(image.contiguous()).save(file, format="PNG"))
-
-
-def _esc(value):
-    """Any value as escaped HTML text."""
-    return html.escape(str(value))
-
-
-def _img(uri, alt, cls):
-    """An <img> of a data URI."""
-    return f'<img class="{cls}" src="{uri}" alt="{_esc(alt)}">'
-
-
 def _number(value, percent=False):
     """A score to 3 decimals, an area as a percentage, None as a dash."""
     if value is None:
@@ -124,8 +100,10 @@ def write_report(out_dir, run, rows, cases, scores=None, skipped=()):
     """
     scored = scores is not None
     body = _scored_page(run, rows, cases, scores) if scored else _prediction_page(run, rows, cases)
+    if scored and "per_class" in scores:  # K > 2 classes: per class, the confusion matrix, the worst per class
+        body += class_sections(scores, rows, cases)
     if skipped:
-        items = "".join(f"<li>{_esc(line)}</li>" for line in skipped)
+        items = "".join(f"<li>{esc(line)}</li>" for line in skipped)
         body += (f"\n<h2>Skipped: {len(skipped)}</h2>\n<p class=\"how\">Left out of this report, each with the "
                  f"reason:</p>\n<ul>{items}</ul>")
     title = "Evaluation report" if scored else "Prediction report"
@@ -140,12 +118,14 @@ def write_report(out_dir, run, rows, cases, scores=None, skipped=()):
 
 
 def _csv_text(rows):
-    """The rows as CSV text with the COLUMNS: None and absent as empty, flags ";"-joined."""
+    """The rows as CSV text with the COLUMNS (for K > 2 classes, each class's metrics before the flags, as
+    "dice/<class>"): None and absent as empty, flags ";"-joined."""
+    columns = (*COLUMNS[:-1], *(k for k in (rows[0] if rows else {}) if "/" in k), COLUMNS[-1])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        numbers = [row.get(name) for name in COLUMNS[1:-1]]  # floats (a 0-dim tensor too), or None
+        numbers = [row.get(name) for name in columns[1:-1]]  # floats (a 0-dim tensor too), or None
         flags = ";".join(row.get("flags") or [])
         writer.writerow([row["id"], *("" if v is None else float(v) for v in numbers), flags])
     return buf.getvalue()
@@ -174,7 +154,7 @@ def check_report_folder(folder, flag="--report"):
 
 def _run_table(run):
     """The run's labels and values as a table."""
-    cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in run.items())
+    cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in run.items())
     return f"<h2>Run</h2>\n<table>{cells}</table>"
 
 
@@ -189,14 +169,14 @@ def _scored_page(run, rows, cases, scores):
     scored = [row for row in rows if row.get("dice") is not None]
     dices = [row["dice"] for row in scored]
     failed = sum(d < FAILURE_DICE for d in dices)
-    metric_rows = "".join(f"<tr><th>{name}</th><td>{scores[name]:.4f}</td><td>{_esc(definition)}</td></tr>"
+    metric_rows = "".join(f"<tr><th>{name}</th><td>{scores[name]:.4f}</td><td>{esc(definition)}</td></tr>"
                           for name, definition in METRICS.items())
     parts = [_run_table(run), "<h2>ISIC metrics</h2>",
              f"<table><tr><th>metric</th><th>mean</th><th>definition, per image</th></tr>{metric_rows}</table>",
              f'<p class="how">As the ISIC challenge scores them: each metric is computed per image from its pixel '
              f"counts (TP lesion found, FP false alarm, FN lesion missed, TN skin left alone), taken as 1 where "
              f"its denominator is 0, then averaged over the {len(scored)} images.</p>",
-             "<h2>Per-image Dice</h2>", _img(_png_uri(lambda f: plots.plot_dice_histogram(dices, FAILURE_DICE, f)),
+             "<h2>Per-image Dice</h2>", img(png_uri(lambda f: plots.plot_dice_histogram(dices, FAILURE_DICE, f)),
                                              "histogram of per-image Dice", "fig"),
              f'<p class="how">How many images reached each Dice. The dashed line is Dice {FAILURE_DICE:.3f}, the '
              f"Dice of Jaccard {THRESHOLD_JACCARD} (D = 2J / (1 + J)): images left of it fail the challenge's "
@@ -204,8 +184,8 @@ def _scored_page(run, rows, cases, scores):
     sized = [row for row in scored if row.get("lesion_area") is not None]
     if sized:
         areas, size_dices = [r["lesion_area"] for r in sized], [r["dice"] for r in sized]
-        uri = _png_uri(lambda f: plots.plot_dice_by_size(areas, size_dices, FAILURE_DICE, f))
-        parts += ["<h2>Dice against lesion size</h2>", _img(uri, "Dice against lesion area", "fig"),
+        uri = png_uri(lambda f: plots.plot_dice_by_size(areas, size_dices, FAILURE_DICE, f))
+        parts += ["<h2>Dice against lesion size</h2>", img(uri, "Dice against lesion area", "fig"),
                   '<p class="how">One dot per image: the fraction of the image its lesion covers (x) and its '
                   "Dice (y). Dots below the dashed line failed. Look for where they gather: small lesions are "
                   "hard because a few wrong pixels are a large part of them.</p>"]
@@ -213,8 +193,8 @@ def _scored_page(run, rows, cases, scores):
         thresholds, in_use = list(THRESHOLDS), run["threshold"]
         curve = [scores["dice_by_threshold"][t] for t in THRESHOLDS]
         best = max(range(len(curve)), key=lambda i: curve[i])
-        uri = _png_uri(lambda f: plots.plot_threshold_curve(list(thresholds), list(curve), in_use, f))
-        parts += ["<h2>Dice against the decision threshold</h2>", _img(uri, "mean Dice against threshold", "fig"),
+        uri = png_uri(lambda f: plots.plot_threshold_curve(list(thresholds), list(curve), in_use, f))
+        parts += ["<h2>Dice against the decision threshold</h2>", img(uri, "mean Dice against threshold", "fig"),
                   f'<p class="how">The mean Dice if every pixel whose probability is above the threshold were '
                   f"called lesion. The dashed line marks the threshold in use ({in_use:g}); the best here is "
                   f"{thresholds[best]:g} (mean Dice {curve[best]:.4f}). A flat curve means the model is sure of "
@@ -237,13 +217,13 @@ def _case_table(chosen, cases, name):
         scores = "<br>".join(f"{k} {_number(row.get(k))}" for k in SCORES)
         areas = (f"lesion {_number(row.get('lesion_area'), True)}<br>"
                  f"predicted {_number(row.get('predicted_area'), True)}")
-        flags = "<br>".join(_esc(f) for f in row.get("flags") or [])
-        cells = [f'<td><b class="id">{_esc(row["id"])}</b><br>{scores}<br>{areas}<br><i>{flags}</i></td>']
+        flags = "<br>".join(esc(f) for f in row.get("flags") or [])
+        cells = [f'<td><b class="id">{esc(row["id"])}</b><br>{scores}<br>{areas}<br><i>{flags}</i></td>']
         if row["id"] in cases:
             image, truth, prediction = cases[row["id"]]
             pictures = [image, truth, prediction, overlay(image, truth, prediction)]
             labels = ("image", "ground truth", "prediction", "overlay")
-            cells += ["<td>" + _img(_picture_uri(p), f"{row['id']} {label}", "case") + "</td>"
+            cells += ["<td>" + img(picture_uri(p), f"{row['id']} {label}", "case") + "</td>"
                       for p, label in zip(pictures, labels) if p is not None]
         else:
             cells.append('<td colspan="4">(not drawn: no picture of this image was passed)</td>')
@@ -253,18 +233,18 @@ def _case_table(chosen, cases, name):
 
 def _thumbnail(row, cases, big=False):
     """A figure: the image's overlay (with the plain image first if big), its id, areas and flags."""
-    caption = f'<b class="id">{_esc(row["id"])}</b><br>predicted {_number(row.get("predicted_area"), True)}'
+    caption = f'<b class="id">{esc(row["id"])}</b><br>predicted {_number(row.get("predicted_area"), True)}'
     if row.get("dice") is not None:
         caption += f", Dice {_number(row['dice'])}"
     if row.get("flags"):
-        caption += "<br><i>" + _esc(", ".join(row["flags"])) + "</i>"
+        caption += "<br><i>" + esc(", ".join(row["flags"])) + "</i>"
     pictures = ""
     if row["id"] in cases:
         image, truth, prediction = cases[row["id"]]
         cls = "case" if big else "small"
-        pictures = _img(_picture_uri(overlay(image, truth, prediction)), f"{row['id']} overlay", cls)
+        pictures = img(picture_uri(overlay(image, truth, prediction)), f"{row['id']} overlay", cls)
         if big:
-            pictures = _img(_picture_uri(image), f"{row['id']} image", cls) + pictures
+            pictures = img(picture_uri(image), f"{row['id']} image", cls) + pictures
     return f"<figure>{pictures}<figcaption>{caption}</figcaption></figure>"
 
 
@@ -273,8 +253,8 @@ def _flag_sections(rows, cases):
     parts = []
     for name, sentence in FLAGS.items():
         flagged = [row for row in rows if name in (row.get("flags") or [])]
-        parts.append(f"<h3>{_esc(name)}: {len(flagged)} image{'s' if len(flagged) != 1 else ''}</h3>"
-                     f'<p class="how">{_esc(sentence)}</p>')
+        parts.append(f"<h3>{esc(name)}: {len(flagged)} image{'s' if len(flagged) != 1 else ''}</h3>"
+                     f'<p class="how">{esc(sentence)}</p>')
         parts += [_thumbnail(row, cases) for row in flagged]
     return "\n".join(parts)
 
@@ -282,7 +262,7 @@ def _flag_sections(rows, cases):
 def _prediction_page(run, rows, cases):
     """The body of the prediction page: run, the flags' meaning, then every image, the flagged ones first."""
     counts = {name: sum(name in (row.get("flags") or []) for row in rows) for name in FLAGS}
-    meanings = "".join(f"<tr><th>{_esc(name)}</th><td>{counts[name]}</td><td>{_esc(sentence)}</td></tr>"
+    meanings = "".join(f"<tr><th>{esc(name)}</th><td>{counts[name]}</td><td>{esc(sentence)}</td></tr>"
                        for name, sentence in FLAGS.items() if name in ("empty prediction", "full prediction"))
     order = sorted(rows, key=lambda row: (not row.get("flags"), str(row["id"])))
     return "\n".join([_run_table(run), "<h2>Flags</h2>",

@@ -53,13 +53,16 @@ class ResNet34Encoder(nn.Module):
     relu(bn1(conv1(x))) (B, 64, H/2, W/2), layer1 (B, 64, H/4, W/4), layer2 (B, 128, H/8, W/8),
     layer3 (B, 256, H/16, W/16), layer4 (B, 512, H/32, W/32).
     Pretrained weights expect ImageNet-normalised input (minunet.transforms.Normalize's default).
+    in_channels=1 (gray): torchvision's first convolution loads summed over its three colour channels, which
+    on a gray image gives exactly what the RGB weights give on that image repeated three times.
     """
 
     channels = (64, 64, 128, 256, 512)
 
-    def __init__(self):
+    def __init__(self, in_channels=3):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.in_channels = in_channels
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -71,7 +74,7 @@ class ResNet34Encoder(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x):  # (B, 3, H, W)
+    def forward(self, x):  # (B, in_channels, H, W)
         f1 = self.relu(self.bn1(self.conv1(x)))  # (B, 64, H/2, W/2)
         f2 = self.layer1(self.maxpool(f1))  # (B, 64, H/4, W/4)
         f3 = self.layer2(f2)  # (B, 128, H/8, W/8)
@@ -95,6 +98,9 @@ class ResNet34Encoder(nn.Module):
 
         own = self.state_dict()
         given = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+        rgb = given.get("conv1.weight")
+        if self.in_channels == 1 and isinstance(rgb, torch.Tensor) and rgb.dim() == 4 and rgb.shape[1] == 3:
+            given["conv1.weight"] = rgb.sum(1, keepdim=True)  # (64, 3, 7, 7) -> (64, 1, 7, 7): gray = R = G = B
         missing = sorted(set(own) - set(given))
         unexpected = sorted(set(given) - set(own))
         wrong = sorted(f"{k} {shape(given[k])} (expected {shape(own[k])})"

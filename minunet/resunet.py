@@ -65,17 +65,18 @@ class ResNet34UNet(nn.Module):
     """U-Net with a ResNet-34 encoder; returns logits at the input's height and width (any H, W >= 32).
 
     encoder_weights: None (random init), "imagenet" (torchvision's IMAGENET1K_V1, downloaded once),
-    or the path of a file holding that state dict (resnet34-b627a593.pth).
+    or the path of a file holding that state dict (resnet34-b627a593.pth). in_channels: 3 (RGB) or 1 (gray: the
+    first convolution's ImageNet weights summed over colour, minunet.resnet).
     24,436,369 parameters for out_channels=1, the same network as segmentation_models_pytorch's
     Unet("resnet34", classes=1).
     """
 
     decoder_channels = (256, 128, 64, 32, 16)
 
-    def __init__(self, out_channels=1, encoder_weights=None):
+    def __init__(self, out_channels=1, encoder_weights=None, in_channels=3):
         super().__init__()
-        self.out_channels = out_channels
-        self.encoder = ResNet34Encoder()
+        self.out_channels, self.in_channels = out_channels, in_channels
+        self.encoder = ResNet34Encoder(in_channels)
         if encoder_weights == "imagenet":
             self.encoder.load_torchvision_state_dict(imagenet_state_dict())
         elif encoder_weights is not None:
@@ -90,9 +91,9 @@ class ResNet34UNet(nn.Module):
 
     def config(self):
         """The constructor arguments that rebuild this architecture (the weights come from a state dict)."""
-        return dict(out_channels=self.out_channels)
+        return dict(out_channels=self.out_channels, in_channels=self.in_channels)
 
-    def forward(self, x):  # (B, 3, H, W)
+    def forward(self, x):  # (B, in_channels, H, W)
         f1, f2, f3, f4, f5 = self.encoder(x)  # 1/2 (64), 1/4 (64), 1/8 (128), 1/16 (256), 1/32 (512)
         d = self.decoder[0](f5, f4.shape[2:], f4)  # (B, 256, H/16, W/16)
         d = self.decoder[1](d, f3.shape[2:], f3)  # (B, 128, H/8, W/8)

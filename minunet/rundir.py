@@ -13,14 +13,17 @@ from dataclasses import asdict
 
 import torch
 
+from .catalog import BINARY
 from .checkpoint import open_checkpoint, save_checkpoint
+from .multiclass import loss_name
 from .errors import TrainingError
 from .paths import must_be_a_folder, read_only
 from .recipe import Recipe
 
 RUN_FILES = ("best.pt", "last.pt", "history.csv", "curves.png")
-DATA_DEFAULTS = dict(data="synthetic", data_root=None, limit=None, precision="auto")  # train's other flags
-DATA_FLAGS = tuple(DATA_DEFAULTS)  # what minunet train records of a run besides its recipe
+DATA_DEFAULTS = dict(data="synthetic", data_root=None, limit=None, precision="auto", classes=None, channels=None)
+DATA_FLAGS = tuple(DATA_DEFAULTS)  # what minunet train records of a run besides its recipe (train's other flags)
+RECORDED_SINCE_0_1 = DATA_FLAGS[:4]  # what every run of minunet train records (classes, channels: later ones)
 RESUME_KEYS = ("size", "mean", "std", "run", "epoch", "history", "best_dice", "optimizer", "scheduler", "scaler",
                "rng_state")
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jaccard", "train_seconds",
@@ -72,7 +75,7 @@ def save_epoch(out_dir, model, best, info, history, optimizer, scheduler, scaler
     if ema is not None:
         resume["ema"] = ema.state_dict()
     save_checkpoint(os.path.join(out_dir, "last.pt"), model, **info, **resume)
-    write_curves(out_dir, history, info["run"]["loss"])
+    write_curves(out_dir, history, loss_name(info["run"]["loss"], len(info.get("classes", BINARY))))
 
 
 def refuse_to_overwrite(out, resume=None):
@@ -100,13 +103,13 @@ def resumed_run(path, out=None, given=None, overwrite=False):
     CheckpointError) where it cannot be resumed; nothing is written."""
     state, model = open_checkpoint(path, RESUME_KEYS, "cannot be resumed",
                                    "pass a last.pt (best.pt keeps no optimizer state)")
-    missing = [flag for flag in DATA_FLAGS if flag not in state["run"]]
+    missing = [flag for flag in RECORDED_SINCE_0_1 if flag not in state["run"]]
     if missing:
         raise TrainingError(f"{path} cannot be resumed by minunet train: it was written by fit() and does not say "
                             f"its {', '.join(missing)}; resume it with fit(..., resume=) in Python")
     recipe = Recipe.of_run(state["run"])  # older runs lack the newer fields: they ran what they `was`
     refuse_contradictions(path, dict(asdict(recipe), **state["run"]), given or {})
-    run = dict(state["run"], **{k: v for k, v in (given or {}).items() if k == "data_root"})
+    run = {**DATA_DEFAULTS, **state["run"], **{k: v for k, v in (given or {}).items() if k == "data_root"}}
     out = out or os.path.dirname(os.path.abspath(path))
     must_be_a_folder(out, "--out")
     if not overwrite:

@@ -1,21 +1,24 @@
 """Synthetic lesions: dermoscopy-like images drawn in torch, each with its exact mask, for tests and smoke runs
-that need no downloaded data."""
+that need no downloaded data; also with a third class (a surgical-marker ink stroke) and in grayscale."""
 import math
 
 import torch
 import torch.nn.functional as F
 
-from .transforms import Resize
+from .transforms import Resize, grayscale
 
 SYNTHETIC_SIZES = {"train": 200, "val": 50, "test": 50}
 SYNTHETIC_SEEDS = {"train": 1, "val": 2, "test": 3}  # each split its own images
+SYNTHETIC_CLASSES = {2: ("background", "lesion"), 3: ("background", "lesion", "ink")}  # --data synthetic --classes
 
 
-def synthetic_split(split, size, limit=None):
-    """SYNTHETIC_SIZES[split] synthetic lesions: images (N, 3, H, W) uint8, masks (N, 1, H, W), ids.
+def synthetic_split(split, size, limit=None, classes=2, channels=3):
+    """SYNTHETIC_SIZES[split] synthetic lesions: images (N, C, H, W) uint8, masks (N, 1, H, W), ids.
 
     size: S for S x S, or (H, W): the lesions are drawn square at the longer side, then resized. Image i of a
-    split is always the same: its generator is seeded by the split and i.
+    split is always the same: its generator is seeded by the split and i. classes: 2 (lesion masks in {0, 1})
+    or 3 (class indices: 1 lesion, 2 an ink stroke drawn over it, `ink_mark`); the lesions are the same.
+    channels: 3 (RGB) or 1 (the same images as gray, their luma).
     """
     n = SYNTHETIC_SIZES[split] if limit is None else min(limit, SYNTHETIC_SIZES[split])
     h, w = (size, size) if isinstance(size, int) else size
@@ -25,6 +28,10 @@ def synthetic_split(split, size, limit=None):
     for i in range(n):
         g.manual_seed(SYNTHETIC_SEEDS[split] * 1_000_000 + i)
         image, mask = synthetic_lesion(max(h, w), g)  # (3, S, S), (1, S, S)
+        if classes == 3:
+            image, mask = ink_mark(image, mask, g)
+        if channels == 1:
+            image = (grayscale(image.float() / 255) * 255).round().to(torch.uint8)  # (1, S, S)
         image, mask = resize(image, mask) if h != w else (image, mask)  # (3, H, W), (1, H, W)
         images.append(image)
         masks.append(mask)
@@ -92,3 +99,25 @@ def synthetic_lesion(size=128, generator=None):
     image = image + 0.015 * torch.randn(image.shape, generator=g)  # sensor noise
     image = (image.clamp(0, 1) * 255).round().to(torch.uint8)  # (3, S, S)
     return image, mask[None].to(torch.uint8)  # (3, S, S), (1, S, S)
+
+
+def ink_mark(image, mask, generator):
+    """The image with a straight violet marker stroke near its border, and the mask with the stroke as class 2
+    over the lesion's 1: (3, S, S) uint8 and (1, S, S) uint8 in {0, 1, 2}. Straight and even, unlike a lesion,
+    so that it can be told apart in gray too."""
+    size = image.shape[-1]
+
+    def rand(low, high):
+        return low + (high - low) * torch.rand((), generator=generator).item()
+
+    t = (torch.arange(size) + 0.5) / size * 2 - 1  # (S,) pixel centres in [-1, 1]
+    y, x = torch.meshgrid(t, t, indexing="ij")  # (S, S) each
+    phi, offset, half_width = rand(0, 2 * math.pi), rand(0.45, 0.8), rand(0.04, 0.08)
+    across = x * math.cos(phi) + y * math.sin(phi) - offset  # (S, S): distance from the stroke's centre line
+    opacity = rand(0.7, 0.95) * torch.sigmoid((half_width - across.abs()) / 0.01)  # (S, S), half at its edge
+    ink = torch.tensor([0.35, 0.2, 0.55])[:, None, None]  # (3, 1, 1) violet
+    x = image.float() / 255  # (3, S, S)
+    x = x + opacity * (ink - x)
+    stroke = across.abs() < half_width  # (S, S) bool
+    mask = torch.where(stroke[None], torch.full_like(mask, 2), mask)  # (1, S, S)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8), mask

@@ -17,15 +17,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import distributed
+from .batchnorm import check_batchnorm
 from .device import Runtime, default_workers
 from .ema import EMA
 from .errors import CheckpointError, SettingError, TrainingError
 from .evaluation import THRESHOLDS, best_threshold, evaluate
 from .inference import Inference
-from .losses import LOSSES
+from .catalog import DataSpec
+from .multiclass import loss_for, loss_name
 from .recipe import Recipe
 from .rundir import save_epoch, write_curves
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
+from .transforms import normalisation
 
 
 def lr_factor(step, warmup_steps, total_steps):
@@ -58,9 +60,9 @@ def train_one_epoch(net, batches, loss_fn, optimizer, scheduler=None, scaler=Non
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)  # disabled: scale() and step() pass through
     for step, (images, masks, *_) in enumerate(batches, start=1):
         images = images.to(device, non_blocking=True, memory_format=torch.channels_last)  # (B, 3, H, W)
-        masks = masks.to(device, non_blocking=True)  # (B, 1, H, W) in {0, 1}
+        masks = masks.to(device, non_blocking=True)  # (B, 1, H, W) in {0, 1}, or class indices
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = net(images)  # (B, 1, H, W)
+            logits = net(images)  # (B, 1, H, W), or (B, K, H, W) for K > 2 classes
         loss = loss_fn(logits.float(), masks)  # a scalar
         if not distributed.finite_everywhere(loss):  # every process stops at the same step
             raise LossNotFinite(loss.item() if not torch.isfinite(loss) else "non-finite in another process", step)
@@ -78,7 +80,8 @@ def train_one_epoch(net, batches, loss_fn, optimizer, scheduler=None, scaler=Non
 
 def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resume=None, run_info=None,
         show_progress=True, log=print):
-    """Train any segmentation model (logits (B, 1, H, W)) on map-style datasets of (image, mask[, id]) tensors
+    """Train any segmentation model (logits (B, 1, H, W); (B, K, H, W) for K > 2 classes) on map-style datasets
+    of (image, mask[, id]) tensors
     with a recipe (default Recipe(): what `minunet train` runs), validating after each epoch (with the
     dataset's set_epoch and original_mask where it has them); return the history, a dict per epoch.
 
@@ -87,7 +90,9 @@ def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resu
     `model` at the end), validation TTA, threshold tuning, seed (the datasets carry the augmentation). runtime:
     device, precision, DataLoader workers. resume: a last.pt's dict, to continue. run_info: what the checkpoints
     record of the run besides the recipe (the data, for instance). show_progress: a tqdm bar per epoch (on a
-    terminal). log: called with each epoch's line.
+    terminal). log: called with each epoch's line. The data's channels and classes (train_set.spec, RGB and
+    binary where it has none) choose the loss (minunet.multiclass.loss_for: the recipe's for two classes, its
+    softmax counterpart for more) and the normalisation, and the checkpoints record them.
     """
     recipe, runtime = recipe or Recipe(), runtime or Runtime()
     device, amp_dtype = runtime.choose()
@@ -104,17 +109,21 @@ def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resu
     warmup = max(1, min(len(loader), total_steps // 10))  # one epoch, at most a tenth of the run
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    loss_fn, ema = LOSSES[recipe.loss](), EMA(model, recipe.ema) if recipe.ema else None
+    spec = getattr(train_set, "spec", DataSpec())
+    loss_fn, ema = loss_for(recipe.loss, len(spec.classes)), EMA(model, recipe.ema) if recipe.ema else None
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     h, w = train_set[0][0].shape[-2:]
+    check_batchnorm(model, recipe.batch_size // world, (h, w), world)  # a 1 x 1 map in a batch of 1: one line, now
     size = h if h == w else [h, w]  # the working size, as the data have it
+    mean, std = normalisation(spec.channels)
     info = dict(run=dict(asdict(recipe), size=size if h == w else (h, w), **(run_info or {})), size=size,
-                mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    validation = (Inference(tta=recipe.tta), Runtime(device, runtime.precision, 0, recipe.batch_size))
+                mean=mean, std=std, channels=spec.channels, classes=list(spec.classes))
+    validation = (Inference(mean=mean, std=std, tta=recipe.tta, spec=spec),
+                  Runtime(device, runtime.precision, 0, recipe.batch_size))
     if rank == 0 and out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         if history:  # resumed: history.csv and curves.png as last.pt has them (a kill may fall in between)
-            write_curves(out_dir, history, recipe.loss)
+            write_curves(out_dir, history, loss_name(recipe.loss, len(spec.classes)))
     for epoch in range(start, recipe.epochs + 1):
         sampler.set_epoch(epoch)
         if hasattr(train_set, "set_epoch"):

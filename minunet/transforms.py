@@ -1,8 +1,8 @@
 """Joint image/mask transforms on tensors, and PIL -> tensor without NumPy.
 
 Every transform is called as `image, mask = t(image, mask)`:
-  image: (3, H, W), uint8 in [0, 255] or float in [0, 1]
-  mask:  (1, H, W), values in {0, 1} (any dtype)
+  image: (C, H, W), C = 3 (RGB) or 1 (gray), uint8 in [0, 255] or float in [0, 1]
+  mask:  (1, H, W), values in {0, 1}, or class indices 0..K-1 (any dtype; moved by nearest neighbour only)
 Geometric transforms move image and mask together; colour transforms touch the image only.
 Each transform returns the image in the dtype it was given (uint8 stays uint8), except ToFloat and
 Normalize, which return float. Random transforms take an optional `generator` (torch.Generator) when they
@@ -93,10 +93,8 @@ class ToFloat:
 
 
 class Resize:
-    """Resize to `size` (an int for a square, or (height, width)).
-
-    The image is resized bilinearly with antialiasing; the mask by nearest neighbour, so it stays in {0, 1}.
-    """
+    """Resize to `size` (an int for a square, or (height, width)): the image bilinearly with antialiasing, the
+    mask by nearest neighbour, so it stays in {0, 1} (class indices are never interpolated)."""
 
     def __init__(self, size):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
@@ -225,7 +223,7 @@ class ColorJitter:
         return uniform(max(0.0, 1 - amount), 1 + amount, self.generator)
 
     def __call__(self, image, mask):
-        x = to_float(image)  # (3, H, W)
+        x = to_float(image)  # (C, H, W), C = 1 or 3
         if self.brightness > 0:
             x = (x * self.factor(self.brightness)).clamp(0, 1)
         if self.contrast > 0:
@@ -242,8 +240,19 @@ class ColorJitter:
 
 
 def grayscale(x):
-    """Luma of a float RGB image (3, H, W) -> (1, H, W), ITU-R 601 weights."""
-    return (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]
+    """Luma of float RGB images (..., 3, H, W) -> (..., 1, H, W), ITU-R 601 weights; a gray image (..., 1, H, W)
+    is its own luma."""
+    if x.shape[-3] == 1:
+        return x
+    return (0.299 * x[..., 0, :, :] + 0.587 * x[..., 1, :, :] + 0.114 * x[..., 2, :, :]).unsqueeze(-3)
+
+
+def normalisation(channels):
+    """(mean, std) of images of `channels` channels: ImageNet's per channel for RGB (what the pretrained encoder
+    expects); for gray one of each, ImageNet's averaged over its channels (0.449, 0.226)."""
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return (round(sum(IMAGENET_MEAN) / 3, 6),), (round(sum(IMAGENET_STD) / 3, 6),)
 
 
 class Normalize:
@@ -266,10 +275,12 @@ class Normalize:
         return f"Normalize(mean={mean}, std={std})"
 
 
-def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.0):
+def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.0, mean=IMAGENET_MEAN,
+                     std=IMAGENET_STD):
     """The training augmentation: rotation up to `degrees`, then (only when scale or shift is above 0) a zoom
     by up to `scale` and a shift by up to `shift` (RandomScaleShift), horizontal and vertical flips, colour
-    jitter (brightness, contrast and saturation by up to `jitter` each), then ImageNet normalisation.
+    jitter (brightness, contrast and saturation by up to `jitter` each), then normalisation by mean and std
+    (ImageNet's by default; `normalisation(channels)`).
     With scale = shift = 0 the pipeline, and every number it draws, is that of the version without them."""
     geometry = [RandomRotation(degrees, generator=generator)]
     if scale > 0 or shift > 0:
@@ -280,10 +291,10 @@ def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.
         RandomHorizontalFlip(0.5, generator=generator),
         RandomVerticalFlip(0.5, generator=generator),
         ColorJitter(jitter, jitter, jitter, generator=generator),
-        Normalize(),
+        Normalize(mean, std),
     ])
 
 
-def eval_transforms():
-    """The evaluation pipeline: ImageNet normalisation only."""
-    return Compose([Normalize()])
+def eval_transforms(mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """The evaluation pipeline: normalisation only (ImageNet's by default)."""
+    return Compose([Normalize(mean, std)])

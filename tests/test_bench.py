@@ -76,3 +76,32 @@ def test_feed_compares_the_loop_with_the_model_alone():
               "1", "--batch-size", "4", "--limit", "8")
     row = [line for line in out.splitlines() if line.startswith("| 64 |")]
     assert len(row) == 1 and row[0].endswith("% |")
+
+
+def test_threads_measures_one_tiny_training():
+    rate, threads = run(os.path.join(BENCH, "threads.py"), "--worker", "1", "--seconds", "0.2").split()
+    assert float(rate) > 0 and threads == "1"
+    assert f"{os.cpu_count()} cores, flags " in load_script("threads").cpu_description()
+
+
+def test_accuracy_scores_every_fold_model_on_a_newer_collection_and_spreads_over_seeds(tmp_path):
+    import json
+
+    from test_challenges import challenge
+
+    newer = challenge(tmp_path / "isic2017", "isic2017", size=(48, 36))  # 3 validation images
+    runs = []
+    for seed in ("0", "1"):
+        runs.append(tmp_path / f"cv{seed}.json")
+        out = run(os.path.join(BENCH, "accuracy.py"), "--data", "synthetic", "--folds", "2", "--epochs", "1",
+                  "--limit", "8", "--size", "32", "--model", "unet", "--base-channels", "4", "--batch-size", "4",
+                  "--seed", seed, "--newer", str(newer), "--json", str(runs[-1]))
+        assert "newer collection, 3 ISIC 2017 validation images" in out
+    result = json.loads(runs[-1].read_text())  # the run whose summary is `out`
+    assert len(result["newer_ids"]) == 3 and all(len(f["newer"]["tta"]["dice"]) == 3 for f in result["folds"])
+    by_hand = sum(sum(f["newer"]["tta"]["dice"][k] for f in result["folds"]) / 2 for k in range(3)) / 3
+    assert f"Dice {by_hand:.4f} +-" in out.split("newer collection")[1]  # each image: the mean of the 2 fold models
+    compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(runs[0]), str(runs[0]))
+    assert "dice on the newer collection: +0.0000 +- 0.0000 (paired over 3 images)" in compared
+    spread = run(os.path.join(BENCH, "accuracy.py"), "--spread", *map(str, runs))
+    assert "over 2 runs" in spread and spread.count("held-out Dice") == 2

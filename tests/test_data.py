@@ -87,7 +87,7 @@ def test_augmentation_seed_reproduces_every_epoch():
 
 def test_unknown_name_or_split():
     with pytest.raises(DataError, match="unknown dataset"):
-        make_dataset("isic2017", "train")
+        make_dataset("isic2019", "train")  # isic2017 became a name with issue 27
     with pytest.raises(DataError, match="unknown split"):
         make_dataset("synthetic", "training")
 

@@ -146,6 +146,10 @@ def test_one_bit_gray_alpha_cmyk_and_transparent_palette_images_become_rgb(tmp_p
     ([0, 127, 128, 200], "grey", [0, 0, 1, 1]),  # anti-aliased or noisy: > 127
     ([0, 1, 255, 255], "grey", [0, 0, 1, 1]),
     ([0, 0, 0, 0], "empty", [0, 0, 0, 0]),
+    ([0, 2, 2, 0], "0/2", [0, 1, 1, 0]),  # a label map of two classes (issue 23): 2 is lesion, not binarised away
+    ([3, 3, 0, 3], "0/3", [1, 1, 0, 1]),
+    ([0, 100, 100, 0], "0/100", [0, 1, 1, 0]),  # every value below 128: no lesion would survive > 127
+    ([0, 1, 2, 0], "0/1/2", [0, 1, 1, 0]),  # classes: refused for a split (minunet.masks), non-zero here
 ])
 def test_mask_values_are_read_by_kind(tmp_path, values, kind, lesion):
     save(torch.tensor(values, dtype=torch.uint8).view(1, 1, 4), tmp_path / "m.png")
@@ -164,7 +168,9 @@ def test_masks_in_other_modes(tmp_path):
         mask, kind = read_mask(tmp_path / f"{name}.png")
         assert torch.equal(mask, lesion) and kind == "0/255", name
     for values, kind, expected in [(lesion.int(), "0/1", lesion), (lesion.int() * 65535, "0/255", lesion),
-                                   (lesion.int() * 40000, "grey", lesion)]:
+                                   (lesion.int() * 40000, "grey", lesion),
+                                   (lesion.int() * 255, "0/255", lesion),  # 8-bit values in 16 bits (issue 23)
+                                   (lesion.int() * 3, "0/3", lesion)]:  # a 16-bit label map
         Image.frombytes("I;16", (4, 3), b"".join(struct.pack("<H", v) for v in values.flatten().tolist())) \
             .save(tmp_path / "deep.png")
         mask, found = read_mask(tmp_path / "deep.png")

@@ -1,4 +1,5 @@
 """medsegbench's npz files, written here in medsegbench's format without NumPy, and read by minunet.npz."""
+import os
 import zipfile
 
 import pytest
@@ -107,7 +108,7 @@ def test_offline_without_npz(tmp_path, monkeypatch):
     assert str(tmp_path / "isic2016_128.npz") in message and "\n" not in message
     assert "https://zenodo.org/records/13358372" in message and "--data-root" in message
     url, filename, md5 = calls[0]  # medsegbench's own metadata
-    assert filename == "isic2016_128.npz" and url.startswith(npz.ZENODO_RECORD)
+    assert filename == "isic2016_128.npz" and url == npz.npz_source("isic2016", 128)[0]
     assert md5 == "4fcee7c35a990f25f2c82ad3ed2f4f54"
 
 
@@ -120,3 +121,105 @@ def test_a_file_named_like_the_challenge_layout_is_not_the_layout(tmp_path):
     images, labels = fake_split(1)
     write_npz(tmp_path / "c" / "isic2016_128.npz", {"train_images": images, "train_label": labels})
     assert len(make_dataset("isic2016", "train", root=tmp_path / "c")) == 1
+
+
+def test_npz_label_maps_and_empty_masks(tmp_path):
+    """Issue 23: labels of 0 and 2 are lesion where 2 (before: every mask empty); classes and a split of empty
+    masks are refused in one line; some empty masks are said in a note."""
+    images, labels = fake_split(3)
+    path = tmp_path / "isic2016_128.npz"
+    write_npz(path, {"train_images": images, "train_label": labels * 2})
+    ds = make_dataset("isic2016", "train", root=tmp_path)
+    assert torch.equal(ds.masks[:, 0], labels)
+    assert ds.notes == [f"masks in {path} (train_label) hold 0 and 2, not 0 and 255: read 2 as lesion"]
+    three = labels.clone()
+    three[1, 0, 0] = 2
+    write_npz(path, {"train_images": images, "train_label": three})
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path)
+    assert str(e.value) == (f"masks in {path} (train_label) hold the values 0, 1, 2: a label map with 3 classes, not a "
+                            f"lesion mask; medsegbench names two classes for it: save the lesion as 255 and all else as 0")
+    some = labels.clone()
+    some[1] = 0
+    write_npz(path, {"train_images": images, "train_label": some})
+    assert make_dataset("isic2016", "train", root=tmp_path).notes == [
+        f"1 of the 3 train masks in {path} (train_label) are empty (first: isic2016_train_0001): read as images "
+        f"without lesion"]
+    write_npz(path, {"train_images": images, "train_label": labels * 0})
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path)
+    assert str(e.value) == (f"all 3 train masks in {path} (train_label) are empty (no lesion pixel): there is no "
+                            f"lesion to learn or score; draw each lesion in its mask as 255 on 0")
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Every download asked of torchvision, as (root, filename); none happens (offline)."""
+    import torchvision.datasets.utils
+    calls = []
+
+    def offline(url, root, filename, md5):
+        calls.append((str(root), filename))
+        raise OSError("offline")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
+    return calls
+
+
+def test_a_users_own_folder_is_pointed_to_data_folder_and_never_downloaded_into(tmp_path, downloads):
+    """Issue 23, case 14: --data isic2016 --data-root DIR where DIR holds images/ and masks/ (before: a download
+    into the user's folder, then advice to use --data synthetic)."""
+    from test_data_own_folder import make_folder
+    make_folder(tmp_path / "mine", n=6)
+    before = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "mine").rglob("*"))
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path / "mine")
+    assert str(e.value) == (f"{tmp_path / 'mine'} holds images/ and masks/, a folder of your own: pass --data folder "
+                            f"--data-root {tmp_path / 'mine'} (--data isic2016 reads the ISIC 2016 challenge folders "
+                            f"or medsegbench's npz files)")
+    assert downloads == [] and before == sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "mine").rglob("*"))
+    # a folder holding anything but npz files: no download into it either
+    (tmp_path / "photos").mkdir()
+    for name in ("b.jpg", "a.jpg", "notes.txt", "c.png"):
+        (tmp_path / "photos" / name).write_bytes(b"the user's")
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "val", root=tmp_path / "photos")
+    assert str(e.value) == (
+        f"{tmp_path / 'photos' / 'isic2016_128.npz'} is missing, and minunet downloads it only into an empty folder, "
+        f"one holding medsegbench's npz files, or ~/.medsegbench, not beside a.jpg, b.jpg, c.png and 1 more: pass "
+        f"--data-root DIR holding isic2016_128.npz or the ISIC 2016 challenge folders "
+        f"(ISBI2016_ISIC_Part1_Training_Data/, ...), --data folder for a folder of images/ and masks/, or no "
+        f"--data-root")
+    assert downloads == [] and sorted(os.listdir(tmp_path / "photos")) == ["a.jpg", "b.jpg", "c.png", "notes.txt"]
+
+
+def test_downloads_go_into_an_empty_folder_one_of_npz_files_or_the_default(tmp_path, downloads, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "npz").mkdir()
+    images, labels = fake_split(1)
+    write_npz(tmp_path / "npz" / "isic2016_256.npz", {"train_images": images, "train_label": labels})
+    (tmp_path / "npz" / ".DS_Store").write_bytes(b"")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".medsegbench").mkdir(parents=True)
+    (tmp_path / "home" / ".medsegbench" / "README.txt").write_text("medsegbench's own folder")
+    for root in (tmp_path / "empty", tmp_path / "npz", None):
+        with pytest.raises(DataError, match="could not be downloaded"):
+            make_dataset("isic2016", "train", root=root)
+    assert downloads == [(str(tmp_path / "empty"), "isic2016_128.npz"), (str(tmp_path / "npz"), "isic2016_128.npz"),
+                         (str(tmp_path / "home" / ".medsegbench"), "isic2016_128.npz")]
+
+
+def test_data_folder_on_the_isic_layouts_points_to_data_isic2016(tmp_path):
+    images, labels = fake_split(1)
+    (tmp_path / "npz").mkdir()
+    write_npz(tmp_path / "npz" / "isic2016_128.npz", {"train_images": images, "train_label": labels})
+    (tmp_path / "challenge" / "ISBI2016_ISIC_Part1_Training_Data").mkdir(parents=True)
+    with pytest.raises(DataError) as e:
+        make_dataset("folder", "train", root=tmp_path / "npz")
+    assert str(e.value) == (f"{tmp_path / 'npz'} holds medsegbench's npz files (isic2016_128.npz, ...), not images/ "
+                            f"and masks/: pass --data isic2016 --data-root {tmp_path / 'npz'}")
+    with pytest.raises(DataError) as e:
+        make_dataset("folder", "val", root=tmp_path / "challenge")
+    assert str(e.value) == (f"{tmp_path / 'challenge'} holds the ISIC 2016 challenge folders "
+                            f"(ISBI2016_ISIC_Part1_Training_Data, ...), not images/ and masks/: pass --data isic2016 "
+                            f"--data-root {tmp_path / 'challenge'}")

@@ -180,3 +180,113 @@ def test_unreadable_pairs_of_a_folder_can_be_skipped(tmp_path):
     assert str(e.value) == f"cannot read {broken}: the file is empty (0 bytes): copy it again, or remove it"
     ds = make_dataset("folder", "test", root=tmp_path, skip_unreadable=True)
     assert ds.ids == ["lesion_1000", "lesion_1002"] and ds.skipped == [str(e.value)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 23, case 6: label maps and empty masks are never read silently wrong
+
+def test_masks_of_0_and_a_small_label_are_read_as_lesion_and_said(tmp_path):
+    for value in (2, 3):
+        pairs = make_folder(tmp_path / str(value), n=12, lesion=value)  # label maps: 0 background, 2 (3) lesion
+        masks = tmp_path / str(value) / "masks"
+        for split in ("train", "val"):
+            ds = make_dataset("folder", split, root=tmp_path / str(value), size=32)
+            assert ds.notes == [f"masks in {masks} hold 0 and {value}, not 0 and 255: read {value} as lesion"]
+            assert all(torch.equal(ds.original_mask(i), pairs[id_][1]) for i, id_ in enumerate(ds.ids))
+            assert all(ds.masks[i].any() for i in range(len(ds)))  # before: every mask empty
+
+
+def save_mask(path, mask):
+    tensor_to_pil(mask.to(torch.uint8).contiguous()).save(path)
+
+
+def test_label_maps_of_several_classes_are_refused_in_one_line(tmp_path):
+    pairs = make_folder(tmp_path, n=20, lesion=1)  # val: 2 masks
+    masks = tmp_path / "masks"
+    for split in ("train", "val"):
+        first = split_ids(sorted(pairs))[split][0]
+        three = pairs[first][1].clone()
+        three[0, :4, :4] = 2  # a third class in one mask of the split
+        save_mask(masks / f"{first}.png", three)
+        with pytest.raises(DataError) as skipping:  # evaluate's reading: refused too, never skipped as unreadable
+            make_dataset("folder", split, root=tmp_path, size=32, skip_unreadable=True)
+        with pytest.raises(DataError) as e:
+            make_dataset("folder", split, root=tmp_path, size=32)
+        assert str(skipping.value) == str(e.value)
+        assert str(e.value) == (f"masks in {masks} hold the values 0, 1, 2 ({first}.png: 0, 1, 2): a label map with "
+                                f"3 classes, not a lesion mask; pass --classes 3 to read them as class indices 0..2, "
+                                f"or save the lesion as 255 and all else as 0")
+        # each mask of two values, but 1 in some and 2 in others: classes too, never merged into one lesion
+        save_mask(masks / f"{first}.png", pairs[first][1] * 2)
+        with pytest.raises(DataError, match=rf"hold the values 0, 1, 2 \({first}\.png: 0, 2\): a label map with 3"):
+            make_dataset("folder", split, root=tmp_path, size=32)
+
+
+def test_empty_masks_are_counted_and_a_split_of_empty_masks_is_refused(tmp_path):
+    pairs = make_folder(tmp_path, n=12)
+    masks = tmp_path / "masks"
+    train_ids = split_ids(sorted(pairs))["train"]
+    for id_ in train_ids[3:5]:
+        save_mask(masks / f"{id_}.png", pairs[id_][1] * 0)
+    train = make_dataset("folder", "train", root=tmp_path, size=32)
+    assert train.notes == [f"2 of the 11 train masks in {masks} are empty (first: {train_ids[3]}.png): read as "
+                           f"images without lesion"]
+    for id_ in pairs:
+        save_mask(masks / f"{id_}.png", pairs[id_][1] * 0)
+    for split in ("train", "val"):
+        with pytest.raises(DataError) as e:
+            make_dataset("folder", split, root=tmp_path, size=32)
+        n = len(split_ids(sorted(pairs))[split])
+        assert str(e.value) == (f"all {n} {split} masks in {masks} are empty (no lesion pixel): there is no lesion "
+                                f"to learn or score; draw each lesion in its mask as 255 on 0")
+
+
+def test_lesions_lost_by_resizing_a_training_mask_are_said(tmp_path):
+    pairs = make_folder(tmp_path, n=12, size=(200, 200))
+    masks = tmp_path / "masks"
+    first = split_ids(sorted(pairs))["train"][0]
+    dot = torch.zeros(1, 200, 200)
+    dot[0, 101, 101] = 1  # one pixel: at 32 x 32 no pixel centre falls on it
+    save_mask(masks / f"{first}.png", dot * 255)
+    train = make_dataset("folder", "train", root=tmp_path, size=32)
+    assert train.notes == [f"1 of the 11 train masks in {masks} are empty (first: {first}.png): read as images "
+                           f"without lesion; 1 of them only at 32x32, their lesions smaller than a pixel there"]
+    assert train.original_mask(train.ids.index(first)).sum() == 1  # scored at its own size: still there
+    for id_ in pairs:
+        save_mask(masks / f"{id_}.png", dot * 255)
+    with pytest.raises(DataError) as e:
+        make_dataset("folder", "train", root=tmp_path, size=32)
+    assert str(e.value) == (f"all 11 train masks in {masks} are empty (no lesion pixel at 32x32): there is no lesion "
+                            f"to learn or score; draw each lesion in its mask as 255 on 0, or pass a larger --size")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 23, case 16: a name in two Unicode forms (macOS writes decomposed é: NFD) is one id
+
+@pytest.mark.parametrize("layout", ["folder", "isic2016"])
+def test_names_pair_under_unicode_normalisation(tmp_path, layout):
+    import unicodedata
+
+    pairs = make_folder(tmp_path, n=12)
+    images, masks, suffix = tmp_path / "images", tmp_path / "masks", ".png"
+    if layout == "isic2016":
+        images, masks, suffix = tmp_path / TRAIN_IMAGES, tmp_path / TRAIN_MASKS, "_Segmentation.png"
+        (tmp_path / "images").rename(images)
+        (tmp_path / "masks").rename(masks)
+    renamed = {}
+    for k, id_ in enumerate(sorted(pairs)):
+        new = unicodedata.normalize("NFC", f"lésion_{k:03d}_ü")  # the image's name composed ...
+        (images / f"{id_}.png").rename(images / f"{new}.png")
+        decomposed = unicodedata.normalize("NFD", new)  # ... its mask's decomposed, as macOS writes it
+        assert decomposed != new
+        (masks / f"{id_}.png").rename(masks / f"{decomposed}{suffix}")
+        renamed[new] = pairs[id_]
+    for split in ("train", "val"):
+        ds = make_dataset(layout, split, root=tmp_path, size=32)
+        assert ds.ids == split_ids(sorted(renamed))[split]  # the composed ids, split as those names always are
+        assert all(torch.equal(ds.original_mask(i), renamed[id_][1]) for i, id_ in enumerate(ds.ids))
+    # one name in both forms among the images is one id in two files
+    first = sorted(renamed)[0]
+    Image.open(images / f"{first}.png").save(images / f"{unicodedata.normalize('NFD', first)}.png")
+    with pytest.raises(DataError, match=f"two images for the id {first}: "):
+        make_dataset(layout, "train", root=tmp_path, size=32)

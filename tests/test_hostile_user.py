@@ -203,3 +203,29 @@ def test_a_full_disk_while_writing_curves_names_the_file_and_how_to_resume(tmp_p
         f"epoch 1 is intact: make room, then resume with --resume {out / 'last.pt'}")
     assert captured.out.startswith("epoch 1/2")  # the finished epoch's line
     assert load_checkpoint(str(out / "last.pt"))["epoch"] == 1
+
+
+def test_two_inputs_whose_names_differ_only_in_unicode_form_are_refused(tmp_path, run, capsys):
+    import unicodedata
+
+    composed, decomposed = unicodedata.normalize("NFC", "lésion"), unicodedata.normalize("NFD", "lésion")
+    inputs = images(tmp_path / "in", f"{composed}.png", f"{decomposed}.jpg")
+    code, err = exit_code_and_stderr(predict(run, "--input", str(inputs), "--output", str(tmp_path / "out")), capsys)
+    assert code == 2 and "would both be written to" in one_error_line(err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from minunet import UNet
+    from minunet.checkpoint import save_checkpoint
+
+    save_checkpoint(str(tmp_path / "last.pt"), UNet(base_channels=2), epoch=1)
+    before = (tmp_path / "last.pt").read_bytes()
+
+    def interrupted(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(str(tmp_path / "last.pt"), UNet(base_channels=2), epoch=2)
+    assert os.listdir(tmp_path) == ["last.pt"] and (tmp_path / "last.pt").read_bytes() == before

@@ -129,7 +129,7 @@ class Toy(torch.nn.Module):
 
 
 def test_a_model_registered_once_trains_evaluates_and_predicts_from_the_command_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(MODELS, "toy", ModelEntry(Toy, lambda recipe: Toy(width=recipe.base_channels)))
+    monkeypatch.setitem(MODELS, "toy", ModelEntry(Toy, lambda recipe, spec: Toy(width=recipe.base_channels)))
     out = tmp_path / "run"
     assert main(["train", "--model", "toy", "--base-channels", "3", "--data", "synthetic", "--limit", "8",
                  "--size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--out", str(out)]) == 0

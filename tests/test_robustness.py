@@ -484,7 +484,7 @@ def test_torchrun_with_two_processes_trains_as_one_process_on_the_same_global_ba
     assert main(["train", *flags, "--batch-size", "2", "--out", str(tmp_path / "all-images")]) == 0
     new_model = commands.new_model
     for name, gradients in (("per-process-bn", "averaged"), ("own-gradients", "own")):
-        monkeypatch.setattr(commands, "new_model", lambda args: PerProcessBatchNorm(new_model(args), 2, gradients))
+        monkeypatch.setattr(commands, "new_model", lambda *args: PerProcessBatchNorm(new_model(*args), 2, gradients))
         assert main(["train", *flags, "--out", str(tmp_path / name)]) == 0
     monkeypatch.undo()
 

@@ -65,8 +65,11 @@ def check_answers(stem, namespace):
 
 
 # each answered tutorial, and the mode its answers are checked in (--quick where they do not depend on it)
-CHECKED = [("06_train_unet", ("--quick",)), ("06b_training_curves", ("--quick",)), ("07_train_resunet34", ("--quick",)),
-           ("08_evaluate_and_predict", ("--quick",)), ("09_your_own_data", ("--quick",))]
+CHECKED = [("01_data", ()), ("02_transforms", ()), ("03_unet_blocks", ("--quick",)), ("03b_unet", ("--quick",)),
+           ("04_resnet34_encoder", ("--quick",)), ("05_losses_and_metrics", ("--quick",)),
+           ("06_train_unet", ("--quick",)), ("06b_training_curves", ("--quick",)), ("07_train_resunet34", ("--quick",)),
+           ("08_evaluate_and_predict", ("--quick",)), ("09_your_own_data", ("--quick",)),
+           ("10_several_classes", ("--quick",))]
 
 
 @pytest.mark.slow  # each runs a whole tutorial: seconds to a minute on two cores
@@ -80,7 +83,7 @@ def test_answers(stem, flags, tmp_path, monkeypatch):
 
 
 # the tutorials whose exercises have answers
-ANSWERED = ("06", "06b", "07", "08", "09")
+ANSWERED = ("01", "02", "03", "03b", "04", "05", "06", "06b", "07", "08", "09", "10")
 
 
 @pytest.mark.parametrize("number", ANSWERED)

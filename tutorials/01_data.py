@@ -13,7 +13,9 @@
 #
 # Run it with no arguments for synthetic lesions (generated on the spot, offline), with
 # `--data-root ../shared/data/isic2016` (the challenge's folders, or a folder of medsegbench's npz files)
-# for the real images, and with `--quick` for a smoke run of a few seconds.
+# for the real images, and with `--quick` for a smoke run of a few seconds. In a notebook, where there are
+# no flags, set the environment variable `MINUNET_DATA_ROOT` to the data folder instead. It ends with
+# exercises; their answers are in `tutorials/answers/01_data.md`.
 
 # %%
 import argparse
@@ -25,8 +27,9 @@ import torch
 from minunet.data import DataError, make_dataset, synthetic_lesion
 
 parser = argparse.ArgumentParser(description="Tutorial 01: the data")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
+                    "$MINUNET_DATA_ROOT, else synthetic lesions)")
 parser.add_argument("--quick", action="store_true", help="small images and few of them: a smoke run in seconds")
 parser.add_argument("--out", metavar="DIR", help="where figures go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
@@ -36,6 +39,7 @@ os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE = 64 if args.quick else 128  # every image is resized to SIZE x SIZE once, when the dataset is built
 LIMIT = 24 if args.quick else None  # at most this many images per split
+print(f"data: {DATA}, {SIZE} x {SIZE} px" + (f", at most {LIMIT} images per split (--quick)" if LIMIT else ""))
 
 
 def show(path):
@@ -111,15 +115,17 @@ print(f"synthetic_lesion: image {tuple(lesion_image.shape)} {lesion_image.dtype}
 # %% [markdown]
 # ## How large are the lesions?
 #
-# For each training mask, the fraction of its pixels that is lesion. Two things to look for: lesions range
-# from a few percent of the picture to nearly all of it, and a sizeable share of them run off the edge
-# of the photograph. Both shape the model: it must work at many scales, and it cannot rely on seeing a
-# closed outline.
+# For each training mask, the fraction of its pixels that is lesion, and whether the lesion reaches the
+# border of the picture. Both shape what a model must do: the wider the range of sizes, the more scales it
+# must work at; and a lesion that runs off the edge has no closed outline for the model to rely on. The
+# lines printed below say what *this* data shows. The synthetic lesions are drawn around the middle of
+# the picture, so only the largest reach its border; run the tutorial with `--data-root` to see the
+# ISIC photographs' sizes and borders, and compare.
 #
 # The fraction also tells how *unbalanced* the two classes are. A "model" that answers skin everywhere is
-# right on every skin pixel, so its pixel accuracy equals the mean skin fraction, often above 70%, while
-# it finds no lesion at all. That is why segmentation is scored by overlap (Dice, Jaccard: tutorial 05),
-# not by accuracy.
+# right on every skin pixel, so its pixel accuracy equals the mean skin fraction (printed last), while it
+# finds no lesion at all. That is why segmentation is scored by overlap (Dice, Jaccard: tutorial 05), not
+# by accuracy.
 
 # %%
 masks = train.masks.float()  # (N, 1, S, S) in {0, 1}
@@ -127,9 +133,16 @@ fraction = masks.mean(dim=(1, 2, 3))  # (N,) lesion fraction of each image
 q = torch.quantile(fraction, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])).tolist()
 print(f"lesion fraction over {len(fraction)} training images: min {q[0]:.1%}, quartiles {q[1]:.1%} / "
       f"{q[2]:.1%} / {q[3]:.1%}, max {q[4]:.1%}, mean {fraction.mean():.1%}")
+print(f"the largest lesion is {q[4] / q[0]:.0f} times as large as the smallest (every image has {SIZE} x {SIZE} px)")
 edges = torch.stack([masks[:, 0, 0, :], masks[:, 0, -1, :], masks[:, 0, :, 0], masks[:, 0, :, -1]], dim=1)
 touching = edges.flatten(1).amax(dim=1)  # (N,) 1 where the lesion reaches the border
-print(f"{touching.mean():.0%} of the lesions touch the image border")
+n_touching = int(touching.sum())
+print(f"{n_touching} of the {len(touching)} lesions ({touching.mean():.0%}) touch the image border: "
+      + ("every outline here is closed, inside the picture" if n_touching == 0 else
+         f"for {'that one' if n_touching == 1 else 'those'} the photograph shows no closed outline"))
+if n_touching:
+    print(f"the lesions that touch the border cover {fraction[touching.bool()].mean():.1%} of their image on "
+          f"average, the others {fraction[~touching.bool()].mean():.1%}")
 print(f"pixel accuracy of answering 'skin' everywhere: {1 - fraction.mean():.1%} (and it finds no lesion)")
 
 # %%
@@ -173,5 +186,20 @@ plt.close(fig)
 show(os.path.join(OUT, "01_grid.png"))
 
 # %% [markdown]
+# ## Exercises
+#
+# Answers: `tutorials/answers/01_data.md`. Run the tutorial without `--quick`, on synthetic lesions, so
+# that your numbers can be checked against the answers.
+#
+# 1. **Pooled or averaged.** The mean lesion fraction printed above is a mean of per-image fractions. Compute
+#    instead the share of lesion pixels among all training pixels pooled together (`masks.mean()`). How do
+#    the two compare, and why? When would they differ?
+# 2. **Which border?** Change the `touching` line to count, for each of the four sides (top, bottom, left,
+#    right), how many lesions reach it (`edges.amax(dim=2).sum(dim=0)`). Which sides are touched?
+# 3. **An outline with four neighbours.** The outline above counts a lesion pixel as border when any of its
+#    *eight* neighbours is skin (a 3x3 min-filter). Draw the outline of `train[0]` with only its *four*
+#    direct neighbours (up, down, left, right): the minimum of a 3x1 and a 1x3 min-filter. Which outline has
+#    more pixels, and how many each?
+#
 # Next, tutorial 02: the augmentations that turn these few hundred images into endless variations, and
 # why a mask must be resized differently from its image.

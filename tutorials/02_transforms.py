@@ -9,10 +9,14 @@
 # minunet's transforms (`minunet.transforms`) are therefore called on both at once:
 # `image, mask = t(image, mask)`. This tutorial applies each one to a single image and its mask and
 # **draws** the results (`out/02_each_transform.png`), draws several random draws of the full training
-# augmentation (`out/02_train_augmentation.png`), and **shows** why masks are resized with
-# nearest-neighbour interpolation and never bilinearly (`out/02_nearest_vs_bilinear.png`).
+# augmentation (`out/02_train_augmentation.png`), **prints** what the normalisation at its end does to an
+# image's numbers, and **shows** why a mask cannot be resized bilinearly as it stands, and the two ways that
+# keep it a mask: nearest-neighbour interpolation, or bilinear followed by a threshold at 0.5
+# (`out/02_nearest_vs_bilinear.png`).
 #
-# Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), or `--quick` (a few seconds).
+# Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016; in a notebook, the environment
+# variable `MINUNET_DATA_ROOT`), or `--quick` (a few seconds). It ends with exercises; their answers are in
+# `tutorials/answers/02_transforms.md`.
 
 # %%
 import argparse
@@ -23,12 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from minunet.data import make_dataset
-from minunet.transforms import (ColorJitter, Compose, Normalize, RandomHorizontalFlip, RandomRotation,
-                                RandomVerticalFlip, Resize, train_transforms)
+from minunet.transforms import (IMAGENET_MEAN, IMAGENET_STD, ColorJitter, Compose, Normalize, RandomHorizontalFlip,
+                                RandomRotation, RandomVerticalFlip, Resize, train_transforms)
 
 parser = argparse.ArgumentParser(description="Tutorial 02: transforms")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
+                    "$MINUNET_DATA_ROOT, else synthetic lesions)")
 parser.add_argument("--quick", action="store_true", help="small images: a smoke run in seconds")
 parser.add_argument("--out", metavar="DIR", help="where figures go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
@@ -37,6 +42,7 @@ OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE = 96 if args.quick else 192
+print(f"data: {DATA}, {SIZE} x {SIZE} px")
 
 
 def show(path):
@@ -67,7 +73,10 @@ print(f"image {tuple(image.shape)} {image.dtype}, mask {tuple(mask.shape)} {mask
 # - `RandomRotation(degrees)`: turns both by the same random angle; the corners that turn in are filled by
 #   mirroring the picture at its border, in the image and the mask alike, so no black triangles appear.
 # - `RandomHorizontalFlip(p)`, `RandomVerticalFlip(p)`: mirror both, each with probability p (here 1, so
-#   that the figure shows it). A lesion has no "up", so all eight flips and turns are equally plausible.
+#   that the figure shows it). A lesion has no "up" and no "left": its mirror image is as plausible a
+#   photograph as the original. The two flips together give four orientations (none, left-right,
+#   top-bottom, and both, which is a turn by 180 degrees), each drawn a quarter of the time; the turns by 90
+#   degrees are not among them (exercise 1 adds them), while the rotation adds any angle up to 30 degrees.
 # - `ColorJitter(brightness, contrast, saturation)`: changes the image's colours only; the mask is the
 #   same, because the lesion is where it was. Cameras, lighting and skin tones differ between clinics.
 #
@@ -139,21 +148,51 @@ draws = []
 for k in range(5):
     aug_image, aug_mask = pipeline(image, mask)  # normalised float image, mask in {0, 1}
     draws.append((f"draw {k + 1}", aug_image, aug_mask))  # to_display undoes the normalisation
-print(f"after Normalize: image {aug_image.dtype}, per-channel mean {[round(v, 2) for v in aug_image.mean((1, 2)).tolist()]}"
-      f", std {[round(v, 2) for v in aug_image.std((1, 2)).tolist()]}")
 draw_pairs(draws, os.path.join(OUT, "02_train_augmentation.png"), "train_transforms: five random draws")
 
 # %% [markdown]
-# ## Why masks use nearest-neighbour interpolation
+# ## What Normalize does to the numbers
+#
+# `Normalize` subtracts a *fixed* mean per channel and divides by a *fixed* standard deviation: ImageNet's,
+# the mean and spread of the pixels of its photographs, not this image's. So a channel of a normalised
+# image has mean 0 and standard deviation 1 only if its pixels are, in level and spread, like ImageNet's
+# pixels, which a photograph of skin need not be: the network only needs its input on a steady scale, the
+# same for every image, and pretrained weights (tutorial 04) expect ImageNet's. Below, the last draw's
+# numbers before `Normalize` (in [0, 1]) and after, channel by channel: the mean after is (mean before -
+# ImageNet's mean) / ImageNet's std, and the std after is the std before / ImageNet's std.
+
+# %%
+before = Normalize().undo(aug_image)  # (3, S, S) in [0, 1]: the draw before its normalisation
+above, wider = [], []
+for c, name in enumerate(("red", "green", "blue")):
+    m, sd = before[c].mean().item(), before[c].std().item()
+    m_after, sd_after = aug_image[c].mean().item(), aug_image[c].std().item()
+    assert abs(m_after - (m - IMAGENET_MEAN[c]) / IMAGENET_STD[c]) < 1e-3
+    assert abs(sd_after - sd / IMAGENET_STD[c]) < 1e-3
+    print(f"{name:5s}: mean {m:.3f} -> ({m:.3f} - {IMAGENET_MEAN[c]}) / {IMAGENET_STD[c]} = {m_after:+.2f},   "
+          f"std {sd:.3f} -> {sd:.3f} / {IMAGENET_STD[c]} = {sd_after:.2f}")
+    above += [name] if m_after > 0 else []
+    wider += [name] if sd_after > 1 else []
+below = [c for c in ("red", "green", "blue") if c not in above]
+print(f"this draw lies above ImageNet's mean in {', '.join(above) or 'no channel'}"
+      + (f", below it in {', '.join(below)}" if below else "") + "; "
+      + (f"its pixels spread more than ImageNet's in {', '.join(wider)}" if wider else
+         "in every channel its pixels spread less than ImageNet's (std below 1)"))
+
+# %% [markdown]
+# ## Resizing a mask: nearest neighbour, or bilinear and a threshold
 #
 # Resizing computes each new pixel from the old pixels around it. *Bilinear* interpolation takes a
-# weighted mean of the four nearest ones: right for a photograph (edges stay smooth), wrong for a mask. On
-# the lesion's border it averages lesion (1) with skin (0) and invents values such as 0.25 or 0.6, labels
-# that mean nothing ("60% lesion"). A thin structure can vanish altogether. *Nearest neighbour* copies the
-# closest pixel, so a mask stays a mask: only 0s and 1s.
+# weighted mean of the four nearest ones: right for a photograph (edges stay smooth), wrong for a mask *as
+# it stands*. On the lesion's border it averages lesion (1) with skin (0) and invents values such as 0.25
+# or 0.6, which are not labels (a loss given 0.6 as the truth trains towards "60 % lesion"). Two ways keep a
+# mask a mask. *Nearest neighbour* copies the closest pixel, so only 0s and 1s come out; its borders are
+# staircases of the coarse grid. *Bilinear, then a threshold at 0.5* (lesion where the mean is at least
+# one half) also gives only 0s and 1s, with a smoother border; both are valid choices. `Resize` and
+# `RandomRotation` use nearest neighbour for the mask.
 #
-# Below, the mask is shrunk to 1/4 and brought back to its size, both ways. `Resize` and
-# `RandomRotation` use nearest neighbour for the mask for exactly this reason.
+# Below, the mask is shrunk to 1/4 of its size and brought back, the three ways, and each result is
+# compared with the original mask.
 
 # %%
 m = mask[None].float()  # (1, 1, S, S)
@@ -161,14 +200,20 @@ small = SIZE // 4
 bilinear = F.interpolate(F.interpolate(m, size=small, mode="bilinear", align_corners=False),
                          size=SIZE, mode="bilinear", align_corners=False)[0]  # (1, S, S)
 nearest = F.interpolate(F.interpolate(m, size=small, mode="nearest-exact"), size=SIZE, mode="nearest-exact")[0]
+thresholded = (bilinear >= 0.5).float()  # (1, S, S) in {0, 1}
 _, resized_mask = Compose([Resize(small), Resize(SIZE)])(image, mask)
+assert torch.equal(resized_mask.float(), nearest)  # minunet's Resize is the nearest-neighbour way
 strays = ((bilinear > 0) & (bilinear < 1)).float().mean()
-print(f"bilinear: {len(torch.unique(bilinear))} distinct values, {strays:.1%} of pixels neither 0 nor 1")
-print(f"nearest:  values {torch.unique(nearest).tolist()}; minunet's Resize: {torch.unique(resized_mask).tolist()}")
+print(f"bilinear              {len(torch.unique(bilinear))} distinct values, {strays:.1%} of pixels neither 0 nor 1")
+for name, result in (("nearest", nearest), ("bilinear, then >= 0.5", thresholded)):
+    wrong = int((result != m[0]).sum())
+    print(f"{name:21s} values {torch.unique(result).tolist()}, {wrong} pixels ({wrong / SIZE ** 2:.2%}) differ "
+          f"from the original mask")
 
-fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.3))
 for ax, (name, picture) in zip(axes, [("mask", m[0, 0]), ("bilinear: grey fringe", bilinear[0]),
-                                      ("nearest: still 0 or 1", nearest[0])]):
+                                      ("nearest: still 0 or 1", nearest[0]),
+                                      ("bilinear, then >= 0.5: 0 or 1", thresholded[0])]):
     ax.imshow(picture.tolist(), cmap="gray", vmin=0, vmax=1)
     ax.set_title(name, fontsize=9)
     ax.set_axis_off()
@@ -178,4 +223,21 @@ plt.close(fig)
 show(os.path.join(OUT, "02_nearest_vs_bilinear.png"))
 
 # %% [markdown]
+# ## Exercises
+#
+# Answers: `tutorials/answers/02_transforms.md`. Run the tutorial without `--quick`, on synthetic lesions,
+# so that your numbers can be checked against the answers.
+#
+# 1. **All eight.** Write a transform `RandomTranspose(p, generator)` whose `__call__(image, mask)` swaps the
+#    height and width of both (`.transpose(-1, -2)`) with probability p, and add it after the two flips.
+#    Apply the two flips alone, then the flips and your transpose, 200 times each to a small asymmetric
+#    pattern (`torch.arange(9).view(1, 3, 3)` as the image, and as the mask) and count the distinct results.
+# 2. **Which way is closer, and why?** Above, one of the two masks that stay masks (nearest; bilinear then
+#    threshold) differs from the original in fewer pixels. Shrink to 1/8 instead (`small = SIZE // 8`): how
+#    many pixels differ each way now, and does the order change? Why is one of them closer?
+# 3. **Normalising with the data's own statistics.** Compute the mean and standard deviation of each channel
+#    over all 200 training images (`make_dataset(DATA, "train", size=128).images`, as floats in [0, 1]),
+#    build `Normalize(mean, std)` with them, and normalise the training images with it. What mean and std
+#    does each channel have now, over the whole set, and over the first image alone?
+#
 # Next, tutorial 03: the U-Net, built from four small blocks, and the shape of a tensor through each.

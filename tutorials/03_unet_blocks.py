@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 03 · The U-Net, block by block
+# # 03 · The U-Net's blocks, and the transposed convolution
 #
 # A classifier turns an image into one label; a segmentation network must return a label *for every
 # pixel*, so its output has the input's height and width. The U-Net (Ronneberger et al., 2015) does it in
@@ -11,64 +11,39 @@
 #
 # minunet builds it from four small blocks (`minunet.DoubleConv`, `Down`, `Up`, `OutConv`). This tutorial
 #
-# - **prints** a tensor's shape through each block, then through every block of a `minunet.UNet`, with
-#   each block's parameter count, and how an odd input size is handled;
+# - **prints** a tensor's shape through each block;
 # - works the decoder's 2x2 **transposed convolution by hand** (each output pixel written out as the sum
 #   of input pixel x kernel weight that lands on it), **prints** the grid and checks it equals
-#   `torch.nn.ConvTranspose2d`;
-# - **draws** the U-Net it builds, one box per block with the shape of the tensor it output, recorded from
-#   the model itself by forward hooks (`out/03_unet_diagram.png`);
-# - **trains** the same small U-Net twice, with and without its skip connections, and **draws** their
-#   predicted borders over the true ones (`out/03_skip_connections.png`) and what each level of the two
-#   networks sees (`out/03_feature_maps.png`), with their Dice.
+#   `torch.nn.ConvTranspose2d`; then the uneven overlap of a 3x3 kernel, the position pattern even a 2x2
+#   kernel prints, and the general output-size formula (padding, output padding, dilation), checked
+#   against PyTorch in every setting of a grid;
+# - **draws** the three (`out/03_transposed_convolution.png`).
 #
-# Run with no arguments (synthetic lesions), `--data-root DIR` (an ISIC 2016 image for the shapes; the
-# skip-connection runs always train on synthetic lesions), or `--quick` (smaller images, and 3 training
-# epochs instead of 10). `--epochs N` sets the length of the two training runs.
+# Tutorial 03b puts the blocks together into the whole U-Net. This one builds no data set and trains
+# nothing: it runs in seconds, and `--quick` changes nothing but the figure's size. It ends with exercises;
+# their answers are in `tutorials/answers/03_unet_blocks.md`.
 
 # %%
 import argparse
-import math
+import itertools
 import os
 import sys
-import time
 
 import torch
 import torch.nn as nn
 
-from minunet import DoubleConv, Down, OutConv, UNet, Up
-from minunet.data import make_dataset
-from minunet.losses import BCEDiceLoss
-from minunet.metrics import isic_metrics
+from minunet import DoubleConv, Down, OutConv, Up
 
-parser = argparse.ArgumentParser(description="Tutorial 03: the U-Net blocks")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
-parser.add_argument("--quick", action="store_true", help="a smaller input and short runs: a smoke run in seconds")
-parser.add_argument("--epochs", type=int, help="epochs of each skip-connection run (default 10, 3 with --quick)")
+parser = argparse.ArgumentParser(description="Tutorial 03: the U-Net's blocks and the transposed convolution")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="accepted as by every tutorial, and unused: this one needs no images (see 03b)")
+parser.add_argument("--quick", action="store_true", help="a smaller figure: a smoke run")
 parser.add_argument("--out", metavar="DIR", help="where figures go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
-DATA = "isic2016" if args.data_root else "synthetic"
-SIZE = 64 if args.quick else 128
-TRAIN_SIZE = 48 if args.quick else 64  # the skip-connection runs' image size
-EPOCHS = args.epochs or (3 if args.quick else 10)
-# One CPU thread: the networks trained here are tiny, and a second thread gains little (0.15 s per training
-# step on two idle cores, 0.16 s on one), while on a busy machine threads waiting for each other's cores
-# make these small operations many times slower (1.5 to 2.8 s per step measured on two shared cores).
-torch.set_num_threads(1)
 torch.manual_seed(0)
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")  # write files; no window
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import FancyBboxPatch  # noqa: E402
-
-from minunet.plots import to_display  # noqa: E402  (a normalised image tensor back to displayable colours)
 
 
 def show(path):
@@ -77,11 +52,6 @@ def show(path):
     if "ipykernel" in sys.modules:
         from IPython.display import Image, display
         display(Image(filename=path))
-
-
-def n_params(module):
-    """The number of learned numbers (weights and biases) in a module."""
-    return sum(p.numel() for p in module.parameters())
 
 
 def shape(t):
@@ -164,16 +134,23 @@ assert torch.equal(torch_out[0, 0], torch.tensor(by_hand, dtype=torch.float32))
 print("nn.ConvTranspose2d with the same kernel gives exactly the same 4x4 grid")
 
 # %% [markdown]
+# ## Overlapping stamps, and the pattern of positions
+#
 # With a 3x3 kernel and stride 2 the stamps overlap, unevenly: some output pixels receive one product,
-# some two, some four. That uneven coverage tends to print a checkerboard pattern into the output
-# (Odena et al., "Deconvolution and checkerboard artifacts", Distill 2016), one reason the U-Net up-samples
-# with kernel 2, stride 2. The count of products per output pixel, and the check against PyTorch:
+# some two, some four. Odena et al. ("Deconvolution and checkerboard artifacts", Distill, 2016) showed that
+# such uneven overlap tends to print checkerboard patterns into generated images, and advised kernels whose
+# size the stride divides, or resizing followed by an ordinary convolution. The U-Net paper came a year
+# before that analysis; its "up-convolution" (an up-sampling followed by a 2x2 convolution that halves the
+# channels) is usually written, as in `Up`, as a 2x2 transposed convolution with stride 2, whose stamps tile
+# the output without overlap. The count of products per output pixel of the 3x3 kernel, and the check
+# against PyTorch:
 
 # %%
 x3 = [[1, 2, 0], [-1, 3, 1], [2, 0, 1]]
 k3 = [[1, 0, 2], [-1, 1, 0], [3, 1, -2]]
-for row in stamps(3, 3, 3, stride=2):
-    print("  " + " ".join(str(len(cell)) for cell in row))
+overlap = [[len(cell) for cell in row] for row in stamps(3, 3, 3, stride=2)]
+for row in overlap:
+    print("  " + " ".join(str(n) for n in row))
 layer3 = nn.ConvTranspose2d(1, 1, kernel_size=3, stride=2, bias=False)
 with torch.no_grad():
     layer3.weight.copy_(torch.tensor(k3, dtype=torch.float32)[None, None])
@@ -202,297 +179,122 @@ print(f"Up(8, 4).up on {shape(features[None])}: stamped by hand == the layer's o
       f"{shape(up_layer(features[None]))}")
 
 # %% [markdown]
-# ## A whole U-Net, block by block
-#
-# `UNet(base_channels=c)` has widths c, 2c, 4c, 8c, 16c from the top level to the bottom. The classic
-# network uses c = 64 (31 million parameters); c = 32 trains about four times faster and reached a
-# validation Dice of 0.92 on ISIC at 128 px (tutorial 06). Here a lesion image goes through each of the
-# model's blocks in turn, exactly as `UNet.forward` calls them; the skips (`x1` ... `x4`) are kept for the
-# way up.
+# No overlap is not the whole story. With kernel 2 and stride 2, output pixel (2i + a, 2j + b) is input
+# pixel (i, j) times kernel weight (a, b): *which* of the four weights a pixel gets depends only on whether
+# its row and column are even or odd. Feed the layer a constant input, and out comes the 2x2 kernel tiled
+# over the whole map, a pattern that repeats every two pixels, unless the four weights happen to be equal.
+# Training can make them so, or use the pattern; nothing forces either. Tutorial 03b looks for this pattern
+# in trained networks. On the same freshly initialised layer of `Up(8, 4)` (its first output channel):
 
 # %%
-dataset = make_dataset(DATA, "val", root=args.data_root, size=SIZE, limit=1)
-image = dataset[0][0][None]  # (1, 3, S, S): a batch of one
-model = UNet(base_channels=64).eval()  # eval: BatchNorm uses its running statistics; no training here
-rows = []
 with torch.no_grad():
-    x1 = model.inc(image)
-    rows.append(("inc    DoubleConv", image, x1, model.inc))
-    x2 = model.down1(x1)
-    rows.append(("down1  Down", x1, x2, model.down1))
-    x3 = model.down2(x2)
-    rows.append(("down2  Down", x2, x3, model.down2))
-    x4 = model.down3(x3)
-    rows.append(("down3  Down", x3, x4, model.down3))
-    x5 = model.down4(x4)  # the bottom of the U: 1/16 of the height and width
-    rows.append(("down4  Down", x4, x5, model.down4))
-    y = model.up1(x5, x4)  # skip x4
-    rows.append(("up1    Up (+x4)", x5, y, model.up1))
-    y2 = model.up2(y, x3)  # skip x3
-    rows.append(("up2    Up (+x3)", y, y2, model.up2))
-    y3 = model.up3(y2, x2)  # skip x2
-    rows.append(("up3    Up (+x2)", y2, y3, model.up3))
-    y4 = model.up4(y3, x1)  # skip x1
-    rows.append(("up4    Up (+x1)", y3, y4, model.up4))
-    logits = model.outc(y4)
-    rows.append(("outc   OutConv", y4, logits, model.outc))
-print(f"{'block':20s} {'input':>20s} -> {'output':20s} {'parameters':>12s}")
-for name, inp, outp, block in rows:
-    print(f"{name:20s} {shape(inp):>20s} -> {shape(outp):20s} {n_params(block):12,d}")
-print(f"{'total':20s} {'':>20s}    {'':20s} {n_params(model):12,d}")
-assert torch.allclose(logits, model(image), atol=1e-5), "the blocks by hand must equal model(image)"
-print("the blocks called by hand give the same logits as model(image)")
-
-# %% [markdown]
-# ## The U, drawn from the model
-#
-# The drawing below is not drawn by hand: a *forward hook* (`module.register_forward_hook`) is a function
-# PyTorch calls each time a module has run, with the module's inputs and output. One hook on each block
-# of the model records, in the order they ran, what went in and what came out. Each block becomes a box,
-# placed left to right in that order and lower for each halving of the height, labelled with the shape it
-# output. An arrow goes from the block that *made* a tensor to each block that *took* it: a solid arrow
-# to the next block, a dashed one for a tensor taken from further back: those are the skip connections,
-# found in the model, not assumed.
-
-# %%
-def record_blocks(model, image):
-    """Run model(image) once with a forward hook on each of the model's blocks (its direct children);
-    return [(name, class name, inputs, output)] in the order the blocks ran."""
-    calls = []
-
-    def hook(block, inputs, output, name):
-        calls.append((name, type(block).__name__, inputs, output))
-    handles = [block.register_forward_hook(lambda b, i, o, name=name: hook(b, i, o, name))
-               for name, block in model.named_children()]
-    with torch.no_grad():
-        model(image)
-    for handle in handles:
-        handle.remove()
-    return calls
-
-
-def draw_unet(model, image, path, title):
-    """Draw the blocks model(image) ran as boxes (shape C x H x W of each output) with arrows from each
-    tensor's maker to its users; solid for the previous block, dashed (skip connections) otherwise."""
-    calls = [("input", "image", (), image)] + record_blocks(model, image)
-    colours = {"DoubleConv": "#cfe2f3", "Down": "#cfe2f3", "Up": "#fce5cd", "OutConv": "#d9ead3"}
-    fig, ax = plt.subplots(figsize=(1.25 * len(calls) + 0.5, 5.2))
-    made_by, boxes = {}, {}  # id(tensor) -> the name of the block that output it; name -> (box, centre)
-    levels = 0
-    for k, (name, kind, inputs, output) in enumerate(calls):
-        level = round(math.log2(image.shape[2] / output.shape[2]))  # how many times H was halved
-        levels = max(levels, level)
-        cx, cy = 1.25 * k, -1.1 * level
-        box = FancyBboxPatch((cx - 0.55, cy - 0.34), 1.1, 0.68, boxstyle="round,pad=0.02",
-                             facecolor=colours.get(kind, "#eeeeee"), edgecolor="black", linewidth=0.8)
-        ax.add_patch(box)
-        boxes[name] = (box, (cx, cy))
-        c, h, w = output.shape[1:]
-        ax.text(cx, cy, f"{name}\n{kind}\n{c}×{h}×{w}", ha="center", va="center", fontsize=7)
-        for tensor in inputs:
-            if id(tensor) not in made_by:  # not made by a block (zeros in place of a skip, say): no arrow
-                continue
-            maker = made_by[id(tensor)]
-            skip = maker != calls[k - 1][0]
-            (maker_box, maker_centre) = boxes[maker]
-            ax.annotate("", xy=(cx, cy), xytext=maker_centre,
-                        arrowprops=dict(arrowstyle="-|>", patchA=maker_box, patchB=box, shrinkA=1, shrinkB=1,
-                                        color="tab:red" if skip else "black", linestyle="--" if skip else "-"))
-        made_by[id(output)] = name
-    ax.set_xlim(-0.8, 1.25 * (len(calls) - 1) + 0.8)
-    ax.set_ylim(-1.1 * levels - 0.6, 0.6)
-    ax.set_axis_off()
-    ax.legend(handles=[Line2D([], [], color="black", label="output -> next block"),
-                       Line2D([], [], color="tab:red", linestyle="--",
-                              label="skip connection: copied across, concatenated in Up")],
-              loc="lower right", fontsize=8, frameon=False)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return calls
-
-
-calls = draw_unet(model, image, os.path.join(OUT, "03_unet_diagram.png"),
-                  f"UNet(base_channels=64) on a {SIZE} x {SIZE} image: "
-                  "each block's output, channels × height × width")
-recorded = {name: output for name, _, _, output in calls}
-assert torch.equal(recorded["down4"], x5) and torch.equal(recorded["outc"], logits)  # the same run as above
-show(os.path.join(OUT, "03_unet_diagram.png"))
-
-# %% [markdown]
-# Most of the parameters sit at the bottom of the U, where the channels are widest; most of the
-# *computation* sits at the top, where the maps are largest. Halving `base_channels` divides the
-# parameters (and the work) by about four:
-
-# %%
-for c in (8, 16, 32, 64):
-    print(f"UNet(base_channels={c:2d}): {n_params(UNet(base_channels=c)):>11,d} parameters")
+    flat = up_layer(torch.ones(1, 8, 3, 3))[0, 0]  # (6, 6): a constant input, channel 0 of the output
+tile = flat[:2, :2]  # (2, 2): the sum over input channels of their kernels, plus the bias
+assert torch.allclose(flat, tile.repeat(3, 3), atol=1e-6)
+for row in flat.tolist():
+    print("  " + " ".join(f"{v:+.2f}" for v in row))
+print(f"a constant input gives the 2x2 tile {[[round(v, 2) for v in r] for r in tile.tolist()]}, repeated")
 
 # %% [markdown]
 # ## Odd sizes
 #
 # A 2x2 max-pool of an odd size rounds down (75 -> 37), so on the way up 2 x 37 = 74 falls one pixel short
-# of the skip's 75. `Up` pads the up-sampled map by the difference before concatenating, so any height
-# and width of at least 32 works, not only multiples of 16, and the output always matches the input.
+# of the skip's 75. `Up` pads the up-sampled map by the difference before concatenating, so that a U-Net
+# built of these blocks takes any height and width of at least 32, not only multiples of 16, and its output
+# always matches its input (tutorial 03b runs one on 100 x 75):
 
 # %%
-odd = torch.randn(1, 3, 100, 75)
+low, skip = torch.randn(1, 16, 37, 37), torch.randn(1, 8, 75, 75)
+print(f"Up(16, 8) on {shape(low)} and the skip {shape(skip)} -> {shape(Up(16, 8)(low, skip))}")
+
+# %% [markdown]
+# ## The output size, in general
+#
+# The stamps of an input of size `in`, one every `stride` pixels, each `kernel` pixels wide, cover
+# (in - 1) x stride + kernel pixels. Three more settings of `nn.ConvTranspose2d` change that:
+#
+# - `dilation` d spreads the kernel's taps d pixels apart, so a stamp is d x (kernel - 1) + 1 wide;
+# - `padding` p *removes* p pixels from each side of the output (the reverse of a convolution's padding,
+#   which adds them to its input);
+# - `output_padding` adds that many pixels at the end (bottom, right). A strided convolution maps several
+#   sizes to one: `Conv2d(kernel_size=3, stride=2, padding=1)` turns both 9 and 10 into 5. The transposed
+#   convolution with the same settings gives back 9; `output_padding=1` picks 10. It must be smaller than
+#   the stride or the dilation.
+#
+# Together: **out = (in - 1) x stride - 2 x padding + dilation x (kernel - 1) + output_padding + 1**. The
+# function below computes it, and PyTorch is asked for every combination of a grid of settings:
+
+# %%
+def transposed_output_size(size, kernel, stride=1, padding=0, output_padding=0, dilation=1):
+    """The height (or width) that nn.ConvTranspose2d gives for an input of that height (or width)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+checked = 0
+for n, k, stride, padding, dilation in itertools.product(range(1, 6), range(1, 5), range(1, 4), range(3), range(1, 3)):
+    for output_padding in range(max(stride, dilation)):
+        out = transposed_output_size(n, k, stride, padding, output_padding, dilation)
+        if out < 1:  # padding larger than the stamps: PyTorch refuses, and so should we
+            continue
+        probe = nn.ConvTranspose2d(1, 1, k, stride, padding, output_padding, dilation=dilation)
+        assert probe(torch.zeros(1, 1, n, n)).shape[-1] == out, (n, k, stride, padding, output_padding, dilation)
+        checked += 1
+print(f"the formula equals nn.ConvTranspose2d's output size in all {checked} settings tried")
+print(f"Conv2d(3, stride=2, padding=1): 9 -> {nn.Conv2d(1, 1, 3, 2, 1)(torch.zeros(1, 1, 9, 9)).shape[-1]}, "
+      f"10 -> {nn.Conv2d(1, 1, 3, 2, 1)(torch.zeros(1, 1, 10, 10)).shape[-1]}; "
+      f"ConvTranspose2d(3, stride=2, padding=1): 5 -> {transposed_output_size(5, 3, 2, 1)}, "
+      f"with output_padding=1: 5 -> {transposed_output_size(5, 3, 2, 1, output_padding=1)}")
+print(f"Up's layer, kernel 2, stride 2: 37 -> {transposed_output_size(37, 2, 2)} (twice the input, always)")
+
+# %% [markdown]
+# ## The three, drawn
+#
+# Left, the 2x2 kernel with stride 2 on the 2x2 input above: each output pixel coloured by the input pixel
+# whose stamp it holds (four tiles, no overlap). Middle, the 3x3 kernel with stride 2: products per output
+# pixel (1, 2 or 4). Right, `Up(8, 4)`'s freshly initialised layer on a constant 6 x 6 input: the 2x2 tile
+# repeated.
+
+# %%
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")  # write files; no window
+import matplotlib.pyplot as plt  # noqa: E402
+
+owner = [[2 * cell[0][0] + cell[0][1] for cell in row] for row in terms]  # 0..3: which input pixel stamped it
+names = [[f"x{cell[0][0]}{cell[0][1]}" for cell in row] for row in terms]  # its name, x00 ... x11
 with torch.no_grad():
-    print(f"UNet(base_channels=8) on {shape(odd)} -> {shape(UNet(base_channels=8).eval()(odd))}")
-
-# %% [markdown]
-# ## What the skip connections buy
-#
-# At the bottom of the U a 64 x 64 image is a 4 x 4 grid of features: far too coarse to say where a
-# border runs to the pixel. The skips hand the decoder the encoder's sharp maps at every level. To see
-# what they are worth, the same small U-Net (width 8, on 64 x 64 synthetic lesions; 48 x 48 with `--quick`)
-# is trained twice:
-#
-# - `UNet` itself, and
-# - `UNetWithoutSkips`, a subclass whose `forward` hands each `Up` block **zeros** in place of the
-#   encoder's features. Everything else is identical: the same blocks, the same 486,553 parameters
-#   (the decoder's convolutions keep their weights for the skip channels, which now only ever see zeros),
-#   the same initial weights (the same seed builds both), the same batches in the same order, the same
-#   loss (BCE + Dice) and optimiser (Adam, learning rate 1e-3). The only difference is the information
-#   that crosses the U.
-#
-# The training loop is written out: for each batch, forward, loss, backward, step (tutorial 06 explains
-# each line). There is no augmentation, to keep it short. This is one short run of each, with one seed:
-# an illustration, not a measurement of how much skips help in general.
-
-# %%
-class UNetWithoutSkips(UNet):
-    """UNet whose Up blocks receive zeros instead of the encoder's features (the skip connections cut)."""
-
-    def forward(self, x):  # (B, in, H, W)
-        x1 = self.inc(x)  # (B, c, H, W)
-        x2 = self.down1(x1)  # (B, 2c, H/2, W/2)
-        x3 = self.down2(x2)  # (B, 4c, H/4, W/4)
-        x4 = self.down3(x3)  # (B, 8c, H/8, W/8)
-        x5 = self.down4(x4)  # (B, 16c, H/16, W/16)
-        x = self.up1(x5, torch.zeros_like(x4))  # (B, 8c, H/8, W/8), from x5 alone
-        x = self.up2(x, torch.zeros_like(x3))  # (B, 4c, H/4, W/4)
-        x = self.up3(x, torch.zeros_like(x2))  # (B, 2c, H/2, W/2)
-        x = self.up4(x, torch.zeros_like(x1))  # (B, c, H, W)
-        return self.outc(x)  # (B, out, H, W) logits
-
-
-def stacked(split, size):
-    """A synthetic split as two tensors: images (N, 3, S, S) normalised, masks (N, 1, S, S) in {0, 1}."""
-    items = make_dataset("synthetic", split, size=size)
-    return torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items])
-
-
-def train(model, images, masks, epochs, batch_size=16, lr=1e-3, seed=0):
-    """Train model in place with Adam on BCE + Dice, the batches shuffled by seed; return the seconds."""
-    loss_fn, optimizer = BCEDiceLoss(), torch.optim.Adam(model.parameters(), lr=lr)
-    order_generator = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(images), generator=order_generator)
-        for first in range(0, len(images), batch_size):
-            batch = order[first:first + batch_size]
-            logits = model(images[batch])  # forward: (B, 1, S, S)
-            loss = loss_fn(logits, masks[batch])
-            optimizer.zero_grad()
-            loss.backward()  # the gradient of the loss for every weight
-            optimizer.step()  # move each weight a little against its gradient
-    model.eval()
-    return time.perf_counter() - start
-
-
-train_images, train_masks = stacked("train", TRAIN_SIZE)  # (200, 3, T, T), (200, 1, T, T); T = TRAIN_SIZE
-val_images, val_masks = stacked("val", TRAIN_SIZE)  # (50, 3, T, T), (50, 1, T, T)
-runs = {}
-for name, cls in [("with skips", UNet), ("without skips", UNetWithoutSkips)]:
-    torch.manual_seed(0)  # the same initial weights for both
-    net = cls(base_channels=8)
-    seconds = train(net, train_images, train_masks, EPOCHS)
-    with torch.no_grad():
-        probs = torch.sigmoid(net(val_images))  # (50, 1, T, T)
-    dice = isic_metrics(probs, val_masks)["dice"]  # (50,) one Dice per validation image
-    runs[name] = (net, probs > 0.5, dice)
-    print(f"{name:14s} {n_params(net):,d} parameters, {EPOCHS} epochs of {len(train_images)} images in "
-          f"{seconds:.0f} s: validation Dice {dice.mean():.3f} (median {dice.median():.3f}, worst {dice.min():.3f})")
-
-# %% [markdown]
-# The predicted borders (red) over the true ones (green), for four validation images picked by lesion
-# size (the smallest, two in between, the largest), not by how well either model did. The top row is the
-# U-Net with skips, the bottom row the one without; each panel's title is that image's Dice.
-
-# %%
-areas = val_masks.flatten(1).sum(dim=1)  # (50,) lesion pixels per image
-by_size = areas.argsort()
-picked = [int(by_size[round(q * (len(by_size) - 1))]) for q in (0, 1 / 3, 2 / 3, 1)]
-fig, axes = plt.subplots(2, len(picked), figsize=(2.6 * len(picked), 5.6))
-for r, (name, (net, pred, dice)) in enumerate(runs.items()):
-    for c, i in enumerate(picked):
-        ax = axes[r][c]
-        ax.imshow(to_display(val_images[i]).tolist())
-        for mask, colour in ((val_masks[i, 0], "lime"), (pred[i, 0].float(), "red")):
-            if 0 < mask.sum() < mask.numel():  # a border exists only where the mask is neither empty nor full
-                ax.contour(mask.tolist(), levels=[0.5], colors=colour, linewidths=1.2)
-        ax.set_title(f"{name}\nDice {dice[i]:.2f}", fontsize=9)
-        ax.set_axis_off()
-fig.suptitle(f"true border (green) and predicted border (red), after {EPOCHS} epochs", fontsize=10)
-fig.tight_layout()
-fig.savefig(os.path.join(OUT, "03_skip_connections.png"), dpi=100)
+    constant = up_layer(torch.ones(1, 8, 6, 6))[0, 0]  # (12, 12)
+fig, axes = plt.subplots(1, 3, figsize=(9, 3.4) if args.quick else (11, 4.2), layout="constrained")
+panels = [(owner, names, "tab10", "kernel 2, stride 2: the input\npixel whose stamp each output pixel holds"),
+          (overlap, overlap, "viridis", "kernel 3, stride 2: products\nper output pixel (1, 2 or 4)"),
+          (constant.tolist(), None, "coolwarm", "Up(8, 4).up on a constant input:\nthe 2x2 tile, repeated")]
+for ax, (grid, labels, cmap, title) in zip(axes, panels):
+    ax.imshow(grid, cmap=cmap, vmin=0 if cmap == "tab10" else None, vmax=9 if cmap == "tab10" else None)
+    for r, row in enumerate(labels or []):
+        for c, label in enumerate(row):
+            ax.text(c, r, str(label), ha="center", va="center", fontsize=8, color="white")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.savefig(os.path.join(OUT, "03_transposed_convolution.png"), dpi=100)
 plt.close(fig)
-show(os.path.join(OUT, "03_skip_connections.png"))
-
-# %% [markdown]
-# What to look for: without skips, every detail of the mask must be rebuilt from the 4 x 4 features at
-# the bottom, so the predicted borders come out rounder and smoother than the true ones, often shifted,
-# and training starts slower: the network must first learn to carry position through the bottleneck.
-#
-# In our runs (2-core CPU, PyTorch 2.14, one thread) the U-Net with skips reached a mean validation Dice
-# of 0.937 after 10 epochs and the one without 0.839; with `--quick` (3 epochs at 48 px), 0.917 and 0.711.
-# Runs this short are noisy: with no augmentation and no learning-rate schedule, the validation Dice
-# moves by a few hundredths from one epoch to the next (a 3-epoch run at 64 px reached 0.944 with skips,
-# above the 10-epoch run). The gap between the two networks, 0.1 to 0.2, was far larger than that in
-# every run we made. Your numbers can differ a little with another PyTorch version or thread count.
-#
-# ## What each level sees
-#
-# The same forward hooks, on the two trained networks: one channel of each block's output (the channel
-# that varies most over the image) for the second of the images above. The encoders look alike. The
-# difference is in the decoder: with skips, the top levels are sharp again; without them, the decoder's
-# maps stay as blurred as the bottom they were grown from.
-
-# %%
-one = val_images[picked[1]][None]  # (1, 3, T, T)
-fig, axes = plt.subplots(2, 11, figsize=(16, 3.6))
-for r, (name, (net, _, _)) in enumerate(runs.items()):
-    maps = [("input", one)] + [(block, output) for block, _, _, output in record_blocks(net, one)]
-    for ax, (block, fmap) in zip(axes[r], maps):
-        if block == "input":
-            ax.imshow(to_display(fmap[0]).tolist())
-        else:
-            channel = fmap[0].flatten(1).var(dim=1).argmax()  # the most varied channel
-            ax.imshow(fmap[0, channel].tolist(), cmap="viridis")
-        ax.set_title(f"{block}\n{fmap.shape[2]}x{fmap.shape[3]}", fontsize=7)
-        ax.set_axis_off()
-    axes[r][0].set_title(f"{name}\ninput", fontsize=7)
-fig.tight_layout()
-fig.savefig(os.path.join(OUT, "03_feature_maps.png"), dpi=100)
-plt.close(fig)
-show(os.path.join(OUT, "03_feature_maps.png"))
+show(os.path.join(OUT, "03_transposed_convolution.png"))
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Bilinear up-sampling.** Draw `UNet(base_channels=64, bilinear=True)` with `draw_unet`. The `Up`
-#    blocks now up-sample by a fixed interpolation with no weights, so the bottom block outputs 512
-#    channels instead of 1024 (`DoubleConv` halves the channels instead of the transposed convolution);
-#    expect about 17.3 million parameters instead of 31.0 million, and the same output shape.
-# 2. **Which skip matters?** In `UNetWithoutSkips.forward`, give back one skip at a time (`x1` only, then
-#    `x4` only) and rerun the two trainings. Expect the top skip (`x1`, full resolution) to restore sharp
-#    borders the most, and `x4` (8 x 8) alone to help much less.
-# 3. **Overlapping stamps.** Call `conv_transpose_by_hand` with a 4x4 kernel and stride 2 (the
-#    up-sampling of many GANs) and print the number of products per output pixel with `stamps`. Expect
-#    every inner pixel to receive exactly four, evenly, unlike the 3x3 kernel's 1-2-4 pattern; check it
-#    against `nn.ConvTranspose2d(1, 1, kernel_size=4, stride=2)` as above.
+# Answers: `tutorials/answers/03_unet_blocks.md`.
 #
-# Next, tutorial 04: a second encoder, ResNet-34, built by hand and loaded with torchvision's weights.
+# 1. **Overlapping stamps.** Count the products per output pixel with `stamps` for a 4x4 kernel and stride
+#    2 on a 4 x 4 input (the up-sampling of many image generators), and check `conv_transpose_by_hand`
+#    against `nn.ConvTranspose2d(1, 1, kernel_size=4, stride=2)`. Is the overlap even, as Odena et al.
+#    advise, and where is it not?
+# 2. **Exactly twice as large.** Which settings of `nn.ConvTranspose2d` with stride 2 double every input
+#    size? Use `transposed_output_size` to find all those with a kernel of 1 to 4, padding 0 to 2 and output
+#    padding 0 or 1.
+# 3. **Equal weights.** Make the four weights of a 1-channel 2x2, stride-2 transposed convolution equal (say
+#    all 0.25): what does the layer compute then? Compare it with
+#    `torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")`.
+#
+# Next, tutorial 03b: the whole U-Net, block by block, drawn from the model, trained with and without its
+# skip connections, and set beside the 2015 paper's.

@@ -6,20 +6,27 @@
 # 1.3 million photographs of 1000 kinds of things), whose early layers already detect edges, textures and
 # blobs, and train the decoder (and fine-tune the encoder) on lesions.
 #
-# ResNet-34 (He et al., 2015) is a classic choice. Its building block, `minunet.BasicBlock`, adds its input
-# back to its output, `out = relu(F(x) + x)`: the layers learn a *residual* correction, and the gradient has
-# a direct path through every block, which is what lets such deep networks train at all.
+# ResNet-34 (He et al., "Deep residual learning for image recognition", arXiv:1512.03385) is a classic
+# choice. Its building block, `minunet.BasicBlock`, adds its input back to its output,
+# `out = relu(F(x) + x)`: the layers learn a *residual* correction, and the gradient has a direct path
+# through every block. That is what made the depth pay. He et al. trained the same 34 layers without the
+# shortcuts too: that "plain" network trained, but worse than a plain one of 18 layers (28.54 % against
+# 27.94 % top-1 error on ImageNet's validation images, 10-crop testing, their Table 2), while with
+# shortcuts the 34 layers beat the 18 (25.03 % against 27.88 %).
 # `minunet.ResNet34Encoder` writes the network out by hand, with the same parameter names as
 # `torchvision.models.resnet34`, so torchvision's weights load into it one to one.
 #
 # This tutorial **prints** a BasicBlock's shapes, the encoder's five feature maps, the parameter count of
 # each stage next to torchvision's, loads torchvision's weights and **shows** that both networks compute
-# the same features, and **draws** the five feature maps of a lesion image (`out/04_encoder_features.png`).
+# the same features, **draws** the ResNet-34 U-Net from the model (`out/04_resunet34_diagram.png`) and the
+# five feature maps of a lesion image (`out/04_encoder_features.png`).
 #
 # Offline, the torchvision network is randomly initialised (equality holds for any weights). With
-# `--imagenet` it downloads torchvision's `ResNet34_Weights.IMAGENET1K_V1` (83 MB, once, to the torch hub
-# cache); `--weights FILE` loads that file (resnet34-b627a593.pth) from disk instead. `--quick` uses a
-# smaller input; `--data-root DIR` takes the lesion image from ISIC 2016.
+# `--imagenet` it downloads torchvision's `ResNet34_Weights.IMAGENET1K_V1` once, to the torch hub cache (how
+# large that file is, the tutorial computes); `--weights FILE` loads that file (resnet34-b627a593.pth) from
+# disk instead. `--quick` uses a smaller input; `--data-root DIR` (in a notebook, the environment variable
+# `MINUNET_DATA_ROOT`) takes the lesion image from ISIC 2016. It ends with exercises; their answers are in
+# `tutorials/answers/04_resnet34_encoder.md`.
 
 # %%
 import argparse
@@ -34,10 +41,11 @@ from minunet import BasicBlock, ResNet34Encoder, ResNet34UNet
 from minunet.data import make_dataset
 
 parser = argparse.ArgumentParser(description="Tutorial 04: the ResNet-34 encoder")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
-parser.add_argument("--imagenet", action="store_true",
-                    help="download torchvision's ImageNet weights (ResNet34_Weights.IMAGENET1K_V1) instead of random ones")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
+                    "$MINUNET_DATA_ROOT, else synthetic lesions)")
+parser.add_argument("--imagenet", action="store_true", help="download torchvision's ImageNet weights "
+                    "(ResNet34_Weights.IMAGENET1K_V1) instead of random ones")
 parser.add_argument("--weights", metavar="FILE", help="torchvision's resnet34 state dict file (resnet34-b627a593.pth)")
 parser.add_argument("--quick", action="store_true", help="a smaller input: a smoke run in seconds")
 parser.add_argument("--out", metavar="DIR", help="where figures go (default: tutorials/out)")
@@ -48,6 +56,7 @@ os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE = 64 if args.quick else 224  # ImageNet networks were trained at 224 x 224
 torch.manual_seed(0)
+print(f"data: {DATA}, one {SIZE} x {SIZE} image")
 
 
 def show(path):
@@ -178,17 +187,47 @@ except ValueError as err:
 #
 # `ResNet34UNet(encoder_weights=...)` builds the encoder, loads the weights (`None`: random; `"imagenet"`:
 # torchvision's, downloaded once; or the path of a saved state dict, as here) and adds a decoder of five
-# up-sampling blocks (tutorial 07). The encoder holds most of the parameters.
+# up-sampling blocks (tutorial 07). The encoder holds most of the parameters. The state dict is saved to a
+# file first: its size estimates what `--imagenet` downloads, a file of the same tensors (float32, 4 bytes a
+# number, for the weights and BatchNorm statistics) whose bookkeeping may differ by a few kilobytes.
 
 # %%
+state = reference.state_dict()
+numbers = sum(t.numel() for t in state.values())
+tensor_bytes = sum(t.numel() * t.element_size() for t in state.values())
 with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "resnet34.pth")
-    torch.save(reference.state_dict(), path)
+    torch.save(state, path)
+    file_bytes = os.path.getsize(path)
     model = ResNet34UNet(encoder_weights=path)
+print(f"resnet34's state dict: {len(state)} tensors, {numbers:,d} numbers, {tensor_bytes:,d} bytes; "
+      f"saved: {file_bytes:,d} bytes = {file_bytes / 2**20:.1f} MiB ({file_bytes / 1e6:.1f} MB)")
 print("ResNet34UNet's encoder holds torchvision's weights:",
       torch.equal(model.encoder.layer3[2].conv1.weight, reference.layer3[2].conv1.weight))
 print(f"ResNet34UNet: encoder {n_params(model.encoder):,d} + decoder {n_params(model.decoder):,d} "
       f"+ head {n_params(model.head):,d} = {n_params(model):,d} parameters")
+
+# %% [markdown]
+# ## The ResNet-34 U-Net, drawn from the model
+#
+# The same drawing as tutorial 03b's U-Net, by the same function (`minunet.plots.plot_blocks`), told this
+# time which of the model's modules to watch: the encoder's stem (convolution, BatchNorm, ReLU) and
+# max-pool, its four stages, the decoder's five blocks and the head. Compare the two U's: this encoder
+# halves the size twice before its first stage, so the U is deeper (1/32 at the bottom, against 1/16); the
+# skip at 1/2 comes from the stem, before the max-pool; and the decoder's last block, at full size, has no
+# skip to take, since the encoder keeps no map at full resolution.
+
+# %%
+from minunet.plots import plot_blocks  # noqa: E402
+
+modules = dict(model.named_modules())
+watched = (["encoder.conv1", "encoder.bn1", "encoder.relu", "encoder.maxpool"]
+           + [f"encoder.layer{i}" for i in range(1, 5)] + [f"decoder.{i}" for i in range(5)] + ["head"])
+calls, arrows = plot_blocks(model.eval(), image, os.path.join(OUT, "04_resunet34_diagram.png"),
+                            f"ResNet34UNet on a {SIZE} x {SIZE} image: each watched module's output, "
+                            "channels × height × width", blocks=[(name, modules[name]) for name in watched])
+print("skip connections found:", ", ".join(f"{maker} -> {taker}" for maker, taker, skip in arrows if skip))
+show(os.path.join(OUT, "04_resunet34_diagram.png"))
 
 # %% [markdown]
 # ## What the encoder sees
@@ -220,4 +259,17 @@ plt.close(fig)
 show(os.path.join(OUT, "04_encoder_features.png"))
 
 # %% [markdown]
+# ## Exercises
+#
+# Answers: `tutorials/answers/04_resnet34_encoder.md`.
+#
+# 1. **Parameters by hand.** Work out the parameter counts of `BasicBlock(64, 64)` and of
+#    `BasicBlock(64, 128, stride=2)` from their layers (a 3x3 convolution from a to b channels without bias
+#    has 9ab weights; a BatchNorm of b channels has 2b parameters), and check them with `n_params`.
+# 2. **ResNet-18.** torchvision's `resnet18` has 2, 2, 2, 2 blocks per stage instead of 3, 4, 6, 3. Print its
+#    parameters per stage next to resnet34's, as above. How many parameters does the encoder lose, and in
+#    which stage the most?
+# 3. **Odd sizes.** Put a 100 x 75 image (`torch.randn(1, 3, 100, 75)`) through `encoder` and `model`. What
+#    sizes do the five feature maps have, and the U-Net's output?
+#
 # Next, tutorial 05: the losses the models are trained with and the metrics they are scored by.

@@ -13,16 +13,19 @@
 #   specificity) and the training losses (`minunet.losses`: binary cross-entropy and soft Dice), and
 #   **prints** each next to minunet's result;
 # - shows which metric each challenge ranked by, why J = D / (2 - D) converts one image's Dice to its
-#   Jaccard but not a mean Dice to a mean Jaccard, what happens when a mask is empty, why the stable form
-#   of BCE is needed, and why Dice is computed per image (a **figure**: `out/05_per_image_dice.png`);
+#   Jaccard but not a mean Dice to a mean Jaccard, how large the lesions at hand are and whether any mask is
+#   empty, why the stable form of BCE is needed, and why Dice is computed per image (a **figure**:
+#   `out/05_per_image_dice.png`);
 # - puts the usual argument for the Dice loss ("it keeps small lesions from being outweighed") to a test:
 #   the same small U-Net trained with BCE alone, Dice alone and both, on synthetic lesions of many sizes,
 #   and their Dice **drawn** per lesion-size bin (`out/05_loss_by_lesion_size.png`).
 #
 # Run with no arguments (synthetic lesions; the loss comparison trains 3 seeds x 10 epochs per loss,
-# about 3 minutes on a 2-core CPU), `--data-root DIR` (ISIC 2016 for the per-image section; the loss
+# about 3 minutes on a 2-core CPU: bench/RESULTS.md), `--data-root DIR` (ISIC 2016 for the masks at hand
+# and the per-image section; in a notebook, the environment variable `MINUNET_DATA_ROOT`; the loss
 # comparison always trains on synthetic lesions) or `--quick` (smaller images, one seed, 2 epochs).
-# `--epochs N` and `--seeds N` change the loss comparison.
+# `--epochs N` and `--seeds N` change the loss comparison. It ends with exercises; their answers are in
+# `tutorials/answers/05_losses_and_metrics.md`.
 
 # %%
 import argparse
@@ -40,8 +43,9 @@ from minunet.losses import BCEDiceLoss, DiceLoss, bce_with_logits, dice_coeffici
 from minunet.metrics import confusion_counts, isic_metrics
 
 parser = argparse.ArgumentParser(description="Tutorial 05: losses and metrics")
-parser.add_argument("--data-root", metavar="DIR",
-                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
+parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
+                    help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
+                    "$MINUNET_DATA_ROOT, else synthetic lesions)")
 parser.add_argument("--quick", action="store_true", help="smaller images, short runs: a smoke run in seconds")
 parser.add_argument("--epochs", type=int, help="epochs of each loss-comparison run (default 10, 2 with --quick)")
 parser.add_argument("--seeds", type=int, help="runs per loss, seeds 0, 1, ... (default 3, 1 with --quick)")
@@ -55,10 +59,14 @@ SIZE = 64 if args.quick else 128
 TRAIN_SIZE = 48 if args.quick else 64  # the loss comparison's image size
 EPOCHS = args.epochs or (2 if args.quick else 10)
 SEEDS = list(range(args.seeds or (1 if args.quick else 3)))
+LIMIT = 24 if args.quick else None  # at most this many images per split of the masks at hand
 # One CPU thread: the U-Nets trained here are tiny, and a second thread gains little (0.15 s per training
 # step on two idle cores, 0.16 s on one), while on a busy machine threads waiting for each other's cores
 # make these small operations many times slower (1.5 to 2.8 s per step measured on two shared cores).
 torch.set_num_threads(1)
+print(f"data: {DATA} for the masks at hand ({SIZE} x {SIZE} px"
+      + (f", at most {LIMIT} per split" if LIMIT else "") + f"); the loss comparison on synthetic lesions at "
+      f"{TRAIN_SIZE} px, {len(SEEDS)} seed(s) x {EPOCHS} epochs per loss")
 
 
 def show(path):
@@ -163,13 +171,34 @@ print(f"mean Jaccard (what a challenge ranks by): {mean_jaccard:.3f}")
 # image). To compare with a challenge's table, compute the mean Jaccard over the images; do not convert.
 
 # %% [markdown]
+# ## The masks at hand
+#
+# The rest of this tutorial works on real masks where it can. Without `--data-root` they are the synthetic
+# lesions (200 training and 50 validation images, generated on the spot). With `--data-root
+# ../shared/data/isic2016` they are the ISIC folder at hand, which is *not* the whole ISIC 2016 challenge
+# (its README.md says so in full): 749 of the 900 training images of ISBI 2016 Part 1 (the other 151 could
+# not be recovered offline), resized to 256 x 192 before they reached us, with the masks that ISIC 2017
+# drew for the same images (close to the 2016 masks, not equal: a median Jaccard of about 0.85 between
+# the two, per that README), and without the 379 test images. minunet splits the 749 into 674 training and
+# 75 validation images. How large are their lesions, and is any mask empty?
+
+# %%
+train_at_hand = make_dataset(DATA, "train", root=args.data_root, size=SIZE, limit=LIMIT)
+val = make_dataset(DATA, "val", root=args.data_root, size=SIZE, limit=LIMIT)
+at_hand = torch.cat([train_at_hand.masks, val.masks])  # (N, 1, S, S) uint8
+shares = at_hand.flatten(1).float().mean(dim=1)  # (N,) lesion share of each image
+n_empty = int((shares == 0).sum())
+print(f"{len(shares)} masks ({DATA}, train and val): the lesion covers {shares.min():.1%} to {shares.max():.1%} "
+      f"of its image, median {shares.median():.1%}; {n_empty} mask(s) empty")
+
+# %% [markdown]
 # ## Empty masks
 #
-# Some images may hold no lesion (none of the 749 ISIC 2016 training masks at hand does, but your own data
-# or a crop may), and a model may predict none. Then a ratio's denominator can be 0: with no lesion and
-# no prediction, Dice is 0 / 0. minunet's convention, the usual one: a metric whose denominator is 0 is
-# 1.0 (nothing to find and nothing wrongly found is a perfect answer). A prediction of a few pixels where
-# there is no lesion scores 0, however few they are.
+# A mask may hold no lesion (the count printed above says whether any here does; your own data, or a crop
+# of an image, may have some), and a model may predict none. Then a ratio's denominator can be 0: with no
+# lesion and no prediction, Dice is 0 / 0. minunet's convention, the usual one: a metric whose denominator
+# is 0 is 1.0 (nothing to find and nothing wrongly found is a perfect answer). A prediction of a few pixels
+# where there is no lesion scores 0, however few they are.
 
 # %%
 empty = [[0] * 4 for _ in range(4)]
@@ -228,12 +257,14 @@ print(f"bce_with_logits:          mean {bce_with_logits(logits, labels).item():.
 print(f"torch's own:              mean {F.binary_cross_entropy_with_logits(logits, labels).item():.4f}")
 
 # %% [markdown]
-# `BCEDiceLoss` is BCE + soft Dice on the logits, weighted 1 and 1 (minunet 0.1.0's training loss; today's
-# default is its twin `BCEJaccardLoss`, with the soft Jaccard in place of the soft Dice, which a
-# cross-validation on ISIC found better by 0.004 Dice: bench/RESULTS.md). The usual argument
-# for the sum: BCE gives every pixel a smooth, well-scaled gradient from the first step; Dice looks at the
-# whole mask, so a small lesion is not outweighed by its large background of easy skin pixels. The last
-# part of this tutorial puts the second half of that argument to a test.
+# `BCEDiceLoss` is BCE + soft Dice on the logits, weighted 1 and 1: minunet 0.1.0's training loss. Today's
+# default is its twin `BCEJaccardLoss`, with the soft Jaccard in place of the soft Dice. It became the
+# default because, cross-validated on the ISIC images at hand, it paid for the ResNet-34 U-Net (+0.0040 +-
+# 0.0021 held-out Dice over 749 images), not because it is better in general: for the U-Net (width 32, one
+# fold of 375 images) it changed nothing measurable (-0.0002 +- 0.0015). Both in bench/RESULTS.md, with
+# their commands. The usual argument for the sum: BCE gives every pixel a smooth, well-scaled gradient from
+# the first step; Dice looks at the whole mask, so a small lesion is not outweighed by its large background
+# of easy skin pixels. The last part of this tutorial puts the second half of that argument to a test.
 
 # %%
 loss_logits = torch.tensor([[4.0, 3.0, -2.0], [1.0, -1.0, -5.0]])[None, None]  # (1, 1, 2, 3)
@@ -243,7 +274,7 @@ print(f"DiceLoss {DiceLoss()(loss_logits, truth).item():.4f} + BCE {bce_with_log
 # %% [markdown]
 # ## Why Dice per image
 #
-# Take two real masks: the largest lesion of the validation split and the smallest. Suppose a model finds
+# Take two masks at hand: the largest lesion of the validation split and the smallest. Suppose a model finds
 # the large one perfectly and misses the small one entirely. Pool all pixels of both images into one Dice,
 # and the large lesion's many pixels swamp the miss: the score still looks excellent. Compute Dice for
 # each image and average, as the ISIC challenges score, and the miss counts for exactly what it is: one of
@@ -251,7 +282,6 @@ print(f"DiceLoss {DiceLoss()(loss_logits, truth).item():.4f} + BCE {bce_with_log
 # (also shown) says almost nothing here.
 
 # %%
-val = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
 areas = val.masks.flatten(1).sum(dim=1)  # (N,) lesion pixels per image
 large, small = int(areas.argmax()), int(areas.argmin())
 targets = torch.stack([val.masks[large], val.masks[small]]).float()  # (2, 1, S, S)
@@ -292,12 +322,12 @@ for i, name in enumerate(("large lesion", "small lesion")):
 #
 # Does it matter in training? The same small U-Net (width 8) is trained on 64 x 64 synthetic lesions
 # (48 x 48 with `--quick`) three times, once per loss: BCE alone, Dice alone (`DiceLoss`), and both
-# (`BCEDiceLoss`). The synthetic lesions cover 1.4 % to 43 % of the image (in the ISIC 2016 training
-# images at hand, 1.9 % to 91 %, median about 21 %), so there are small ones to lose. Each run starts from
-# the same initial weights for a given seed, sees the same batches in the same order, and uses Adam at
-# learning rate 1e-3 with no augmentation; only the loss differs. The loop is written out (tutorial 06
-# explains each line). The models are then scored with the ISIC Dice on the 100 synthetic validation and
-# test images, which are grouped by the share of the image their true lesion covers.
+# (`BCEDiceLoss`). How small the synthetic lesions get is printed below (compare the masks at hand, above),
+# so there are small ones to lose. Each run starts from the same initial weights for a given seed, sees the
+# same batches in the same order, and uses Adam at learning rate 1e-3 with no augmentation; only the loss
+# differs. The loop is written out (tutorial 06 explains each line). The models are then scored with the
+# ISIC Dice on the 100 synthetic validation and test images, which are grouped by the share of the image
+# their true lesion covers.
 #
 # One short run per loss is an illustration, not proof: runs this short vary a lot from seed to seed.
 # Without `--quick` each loss is trained with 3 seeds, and the figure shows every seed's result as a dot.
@@ -332,6 +362,10 @@ EDGES = (0.0, 0.05, 0.10, 0.20, 1.0)  # bins of the true lesion's share of the i
 train_images, train_masks = stacked("train")  # (200, 3, T, T), (200, 1, T, T); T = TRAIN_SIZE
 eval_images, eval_masks = (torch.cat(pair) for pair in zip(stacked("val"), stacked("test")))  # 100 images
 share = eval_masks.flatten(1).mean(dim=1)  # (100,) lesion share of each image
+train_share = train_masks.flatten(1).mean(dim=1)  # (200,)
+print(f"synthetic lesions at {TRAIN_SIZE} px: {train_share.min():.1%} to {train_share.max():.1%} of the image in "
+      f"training, {share.min():.1%} to {share.max():.1%} in the 100 scored images (the smallest: "
+      f"{int(eval_masks.flatten(1).sum(dim=1).min())} pixels)")
 bins = [(share >= low) & (share < high) for low, high in zip(EDGES, EDGES[1:])]  # one (100,) bool per bin
 labels = [f"{100 * low:.0f}-{100 * high:.0f} %\n({int(b.sum())} images)" for low, high, b in
           zip(EDGES, EDGES[1:], bins)]
@@ -372,44 +406,55 @@ fig.savefig(os.path.join(OUT, "05_loss_by_lesion_size.png"), dpi=100)
 plt.close(fig)
 show(os.path.join(OUT, "05_loss_by_lesion_size.png"))
 
-smallest = {name: [run[0] for run in per_seed] for name, per_seed in results.items()}
-for name, values in smallest.items():
-    print(f"smallest lesions ({labels[0].split(chr(10))[0]}), {name:10s}: mean Dice "
-          f"{sum(values) / len(values):.3f} (seeds: {', '.join(f'{v:.3f}' for v in values)})")
+# %% [markdown]
+# What did this run show? The lines below are written from its numbers: the order of the three losses on
+# the smallest lesions, which loss was best for how many seeds, whether the argument's prediction (the
+# losses with a Dice term ahead of BCE alone on small lesions) held, and how far apart the runs were on the
+# largest lesions. bench/RESULTS.md records one full run's numbers (3 seeds x 10 epochs), and the quick one's.
+
+# %%
+smallest = {name: [run[0] for run in per_seed] for name, per_seed in results.items()}  # first bin, per seed
+means = {name: sum(values) / len(values) for name, values in smallest.items()}
+print(f"on the smallest lesions ({labels[0].split(chr(10))[0]}), mean Dice, best first:")
+for name in sorted(means, key=means.get, reverse=True):
+    print(f"  {name:10s} {means[name]:.3f} (seeds: {', '.join(f'{v:.3f}' for v in smallest[name])})")
+best = [max(LOSSES, key=lambda name: smallest[name][k]) for k in range(len(SEEDS))]
+print("best on the smallest lesions, seed by seed: "
+      + ", ".join(f"{name} for {best.count(name)} of {len(SEEDS)}" for name in LOSSES if best.count(name)))
+held = means["Dice"] > means["BCE"] and means["BCE + Dice"] > means["BCE"]
+print(f"the argument's prediction {'held' if held else 'did not hold'} here: BCE alone {means['BCE']:.3f}, "
+      f"Dice alone {means['Dice']:.3f}, BCE + Dice {means['BCE + Dice']:.3f}")
+spread = {name: max(values) - min(values) for name, values in smallest.items()}
+if len(SEEDS) > 1:
+    print(f"widest spread over seeds on the smallest lesions: {max(spread, key=spread.get)} "
+          f"({spread[max(spread, key=spread.get)]:.3f} between its best and worst seed)")
+largest = [run[-1] for per_seed in results.values() for run in per_seed]
+print(f"on the largest lesions ({labels[-1].split(chr(10))[0]}) all {len(largest)} runs scored "
+      f"{min(largest):.3f} to {max(largest):.3f}")
 
 # %% [markdown]
-# **What our runs showed** (2-core CPU, PyTorch 2.14, one thread; the full run: 3 seeds x 10 epochs per
-# loss, 3 minutes): the argument did not hold here. On the smallest lesions (under 5 % of the image) BCE
-# alone reached a mean Dice of 0.884 over the three seeds (0.822 to 0.919), BCE + Dice 0.843 (0.803 to
-# 0.866), Dice alone 0.588 (0.060 to 0.914). Dice alone was not the best of the three on the smallest
-# lesions for any seed, and on one seed it never learned them (0.060) and learned the 5-10 % ones poorly
-# (0.145), while still segmenting the largest (0.953). On lesions over 20 % of the image all nine runs
-# were between 0.952 and 0.984. The `--quick` run (one seed, 2 epochs at 48 px) shows the same order on
-# the smallest lesions: BCE 0.791, BCE + Dice 0.756, Dice 0.319.
-#
-# What this does and does not show. It does not show that Dice never helps: these lesions are at least
-# 1.4 % of the image (56 pixels at 64 x 64) and contrast well with the skin, the runs are short, and
-# three seeds are few. The timid model above is still a true picture of how BCE weighs small lesions; it
-# just did not decide these runs. It does show that "the Dice loss keeps small lesions from being
-# outweighed" is a claim to test on your data, not a fact: here BCE alone did best on the small lesions,
-# and the Dice loss, whose value for an image is a ratio of small sums when its lesion is small, was the
-# least stable. Nor do these runs say which loss to train ISIC with: that was measured on ISIC itself
-# (bench/RESULTS.md: BCE + Jaccard 0.004 Dice above BCE + Dice over 749 held-out images; BCE alone was not
-# cross-validated there). Your numbers can differ a little with another PyTorch version or
-# thread count.
+# What this does and does not show, whatever the lines above say. It does not show that a loss helps or
+# hurts small lesions in general: these lesions are drawn with a clear contrast to the skin and are never
+# tiny (their smallest size is printed above), the runs are short, and three seeds are few. The timid
+# model above is still a true picture of how BCE weighs small lesions; it does not say what training does
+# with that weighting. It does show that "the Dice loss keeps small lesions from being outweighed" is a
+# claim to test on your data, not a fact to assume; note also that the Dice loss of an image is a ratio of
+# small sums when its lesion is small, which can make it unsteady. Nor do these runs say which loss to train
+# ISIC with: that was measured on ISIC itself (BCE + Jaccard against BCE + Dice, above; BCE alone was not
+# cross-validated there). Your numbers can differ a little with another PyTorch version or thread count.
 #
 # ## Exercises
 #
-# 1. **Smaller lesions.** Add a bin edge at 0.02 (`EDGES = (0.0, 0.02, 0.05, 0.10, 0.20, 1.0)`) and run
-#    with `--seeds 5`. Expect the new bin to hold only 4 images and its dots to spread more from seed to
-#    seed than any other bin's: with so few images, one missed lesion moves the mean by a quarter.
-# 2. **Weigh the two terms.** Add `"BCE + 0.2 Dice": BCEDiceLoss(dice_weight=0.2)` to `LOSSES`. If the
-#    Dice term is what costs the small lesions here, expect it to come close to BCE alone on them (in our
-#    run, 3 seeds x 10 epochs: a mean Dice of 0.886 on the lesions under 5 %, against 0.884 for BCE alone
-#    and 0.843 for BCE + Dice).
+# Answers: `tutorials/answers/05_losses_and_metrics.md`.
+#
+# 1. **Smaller lesions.** Add a bin edge at 0.02 (`EDGES = (0.0, 0.02, 0.05, 0.10, 0.20, 1.0)`). How many of
+#    the 100 scored images fall in the new bin? Run with `--seeds 5`: why do its dots spread more from seed
+#    to seed than any other bin's?
+# 2. **Weigh the two terms.** Add `"BCE + 0.2 Dice": BCEDiceLoss(dice_weight=0.2)` to `LOSSES`. If the Dice
+#    term is what costs the small lesions here, where should the new loss land on them, against BCE alone
+#    and BCE + Dice?
 # 3. **Mean Jaccard from mean Dice.** Give image 2 of the two-image example a perfect prediction too
-#    (`pred_b = truth_ab`). Expect the converted mean Dice and the mean Jaccard to agree exactly (both 1):
-#    the conversion of means only fails when the images' Dice differ. Then make both images half right
-#    and check again.
+#    (`pred_b = truth_ab`): do the converted mean Dice and the mean Jaccard agree now? Then make both images
+#    half right (`pred_a = pred_b`, the half-right one) and check again. When does converting a mean work?
 #
 # Next, tutorial 06: all the pieces together, training a U-Net.

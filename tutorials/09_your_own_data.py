@@ -117,8 +117,9 @@ for sub in ("images", "masks", "new_photos"):
 # ## Checking it
 #
 # Before training, look at what is there. `minunet.data.read_image` and `read_mask` read one file as
-# minunet does (the mask's values decided per file: "0/255", "0/1", "grey" or "empty"); a loop over the
-# pairs finds the sizes and the kinds of mask at a glance.
+# minunet does (the mask's values decided per file: "0/255", "0/1", "grey", "empty", or a label map such as
+# "0/2" (2 is lesion) or "0/1/2" (classes: refused for a split)); a loop over the pairs finds the sizes and
+# the kinds of mask at a glance.
 
 # %%
 kinds, sizes, mismatched = {}, {}, []

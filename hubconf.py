@@ -1,0 +1,46 @@
+"""torch.hub entry points: minunet's two models, new or with a minunet checkpoint's weights.
+
+    model = torch.hub.load("path/to/minunet", "unet", source="local", base_channels=16)
+    model = torch.hub.load("path/to/minunet", "resunet34", source="local", encoder_weights="imagenet")
+    model = torch.hub.load("path/to/minunet", "unet", source="local", checkpoint="runs/unet-isic2016/best.pt")
+
+Keyword arguments go to the model's constructor (minunet.UNet, minunet.ResNet34UNet). With checkpoint=PATH
+the architecture is the checkpoint's (any keyword given must agree with it) and the weights are its own: the
+model comes back in eval mode; a checkpoint of the other model is refused. Models return logits: apply
+torch.sigmoid for probabilities, and normalise images as the checkpoint's "mean" and "std" say.
+"""
+dependencies = ["torch", "torchvision"]
+
+
+def _hub_model(name, checkpoint, kwargs):
+    """A new model `name` built with kwargs, or the model of a minunet checkpoint with its weights."""
+    from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+    from minunet.errors import CheckpointError
+    from minunet.models import build_model
+
+    if checkpoint is None:
+        return build_model(name, **kwargs)
+    state = load_checkpoint(checkpoint)
+    if state["model"] != name:
+        raise CheckpointError(f"{checkpoint} holds a {state['model']} model, not a {name}: load it with "
+                              f"torch.hub.load(..., {state['model']!r}, checkpoint=...)")
+    if "encoder_weights" in kwargs:
+        raise ValueError("encoder_weights with checkpoint: the checkpoint holds all the weights; leave one out")
+    differing = {k: v for k, v in kwargs.items() if state["model_args"].get(k, v) != v or k not in state["model_args"]}
+    if differing:
+        raise ValueError(f"{checkpoint} was trained with {state['model_args']}; {differing} would not fit its "
+                         f"weights: leave them out")
+    return model_from_checkpoint(state)
+
+
+def unet(checkpoint=None, **kwargs):
+    """minunet.UNet(in_channels=3, out_channels=1, base_channels=64, bilinear=False), returning logits;
+    checkpoint=PATH: the U-Net of a minunet checkpoint (best.pt, last.pt) with its weights, in eval mode."""
+    return _hub_model("unet", checkpoint, kwargs)
+
+
+def resunet34(checkpoint=None, **kwargs):
+    """minunet.ResNet34UNet(out_channels=1, encoder_weights=None): encoder_weights "imagenet" loads
+    torchvision's ImageNet ResNet-34 (downloaded once) or a path to its state dict; checkpoint=PATH: the
+    ResNet-34 U-Net of a minunet checkpoint with its weights, in eval mode."""
+    return _hub_model("resunet34", checkpoint, kwargs)

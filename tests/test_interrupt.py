@@ -1,0 +1,108 @@
+"""Issue 23, case 2: ctrl-C at any moment of the `minunet` command (while torch is imported, while the command
+runs, as it ends) is one line on stderr and exit code 130, never a traceback; the files in --out are kept."""
+import configparser
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minunet import entry
+from test_robustness import ENV, TINY
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow  # a dozen subprocesses
+
+
+def console_script(folder):
+    """The script pip writes for setup.cfg's console_scripts entry `minunet` (its text, as pip makes it)."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    line = config["options.entry_points"]["console_scripts"].strip()
+    name, target = (part.strip() for part in line.split("="))
+    module, function = target.split(":")
+    script = folder / name
+    script.write_text(f"import re\nimport sys\nfrom {module} import {function}\nif __name__ == '__main__':\n"
+                      f"    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+                      f"    sys.exit({function}())\n")
+    return [sys.executable, str(script)]
+
+
+def python_start():
+    """Seconds Python itself takes to start here (before any of minunet's code can run)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], env=ENV, check=True)
+    return time.perf_counter() - t0
+
+
+def interrupt(command, delay, out):
+    """Start `command train ...` into `out`, send SIGINT after `delay` s; (exit code, stderr)."""
+    p = subprocess.Popen([*command, "train", *TINY, "--limit", "48", "--epochs", "50", "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=dict(ENV, PYTHONPATH=ROOT), cwd=ROOT)
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=120)[1]
+    return p.returncode, err
+
+
+@pytest.mark.parametrize("launcher", ["python -m minunet", "console script"])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, launcher):
+    command = [sys.executable, "-m", "minunet"] if launcher == "python -m minunet" else console_script(tmp_path)
+    start = python_start()
+    # 0.05 s into the import of torch, then mid-import, as the command begins, and while it trains (epoch 1+)
+    for moment in (0.05, 0.3, 1.0, 4.0):
+        out = tmp_path / f"run_{moment}"
+        out.mkdir()
+        (out / "notes.txt").write_text("the user's notes")
+        code, err = interrupt(command, start + moment, out)
+        assert "Traceback" not in err, (moment, err)
+        assert err.strip().splitlines() == ["minunet train: interrupted"], (moment, err)
+        assert code == 130, (moment, code, err)
+        assert (out / "notes.txt").read_text() == "the user's notes"
+
+
+@pytest.mark.parametrize("argv,line", [
+    (["predict", "--checkpoint", "x.pt", "--input", "in", "--output", "out"], "minunet predict: interrupted"),
+    (["evaluate", "--checkpoint", "x.pt"], "minunet evaluate: interrupted"),
+    (["--help"], "minunet: interrupted"),
+])
+def test_ctrl_c_while_torch_imports_names_the_command(argv, line):
+    p = subprocess.Popen([sys.executable, "-m", "minunet", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, env=dict(ENV, PYTHONPATH=ROOT), cwd=ROOT)
+    time.sleep(python_start() + 0.3)  # inside torch's import (it takes a second or more)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130 and err.strip().splitlines() == [line], err
+
+
+def test_the_console_script_and_python_m_go_through_the_entry_point():
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    assert config["options.entry_points"]["console_scripts"].split() == ["minunet", "=", "minunet.entry:main"]
+    with open(os.path.join(ROOT, "minunet", "__main__.py")) as f:
+        assert "from .entry import main" in f.read()
+
+
+def test_only_the_command_takes_over_ctrl_c(monkeypatch):
+    """A program that imports minunet keeps its own ctrl-C: KeyboardInterrupt, as Python gives it."""
+    for argv0, command in [("-m", True), ("/usr/bin/minunet", True), ("/env/bin/minunet.exe", True),
+                           ("minunet-script.py", True), ("train.py", False), ("-c", False), ("", False)]:
+        monkeypatch.setattr(sys, "argv", [argv0])
+        assert entry.is_the_command() == command, argv0
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    entry.quiet_start()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(SystemExit) as exit_:
+        entry.main(["train", "--epochs", "0"])  # a bad flag
+    assert exit_.value.code == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as it was before main
+
+
+def test_the_interrupted_line_names_the_command(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["minunet", "evaluate", "--checkpoint", "x.pt"])
+    assert entry.interrupted_line() == "minunet evaluate: interrupted"
+    monkeypatch.setattr(sys, "argv", ["minunet", "--help"])
+    assert entry.interrupted_line() == "minunet: interrupted"

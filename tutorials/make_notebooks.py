@@ -1,0 +1,114 @@
+"""Make the executed notebooks in tutorials/notebooks/ from the tutorial scripts: one command for all of them.
+
+    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05
+    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016     # every notebook that exists
+
+Each script is converted by jupytext (its `# %%` cells become the notebook's cells, unchanged), executed by
+nbclient in a fresh kernel in its full mode (not --quick) on this checkout's minunet, in a temporary folder
+(its figures go to out/ there), and written to tutorials/notebooks/NAME.ipynb with its outputs: the printed
+text and the figures, as the PNG files the tutorial wrote. A notebook cannot take command-line flags, so the
+data folder goes in through the environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take
+as the default of their own --data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not
+this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
+editing a tutorial, run this command for it.
+"""
+import argparse
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+NOTEBOOKS = HERE / "notebooks"
+MAX_BYTES = 1_500_000  # a notebook above this is too big to read on GitHub or to commit lightly
+
+
+def tutorials():
+    """Every tutorial script, in order: 01_data.py, 02_transforms.py, 03_..., 03b_..., ..."""
+    return sorted(p for p in HERE.glob("[0-9][0-9]*_*.py"))
+
+
+def find(name):
+    """The tutorial named by `name`: its number ("03b"), its stem ("03b_unet") or its file name."""
+    stem = pathlib.Path(name).name.removesuffix(".py")
+    matches = [p for p in tutorials() if p.stem == stem or p.stem.split("_")[0] == stem]
+    if len(matches) != 1:
+        sys.exit(f"make_notebooks: no single tutorial is named {name!r}: "
+                 f"{', '.join(p.stem for p in tutorials())}")
+    return matches[0]
+
+
+def make(script, data_root, timeout):
+    """Convert, execute and write one tutorial's notebook; return (path, seconds, bytes)."""
+    import jupytext
+    import nbclient
+    import nbformat
+
+    notebook = jupytext.read(script)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for number, cell in enumerate(notebook.cells):
+        cell["id"] = f"{script.stem.split('_')[0]}-{number:02d}"  # fixed ids: a rerun changes only outputs
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("MINUNET_DATA_ROOT", None)
+    if data_root:
+        env["MINUNET_DATA_ROOT"] = str(pathlib.Path(data_root).resolve())
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                         resources={"metadata": {"path": folder}})
+        client.execute(env=env)  # raises CellExecutionError, with the traceback, when a cell fails
+    seconds = time.perf_counter() - start
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # timestamps: they would change every line of a rerun's diff
+        merged = []  # consecutive prints in one output, however the kernel happened to flush them
+        for output in cell.get("outputs", []):
+            if data_root and "text" in output:  # this machine's path of the data folder: not the reader's
+                output["text"] = output["text"].replace(env["MINUNET_DATA_ROOT"], "$MINUNET_DATA_ROOT")
+            if merged and output.output_type == merged[-1].output_type == "stream" and output.name == merged[-1].name:
+                merged[-1]["text"] += output["text"]
+            else:
+                merged.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = merged
+    notebook.metadata["minunet"] = {"made_by": "python tutorials/make_notebooks.py",
+                                    "data": "MINUNET_DATA_ROOT" if data_root else "synthetic lesions",
+                                    "seconds": round(seconds)}
+    text = nbformat.writes(notebook)
+    if len(text.encode()) > MAX_BYTES:
+        sys.exit(f"make_notebooks: {script.stem}'s notebook would be {len(text.encode()) / 1e6:.1f} MB, over "
+                 f"{MAX_BYTES / 1e6:.1f} MB: draw smaller figures (dpi, size) in the tutorial")
+    NOTEBOOKS.mkdir(exist_ok=True)
+    path = NOTEBOOKS / f"{script.stem}.ipynb"
+    path.write_text(text)
+    return path, seconds, len(text.encode())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="tutorials by number or name (default: every notebook that exists)")
+    parser.add_argument("--data-root", metavar="DIR", help="ISIC 2016 for the tutorials that use it (default: "
+                        "synthetic lesions); passed to the kernel as MINUNET_DATA_ROOT")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
+    args = parser.parse_args(argv)
+    if args.data_root and not pathlib.Path(args.data_root).is_dir():
+        sys.exit(f"make_notebooks: --data-root {args.data_root} is not a folder")
+    scripts = [find(name) for name in args.names] or [p for p in tutorials()
+                                                      if (NOTEBOOKS / f"{p.stem}.ipynb").is_file()]
+    if not scripts:
+        sys.exit("make_notebooks: no notebook exists yet: name the tutorials to make, e.g. 01 02")
+    for script in scripts:
+        if args.data_root and "MINUNET_DATA_ROOT" not in script.read_text():
+            sys.exit(f"make_notebooks: {script.name} does not read MINUNET_DATA_ROOT, so it would run on "
+                     f"synthetic lesions: give it `default=os.environ.get(\"MINUNET_DATA_ROOT\")` first")
+    for script in scripts:
+        print(f"{script.stem}: executing ...", flush=True)
+        path, seconds, size = make(script, args.data_root, args.timeout)
+        print(f"{script.stem}: executed in {seconds:.0f} s, {size / 1e3:.0f} kB -> {path.relative_to(ROOT)}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
