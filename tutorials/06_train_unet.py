@@ -334,8 +334,8 @@ plot_cases(images, truths, preds, os.path.join(OUT, "06_unet_predictions.png"),
 show(os.path.join(OUT, "06_unet_predictions.png"))
 
 # %% [markdown]
-# The same run from the command line: `minunet train --data synthetic --epochs 10 --out runs/unet` (add
-# `--data isic2016 --data-root DIR --epochs 20` for ISIC); its other flags default to the same recipe.
+# The command line runs the same recipe: `minunet train --data synthetic --epochs 10 --out runs/unet` (for
+# ISIC, `--data isic2016 --data-root DIR --epochs 20`); its other flags default to the recipe's fields.
 # Next, tutorial 06b: what training curves look like when something is wrong.
 #
 # ## Exercises

@@ -13,9 +13,10 @@
 # - how `fit` keeps the best epoch (`best.pt`) apart from the last (`last.pt`), and what it costs to use
 #   the last one instead.
 #
-# **How long it takes.** Each run prints its seconds. `--quick` trains fewer images for fewer epochs (a few
-# seconds in all); without it, about four times that. It takes no `--data-root`: its runs need the noisy
-# synthetic lesions made below. Exercises at the end; answers in `tutorials/answers/06b_training_curves.md`.
+# **How long it takes.** Each run prints its seconds. `--quick` trains fewer images for fewer epochs (seconds);
+# without it, 40 s on a 2-core CPU (bench/RESULTS.md, "Tutorials"). It takes no `--data-root`: its runs need
+# the noisy synthetic lesions made below. Exercises at the end; answers in
+# `tutorials/answers/06b_training_curves.md`.
 
 # %%
 import argparse

@@ -272,12 +272,12 @@ if args.encoder_weights == "sizes":
     print(f"size classifier: {STEPS} steps on {len(images)} images in {time.perf_counter() - start:.0f} s; "
           f"{correct:.0%} of {len(held_images)} other lesions sorted right (chance: 33 %): "
           + ("above chance by more than two standard errors: it has learnt something of sizes" if correct > 1 / 3
-             + 2 * error else f"within two standard errors ({error:.0%}) of chance: it has not learnt to sort "
-             f"sizes yet"))
+             + 2 * error else f"within two standard errors of chance (one is {error:.0%}): it has not learnt to "
+             f"sort sizes yet"))
     weights_file = os.path.join(OUT, f"07_resnet34_sizes_{MODE}.pth")
     torch.save({**classifier.encoder.state_dict(), **{"fc." + k: v for k, v in classifier.fc.state_dict().items()}},
                weights_file)  # the keys of torchvision's resnet34(): conv1.weight, ..., layer4.2.bn2.bias, fc.weight
-print(f"the pretrained encoder: {weights_file}")
+print(f"the pretrained encoder: {os.path.relpath(weights_file)}")
 
 # %% [markdown]
 # ## Fine-tuning from it, paired by seed
