@@ -38,6 +38,7 @@ from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.data import make_dataset
 from minunet.export import ExportModel, card_path, export_checkpoint
 from minunet.inference import fold_batchnorm
+from minunet.recipe import Recipe
 from minunet.train import fit
 
 parser = argparse.ArgumentParser(description="Tutorial 11: exporting a model")
@@ -81,11 +82,10 @@ if args.checkpoint:
 else:
     run_dir = os.path.join(OUT, f"11_unet_{DATA}" + ("_quick" if args.quick else ""))
     torch.manual_seed(0)
-    recipe = dict(model="unet", data=DATA, data_root=args.data_root, size=SIZE, epochs=EPOCHS, batch_size=8,
-                  lr=1e-3, loss="bce_jaccard", tta=False, base_channels=BASE, limit=LIMIT, seed=0)
+    recipe = Recipe(epochs=EPOCHS, batch_size=8, base_channels=BASE, size=SIZE)  # the rest: the defaults
     fit(UNet(base_channels=BASE), make_dataset(DATA, "train", args.data_root, SIZE, augment=True, limit=LIMIT),
-        make_dataset(DATA, "val", args.data_root, SIZE, limit=LIMIT), run_dir, epochs=EPOCHS, batch_size=8,
-        run_info=dict(run=recipe), show_progress=False, log=lambda line: None)
+        make_dataset(DATA, "val", args.data_root, SIZE, limit=LIMIT), run_dir, recipe,
+        run_info=dict(data=DATA, data_root=args.data_root, limit=LIMIT), show_progress=False, log=lambda line: None)
     checkpoint = os.path.join(run_dir, "best.pt")
 state = load_checkpoint(checkpoint)
 model = model_from_checkpoint(state)  # eval mode: BatchNorm uses its running statistics
