@@ -8,9 +8,9 @@
 #
 # - one training step by hand; then **you** write the loop of one epoch from its five parts, and it is
 #   checked against `minunet.train.train_one_epoch` (the same losses, the same weights, to the bit);
-# - the source of `train_one_epoch`, **printed** from the library itself and walked through: the
-#   DataLoader and the steps of an epoch, training and evaluation modes, autocast, the learning-rate
-#   schedule (**drawn** for this run: `out/06_lr_schedule.png`), validation, keeping the best epoch;
+# - the source of `train_one_epoch`, **printed** from the library itself and walked through: training
+#   mode, autocast, the DataLoader and the steps of an epoch, the learning-rate schedule (**drawn** for this
+#   run: `out/06_lr_schedule.png`), validation without gradients, the best epoch;
 # - a U-Net trained with `minunet.train.fit`: the history, the best validation Dice and the seconds it
 #   took **printed**, the curves (`out/06_unet_<data>/curves.png`) and validation predictions
 #   (`out/06_unet_predictions.png`) **drawn**. Its checkpoints stay in `out/06_unet_<data>/` for 07 and 08.
@@ -161,8 +161,11 @@ def compare_with_library(my_loop, seed=0):
     """Train one small U-Net from the same weights on the same 3 batches of 8 training images with my_loop
     and with minunet's train_one_epoch; return (each loop's batch losses, whether every weight is equal)."""
     items = [train_set[i] for i in range(24)]
-    batches = [(torch.stack([image for image, _, _ in items[k:k + 8]]).contiguous(memory_format=torch.channels_last),
-                torch.stack([mask for _, mask, _ in items[k:k + 8]])) for k in (0, 8, 16)]  # the layout minunet uses
+    batches = []
+    for k in (0, 8, 16):  # 3 batches of 8
+        images = torch.stack([image for image, _, _ in items[k:k + 8]])  # (8, 3, S, S)
+        masks = torch.stack([mask for _, mask, _ in items[k:k + 8]])  # (8, 1, S, S)
+        batches.append((images.contiguous(memory_format=torch.channels_last), masks))  # the layout minunet uses
     torch.manual_seed(seed)
     mine = UNet(base_channels=8)
     library = copy.deepcopy(mine)  # the same starting weights
@@ -177,7 +180,8 @@ def compare_with_library(my_loop, seed=0):
 # %%
 try:
     my_losses, library_losses, same_weights = compare_with_library(my_train_one_epoch)
-    print(f"your losses:    {[round(x, 4) for x in my_losses]}\nminunet's loop: {[round(x, 4) for x in library_losses]}")
+    print(f"your losses:    {[round(x, 4) for x in my_losses]}")
+    print(f"minunet's loop: {[round(x, 4) for x in library_losses]}")
     print(f"the same losses: {my_losses == library_losses}; the same weights afterwards: {same_weights}")
 except AttributeError:  # `loss` is still `...`, which has no .item()
     print("my_train_one_epoch still has its `...` blanks: fill them in and run the two cells again")

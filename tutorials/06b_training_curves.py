@@ -10,6 +10,7 @@
 #   the three side by side (`out/06b_curve_gallery.png`);
 # - the sentences after the runs are written by the code from those numbers, so that a short run and a
 #   long one each say what they show;
+# - why validation losses spike early in a run: training and evaluation modes, shown on a trained U-Net;
 # - how `fit` keeps the best epoch (`best.pt`) apart from the last (`last.pt`), and what it costs to use
 #   the last one instead.
 #
@@ -72,10 +73,9 @@ def show(path):
 #   again and again (each repeated, so that an epoch has as many steps as the next run's);
 # - **many images, augmented**, learning rate 0.003: a new variation of every image in every epoch.
 #
-# The last two differ only in their training images: the same steps, the same rate, the same schedule.
-#
-# (0.003 rather than `minunet train`'s 0.001: these runs are short, and at 0.001 the tiny U-Nets are still
-# far from done when they end. Exercise 1 tries lower and higher rates.)
+# The last two differ only in their training images (4 seen again and again, or many, each in a new
+# variation): the same steps, the same rate, the same schedule. The rate is 0.003 rather than `minunet
+# train`'s 0.001 because in runs this short the losses fall further at 0.003; exercise 1 compares the rates.
 
 # %%
 SIZE, NOISE, WIDTH = 32, 0.3, 8
@@ -161,10 +161,12 @@ if few["rose"] > 0.01:
 else:
     print(f"  Its validation loss did not rise after its lowest point: it levelled off ({few['low']['val_loss']:.2f})"
           f" while the training loss went on falling.")
-better = "above" if many["best_dice"] > few["best_dice"] else "not above"
-print(f"- {MANY} augmented images: best Dice {many['best_dice']:.2f}, {better} the 4-image run's "
-      f"{few['best_dice']:.2f}; more images, and new variations of them, are what teach the task rather "
-      f"than the images.")
+if many["best_dice"] > few["best_dice"]:
+    print(f"- {MANY} augmented images: best Dice {many['best_dice']:.2f}, above the 4-image run's "
+          f"{few['best_dice']:.2f}: more images, each in new variations, teach the task; 4 teach those 4.")
+else:
+    print(f"- {MANY} augmented images: best Dice {many['best_dice']:.2f}, not above the 4-image run's "
+          f"{few['best_dice']:.2f}: in this run, more images did not pay.")
 
 # %%
 fig, axes = plt.subplots(2, len(runs), figsize=(4.2 * len(runs), 6), squeeze=False)
@@ -209,7 +211,8 @@ with torch.no_grad():
     gap_eval = (net(four[:1])[0] - net(four)[0]).abs().max()
 print(f"the first image's logits, alone and in a batch of 4, differ by up to {gap_train:.4f} in training mode "
       f"and {gap_eval:.2e} in evaluation mode (float rounding)")
-#
+
+# %% [markdown]
 # ## Keeping the best epoch
 #
 # The validation Dice wobbles and, when a model overfits, falls; so `fit` keeps two checkpoints after every
@@ -232,9 +235,9 @@ for name, s in summary.items():
 #
 # Answers: `tutorials/answers/06b_training_curves.md`.
 #
-# 1. **Too low, too high.** Train the augmented run again with a learning rate of 1e-4, then 0.1
-#    (`train_run(MANY, True, 1e-4)`). What shape does each take, and how do you tell "too low" from
-#    "healthy but cut short"?
+# 1. **Too low, too high.** Train the augmented run again with a learning rate of 1e-4, 1e-3 (`minunet
+#    train`'s) and 0.1 (`train_run(MANY, True, 1e-4)`). What shape does each take, and how do you tell "too
+#    low" from "healthy but cut short"?
 # 2. **Augmentation against overfitting.** Train the 4-image run with `augment=True`, then with 16 images
 #    and no augmentation. Which narrows the gap between validation and training loss more?
 # 3. **Early stopping.** `fit` trains every epoch and keeps the best. *Early stopping* instead ends a run

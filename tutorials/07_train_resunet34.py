@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from minunet import ResNet34Encoder, ResNet34UNet, UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.data import LesionDataset, make_dataset
+from minunet.device import choose_device
 from minunet.evaluation import evaluate
 from minunet.recipe import Recipe
 from minunet.resnet import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL
@@ -255,19 +256,23 @@ if args.encoder_weights == "sizes":
     held_images, held_areas = sized_lesions(200, 9_900_000)  # others, to score the classifier on
     edges = areas.quantile(torch.tensor([1 / 3, 2 / 3]))  # the area between the thirds
     labels = torch.bucketize(areas, edges)  # (n,) 0 small, 1 middle, 2 large
+    device, amp_dtype = choose_device("auto", "auto")  # as fit chooses them (tutorial 06)
     torch.manual_seed(0)
-    classifier = SizeClassifier()
+    classifier = SizeClassifier().to(device)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
     order = torch.Generator().manual_seed(0)
     classifier.train()
     for step in range(STEPS):  # tutorial 06's loop, on random batches of 32
         batch = torch.randint(0, len(images), (32,), generator=order)
-        loss = F.cross_entropy(classifier(images[batch]), labels[batch])
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = classifier(images[batch].to(device))  # (32, 3): one score per size class
+        loss = F.cross_entropy(logits.float(), labels[batch].to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        correct = (classifier.eval()(held_images).argmax(1) == torch.bucketize(held_areas, edges)).float().mean()
+        guess = classifier.eval()(held_images.to(device)).argmax(1).cpu()  # (200,) the class of each lesion
+    correct = (guess == torch.bucketize(held_areas, edges)).float().mean()
     error = (1 / 3 * 2 / 3 / len(held_images)) ** 0.5  # the standard error of a chance score over these lesions
     print(f"size classifier: {STEPS} steps on {len(images)} images in {time.perf_counter() - start:.0f} s; "
           f"{correct:.0%} of {len(held_images)} other lesions sorted right (chance: 33 %): "
@@ -275,6 +280,7 @@ if args.encoder_weights == "sizes":
              + 2 * error else f"within two standard errors of chance (one is {error:.0%}): it has not learnt to "
              f"sort sizes yet"))
     weights_file = os.path.join(OUT, f"07_resnet34_sizes_{MODE}.pth")
+    classifier.cpu()
     torch.save({**classifier.encoder.state_dict(), **{"fc." + k: v for k, v in classifier.fc.state_dict().items()}},
                weights_file)  # the keys of torchvision's resnet34(): conv1.weight, ..., layer4.2.bn2.bias, fc.weight
 print(f"the pretrained encoder: {os.path.relpath(weights_file)}")
