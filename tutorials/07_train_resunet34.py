@@ -96,10 +96,9 @@ model = ResNet34UNet().eval()
 print(f"ResNet34UNet: {n_params(model):,d} parameters, {n_params(model.encoder):,d} of them in the encoder")
 x = torch.randn(1, 3, 128, 128)
 with torch.no_grad():
-    features = model.encoder(x)  # [f1 ... f5], 1/2 to 1/32
-    d = features[-1]
+    *skips, d = model.encoder(x)  # f1 to f4 (1/2 to 1/16), and f5 (1/32) at the bottom
     print(f"input {tuple(x.shape)}; encoder bottom f5 {tuple(d.shape)}")
-    for k, skip in enumerate([*features[-2::-1], None]):  # f4, f3, f2, f1, then no skip at full size
+    for k, skip in enumerate([*skips[::-1], None]):  # f4, f3, f2, f1, then no skip at full size
         size = x.shape[2:] if skip is None else skip.shape[2:]
         d = model.decoder[k](d, size, skip)
         joined = "no skip" if skip is None else f"+ f{4 - k} {tuple(skip.shape)}"
