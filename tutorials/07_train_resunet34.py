@@ -65,7 +65,7 @@ EPOCHS = args.epochs or (3 if args.quick else 20 if DATA == "isic2016" else 10)
 SEEDS = list(range(args.seeds or (2 if args.quick else 3)))
 PAIRED_SEEDS = SEEDS[:1] if args.quick else SEEDS  # the seeds the pretrained encoder is fine-tuned with
 MODE = f"{DATA}" + ("_quick" if args.quick else "")
-PRETRAINED = "resunet34_" + ("sizes" if args.encoder_weights == "sizes" else "imagenet")
+PRETRAINED = "resunet34_" + {"sizes": "sizes", "imagenet": "imagenet"}.get(args.encoder_weights, "pretrained")
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
     torch.set_num_threads(1)
 
@@ -80,6 +80,19 @@ def show(path):
 
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
+
+
+def pretrained_unet():
+    """A ResNet34UNet whose encoder starts from weights_file (set below: the size classifier's, or ImageNet's)."""
+    try:
+        return ResNet34UNet(encoder_weights=weights_file)
+    except (RuntimeError, OSError, ValueError) as err:  # offline "imagenet", a missing or wrong file
+        sys.exit(f"cannot load the encoder weights: {err}")
+
+
+weights_file = args.encoder_weights
+if weights_file != "sizes":
+    pretrained_unet()  # a file that cannot load stops the tutorial now, not after its first runs
 
 
 # %% [markdown]
@@ -155,9 +168,9 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
 # ## What the validation score is, and is not
 #
 # `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average,
-# than what the same weights score on new ones. The last epoch's Dice (not chosen) and tutorial 08
-# (held-out images) bound that optimism. And the split is small (50 synthetic images, 75 of ISIC's): even a
-# fixed model's score has a sampling error, the per-image Dice's standard deviation over sqrt(images).
+# than what the same weights score on new ones; the last epoch's Dice (not chosen) and tutorial 08 bound
+# that optimism. And the split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has
+# a sampling error, the per-image Dice's standard deviation over sqrt(images).
 
 # %%
 results = {}
@@ -212,11 +225,10 @@ else:
 #
 # An encoder pretrained on ImageNet already responds to edges, textures and shapes: that is why pretrained
 # encoders are the usual start on small medical data sets. Those weights cannot be downloaded here, so the
-# idea is shown on a task the library can make itself: sorting images by the size of their lesion (the
-# smallest, middle or largest third). A size is a cheap label (one number per image, where a mask labels
-# every pixel), so there can be more of them: fresh synthetic lesions (also with `--data-root`: then the
-# question is whether synthetic pretraining helps on real images). To say which third, the encoder must
-# find the lesion, as the U-Net needs it to.
+# idea is shown on a task the library makes itself: sorting images by their lesion's size (the smallest,
+# middle or largest third), which needs the encoder to find the lesion, as the U-Net does. A size is a cheap
+# label (one number per image, where a mask labels every pixel), so there can be more of them: 2,000 fresh
+# synthetic lesions, 512 with `--quick` (also with `--data-root`: does synthetic pretraining help on real ones?).
 #
 # The classifier is torchvision's ResNet-34 shape: the encoder, the mean of its last map (512 numbers), one
 # linear layer `fc` to 3 classes, trained by tutorial 06's loop with cross-entropy. Its state dict has the
@@ -248,7 +260,6 @@ class SizeClassifier(nn.Module):
         return self.fc(self.encoder(x)[-1].mean(dim=(2, 3)))  # (B, 512, S/32, S/32) -> (B, 512) -> (B, 3)
 
 
-weights_file = args.encoder_weights
 if args.encoder_weights == "sizes":
     start = time.perf_counter()
     images, areas = sized_lesions(N_PRETRAIN, 9_000_000)
@@ -292,13 +303,6 @@ print(f"the pretrained encoder: {os.path.relpath(weights_file)}")
 # Two numbers per run: the validation Dice after the first epoch (the head start) and the best epoch's.
 
 # %%
-def pretrained_unet():
-    try:
-        return ResNet34UNet(encoder_weights=weights_file)
-    except (RuntimeError, OSError, ValueError) as err:  # offline "imagenet", a missing or wrong file
-        sys.exit(f"cannot load the encoder weights: {err}")
-
-
 for seed in PAIRED_SEEDS:
     histories[PRETRAINED, seed] = train_or_reuse(PRETRAINED, seed, pretrained_unet)
     tabulate(PRETRAINED, seed)
