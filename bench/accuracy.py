@@ -75,21 +75,51 @@ VARIANTS = {"plain": dict(tta=False), "tta": dict(tta=True), "postprocess": dict
 TUNED = {"threshold": "plain", "tta+threshold": "tta"}  # a cross-fitted threshold over that variant's sweep
 
 
+def with_extra(pool, args, recipe):
+    """The pool followed by the ISIC 2017 training images in --extra DIR that the pool does not hold (by id):
+    (dataset, how many of its items are the pool's). Only the pool is cut into folds; every fold also trains
+    on the extra images, which no fold holds out."""
+    if not args.extra:
+        return pool, len(pool)
+    extra = make_dataset("isic2017", "train", args.extra, recipe.size)
+    keep = [i for i, name in enumerate(extra.ids) if name not in set(pool.ids)]
+    both = LesionDataset(torch.cat([pool.images, extra.images[keep]]), torch.cat([pool.masks, extra.masks[keep]]),
+                         pool.ids + [extra.ids[i] for i in keep], seed=recipe.seed,
+                         original_masks=pool.original_masks + [extra.original_masks[i] for i in keep])
+    return both, len(pool)
+
+
+def newer_curve(model, newer, inference, runtime, curve, log=print):
+    """fit's `log`: after each epoch, also score `model` on the newer collection and append the epoch's mean
+    Dice and Jaccard to `curve` (fit's own elapsed_seconds leave this scoring out)."""
+    def log_and_score(line):
+        log(line)
+        scores = evaluate(model, newer, inference, runtime)
+        curve.append(dict(dice=mean(scores["per_image"]["dice"].tolist()),
+                          jaccard=mean(scores["per_image"]["jaccard"].tolist())))
+    return log_and_score
+
+
 def cross_validate(args):
     recipe = recipes.recipe_of(args, BENCH)
     runtime = Runtime(precision=args.precision)
     pool, augment = pool_of(args, recipe), recipe.augmentation()
+    data, n_pool = with_extra(pool, args, recipe)
     newer = make_dataset("isic2017", "val", args.newer, recipe.size) if args.newer else None
-    result = dict(command=dict(vars(args), **asdict(recipe)), machine=machine(), folds=[])
-    for k, held_out in enumerate(folds_of(len(pool), args.folds, args.fold_seed)[:args.max_folds]):
-        train_ids = [i for i in range(len(pool)) if i not in set(held_out)]
-        train_set, val_set = pool.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
-        model, start = new_model(recipe, pool.spec), time.perf_counter()
-        history = fit(model, train_set, val_set, None, recipe, runtime, show_progress=False)
+    result = dict(command=dict(vars(args), **asdict(recipe)), machine=machine(), folds=[], extra=len(data) - n_pool)
+    for k, held_out in enumerate(folds_of(n_pool, args.folds, args.fold_seed)[:args.max_folds]):
+        train_ids = [i for i in range(len(data)) if i not in set(held_out)]
+        train_set, val_set = data.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
+        model, start, curve = new_model(recipe, pool.spec), time.perf_counter(), []
+        log = newer_curve(model, newer, Inference(tta=recipe.tta), runtime, curve) \
+            if args.newer_curve else print
+        history = fit(model, train_set, val_set, None, recipe, runtime, show_progress=False, log=log)
         minutes = (time.perf_counter() - start) / 60
         fold = dict(fold=k, minutes=minutes, history=[
             {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history],
             variants={}, sweeps={})
+        for row, point in zip(fold["history"], curve):  # the newer collection's scores after each epoch
+            row.update(newer_dice=point["dice"], newer_jaccard=point["jaccard"])
         for name, options in VARIANTS.items():
             mean_std = dict(zip(("mean", "std"), normalisation(pool.spec.channels)))
             scores = evaluate(model, val_set, Inference(**options, **mean_std, spec=pool.spec), runtime)
@@ -283,6 +313,10 @@ def main():
     parser.add_argument("--limit", type=int)
     parser.add_argument("--newer", metavar="DIR", help="also score every fold's model on the ISIC 2017 validation "
                         "images in DIR (the challenge's folders): a newer collection than the folds'")
+    parser.add_argument("--newer-curve", action="store_true", help="with --newer: score the newer collection "
+                        "after every epoch too (time-to-accuracy; the minutes leave that scoring out)")
+    parser.add_argument("--extra", metavar="DIR", help="every fold also trains on the ISIC 2017 training images "
+                        "in DIR that the pool does not hold (949 of the 1,695 at hand): what more data buys")
     parser.add_argument("--spread", nargs="+", metavar="JSON", help="the mean and spread over runs of one recipe "
                         "with other --seed values: held-out and newer-collection Dice")
     parser.add_argument("--precision", default="auto")
