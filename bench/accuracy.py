@@ -83,9 +83,9 @@ def with_extra(pool, args, recipe):
         return pool, len(pool)
     extra = make_dataset("isic2017", "train", args.extra, recipe.size)
     keep = [i for i, name in enumerate(extra.ids) if name not in set(pool.ids)]
+    originals = None if pool.original_masks is None else pool.original_masks + [extra.original_masks[i] for i in keep]
     both = LesionDataset(torch.cat([pool.images, extra.images[keep]]), torch.cat([pool.masks, extra.masks[keep]]),
-                         pool.ids + [extra.ids[i] for i in keep], seed=recipe.seed,
-                         original_masks=pool.original_masks + [extra.original_masks[i] for i in keep])
+                         pool.ids + [extra.ids[i] for i in keep], seed=recipe.seed, original_masks=originals)
     return both, len(pool)
 
 

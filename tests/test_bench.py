@@ -105,3 +105,29 @@ def test_accuracy_scores_every_fold_model_on_a_newer_collection_and_spreads_over
     assert "dice on the newer collection: +0.0000 +- 0.0000 (paired over 3 images)" in compared
     spread = run(os.path.join(BENCH, "accuracy.py"), "--spread", *map(str, runs))
     assert "over 2 runs" in spread and spread.count("held-out Dice") == 2
+
+
+def test_accuracy_trains_on_extra_images_and_scores_the_newer_collection_after_every_epoch(tmp_path):
+    import json
+
+    from test_challenges import COUNTS, challenge
+
+    isic2017 = challenge(tmp_path / "isic2017", "isic2017", size=(48, 36))
+    runs = [tmp_path / "plain.json", tmp_path / "extra.json"]
+    for path, flags in zip(runs, ([], ["--extra", str(isic2017)])):
+        run(os.path.join(BENCH, "accuracy.py"), "--data", "synthetic", "--folds", "2", "--epochs", "2", "--limit", "8",
+            "--size", "32", "--model", "unet", "--base-channels", "4", "--batch-size", "4", "--newer", str(isic2017),
+            "--newer-curve", *flags, "--json", str(path))
+    plain, extra = (json.loads(path.read_text()) for path in runs)
+    assert plain["extra"] == 0 and extra["extra"] == COUNTS["train"]  # no synthetic id is an ISIC one
+    assert [f["ids"] for f in plain["folds"]] == [f["ids"] for f in extra["folds"]]  # the same held-out images
+    for fold in extra["folds"]:  # the curve's last point is the final model's own score on the newer images
+        assert [row["epoch"] for row in fold["history"]] == [1, 2]
+        final = sum(fold["newer"]["own"]["jaccard"]) / len(fold["newer"]["own"]["jaccard"])
+        assert abs(fold["history"][-1]["newer_jaccard"] - final) < 1e-6
+    newer = os.path.join(BENCH, "newer.py")
+    last = sum(f["history"][-1]["newer_jaccard"] for f in extra["folds"]) / 2
+    assert f"5 min: {last:.4f} (epoch 2/2)" in run(newer, "--minutes", str(runs[1]))
+    paired = run(newer, "--paired", str(runs[0]), "--against", str(runs[0]))
+    assert paired.count("B - A +0.0000 +- 0.0000") == 4 and "(3 images)" in paired  # a run against itself
+    assert "held-out dice    seed 0" in run(newer, "--paired", str(runs[0]), "--against", str(runs[1]))
