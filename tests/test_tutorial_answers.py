@@ -67,6 +67,7 @@ def check_answers(stem, namespace):
 # each answered tutorial, and the mode its answers are checked in (--quick where they do not depend on it)
 CHECKED = [("01_data", ()), ("02_transforms", ()), ("03_unet_blocks", ("--quick",)), ("03b_unet", ("--quick",)),
            ("04_resnet34_encoder", ("--quick",)), ("05_losses_and_metrics", ("--quick",)),
+           ("05b_dice_loss_tested", ("--quick",)),
            ("06_train_unet", ("--quick",)), ("06b_training_curves", ("--quick",)), ("07_train_resunet34", ("--quick",)),
            ("08_evaluate_and_predict", ("--quick",)), ("09_your_own_data", ("--quick",)),
            ("10_several_classes", ("--quick",))]

@@ -56,10 +56,10 @@ def best_dices(output, pattern=r"best validation Dice (\d\.\d+)"):
 
 
 def test_the_tutorials_are_numbered_in_order():
-    # eleven, with 03 and 06 each split in two (03, its blocks; 03b, the whole U-Net; 06, the loop; 06b,
-    # reading training curves) until the series is renumbered
+    # fourteen: a "b" continues the step before it (03b, the whole U-Net after its blocks; 05b, the Dice loss
+    # tested after the losses by hand; 06b, reading training curves after the loop)
     assert [number(p) for p in SCRIPTS] == [
-        "01", "02", "03", "03b", "04", "05", "06", "06b", "07", "08", "09", "10", "11"], [p.name for p in SCRIPTS]
+        "01", "02", "03", "03b", "04", "05", "05b", "06", "06b", "07", "08", "09", "10", "11"], [p.name for p in SCRIPTS]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,10 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
         assert "skip connections found: down3 -> up1, down2 -> up2, down1 -> up3, inc -> up4" in output
         assert " 572  input" in output and " 388  two 3x3 convolutions" in output, output[-3000:]
         assert "in this run the skip connections were worth" in output, output[-2000:]
+    if script.name.startswith("05b_"):  # three losses trained, every one learnt, the verdict written from them
+        dices = best_dices(output, r"seed \d, [A-Za-z +]+: Dice (\d\.\d+)")
+        assert len(dices) == 3 and min(dices) >= 0.75, output[-2000:]
+        assert "the argument's prediction" in output, output[-2000:]
     if script.name.startswith("06_"):  # the learner's loop checked, the library's walked through, a run that learns
         assert "my_train_one_epoch still has its `...` blanks" in output, output[-2000:]
         assert "def train_one_epoch(" in output and "scheduler.step()" in output, output[-2000:]
@@ -227,8 +231,7 @@ def test_the_own_data_tutorial_runs_as_a_notebook_with_flags(tmp_path):
 
 
 NOTEBOOKS = TUTORIALS / "notebooks"
-# the tutorials whose executed notebooks are committed; 06 to 09 join when they are rewritten (issue 24)
-NOTEBOOKS_DUE = ("01", "02", "03", "03b", "04", "05")
+NOTEBOOKS_DUE = tuple(number(s) for s in SCRIPTS)  # every tutorial
 
 
 def notebook_of(script):
@@ -268,10 +271,30 @@ def test_each_notebook_has_its_script_and_a_link_in_the_readme():
         assert f"(notebooks/{path.name})" in readme, f"tutorials/README.md does not link {path.name}"
 
 
-def test_make_notebooks_finds_a_tutorial_by_its_number_or_name():
+def test_each_notebook_gives_the_readme_its_picture():
+    # tutorials/pictures/ holds, byte for byte, the figure PICTURE names out of each executed notebook, and
+    # the repository's README shows every one of them
+    import nbformat
+    make_notebooks = load_make_notebooks()
+    readme = (ROOT / "README.md").read_text()
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        name = make_notebooks.PICTURE[path.stem.split("_")[0]]
+        shown = make_notebooks.figures_of(nbformat.read(path, as_version=4))
+        assert (TUTORIALS / "pictures" / name).read_bytes() == shown[name], \
+            f"tutorials/pictures/{name} is not {path.name}'s figure: run make_notebooks.py for it"
+        assert f"(tutorials/pictures/{name})" in readme, f"README.md does not show tutorials/pictures/{name}"
+    assert set(make_notebooks.PICTURE) == {number(s) for s in SCRIPTS}, "a tutorial without a README picture"
+
+
+def load_make_notebooks():
     spec = importlib.util.spec_from_file_location("make_notebooks", TUTORIALS / "make_notebooks.py")
     make_notebooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_notebooks)
+    return make_notebooks
+
+
+def test_make_notebooks_finds_a_tutorial_by_its_number_or_name():
+    make_notebooks = load_make_notebooks()
     assert make_notebooks.tutorials() == SCRIPTS
     assert make_notebooks.find("03").name == "03_unet_blocks.py" and make_notebooks.find("03b").name == "03b_unet.py"
     assert make_notebooks.find("tutorials/01_data.py").name == "01_data.py"
