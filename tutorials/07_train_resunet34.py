@@ -11,13 +11,14 @@
 #   saves it as torchvision saves its ImageNet weights, fine-tunes the U-Net from it with the same seeds, and
 #   **prints** the paired comparison with the random encoder, whatever it shows; and how ImageNet's file loads;
 # - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`). Its runs stay in
-#   `out/07_*` for tutorial 08; the U-Net's seed 0 is tutorial 06's run.
+#   `out/07_*` for tutorial 08; the U-Net's seed 0 is tutorial 06's run where it has as many epochs.
 #
 # **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, 2 seeds, the pretrained
 # encoder paired with the first seed only; a ResNet-34 U-Net epoch costs several U-Net epochs (it prints
-# both): the slowest quick run of the series. Without it: 3 seeds x 3 models of 06's length; bench/RESULTS.md
-# has the models' speeds. `--seeds N`, `--epochs N`, `--encoder-weights FILE`. Answers to the exercises:
-# `tutorials/answers/07_train_resunet34.md`.
+# both): the slowest quick run of the series. Without it: 3 seeds x 3 models of 10 epochs each (on ISIC half
+# of 06's 20, so that the nine runs fit in about half an hour on a 2-core CPU: an estimate, and each run
+# prints its own seconds); bench/RESULTS.md has the models' speeds. `--seeds N`, `--epochs N`,
+# `--encoder-weights FILE`. Answers to the exercises: `tutorials/answers/07_train_resunet34.md`.
 
 # %%
 import argparse
@@ -49,7 +50,7 @@ parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNE
                     help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
                     "$MINUNET_DATA_ROOT, else synthetic lesions)")
 parser.add_argument("--quick", action="store_true", help="06's quick recipe, 2 seeds: a smoke run")
-parser.add_argument("--epochs", type=int, help="epochs (default 10 on synthetic lesions, 20 on ISIC, 3 with --quick)")
+parser.add_argument("--epochs", type=int, help="epochs (default 10, 3 with --quick)")
 parser.add_argument("--seeds", type=int, help="seeds per model (default 3, 2 with --quick)")
 parser.add_argument("--encoder-weights", default="sizes", metavar="{sizes,imagenet,FILE}",
                     help="the pretrained encoder: this tutorial's size classifier (default), or torchvision's "
@@ -61,7 +62,7 @@ OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE, BATCH = (32, 32) if args.quick else (128, 16)  # as tutorial 06
-EPOCHS = args.epochs or (3 if args.quick else 20 if DATA == "isic2016" else 10)
+EPOCHS = args.epochs or (3 if args.quick else 10)  # ISIC too: nine runs
 SEEDS = list(range(args.seeds or (2 if args.quick else 3)))
 PAIRED_SEEDS = SEEDS[:1] if args.quick else SEEDS  # the seeds the pretrained encoder is fine-tuned with
 MODE = f"{DATA}" + ("_quick" if args.quick else "")

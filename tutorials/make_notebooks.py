@@ -1,16 +1,19 @@
 """Make the executed notebooks in tutorials/notebooks/ from the tutorial scripts: one command for all of them.
 
-    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05
+    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05 05b 06 06b 07 08 09
+    python tutorials/make_notebooks.py 10 11                                    # synthetic data only
     python tutorials/make_notebooks.py --data-root ../shared/data/isic2016     # every notebook that exists
 
 Each script is converted by jupytext (its `# %%` cells become the notebook's cells, unchanged), executed by
-nbclient in a fresh kernel in its full mode (not --quick) on this checkout's minunet, in a temporary folder
-(its figures go to out/ there), and written to tutorials/notebooks/NAME.ipynb with its outputs: the printed
-text and the figures, as the PNG files the tutorial wrote. A notebook cannot take command-line flags, so the
-data folder goes in through the environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take
-as the default of their own --data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not
-this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
-editing a tutorial, run this command for it.
+nbclient in a fresh kernel in its full mode (not --quick) on this checkout's minunet, and written to
+tutorials/notebooks/NAME.ipynb with its outputs: the printed text and the figures, as the PNG files the
+tutorial wrote. One of those figures (PICTURE) is also copied to tutorials/pictures/, where the repository's
+README shows it. The tutorials of one command run in the order named, in one temporary folder (their figures
+and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run, 08 the checkpoints of both.
+A notebook cannot take command-line flags, so the data folder goes in through the environment: --data-root
+DIR sets MINUNET_DATA_ROOT, which the tutorials take as the default of their own --data-root (where an output
+names that folder, it reads $MINUNET_DATA_ROOT, not this machine's path). tests/test_tutorials.py fails when
+a notebook's cells differ from its script's: after editing a tutorial, run this command for it.
 """
 import argparse
 import os
@@ -22,6 +25,14 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 NOTEBOOKS = HERE / "notebooks"
+PICTURES = HERE / "pictures"
+# each tutorial's picture on the README's page: one figure its notebook shows, copied out of the notebook
+PICTURE = {"01": "01_grid.png", "02": "02_train_augmentation.png", "03": "03_transposed_convolution.png",
+           "03b": "03b_unet_diagram.png", "04": "04_resunet34_diagram.png", "05": "05_per_image_dice.png",
+           "05b": "05b_loss_by_lesion_size.png",
+           "06": "06_unet_predictions.png", "06b": "06b_curve_gallery.png", "07": "07_compare_dice.png",
+           "08": "08_threshold_curves.png", "09": "09_predictions.png", "10": "10_confusion.png",
+           "11": "11_export_compare.png"}
 MAX_BYTES = 1_500_000  # a notebook above this is too big to read on GitHub or to commit lightly
 
 
@@ -40,8 +51,8 @@ def find(name):
     return matches[0]
 
 
-def make(script, data_root, timeout):
-    """Convert, execute and write one tutorial's notebook; return (path, seconds, bytes)."""
+def make(script, data_root, timeout, folder):
+    """Convert, execute (in `folder`) and write one tutorial's notebook; return (path, seconds, bytes)."""
     import jupytext
     import nbclient
     import nbformat
@@ -55,10 +66,9 @@ def make(script, data_root, timeout):
     if data_root:
         env["MINUNET_DATA_ROOT"] = str(pathlib.Path(data_root).resolve())
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                         resources={"metadata": {"path": folder}})
-        client.execute(env=env)  # raises CellExecutionError, with the traceback, when a cell fails
+    client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": folder}})
+    client.execute(env=env)  # raises CellExecutionError, with the traceback, when a cell fails
     seconds = time.perf_counter() - start
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps: they would change every line of a rerun's diff
@@ -85,6 +95,32 @@ def make(script, data_root, timeout):
     return path, seconds, len(text.encode())
 
 
+def figures_of(notebook):
+    """{figure file name: its PNG bytes} for every figure a notebook shows (the tutorials print
+    "figure: out/NAME.png" and then display it)."""
+    import base64
+    figures, name = {}, None
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines():
+                if line.startswith("figure: "):
+                    name = pathlib.Path(line.removeprefix("figure: ").strip()).name
+            if "image/png" in output.get("data", {}) and name:
+                figures[name] = base64.b64decode(output["data"]["image/png"])
+    return figures
+
+
+def write_picture(notebook_path):
+    """Copy the tutorial's README picture (PICTURE) out of its executed notebook into tutorials/pictures/."""
+    import nbformat
+    number = notebook_path.stem.split("_")[0]
+    figures = figures_of(nbformat.read(notebook_path, as_version=4))
+    if PICTURE[number] not in figures:
+        sys.exit(f"make_notebooks: {notebook_path.name} shows no {PICTURE[number]} (it shows: {', '.join(figures)})")
+    PICTURES.mkdir(exist_ok=True)
+    (PICTURES / PICTURE[number]).write_bytes(figures[PICTURE[number]])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,11 +139,13 @@ def main(argv=None):
         if args.data_root and "MINUNET_DATA_ROOT" not in script.read_text():
             sys.exit(f"make_notebooks: {script.name} does not read MINUNET_DATA_ROOT, so it would run on "
                      f"synthetic lesions: give it `default=os.environ.get(\"MINUNET_DATA_ROOT\")` first")
-    for script in scripts:
-        print(f"{script.stem}: executing ...", flush=True)
-        path, seconds, size = make(script, args.data_root, args.timeout)
-        print(f"{script.stem}: executed in {seconds:.0f} s, {size / 1e3:.0f} kB -> {path.relative_to(ROOT)}",
-              flush=True)
+    with tempfile.TemporaryDirectory() as folder:  # one folder for all: 07 finds 06's run there, 08 07's
+        for script in scripts:
+            print(f"{script.stem}: executing ...", flush=True)
+            path, seconds, size = make(script, args.data_root, args.timeout, folder)
+            write_picture(path)
+            print(f"{script.stem}: executed in {seconds:.0f} s, {size / 1e3:.0f} kB -> {path.relative_to(ROOT)}",
+                  flush=True)
 
 
 if __name__ == "__main__":
