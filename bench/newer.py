@@ -8,7 +8,7 @@ the 749 held-out ISIC 2016 images). Two summaries:
     # an inference option inside the same runs: FILE:VARIANT, as accuracy.py --compare takes it
     python bench/newer.py --paired bench/out/s7_base_0.json:plain --against bench/out/s7_base_0.json:tta
 
-    # the newer collection's Jaccard after 5, 10 and 20 minutes of fit (runs made with --newer-curve)
+    # the newer collection's Jaccard after 5, 10 and 20 minutes of training (runs made with --newer-curve)
     python bench/newer.py --minutes bench/out/s7_base_0.json bench/out/s7_new_0.json
 
 A seed's paired difference is the mean over images of B - A (held-out: every one of the 749 images, scored by
@@ -70,24 +70,30 @@ def sd(values):
 
 
 def minutes(paths):
-    """The newer collection's mean Jaccard at the last epoch each fold had finished by MARKS minutes of fit."""
+    """The newer collection's mean Jaccard at the last epoch each fold had finished by MARKS minutes of training
+    (the sum of its epochs' training seconds: fit's validation and the bench's scoring left out)."""
     for path in paths:
         result, _ = load(path)
         folds = result["folds"]
         if "newer_jaccard" not in folds[0]["history"][0]:
             raise SystemExit(f"newer.py: {path} has no curve: run bench/accuracy.py with --newer-curve")
         cells = []
+        for fold in folds:  # the clock: the epochs' training passes (the bench validates more than train does)
+            clock = 0.0
+            for row in fold["history"]:
+                clock += row["train_seconds"]
+                row["training_seconds"] = clock
         for mark in MARKS:
-            reached = [[r for r in f["history"] if r["elapsed_seconds"] <= mark * 60] for f in folds]
+            reached = [[r for r in f["history"] if r["training_seconds"] <= mark * 60] for f in folds]
             if not all(reached):
                 cells.append(f"{mark} min: no epoch yet")
                 continue
             jaccard = mean([rows[-1]["newer_jaccard"] for rows in reached])
             epochs = "/".join(str(rows[-1]["epoch"]) for rows in reached)
             cells.append(f"{mark} min: {jaccard:.4f} (epoch {epochs})")
-        total = [f["history"][-1]["elapsed_seconds"] / 60 for f in folds]
+        total = [f["history"][-1]["training_seconds"] / 60 for f in folds]
         extra = f", {result['extra']} extra training images" if result.get("extra") else ""
-        print(f"{path}: newer Jaccard {'; '.join(cells)}; the folds' fits took "
+        print(f"{path}: newer Jaccard {'; '.join(cells)}; the folds trained for "
               f"{', '.join(f'{t:.1f}' for t in total)} min ({result['machine']}{extra})")
 
 
