@@ -13,7 +13,7 @@ the 749 held-out ISIC 2016 images). Two summaries:
 
 A seed's paired difference is the mean over images of B - A (held-out: every one of the 749 images, scored by
 the fold model that did not train on it; newer: each of the 150 images, scored by the mean of the fold
-models). Over the seeds: the mean of those differences, with two standard errors: over seeds (their standard
+models), over the folds both runs trained (with --max-folds 1, fold 1's 375 images and model). Over the seeds: the mean of those differences, with two standard errors: over seeds (their standard
 deviation / sqrt(seeds)) and over images (sqrt(sum of the seeds' squared standard errors) / seeds).
 """
 import argparse
@@ -47,7 +47,8 @@ def paired(a_paths, b_paths):
     for check in ("held-out", "newer"):
         for name in ("dice", "jaccard"):
             diffs, errors, a_means, b_means = [], [], [], []
-            for ((a, a_var), (b, b_var)), a_path in zip(runs, a_paths):
+            for (a, a_var), (b, b_var) in runs:
+                a, b = common_folds(a, b)
                 x, y = scores(a, a_var, name, check), scores(b, b_var, name, check)
                 shared = sorted(set(x) & set(y))
                 d, se = mean_se([y[i] - x[i] for i in shared])
@@ -60,6 +61,12 @@ def paired(a_paths, b_paths):
             print(f"{check:8} {name:7} over {len(diffs)} seed(s): A {mean(a_means):.4f} (sd {sd(a_means):.4f}), "
                   f"B {mean(b_means):.4f} (sd {sd(b_means):.4f}), B - A {m:+.4f}, standard error {se_seeds:.4f} "
                   f"over seeds, {se_images:.4f} over images")
+
+
+def common_folds(a, b):
+    """Both runs cut to the folds both trained (a --max-folds 1 run against a whole one: fold 1's models)."""
+    both = {f["fold"] for f in a["folds"]} & {f["fold"] for f in b["folds"]}
+    return tuple(dict(r, folds=[f for f in r["folds"] if f["fold"] in both]) for r in (a, b))
 
 
 def sd(values):
