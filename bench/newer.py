@@ -76,20 +76,22 @@ def sd(values):
     return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
-def minutes(paths):
+def minutes(paths, undisturbed=False):
     """The newer collection's mean Jaccard at the last epoch each fold had finished by MARKS minutes of training
-    (the sum of its epochs' training seconds: fit's validation and the bench's scoring left out)."""
+    (the sum of its epochs' training seconds: fit's validation and the bench's scoring left out). undisturbed:
+    every epoch counted at the fold's fastest epoch instead, the machine's speed when nothing else ran (for
+    runs that shared the cores: an estimate, said so)."""
     for path in paths:
         result, _ = load(path)
         folds = result["folds"]
         if "newer_jaccard" not in folds[0]["history"][0]:
             raise SystemExit(f"newer.py: {path} has no curve: run bench/accuracy.py with --newer-curve")
-        cells = []
         for fold in folds:  # the clock: the epochs' training passes (the bench validates more than train does)
-            clock = 0.0
+            fastest, clock = min(row["train_seconds"] for row in fold["history"]), 0.0
             for row in fold["history"]:
-                clock += row["train_seconds"]
+                clock += fastest if undisturbed else row["train_seconds"]
                 row["training_seconds"] = clock
+        cells = []
         for mark in MARKS:
             reached = [[r for r in f["history"] if r["training_seconds"] <= mark * 60] for f in folds]
             if not all(reached):
@@ -100,8 +102,9 @@ def minutes(paths):
             cells.append(f"{mark} min: {jaccard:.4f} (epoch {epochs})")
         total = [f["history"][-1]["training_seconds"] / 60 for f in folds]
         extra = f", {result['extra']} extra training images" if result.get("extra") else ""
+        clock = "at its fastest epoch's pace (an estimate)" if undisturbed else "as measured"
         print(f"{path}: newer Jaccard {'; '.join(cells)}; the folds trained for "
-              f"{', '.join(f'{t:.1f}' for t in total)} min ({result['machine']}{extra})")
+              f"{', '.join(f'{t:.1f}' for t in total)} min, {clock} ({result['machine']}{extra})")
 
 
 def main():
@@ -109,11 +112,13 @@ def main():
     parser.add_argument("--paired", nargs="+", metavar="JSON", help="recipe A's runs, one per seed")
     parser.add_argument("--against", nargs="+", metavar="JSON", help="recipe B's runs, in the same seed order")
     parser.add_argument("--minutes", nargs="+", metavar="JSON", help="runs made with --newer-curve")
+    parser.add_argument("--undisturbed", action="store_true", help="with --minutes: count every epoch at the "
+                        "fold's fastest, for runs that shared the machine (an estimate)")
     args = parser.parse_args()
     if args.paired:
         paired(args.paired, args.against or [])
     if args.minutes:
-        minutes(args.minutes)
+        minutes(args.minutes, args.undisturbed)
     if not (args.paired or args.minutes):
         parser.error("give --paired A... --against B..., or --minutes JSON...")
 

@@ -128,6 +128,7 @@ def test_accuracy_trains_on_extra_images_and_scores_the_newer_collection_after_e
     newer = os.path.join(BENCH, "newer.py")
     last = sum(f["history"][-1]["newer_jaccard"] for f in extra["folds"]) / 2
     assert f"5 min: {last:.4f} (epoch 2/2)" in run(newer, "--minutes", str(runs[1]))
+    assert "at its fastest epoch's pace (an estimate)" in run(newer, "--minutes", str(runs[1]), "--undisturbed")
     paired = run(newer, "--paired", str(runs[0]), "--against", str(runs[0]))
     assert paired.count("B - A +0.0000 +- 0.0000") == 4 and "(3 images)" in paired  # a run against itself
     assert "held-out dice    seed 0" in run(newer, "--paired", str(runs[0]), "--against", str(runs[1]))
