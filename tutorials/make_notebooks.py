@@ -76,6 +76,8 @@ def make(script, data_root, timeout, folder):
         for output in cell.get("outputs", []):
             if data_root and "text" in output:  # this machine's path of the data folder: not the reader's
                 output["text"] = output["text"].replace(env["MINUNET_DATA_ROOT"], "$MINUNET_DATA_ROOT")
+            if "text" in output:  # the temporary folder the notebook ran in: paths as the reader's, relative
+                output["text"] = output["text"].replace(str(folder) + os.sep, "")
             if merged and output.output_type == merged[-1].output_type == "stream" and output.name == merged[-1].name:
                 merged[-1]["text"] += output["text"]
             else:
