@@ -5,7 +5,7 @@
 # *held-out* split (the test split; the ISIC folders at hand have none, and then the validation split is
 # scored, and said to be no longer held out). This tutorial
 #
-# - scores every checkpoint of tutorial 07 (else 06's, else it trains 06's U-Net first) on the validation
+# - scores every checkpoint of tutorials 06 and 07 it finds (none: it trains 06's U-Net first) on the validation
 #   and the held-out split, and **prints** each model's spread over seeds, whether validation and held-out
 #   differ by more than their standard error, and what a threshold chosen on validation does on held-out
 #   images (sentences chosen by the code from the numbers); it **draws** both threshold curves
@@ -102,7 +102,7 @@ def run_name(path, state):
 
 
 device, _ = choose_device("auto")  # the GPU when there is one
-runtime = Runtime(device, batch_size=64)  # images per forward pass: a ResNet-34 costs per pass more than per image
+runtime = Runtime(device, batch_size=64)  # 64 images per forward pass: fewer, larger passes run faster
 checkpoints = []
 for path in paths:
     state = load_checkpoint(path)
@@ -191,7 +191,9 @@ for name, group in by_model.items():
 # on validation is allowed, as long as the held-out score is then only reported): the mean Dice at every
 # threshold on the validation split and on the held-out split, with the threshold chosen on validation. A
 # flat curve means the model is sure of its pixels and the threshold barely matters; a peak far from 0.5
-# means its probabilities are biased (too timid, or too eager), which a longer training often fixes.
+# means its probabilities are biased (too timid, or too eager), which a longer training often fixes; a sharp
+# spike at 0.5, with Dice collapsing on both sides, means nearly every probability sits just around 0.5: a
+# model that has barely started to separate lesion from skin (a quick run's, typically).
 
 # %%
 import matplotlib  # noqa: E402
@@ -230,8 +232,8 @@ print(f"from threshold 0.3 to 0.7 the held-out Dice moves by {spread:.4f}: "
 # at hand and scored on the other half (every image held out once), reached a held-out Dice of 0.909; the
 # same two models scored 0.797 on ISIC 2017's 150 validation images, a later collection from more clinics:
 # 0.11 lower, far beyond either score's standard error (0.003 and 0.018). And an option chosen on the folds
-# need not carry over: flip TTA gained +0.0010 +- 0.0008 Dice on the folds and -0.0006 +- 0.0036 on the newer
-# images. A validation or test split from the training collection measures how well a model fits that
+# need not carry over: in that run flip TTA gained +0.0010 +- 0.0008 Dice on the folds and -0.0006 +- 0.0036
+# on the newer images. A validation or test split from the training collection measures how well a model fits that
 # collection; the images a new clinic sends are another. Where you can, keep a test set from another source,
 # and report both.
 
@@ -361,11 +363,11 @@ show(os.path.join(OUT, "08_predicted_files.png"))
 #
 # Answers: `tutorials/answers/08_evaluate_and_predict.md`.
 #
-# 1. **One pass instead of four.** Score the checkpoint of the report on the held-out split with
+# 1. **One pass instead of four.** Score tutorial 06's U-Net on the held-out split with
 #    `Inference(tta=False)` (one forward pass per image) and with the default (the mean over the image and
 #    its three flips). Is the difference larger than its standard error over the images?
 # 2. **Keep the largest region.** Score it again with `Inference(postprocess=True)` (keep each mask's
 #    largest region, fill its holes). How many images does it change, and which way?
 # 3. **Choosing on the test split.** Choose the threshold on the held-out split itself
-#    (`best_threshold(chosen["scores"]["dice_by_threshold"])`) and compare its held-out Dice with the one
-#    chosen on validation. Why can it never be lower, and why is it not a result?
+#    (`best_threshold(unet["scores"]["dice_by_threshold"])`, `unet` being 06's checkpoint) and compare its
+#    held-out Dice with the one chosen on validation. Why can it never be lower, and why is it not a result?
