@@ -11,4 +11,4 @@ from .resnet import BasicBlock, ResNet34Encoder
 from .resunet import DecoderBlock, ResNet34UNet
 from .unet import UNet
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -70,7 +70,7 @@ CHECKED = [("01_data", ()), ("02_transforms", ()), ("03_unet_blocks", ("--quick"
            ("05b_dice_loss_tested", ("--quick",)),
            ("06_train_unet", ("--quick",)), ("06b_training_curves", ("--quick",)), ("07_train_resunet34", ("--quick",)),
            ("08_evaluate_and_predict", ("--quick",)), ("09_your_own_data", ("--quick",)),
-           ("10_several_classes", ("--quick",))]
+           ("10_several_classes", ("--quick",)), ("11_export", ("--quick",))]
 
 
 @pytest.mark.slow  # each runs a whole tutorial: seconds to a minute on two cores
@@ -84,7 +84,7 @@ def test_answers(stem, flags, tmp_path, monkeypatch):
 
 
 # the tutorials whose exercises have answers
-ANSWERED = ("01", "02", "03", "03b", "04", "05", "06", "06b", "07", "08", "09", "10")
+ANSWERED = ("01", "02", "03", "03b", "04", "05", "05b", "06", "06b", "07", "08", "09", "10", "11")
 
 
 @pytest.mark.parametrize("number", ANSWERED)

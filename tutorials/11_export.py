@@ -15,13 +15,14 @@
 # - writes and **prints** the model card that goes beside every export, and loads the checkpoint again
 #   through `torch.hub`.
 #
-# **How long it takes.** `--quick`: about 20 seconds on a 2-core CPU (tiny U-Net, 16 images, one epoch).
-# Without it, a U-Net of width 16 first trains for 6 epochs on 200 synthetic lesions at 128 px
-# (bench/RESULTS.md gives training speeds), then each export takes seconds (ONNX about 10 s). It needs the
-# export extra: `pip install "minunet[export]"` (onnx, onnxscript, onnxruntime).
+# **How long it takes.** `--quick`: tutorial 06's quick recipe (a U-Net of width 16, 3 epochs on the 200
+# synthetic lesions at 32 px), then the exports: seconds. Without it, the same U-Net first trains for 6 epochs
+# at 128 px (bench/RESULTS.md gives training speeds). It needs the export extra: `pip install
+# "minunet[export]"` (onnx, onnxscript, onnxruntime).
 #
 # Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), `--quick`, or
-# `--checkpoint FILE` for any checkpoint written by `fit` or `minunet train`.
+# `--checkpoint FILE` for any checkpoint written by `fit` or `minunet train`. It ends with exercises; their
+# answers are in `tutorials/answers/11_export.md`.
 
 # %%
 import argparse
@@ -44,7 +45,7 @@ from minunet.train import fit
 parser = argparse.ArgumentParser(description="Tutorial 11: exporting a model")
 parser.add_argument("--data-root", metavar="DIR",
                     help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: synthetic lesions)")
-parser.add_argument("--quick", action="store_true", help="a tiny U-Net, few images, 1 epoch: a smoke run")
+parser.add_argument("--quick", action="store_true", help="tutorial 06's quick recipe (32 px, 3 epochs): a smoke run")
 parser.add_argument("--checkpoint", metavar="FILE", help="export this best.pt or last.pt instead of training one")
 parser.add_argument("--out", metavar="DIR", help="where figures, runs and exports go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
@@ -52,10 +53,10 @@ HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() els
 OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
-SIZE = 64 if args.quick else 128
-LIMIT = 16 if args.quick else None  # at most this many images per split
-EPOCHS = 1 if args.quick else 6
-BASE = 4 if args.quick else 16
+SIZE = 32 if args.quick else 128
+LIMIT = None  # every image of each split (--data-root: ISIC's 674 and 75)
+EPOCHS = 3 if args.quick else 6
+BASE = 16
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
     torch.set_num_threads(1)
 warnings.filterwarnings("ignore", message=".*is deprecated.*")  # torch >= 2.10 calls TorchScript deprecated
@@ -74,7 +75,8 @@ def show(path):
 #
 # Any checkpoint of `fit` or `minunet train` will do: it holds the model's name, arguments and weights, and
 # the size and normalisation it was trained with, which the exported file will need too. Without
-# `--checkpoint`, a small U-Net is trained here first.
+# `--checkpoint`, a small U-Net is trained here first; a model worth exporting has learnt something, so its
+# best validation Dice is printed.
 
 # %%
 if args.checkpoint:
@@ -91,7 +93,7 @@ state = load_checkpoint(checkpoint)
 model = model_from_checkpoint(state)  # eval mode: BatchNorm uses its running statistics
 size = state["size"] if isinstance(state["size"], (list, tuple)) else (state["size"], state["size"])
 print(f"{os.path.relpath(checkpoint)}: {state['model']} {state['model_args']}, trained at {size[0]} x {size[1]}, "
-      f"validation Dice {state['best_dice']:.4f}")
+      f"best validation Dice {state['best_dice']:.4f}")
 
 # %% [markdown]
 # ## What folding BatchNorm does to the graph
@@ -183,9 +185,10 @@ print("its input: " + " x ".join(d.dim_param or str(d.dim_value) for d in graph.
 # The differences are float rounding (about 1e-7): folding and another engine add and multiply in another
 # order. No BatchNormalization is left in the ONNX file: minunet folded it first, and the exporter's own
 # optimiser would have fused it too (export the unfolded model with `torch.onnx.export(..., dynamo=True)`
-# and count again). The Div, Mul, Sub and Pad operations are the U-Net's padding arithmetic, kept as
-# operations on the input's shape so that any height and width work. The ONNX file's metadata property
-# `minunet` holds the size, normalisation and threshold a user of the file needs.
+# and count again). The Shape, Squeeze, Div, Mul, Sub, Concat, Reshape and Pad operations are the U-Net's
+# padding arithmetic, computed from the input's shape inside the file so that any height and width work.
+# The ONNX file's metadata property `minunet` holds the size, normalisation and threshold a user of the file
+# needs.
 
 # %%
 import matplotlib  # noqa: E402
@@ -255,12 +258,13 @@ print(f"and what the TorchScript file says of itself: {json.loads(extra['minunet
 #
 # ## Exercises
 #
-# Answers: [answers/11_export.md](answers/11_export.md).
+# Answers: `tutorials/answers/11_export.md`.
 #
-# 1. Export with `logits=True` and compare the file's output with `model(x)` instead of its sigmoid. Which
-#    threshold on the logits gives the same masks as the probability threshold 0.5?
-# 2. Trace the model *without* folding and put it in eval mode only after tracing (`model.train()` first).
-#    Run the traced graph on a batch of 1 and a batch of 2 of the same image: why do the two answers for that
-#    image differ, and what would a user of such a file see?
-# 3. Export a U-Net with `out_channels=3` (`UNet(out_channels=3, base_channels=4)`, untrained is fine) and
-#    check that the file's three channels sum to 1 at every pixel. Why softmax here and not three sigmoids?
+# 1. **Logits.** Export with `logits=True` and compare the file's output with `model(x)` instead of its
+#    sigmoid. Which threshold on the logits gives the same masks as the probability threshold 0.5?
+# 2. **Tracing in training mode.** Trace a U-Net *without* folding, in training mode, and put it in eval
+#    mode only after tracing. Run the traced graph on a batch of 1 and a batch of 2 of the same image: why
+#    do the two answers for that image differ, and what would a user of such a file see?
+# 3. **Several classes.** Export a U-Net with `out_channels=3` (`UNet(out_channels=3, base_channels=4)`,
+#    untrained is fine) and check that the file's three channels sum to 1 at every pixel. Why softmax here
+#    and not three sigmoids?
