@@ -121,7 +121,8 @@ for name, value in by_hand.items():
 # better gain. minunet reports both (`jaccard`, `threshold_jaccard`).
 #
 # For one image, Dice and Jaccard carry the same information on different scales: with n = TP and
-# m = FP + FN, D = 2n / (2n + m) and J = n / (n + m), so J = D / (2 - D) and D = 2J / (1 + J).
+# m = FP + FN, D = 2n / (2n + m) and J = n / (n + m), so J = D / (2 - D) and D = 2J / (1 + J). (Dice 0.79
+# is in the table because it is where Jaccard crosses 2018's failure line of 0.65.)
 
 # %%
 for d in (0.5, 0.75, 0.79, 0.85, 0.9, 0.95):
@@ -223,7 +224,9 @@ print(f"two empty masks: smooth=1 gives {dice_coefficient(nothing, nothing).item
 # confidently wrong. Averaged over all pixels, it gives every pixel a well-scaled gradient (p - y).
 #
 # Written literally, it breaks: a network computes in float32 (or less), where sigmoid(20) rounds to exactly
-# 1.0, so log(1 - p) = log(0) = -infinity, and the loss of a confidently wrong pixel becomes infinite.
+# 1.0, so log(1 - p) = log(0) = -infinity, and the loss of a confidently wrong skin pixel becomes infinite.
+# (The other side survives: sigmoid(-30) is about 1e-13, still a float32 number, so a lesion pixel at logit
+# -30 costs a finite -log(p) = 30; float32 loses p only near 1, where 1 - p is too small to hold.)
 # `bce_with_logits` uses the same quantity rearranged, max(x, 0) - x y + log(1 + exp(-|x|)),
 # which never takes the log of 0 and equals PyTorch's `binary_cross_entropy_with_logits`.
 
@@ -295,7 +298,7 @@ show(os.path.join(OUT, "05_per_image_dice.png"))
 #    half right (`pred_a = pred_b`, the half-right one) and check again. When does converting a mean work?
 # 2. **One pixel across the line.** In the 5 x 5 example of "Counting pixels", turn off one of the two false
 #    positives of `pred`. What are Dice, Jaccard and the thresholded Jaccard now, and why did
-#    `threshold_jaccard` jump while Dice moved by less than 0.05?
+#    `threshold_jaccard` jump while Dice moved by only 0.05?
 # 3. **What `smooth` does to a tiny lesion.** A lesion of 1 pixel, and a model that predicts probability 0
 #    everywhere: what are the soft Dice coefficient and the Dice loss with `smooth=1`? With a 100-pixel
 #    lesion? What does that say about how the Dice loss treats the smallest lesions?

@@ -96,7 +96,7 @@ for i, name in enumerate(("large lesion", "small lesion")):
 # ## The argument, tested
 #
 # Does it matter in training? The same small U-Net (width 8) is trained on 64 x 64 synthetic lesions
-# (48 x 48 with `--quick`) three times, once per loss: BCE alone, Dice alone (`DiceLoss`), and both
+# (48 x 48 with `--quick`) once per loss and seed: BCE alone, Dice alone (`DiceLoss`), and both
 # (`BCEDiceLoss`). How small the synthetic lesions get is printed below (compare the masks at hand in
 # tutorial 05), so there are small ones to lose. Each run starts from the same initial weights for a given
 # seed, sees the same batches in the same order, and uses Adam at learning rate 1e-3 with no augmentation;

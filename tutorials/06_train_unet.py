@@ -204,7 +204,8 @@ walk(train_one_epoch, [
      "layout (B, H, W, C in memory) that convolutions run fastest in; the shape stays (B, 3, H, W)."),
     ("torch.autocast(", "Mixed precision: inside, convolutions run in `amp_dtype`, which "
      "`minunet.device.choose_device` picks once for every command: bfloat16 where the hardware computes it "
-     "natively (a GPU, a CPU with AMX or AVX-512 BF16), else None (float32). Only the forward pass is inside."),
+     "natively (a GPU that supports it, a CPU with AMX or AVX-512 BF16), float16 on an older CUDA GPU, else "
+     "None (float32). Only the forward pass is inside."),
     ("loss = loss_fn(logits.float()", "The loss is computed in float32 from the logits: one number."),
     ("finite_everywhere", "A NaN or infinite loss stops the run instead of silently training on garbage."),
     ("zero_grad", "Your step 3."),
@@ -307,7 +308,8 @@ seconds = time.perf_counter() - start
 
 # %% [markdown]
 # `fit` returns the history, one dict per epoch (the same rows as `history.csv`). Look for the training loss
-# falling and the validation Dice rising and then levelling off.
+# falling and the validation Dice rising and then levelling off. Its `lr` is the rate once the epoch is done,
+# after its last step: the decay ends at 0, so the last epoch shows 0 although it trained at small rates.
 
 # %%
 print(f"{'epoch':>5s} {'lr':>9s} {'train loss':>10s} {'val loss':>9s} {'val Dice':>9s} {'val Jaccard':>11s}")
@@ -347,7 +349,7 @@ show(os.path.join(OUT, "06_unet_predictions.png"))
 # Answers: `tutorials/answers/06_train_unet.md`.
 #
 # 1. **Your loop.** Fill in `my_train_one_epoch` above until the check prints `True` twice. Then leave out
-#    step 3 (`optimizer.zero_grad()`): which batch's loss is the first to differ, and why not the first?
+#    step 3 (`optimizer.zero_grad()`): which batch's loss is the first to differ, and why not earlier?
 # 2. **Counting steps.** For the full run (200 images, batches of 16, 10 epochs), how many optimiser steps
 #    does `fit` take, how many of them are warm-up, and what is the learning rate at the first step and at
 #    the middle of the decay? Compute them with `DataLoader` and `lr_factor`, not by hand.

@@ -199,7 +199,8 @@ show(os.path.join(OUT, "06b_curve_gallery.png"))
 # image's output depends on the other images in its batch; in evaluation mode it uses running averages of
 # those statistics, gathered during training, so each image gets one answer whatever it is batched with.
 # Validation and prediction therefore run in evaluation mode. Early in a run the running averages lag
-# behind weights that are still moving fast, which is what makes early validation losses spike.
+# behind weights that are still moving fast: one common reason for early validation losses to spike. The
+# cell below shows how far the two modes' answers differ for a trained model.
 
 # %%
 net = models[RUNS[-1][0]]  # the augmented run's U-Net

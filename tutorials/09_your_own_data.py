@@ -266,7 +266,7 @@ show(os.path.join(OUT, "09_predictions.png"))
 # 3. **Training length.** If the training loss in `history.csv` was still falling at the last epoch, train
 #    longer (`--epochs`).
 # 4. **Learning rate.** A validation Dice stuck at 0 with a training loss that stalls high or jumps (the first
-#    curve of tutorial 06's gallery) means too high a rate (`--lr 3e-4`); a loss that barely moves, too low.
+#    curve of tutorial 06b's gallery) means too high a rate (`--lr 3e-4`); a loss that barely moves, too low.
 #
 # The opposite failure, a prediction that is all lesion, has the same causes, plus one more: a threshold
 # chosen on a model that has not learnt yet (its probabilities all alike) or on very few validation images.
@@ -280,10 +280,11 @@ torch.manual_seed(0)
 short = UNet(base_channels=Recipe().base_channels)
 fit(short, train_set.subset(range(32)), val_set, None, Recipe(epochs=1, batch_size=16), show_progress=False,
     log=lambda line: None)
-trained = model_from_checkpoint(load_checkpoint(os.path.join(run, "best.pt")))
+best_state = load_checkpoint(os.path.join(run, "best.pt"))
+trained = model_from_checkpoint(best_state)
 images = torch.stack([val_set[i][0] for i in range(len(val_set))])  # (N, 3, S, S)
 curves, tops = {}, {}
-for label, net in (("two steps", short), (f"{EPOCHS} epochs (best.pt)", trained)):
+for label, net in (("two steps", short), (f"best.pt (epoch {best_state['epoch']} of {EPOCHS})", trained)):
     tops[label] = probabilities(net.eval(), images).amax(dim=(1, 2, 3))  # (N,): each image's largest probability
     scores = evaluate(net, val_set)  # at threshold 0.5
     curves[label], t = scores["dice_by_threshold"], best_threshold(scores["dice_by_threshold"])
