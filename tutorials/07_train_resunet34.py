@@ -16,13 +16,14 @@
 # **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, 2 seeds, the pretrained
 # encoder paired with the first seed only; a ResNet-34 U-Net epoch costs several U-Net epochs (it prints
 # both): the slowest quick run of the series. Without it: 3 seeds x 3 models of 10 epochs each (on ISIC half
-# of 06's 20, so that the nine runs fit in about half an hour on a 2-core CPU: an estimate, and each run
-# prints its own seconds); bench/RESULTS.md has the models' speeds. `--seeds N`, `--epochs N`,
+# of 06's 20), each run printing its seconds; the executed notebook records the whole (over an hour on a
+# shared 2-core CPU); bench/RESULTS.md has the models' speeds. `--seeds N`, `--epochs N`,
 # `--encoder-weights FILE`. Answers to the exercises: `tutorials/answers/07_train_resunet34.md`.
 
 # %%
 import argparse
 import csv
+import math
 import os
 import sys
 import time
@@ -138,9 +139,12 @@ def read_history(path):  # history.csv as fit returns it: a dict of numbers per 
 
 
 def run_dir(name, seed):
-    if name == "unet" and seed == 0:
-        return os.path.join(OUT, f"06_unet_{MODE}")  # where tutorial 06 leaves its run
-    return os.path.join(OUT, f"07_{name}_seed{seed}_{MODE}")
+    """Where run (name, seed) goes: tutorial 06's folder for the U-Net's seed 0 if 06 ran as many epochs."""
+    sixth = os.path.join(OUT, f"06_unet_{MODE}")  # where tutorial 06 leaves its run
+    done = os.path.join(sixth, "history.csv")
+    if name == "unet" and seed == 0 and os.path.exists(done) and len(read_history(done)) == EPOCHS:
+        return sixth
+    return os.path.join(OUT, f"07_{name}_seed{seed}_{MODE}")  # never over 06's run of other length
 
 
 def train_or_reuse(name, seed, make_model):
@@ -217,9 +221,13 @@ elif lo_a <= hi_b and lo_b <= hi_a:
           f"over seeds, so these runs cannot tell which model is better here.")
 else:
     winner = "resunet34" if mu_b > mu_a else "unet"
+    n = len(SEEDS)  # two equal models' n scores each fall apart, all of one above all of the other, this often:
+    chance = 2 * math.factorial(n) ** 2 / math.factorial(2 * n)  # 1 in 3 for 2 seeds, 1 in 10 for 3, 1 in 35 for 4
     print(f"The ranges do not overlap: {winner} scored higher with every seed, on these validation images "
-          f"(whose best epochs were chosen on them; tutorial 08 scores held-out images). {len(SEEDS)} seeds "
-          f"are few: more seeds, or cross-validation folds (bench/accuracy.py --folds), make it firmer.")
+          f"(whose best epochs were chosen on them; tutorial 08 scores held-out images). But with {n} seeds "
+          f"each, two equal models' ranges fail to overlap {chance:.0%} of the time by chance: "
+          + ("no evidence yet; more seeds, or cross-validation folds (bench/accuracy.py --folds), would tell."
+             if chance >= 0.05 else "unlikely by chance alone, on these images."))
 
 # %% [markdown]
 # ## Pretraining the encoder
@@ -232,7 +240,8 @@ else:
 # synthetic lesions, 512 with `--quick` (also with `--data-root`: does synthetic pretraining help on real ones?).
 #
 # The classifier is torchvision's ResNet-34 shape: the encoder, the mean of its last map (512 numbers), one
-# linear layer `fc` to 3 classes, trained by tutorial 06's loop with cross-entropy. Its state dict has the
+# linear layer `fc` to 3 classes, trained by tutorial 06's loop with cross-entropy (minus the log of the
+# probability given to the true class; tutorial 10 writes it by hand). Its state dict has the
 # keys of torchvision's `resnet34()`, so it is saved as the ImageNet file is, and
 # `ResNet34UNet(encoder_weights=path)` loads it as it would that file (ignoring `fc`).
 
@@ -366,5 +375,6 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 #    lesions; then check that a `ResNet34UNet` built from the saved file holds exactly the classifier's
 #    encoder weights.
 # 3. **Fewer labelled images.** Pretraining is expected to matter most when labelled images are few.
-#    Fine-tune both encoders on 40 training images (`limit=40` in `train_or_reuse`, a fresh `--out`, no
-#    `--quick`). Does the pretrained encoder's lead grow, and with how many seeds would you believe it?
+#    Fine-tune both encoders on 40 training images (add `limit=40` to the `make_dataset` call in
+#    `train_or_reuse`, a fresh `--out`, no `--quick`: as long as the full tutorial). Does the pretrained
+#    encoder's lead grow, and with how many seeds would you believe it?
