@@ -329,8 +329,11 @@ for k, what in enumerate(("after the first epoch", "at the best epoch")):
         verdict = (f"one pair of runs, a difference of {mean:+.4f}: with one pair there is no spread to weigh it "
                    f"against (without --quick every seed is paired)")
     elif all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
+        chance = 2 / 2 ** len(diffs)  # equal encoders: every pair of one sign, either sign, this often
         verdict = (f"the pretrained encoder scored {'higher' if mean > 0 else 'lower'} with every one of "
-                   f"{len(diffs)} seeds, by {mean:+.4f} on average")
+                   f"{len(diffs)} seeds, by {mean:+.4f} on average; equal encoders give pairs all of one sign "
+                   f"{chance:.0%} of the time, so " + ("this is no proof yet" if chance >= 0.05 else
+                                                        "chance alone is unlikely"))
     else:
         verdict = f"the pairs disagree in sign (mean {mean:+.4f}): no difference these seeds can show"
     print(f"{what}: {verdict}")

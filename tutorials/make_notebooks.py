@@ -10,14 +10,17 @@ tutorials/notebooks/NAME.ipynb with its outputs: the printed text and the figure
 tutorial wrote. One of those figures (PICTURE) is also copied to tutorials/pictures/, where the repository's
 README shows it. The tutorials of one command run in the order named, in one temporary folder (their figures
 and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run, 08 the checkpoints of both.
-A notebook cannot take command-line flags, so the data folder goes in through the environment: --data-root
-DIR sets MINUNET_DATA_ROOT, which the tutorials take as the default of their own --data-root (where an output
-names that folder, it reads $MINUNET_DATA_ROOT, not this machine's path). tests/test_tutorials.py fails when
-a notebook's cells differ from its script's: after editing a tutorial, run this command for it.
+--runs-from DIR starts that folder from a copy of an earlier out/ folder, whose runs the tutorials read back
+(they say "reusing") instead of training them again. A notebook cannot take command-line flags, so the data
+folder goes in through the environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take as
+the default of their own --data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not
+this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
+editing a tutorial, run this command for it.
 """
 import argparse
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import time
@@ -129,6 +132,8 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help="tutorials by number or name (default: every notebook that exists)")
     parser.add_argument("--data-root", metavar="DIR", help="ISIC 2016 for the tutorials that use it (default: "
                         "synthetic lesions); passed to the kernel as MINUNET_DATA_ROOT")
+    parser.add_argument("--runs-from", metavar="DIR", help="start from a copy of this out/ folder: the runs a "
+                        "tutorial finds there are read back (and said to be), not trained again")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
     args = parser.parse_args(argv)
     if args.data_root and not pathlib.Path(args.data_root).is_dir():
@@ -142,6 +147,8 @@ def main(argv=None):
             sys.exit(f"make_notebooks: {script.name} does not read MINUNET_DATA_ROOT, so it would run on "
                      f"synthetic lesions: give it `default=os.environ.get(\"MINUNET_DATA_ROOT\")` first")
     with tempfile.TemporaryDirectory() as folder:  # one folder for all: 07 finds 06's run there, 08 07's
+        if args.runs_from:  # runs of an earlier command's tutorials, which they read back instead of training
+            shutil.copytree(args.runs_from, os.path.join(folder, "out"))
         for script in scripts:
             print(f"{script.stem}: executing ...", flush=True)
             path, seconds, size = make(script, args.data_root, args.timeout, folder)
