@@ -16,8 +16,8 @@
 # **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, 2 seeds, the pretrained
 # encoder paired with the first seed only; a ResNet-34 U-Net epoch costs several U-Net epochs (it prints
 # both): the slowest quick run of the series. Without it: 3 seeds x 3 models of 10 epochs each (on ISIC half
-# of 06's 20), each run printing its seconds; the executed notebook records the whole (over an hour on a
-# shared 2-core CPU); bench/RESULTS.md has the models' speeds. `--seeds N`, `--epochs N`,
+# of 06's 20), each run printing its seconds: 69 minutes in all on a shared 2-core CPU (bench/RESULTS.md,
+# which also has the models' speeds). `--seeds N`, `--epochs N`,
 # `--encoder-weights FILE`. Answers to the exercises: `tutorials/answers/07_train_resunet34.md`.
 
 # %%
