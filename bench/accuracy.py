@@ -85,7 +85,8 @@ def with_extra(pool, args, recipe):
     if not args.extra:
         return pool, len(pool)
     extra = make_dataset("isic2017", "train", args.extra, recipe.size)
-    keep = [i for i, name in enumerate(extra.ids) if name not in set(pool.ids)]
+    held = set(pool.ids)
+    keep = [i for i, name in enumerate(extra.ids) if name not in held]
     originals = None if pool.original_masks is None else pool.original_masks + [extra.original_masks[i] for i in keep]
     both = LesionDataset(torch.cat([pool.images, extra.images[keep]]), torch.cat([pool.masks, extra.masks[keep]]),
                          pool.ids + [extra.ids[i] for i in keep], seed=recipe.seed, original_masks=originals)
@@ -111,7 +112,8 @@ def cross_validate(args):
     newer = make_dataset("isic2017", "val", args.newer, recipe.size) if args.newer else None
     result = dict(command=dict(vars(args), **asdict(recipe)), machine=machine(), folds=[], extra=len(data) - n_pool)
     for k, held_out in enumerate(folds_of(n_pool, args.folds, args.fold_seed)[:args.max_folds]):
-        train_ids = [i for i in range(len(data)) if i not in set(held_out)]
+        held = set(held_out)
+        train_ids = [i for i in range(len(data)) if i not in held]
         train_set, val_set = data.subset(train_ids, augment=augment), pool.subset(held_out, augment=False)
         model, start, curve = new_model(recipe, pool.spec), time.perf_counter(), []
         log = newer_curve(model, newer, Inference(tta=recipe.tta), runtime, curve) \
@@ -202,11 +204,17 @@ def mean(values):
     return sum(values) / len(values)
 
 
+def sd(values):
+    """The sample standard deviation of `values` (nan for fewer than two)."""
+    if len(values) < 2:
+        return float("nan")
+    m = mean(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
 def mean_se(values):
     """The mean of `values` and its standard error."""
-    n, m = len(values), mean(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return m, sd / math.sqrt(n)
+    return mean(values), sd(values) / math.sqrt(len(values))
 
 
 def per_image(result, name, variant=None):
@@ -291,8 +299,7 @@ def spread(paths):
     for k, what in enumerate(("held-out", "newer")):
         values = [row[k] for row in rows]
         m = mean(values)
-        sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
-        print(f"{what}: mean {m:.4f}, sd {sd:.4f} over {len(values)} runs (lowest {min(values):.4f}, highest "
+        print(f"{what}: mean {m:.4f}, sd {sd(values):.4f} over {len(values)} runs (lowest {min(values):.4f}, highest "
               f"{max(values):.4f})")
 
 

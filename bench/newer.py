@@ -20,7 +20,7 @@ import argparse
 import json
 import math
 
-from accuracy import mean, mean_se, newer_image, per_image, split_variant
+from accuracy import mean, mean_se, newer_image, per_image, sd, split_variant
 
 MARKS = (5, 10, 20)  # minutes
 
@@ -56,7 +56,7 @@ def paired(a_paths, b_paths):
                 a_means.append(mean([x[i] for i in shared])), b_means.append(mean([y[i] for i in shared]))
                 print(f"{check:8} {name:7} seed {a['command']['seed']}: A {a_means[-1]:.4f}, B {b_means[-1]:.4f}, "
                       f"B - A {d:+.4f} +- {se:.4f} ({len(shared)} images)")
-            m, se_seeds = mean_se(diffs) if len(diffs) > 1 else (diffs[0], float("nan"))
+            m, se_seeds = mean_se(diffs)  # nan over one seed
             se_images = math.sqrt(sum(e * e for e in errors)) / len(errors)
             print(f"{check:8} {name:7} over {len(diffs)} seed(s): A {mean(a_means):.4f} (sd {sd(a_means):.4f}), "
                   f"B {mean(b_means):.4f} (sd {sd(b_means):.4f}), B - A {m:+.4f}, standard error {se_seeds:.4f} "
@@ -67,13 +67,6 @@ def common_folds(a, b):
     """Both runs cut to the folds both trained (a --max-folds 1 run against a whole one: fold 1's models)."""
     both = {f["fold"] for f in a["folds"]} & {f["fold"] for f in b["folds"]}
     return tuple(dict(r, folds=[f for f in r["folds"] if f["fold"] in both]) for r in (a, b))
-
-
-def sd(values):
-    if len(values) < 2:
-        return float("nan")
-    m = mean(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
 def minutes(paths, undisturbed=False):
