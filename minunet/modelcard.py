@@ -122,7 +122,7 @@ def model_card(state, model, checkpoint_path=None, exported=None):
               + (f" (tuned on validation: {run['tune_threshold']})" if "tune_threshold" in run else ""),
               "- " + ", ".join(f"{name} {recorded(run, key)}" for name, key in (
                   ("epochs", "epochs"), ("batch size", "batch_size"), ("learning rate", "lr"), ("EMA", "ema"),
-                  ("seed", "seed"), ("precision", "precision"))
+                  ("seed", "seed"), ("precision", "ran_in" if "ran_in" in run else "precision"))
                   + ((("encoder weights", "encoder_weights"),) if state["model"] == "resunet34" else ())),
               "", "## Data", "",
               f"- data: {recorded(run, 'data')}; data root: {recorded(run, 'data_root', lambda v: v or 'default')}; "

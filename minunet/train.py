@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from . import distributed
 from .batchnorm import check_batchnorm
-from .device import Runtime, default_workers
+from .device import PRECISIONS, Runtime, default_workers
 from .ema import EMA
 from .errors import CheckpointError, SettingError, TrainingError
 from .evaluation import THRESHOLDS, best_threshold, evaluate
@@ -116,8 +116,9 @@ def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resu
     check_batchnorm(model, recipe.batch_size // world, (h, w), world)  # a 1 x 1 map in a batch of 1: one line, now
     size = h if h == w else [h, w]  # the working size, as the data have it
     mean, std = normalisation(spec.channels)
-    info = dict(run=dict(asdict(recipe), size=size if h == w else (h, w), **(run_info or {})), size=size,
-                mean=mean, std=std, channels=spec.channels, classes=list(spec.classes))
+    ran_in = next(name for name, dtype in PRECISIONS.items() if dtype == amp_dtype)  # "auto" made concrete
+    info = dict(run={**asdict(recipe), "size": size if h == w else (h, w), **(run_info or {}), "ran_in": ran_in},
+                size=size, mean=mean, std=std, channels=spec.channels, classes=list(spec.classes))
     validation = (Inference(mean=mean, std=std, tta=recipe.tta, spec=spec),
                   Runtime(device, runtime.precision, 0, recipe.batch_size))
     if rank == 0 and out_dir is not None:

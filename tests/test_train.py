@@ -286,3 +286,19 @@ def test_a_last_pt_without_this_versions_fields_resumes(tmp_path, capsys):
     assert main(["train", "--resume", str(out / "last.pt")]) == 0
     rows = (out / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows] == ["epoch", "1", "2"] and rows[1].endswith(",")  # epoch 1: no time
+
+
+def test_fit_records_the_precision_it_ran_in_and_the_card_says_it(tmp_path):
+    """A library fit (no CLI flags to record) stores the precision "auto" became, and the model card shows it."""
+    from minunet.device import PRECISIONS, choose_device
+    from minunet.modelcard import model_card
+    from minunet.unet import UNet
+
+    data = make_dataset("synthetic", "train", size=32, limit=8), make_dataset("synthetic", "val", size=32, limit=4)
+    fit(UNet(base_channels=2), *data, tmp_path, Recipe(epochs=1, batch_size=4), Runtime("cpu", "auto"),
+        show_progress=False, log=lambda line: None)
+    state = load_checkpoint(str(tmp_path / "best.pt"))
+    expected = next(name for name, dtype in PRECISIONS.items() if dtype == choose_device("cpu", "auto")[1])
+    assert state["run"]["ran_in"] == expected
+    card = model_card(state, model_from_checkpoint(state), str(tmp_path / "best.pt"))
+    assert f"precision {expected}" in card and "not recorded" not in card.split("## Data")[0]
