@@ -10,15 +10,13 @@
 # - *pretrains* the encoder offline on a task the library makes itself (sorting lesions into three sizes),
 #   saves it as torchvision saves its ImageNet weights, fine-tunes the U-Net from it with the same seeds, and
 #   **prints** the paired comparison with the random encoder, whatever it shows; and how ImageNet's file loads;
-# - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`). Its runs stay in
-#   `out/07_*` for tutorial 08; the U-Net's seed 0 is tutorial 06's run where it has as many epochs.
+# - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`).
 #
-# **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, 2 seeds, the pretrained
-# encoder paired with the first seed only; a ResNet-34 U-Net epoch costs several U-Net epochs (it prints
-# both): the slowest quick run of the series. Without it: 3 seeds x 3 models of 10 epochs each (on ISIC half
-# of 06's 20), each run printing its seconds: 69 minutes in all on a shared 2-core CPU (bench/RESULTS.md,
-# which also has the models' speeds). `--seeds N`, `--epochs N`,
-# `--encoder-weights FILE`. Answers to the exercises: `tutorials/answers/07_train_resunet34.md`.
+# **How long it takes.** Each run prints its seconds; a ResNet-34 U-Net epoch costs several U-Net epochs.
+# `--quick`: 06's quick recipe, one seed per model (`--seeds 2` for a spread, at twice the time). Without it:
+# 3 seeds x 3 models of 10 epochs each (on ISIC half of 06's 20): 69 minutes on a shared 2-core CPU
+# (bench/RESULTS.md). `--seeds N`, `--epochs N`, `--encoder-weights FILE`. Answers to the exercises:
+# `tutorials/answers/07_train_resunet34.md`.
 
 # %%
 import argparse
@@ -50,9 +48,9 @@ parser = argparse.ArgumentParser(description="Tutorial 07: the ResNet-34 U-Net, 
 parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNET_DATA_ROOT"),
                     help="ISIC 2016: the challenge's folders or medsegbench's npz files (default: "
                     "$MINUNET_DATA_ROOT, else synthetic lesions)")
-parser.add_argument("--quick", action="store_true", help="06's quick recipe, 2 seeds: a smoke run")
+parser.add_argument("--quick", action="store_true", help="06's quick recipe, one seed: a smoke run")
 parser.add_argument("--epochs", type=int, help="epochs (default 10, 3 with --quick)")
-parser.add_argument("--seeds", type=int, help="seeds per model (default 3, 2 with --quick)")
+parser.add_argument("--seeds", type=int, help="seeds per model (default 3, 1 with --quick)")
 parser.add_argument("--encoder-weights", default="sizes", metavar="{sizes,imagenet,FILE}",
                     help="the pretrained encoder: this tutorial's size classifier (default), or torchvision's "
                     "ImageNet weights (downloaded, or a saved resnet34-b627a593.pth)")
@@ -64,8 +62,7 @@ os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE, BATCH = (32, 32) if args.quick else (128, 16)  # as tutorial 06
 EPOCHS = args.epochs or (3 if args.quick else 10)  # ISIC too: nine runs
-SEEDS = list(range(args.seeds or (2 if args.quick else 3)))
-PAIRED_SEEDS = SEEDS[:1] if args.quick else SEEDS  # the seeds the pretrained encoder is fine-tuned with
+SEEDS = list(range(args.seeds or (1 if args.quick else 3)))  # the pretrained encoder is fine-tuned with each too
 MODE = f"{DATA}" + ("_quick" if args.quick else "")
 PRETRAINED = "resunet34_" + {"sizes": "sizes", "imagenet": "imagenet"}.get(args.encoder_weights, "pretrained")
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
@@ -133,27 +130,28 @@ with torch.no_grad():
 val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
 
 
-def read_history(path):  # history.csv as fit returns it: a dict of numbers per epoch
-    with open(path) as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+def finished(folder):
+    """The history in folder/history.csv (a dict of numbers per epoch) if it holds a run of EPOCHS epochs."""
+    if not os.path.exists(os.path.join(folder, "best.pt")):
+        return None
+    with open(os.path.join(folder, "history.csv")) as f:
+        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return history if len(history) == EPOCHS else None
 
 
 def run_dir(name, seed):
     """Where run (name, seed) goes: tutorial 06's folder for the U-Net's seed 0 if 06 ran as many epochs."""
     sixth = os.path.join(OUT, f"06_unet_{MODE}")  # where tutorial 06 leaves its run
-    done = os.path.join(sixth, "history.csv")
-    if name == "unet" and seed == 0 and os.path.exists(done) and len(read_history(done)) == EPOCHS:
-        return sixth
-    return os.path.join(OUT, f"07_{name}_seed{seed}_{MODE}")  # never over 06's run of other length
+    own = os.path.join(OUT, f"07_{name}_seed{seed}_{MODE}")  # never over 06's run of another length
+    return sixth if (name, seed) == ("unet", 0) and finished(sixth) else own
 
 
 def train_or_reuse(name, seed, make_model):
     """The history of model `name`'s run with `seed` (make_model() builds it), trained unless already there."""
     folder = run_dir(name, seed)
-    done = os.path.join(folder, "history.csv")
-    if os.path.exists(os.path.join(folder, "best.pt")) and os.path.exists(done) and len(read_history(done)) == EPOCHS:
+    if finished(folder):
         print(f"{name} seed {seed}: reusing {os.path.relpath(folder)}")
-        return read_history(done)
+        return finished(folder)
     train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
@@ -170,12 +168,14 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
         histories[name, seed] = train_or_reuse(name, seed, make_model)
 
 # %% [markdown]
-# ## What the validation score is, and is not
+# ## What the validation score is, and is not; mean and spread over seeds
 #
 # `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average,
-# than what the same weights score on new ones; the last epoch's Dice (not chosen) and tutorial 08 bound
-# that optimism. And the split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has
-# a sampling error, the per-image Dice's standard deviation over sqrt(images).
+# than what the same weights score on new ones (the last epoch's Dice and tutorial 08 bound that optimism).
+# And the split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has a sampling
+# error, the per-image Dice's standard deviation over sqrt(images). Then each model's best-epoch Dice over
+# the seeds (mean, lowest, highest) and its mean optimism (best minus last epoch); the sentence after them
+# is chosen by the code: it says only what the numbers allow.
 
 # %%
 results = {}
@@ -196,14 +196,6 @@ dice = evaluate(model_from_checkpoint(load_checkpoint(os.path.join(run_dir("unet
                 val_set)["per_image"]["dice"]  # (N,) the U-Net seed 0's Dice on each validation image
 print(f"the standard error of a mean Dice over these {len(dice)} images: about {(dice.std() / len(dice) ** 0.5):.4f} "
       f"(from the U-Net seed 0's per-image Dice)")
-
-# %% [markdown]
-# ## Mean and spread over seeds
-#
-# Each model's best-epoch validation Dice over the seeds (mean, lowest, highest) and its mean optimism (best
-# minus last epoch); the sentence after them is chosen by the code: it says only what the numbers allow.
-
-# %%
 summary = {}
 for name in ("unet", "resunet34"):
     best_scores = [results[name, s]["best"] for s in SEEDS]
@@ -232,18 +224,15 @@ else:
 # %% [markdown]
 # ## Pretraining the encoder
 #
-# An encoder pretrained on ImageNet already responds to edges, textures and shapes: that is why pretrained
-# encoders are the usual start on small medical data sets. Those weights cannot be downloaded here, so the
-# idea is shown on a task the library makes itself: sorting images by their lesion's size (the smallest,
-# middle or largest third), which needs the encoder to find the lesion, as the U-Net does. A size is a cheap
-# label (one number per image, where a mask labels every pixel), so there can be more of them: 2,000 fresh
-# synthetic lesions, 512 with `--quick` (also with `--data-root`: does synthetic pretraining help on real ones?).
-#
-# The classifier is torchvision's ResNet-34 shape: the encoder, the mean of its last map (512 numbers), one
-# linear layer `fc` to 3 classes, trained by tutorial 06's loop with cross-entropy (minus the log of the
-# probability given to the true class; tutorial 10 writes it by hand). Its state dict has the
-# keys of torchvision's `resnet34()`, so it is saved as the ImageNet file is, and
-# `ResNet34UNet(encoder_weights=path)` loads it as it would that file (ignoring `fc`).
+# An encoder pretrained on ImageNet already responds to edges, textures and shapes: the usual start on small
+# medical data sets. Those weights cannot be downloaded here, so the idea is shown on a task the library makes
+# itself: sorting images by their lesion's size (smallest, middle or largest third), which needs the encoder
+# to find the lesion, as the U-Net does. A size is a cheap label (one number per image, where a mask labels
+# every pixel), so there can be more of them: 2,000 fresh synthetic lesions, 512 with `--quick` (with
+# `--data-root` too: does synthetic pretraining help on real lesions?). The classifier has torchvision's
+# ResNet-34 shape (the encoder, the mean of its last map, a linear `fc` to 3 classes), is trained by 06's loop
+# with cross-entropy (tutorial 10 writes it by hand) and saved with torchvision's keys, so
+# `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file (ignoring `fc`).
 
 # %%
 N_PRETRAIN, STEPS = (512, 16) if args.quick else (2000, 300)
@@ -294,11 +283,10 @@ if args.encoder_weights == "sizes":
         guess = classifier.eval()(held_images.to(device)).argmax(1).cpu()  # (200,) the class of each lesion
     correct = (guess == torch.bucketize(held_areas, edges)).float().mean()
     error = (1 / 3 * 2 / 3 / len(held_images)) ** 0.5  # the standard error of a chance score over these lesions
+    learnt = "above chance by more than two standard errors: it has learnt something of sizes" if \
+        correct > 1 / 3 + 2 * error else f"within two standard errors of chance (one is {error:.0%}): not learnt yet"
     print(f"size classifier: {STEPS} steps on {len(images)} images in {time.perf_counter() - start:.0f} s; "
-          f"{correct:.0%} of {len(held_images)} other lesions sorted right (chance: 33 %): "
-          + ("above chance by more than two standard errors: it has learnt something of sizes" if correct > 1 / 3
-             + 2 * error else f"within two standard errors of chance (one is {error:.0%}): it has not learnt to "
-             f"sort sizes yet"))
+          f"{correct:.0%} of {len(held_images)} other lesions sorted right (chance: 33 %): {learnt}")
     weights_file = os.path.join(OUT, f"07_resnet34_sizes_{MODE}.pth")
     classifier.cpu()
     torch.save({**classifier.encoder.state_dict(), **{"fc." + k: v for k, v in classifier.fc.state_dict().items()}},
@@ -313,12 +301,12 @@ print(f"the pretrained encoder: {os.path.relpath(weights_file)}")
 # Two numbers per run: the validation Dice after the first epoch (the head start) and the best epoch's.
 
 # %%
-for seed in PAIRED_SEEDS:
+for seed in SEEDS:
     histories[PRETRAINED, seed] = train_or_reuse(PRETRAINED, seed, pretrained_unet)
     tabulate(PRETRAINED, seed)
 print(f"\n{'seed':>4s} {'first epoch: random':>20s} {'pretrained':>10s} {'best: random':>13s} {'pretrained':>10s}")
 gains = []
-for seed in PAIRED_SEEDS:
+for seed in SEEDS:
     random_run, pre = results["resunet34", seed], results[PRETRAINED, seed]
     gains.append((pre["first"] - random_run["first"], pre["best"] - random_run["best"]))
     print(f"{seed:4d} {random_run['first']:20.4f} {pre['first']:10.4f} {random_run['best']:13.4f} {pre['best']:10.4f}")
@@ -327,7 +315,7 @@ for k, what in enumerate(("after the first epoch", "at the best epoch")):
     mean = sum(diffs) / len(diffs)
     if len(diffs) == 1:
         verdict = (f"one pair of runs, a difference of {mean:+.4f}: with one pair there is no spread to weigh it "
-                   f"against (without --quick every seed is paired)")
+                   f"against (`--seeds 3` pairs three)")
     elif all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
         chance = 2 / 2 ** len(diffs)  # equal encoders: every pair of one sign, either sign, this often
         verdict = (f"the pretrained encoder scored {'higher' if mean > 0 else 'lower'} with every one of "
@@ -340,9 +328,8 @@ for k, what in enumerate(("after the first epoch", "at the best epoch")):
 
 # %% [markdown]
 # ImageNet's encoder loads by the same route: `ResNet34UNet(encoder_weights="imagenet")` downloads
-# torchvision's file once into the torch hub cache; without network, a copy fetched elsewhere loads by its
-# path: `ResNet34UNet(encoder_weights="resnet34-b627a593.pth")`, `--encoder-weights resnet34-b627a593.pth`
-# here (the pretrained runs start from it) or in `minunet train --model resunet34`.
+# torchvision's file once into the torch hub cache; offline, a copy fetched elsewhere loads by its path
+# (`encoder_weights="resnet34-b627a593.pth"`; `--encoder-weights FILE` here or in `minunet train`).
 
 # %%
 cache = os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_WEIGHTS_FILE)

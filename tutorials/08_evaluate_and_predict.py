@@ -5,20 +5,18 @@
 # *held-out* split (the test split; the ISIC folders at hand have none, and then the validation split is
 # scored, and said to be no longer held out). This tutorial
 #
-# - scores every checkpoint of tutorials 06 and 07 it finds (none: it trains 06's U-Net first) on the validation
-#   and the held-out split, and **prints** each model's spread over seeds, whether validation and held-out
-#   differ by more than their standard error, and what a threshold chosen on validation does on held-out
-#   images (sentences chosen by the code from the numbers); it **draws** both threshold curves
-#   (`out/08_threshold_curves.png`);
-# - writes the HTML failure report with `minunet evaluate --report` (`out/08_report/report.html`, with
-#   `per_image.csv`) and explains each of its sections and flags;
-# - writes a few images as ordinary JPEG files, segments them with `minunet.predict.predict`, and **draws**
+# - scores every checkpoint of tutorials 06 and 07 it finds (none: it trains 06's U-Net first) on both
+#   splits, and **prints** each model's spread over seeds, whether validation and held-out differ by more
+#   than their standard error, and what a threshold chosen on validation does on held-out images (sentences
+#   chosen by the code from the numbers); it **draws** both threshold curves (`out/08_threshold_curves.png`);
+# - writes the HTML failure report with `minunet evaluate --report` (`out/08_report/report.html`) and
+#   explains its sections and flags; segments a few JPEG files with `minunet.predict.predict` and **draws**
 #   the masks it wrote (`out/08_predicted_files.png`).
 #
-# **How long it takes.** Seconds: scoring is quick next to training. With no checkpoint at hand, tutorial
-# 06's training comes first. Run with no arguments (synthetic lesions), `--data-root DIR` (ISIC 2016),
-# `--quick` (06's and 07's quick runs), or `--checkpoint FILE` for any checkpoint written by `fit` or
-# `minunet train`. Exercises at the end; answers in `tutorials/answers/08_evaluate_and_predict.md`.
+# **How long it takes.** Seconds, with checkpoints at hand (else 06's training comes first). Run with no
+# arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), `--quick` (06's and 07's quick runs), or
+# `--checkpoint FILE` (any checkpoint of `fit` or `minunet train`). Answers to the exercises:
+# `tutorials/answers/08_evaluate_and_predict.md`.
 
 # %%
 import argparse
@@ -187,13 +185,11 @@ for name, group in by_model.items():
         print(f"{'':16s} the tuned threshold helped some seeds and hurt others on held-out images: no gain to claim")
 
 # %% [markdown]
-# The threshold curves of one checkpoint (the one with the best validation Dice: choosing among checkpoints
-# on validation is allowed, as long as the held-out score is then only reported): the mean Dice at every
-# threshold on the validation split and on the held-out split, with the threshold chosen on validation. A
-# flat curve means the model is sure of its pixels and the threshold barely matters; a peak far from 0.5
-# means its probabilities are biased (too timid, or too eager), which a longer training often fixes; a sharp
-# spike at 0.5, with Dice collapsing on both sides, means nearly every probability sits just around 0.5: a
-# model that has barely started to separate lesion from skin (a quick run's, typically).
+# The threshold curves of the checkpoint with the best validation Dice (choosing among checkpoints on
+# validation is allowed; the held-out score is then only reported), with the threshold chosen on
+# validation. A flat curve: the model is sure of its pixels, the threshold barely matters. A peak far from
+# 0.5: its probabilities are biased (too timid, or too eager). A sharp spike at 0.5, Dice collapsing on both
+# sides: nearly every probability sits near 0.5, a model that has barely started to separate lesion from skin.
 
 # %%
 import matplotlib  # noqa: E402
@@ -252,11 +248,10 @@ except SystemExit:  # argparse exits after printing the help
     pass
 
 # %% [markdown]
-# It is run here through `minunet.cli.main`, the function behind the `minunet` command, with the
-# checkpoint above and the threshold chosen on validation (`--threshold`; without it, the one stored in the
-# checkpoint by `minunet train --tune-threshold`, else 0.5). Like `minunet predict`, it averages each image's
-# prediction over its three flips unless told `--no-tta`. The same line in a terminal:
-# `minunet evaluate --checkpoint CKPT --data synthetic --split test --threshold T --report out/08_report`.
+# It runs here through `minunet.cli.main`, the function behind the `minunet` command (the line it prints is
+# the same command in a terminal), with the checkpoint above and the threshold chosen on validation
+# (`--threshold`; without it, the one `minunet train --tune-threshold` stored, else 0.5). Like `minunet
+# predict`, it averages each image's prediction over its three flips unless told `--no-tta`.
 
 # %%
 report_dir = os.path.join(OUT, "08_report")
@@ -276,10 +271,9 @@ for level, title in sections:
 # %% [markdown]
 # What each section shows (open the page in a browser beside this list):
 #
-# - **Run**: the checkpoint, the model, its training, the data and split, the threshold, and whether
-#   test-time augmentation (`--tta`) and post-processing (`--postprocess`) were on.
-# - **ISIC metrics**: the six means, each defined from the pixel counts (TP lesion found, FP false alarm,
-#   FN lesion missed, TN skin left alone).
+# - **Run**: the checkpoint, model, training, data, split, threshold, and whether `--tta` and
+#   `--postprocess` were on. **ISIC metrics**: the six means, each defined from the pixel counts (TP lesion
+#   found, FP false alarm, FN lesion missed, TN skin left alone).
 # - **Per-image Dice**: a histogram, with the failure line at the Dice that equals Jaccard 0.65 (the
 #   challenge's threshold: images left of it score 0 in threshold Jaccard).
 # - **Dice against lesion size**: one dot per image; failures often gather at the small lesions.
@@ -299,15 +293,13 @@ print("\n".join(rows[:3]))
 # %% [markdown]
 # ## Segmenting new image files
 #
-# In use, a model meets photographs on disk, of any size. To stand in for them, a few held-out images are written
-# as JPEG files at 300 x 225 pixels (not the model's size, not square), plus one broken file. `predict(model,
-# paths, out_dir, inference)` reads each file, resizes it to the model's size, normalises it as in training
-# (`Inference.of_checkpoint` reads the size and normalisation from the checkpoint), runs the model (a copy with
-# BatchNorm folded into the convolutions, for speed), resizes the probabilities back to the file's own size, and
-# writes `<name>_Segmentation.png` (0 = skin, 255 = lesion, the challenge's format) and, with
-# `Output(overlay=True)`, the mask drawn over the photograph. A file it cannot read is reported and skipped, not
-# fatal. `minunet predict --report DIR` writes a report of the predictions too: with no ground truth nothing is
-# scored, and it flags empty and full predictions.
+# In use, a model meets photographs of any size. To stand in for them, a few held-out images are written as
+# JPEG files at 300 x 225 pixels, plus one broken file. `predict(model, paths, out_dir, inference)` reads each
+# file, resizes and normalises it as in training (`Inference.of_checkpoint` reads both from the checkpoint),
+# runs the model (BatchNorm folded into the convolutions), resizes the probabilities back to the file's size,
+# and writes `<name>_Segmentation.png` (0 = skin, 255 = lesion, the challenge's format) and, with
+# `Output(overlay=True)`, the mask over the photograph. A file it cannot read is reported and skipped.
+# `minunet predict --report DIR` also reports the predictions (nothing scored; empty and full ones flagged).
 
 # %%
 model, state = chosen["model"], chosen["state"]
