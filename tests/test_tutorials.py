@@ -311,3 +311,21 @@ def test_make_notebooks_finds_a_tutorial_by_its_number_or_name():
     with pytest.raises(SystemExit, match="no single tutorial is named '99'"):
         make_notebooks.find("99")
 
+
+
+def test_make_notebooks_starts_from_runs_from_and_keeps_its_folder(tmp_path, monkeypatch):
+    make_notebooks = load_make_notebooks()
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "07_run").write_text("an earlier run")
+    seen = []
+
+    def fake_make(script, data_root, timeout, folder):  # a tutorial that reads the earlier run, writes its own
+        seen.append((pathlib.Path(folder) / "out" / "07_run").read_text())
+        (pathlib.Path(folder) / "out" / "08_run").write_text("this command's run")
+        return make_notebooks.NOTEBOOKS / "08_evaluate_and_predict.ipynb", 1.0, 10
+
+    monkeypatch.setattr(make_notebooks, "make", fake_make)
+    monkeypatch.setattr(make_notebooks, "write_picture", lambda path: None)
+    make_notebooks.main(["--runs-from", str(tmp_path / "earlier"), "--keep", str(tmp_path / "kept"), "08"])
+    assert seen == ["an earlier run"]
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["07_run", "08_run"]

@@ -11,7 +11,8 @@ tutorial wrote. One of those figures (PICTURE) is also copied to tutorials/pictu
 README shows it. The tutorials of one command run in the order named, in one temporary folder (their figures
 and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run, 08 the checkpoints of both.
 --runs-from DIR starts that folder from a copy of an earlier out/ folder, whose runs the tutorials read back
-(they say "reusing") instead of training them again. A notebook cannot take command-line flags, so the data
+(they say "reusing") instead of training them again; --keep DIR copies the out/ folder there at the end, for a
+later --runs-from. A notebook cannot take command-line flags, so the data
 folder goes in through the environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take as
 the default of their own --data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not
 this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
@@ -134,6 +135,8 @@ def main(argv=None):
                         "synthetic lesions); passed to the kernel as MINUNET_DATA_ROOT")
     parser.add_argument("--runs-from", metavar="DIR", help="start from a copy of this out/ folder: the runs a "
                         "tutorial finds there are read back (and said to be), not trained again")
+    parser.add_argument("--keep", metavar="DIR", help="at the end, copy the out/ folder (figures and runs) to DIR, "
+                        "for a later --runs-from")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
     args = parser.parse_args(argv)
     if args.data_root and not pathlib.Path(args.data_root).is_dir():
@@ -155,6 +158,8 @@ def main(argv=None):
             write_picture(path)
             print(f"{script.stem}: executed in {seconds:.0f} s, {size / 1e3:.0f} kB -> {path.relative_to(ROOT)}",
                   flush=True)
+        if args.keep:
+            shutil.copytree(os.path.join(folder, "out"), args.keep, dirs_exist_ok=True)
 
 
 if __name__ == "__main__":
