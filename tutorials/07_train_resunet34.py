@@ -4,9 +4,9 @@
 # `minunet.ResNet34UNet` puts the ResNet-34 encoder of tutorial 04 under a U-Net decoder. This tutorial
 # **prints** a tensor's shape through the decoder, then
 #
-# - trains it and tutorial 06's U-Net with the same recipe and several seeds, and **prints** each run's
-#   validation Dice, each model's mean and spread, the optimism of the score, and what the comparison can
-#   conclude (a sentence chosen by the code from the numbers);
+# - trains it and tutorial 06's U-Net with the same recipe, three seeds each (one with `--quick`), and
+#   **prints** each run's validation Dice, each model's mean and spread, the optimism of the score, and what
+#   the comparison can conclude (a sentence chosen by the code from the numbers);
 # - *pretrains* the encoder offline on a task the library makes itself (sorting lesions into three sizes),
 #   saves it as torchvision saves its ImageNet weights, fine-tunes the U-Net from it with the same seeds, and
 #   **prints** the paired comparison with the random encoder, whatever it shows; and how ImageNet's file loads;
@@ -14,7 +14,7 @@
 #
 # **How long it takes.** Each run prints its seconds; a ResNet-34 U-Net epoch costs several U-Net epochs.
 # `--quick`: 06's quick recipe, one seed per model (`--seeds 2` for a spread, at twice the time). Without it:
-# 3 seeds x 3 models of 10 epochs each (on ISIC half of 06's 20): 69 minutes on a shared 2-core CPU
+# 3 seeds x 3 models of 10 epochs each (on ISIC half of 06's 20): 69 minutes on ISIC on a shared 2-core CPU
 # (bench/RESULTS.md). `--seeds N`, `--epochs N`, `--encoder-weights FILE`. Answers to the exercises:
 # `tutorials/answers/07_train_resunet34.md`.
 
@@ -61,7 +61,7 @@ OUT = args.out or os.path.join(HERE, "out")
 os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE, BATCH = (32, 32) if args.quick else (128, 16)  # as tutorial 06
-EPOCHS = args.epochs or (3 if args.quick else 10)  # ISIC too: nine runs
+EPOCHS = args.epochs or (3 if args.quick else 10)  # 10 on ISIC too, not 06's 20: up to nine runs here
 SEEDS = list(range(args.seeds or (1 if args.quick else 3)))  # the pretrained encoder is fine-tuned with each too
 MODE = f"{DATA}" + ("_quick" if args.quick else "")
 PRETRAINED = "resunet34_" + {"sizes": "sizes", "imagenet": "imagenet"}.get(args.encoder_weights, "pretrained")
@@ -118,13 +118,14 @@ with torch.no_grad():
     print(f"head: -> {tuple(model.head(d).shape)} logits")
 
 # %% [markdown]
-# ## Training both, with several seeds
+# ## Training both, seed by seed
 #
 # Same data, same recipe as tutorial 06; only the model differs (the encoder starts from random weights).
 # The *seed* decides the initial weights, the batch order and every augmentation, and runs that differ only
 # in their seed score differently: a difference between two models smaller than that spread is no
-# evidence. Each run goes to `out/07_<model>_seed<s>_<data>/` (the U-Net's seed 0: tutorial 06's run, if
-# of as many epochs); a run already there is read back, not repeated.
+# evidence (`--quick`'s one seed per model shows no spread; `--seeds 2` or more does). Each run goes to
+# `out/07_<model>_seed<s>_<data>[_quick]/` (the U-Net's seed 0: tutorial 06's run, if of as many epochs); a
+# run already there is read back, not repeated.
 
 # %%
 val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
@@ -207,7 +208,8 @@ for name in ("unet", "resunet34"):
           f"{sum(optimism) / len(SEEDS):+.4f}; {sum(seconds) / len(seconds):.1f} s of training an epoch")
 (mu_a, lo_a, hi_a), (mu_b, lo_b, hi_b) = summary["unet"], summary["resunet34"]
 if len(SEEDS) < 2:
-    print("One seed per model: no spread to compare a difference with; these runs cannot rank the models.")
+    print("One seed per model: no spread to compare a difference with; these runs cannot rank the models "
+          "(--seeds 2 or more gives a spread).")
 elif lo_a <= hi_b and lo_b <= hi_a:
     print(f"The ranges overlap: the difference of the means ({mu_b - mu_a:+.4f}) is within the spread "
           f"over seeds, so these runs cannot tell which model is better here.")
@@ -315,7 +317,7 @@ for k, what in enumerate(("after the first epoch", "at the best epoch")):
     mean = sum(diffs) / len(diffs)
     if len(diffs) == 1:
         verdict = (f"one pair of runs, a difference of {mean:+.4f}: with one pair there is no spread to weigh it "
-                   f"against (`--seeds 3` pairs three)")
+                   f"against (--seeds 2 or more pairs more; without --quick, three)")
     elif all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
         chance = 2 / 2 ** len(diffs)  # equal encoders: every pair of one sign, either sign, this often
         verdict = (f"the pretrained encoder scored {'higher' if mean > 0 else 'lower'} with every one of "
@@ -342,7 +344,8 @@ fig, ax = plt.subplots(figsize=(7, 3.6))
 for (name, seed), r in results.items():
     ax.plot([h["epoch"] for h in r["hist"]], [h["val_dice"] for h in r["hist"]], "o-", color=COLOURS[name],
             alpha=0.7, markersize=3, label=name if seed == SEEDS[0] else None)
-ax.set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1), title=f"every run, {len(SEEDS)} seeds ({DATA})")
+ax.set(xlabel="epoch", ylabel="validation Dice", ylim=(0, 1),
+       title=f"every run, {len(SEEDS)} seed(s) per model ({DATA})")
 ax.grid(alpha=0.3)
 ax.legend()
 fig.tight_layout()
@@ -353,7 +356,8 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 # %% [markdown]
 # From the command line, one run per seed: `minunet train --model resunet34 --encoder-weights none --seed 1
 # --data synthetic --epochs 10 --out runs/resunet34-seed1`, and from a pretrained encoder `--encoder-weights
-# out/07_resnet34_sizes_synthetic.pth`. Next, tutorial 08: these checkpoints scored on held-out images.
+# tutorials/out/07_resnet34_sizes_synthetic.pth` (`..._synthetic_quick.pth` after `--quick`). Next, tutorial
+# 08: these checkpoints scored on held-out images.
 #
 # ## Exercises
 #
@@ -366,5 +370,5 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 #    encoder weights.
 # 3. **Fewer labelled images.** Pretraining is expected to matter most when labelled images are few.
 #    Fine-tune both encoders on 40 training images (add `limit=40` to the `make_dataset` call in
-#    `train_or_reuse`, a fresh `--out`, no `--quick`: as long as the full tutorial). Does the pretrained
+#    `train_or_reuse`, a fresh `--out`, no `--quick`: minutes, less than the full tutorial). Does the pretrained
 #    encoder's lead grow, and with how many seeds would you believe it?
