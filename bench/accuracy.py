@@ -136,8 +136,13 @@ def cross_validate(args):
                 fold["sweeps"][name] = scores["dice_sweep"].tolist()  # (images, len(THRESHOLDS))
         fold.update(fold["variants"]["tta" if recipe.tta else "plain"])  # the recipe's own scores
         if newer is not None:  # the same model on a newer collection: ISIC 2017's validation images
-            fold["newer"] = {name: scores_of(model, newer, Inference(**options), runtime)
-                             for name, options in VARIANTS.items()}
+            fold["newer"], fold["newer_sweeps"] = {}, {}
+            for name, options in VARIANTS.items():
+                scores = evaluate(model, newer, Inference(**options), runtime)
+                fold["newer"][name] = dict(dice=scores["per_image"]["dice"].tolist(),
+                                           jaccard=scores["per_image"]["jaccard"].tolist())
+                if not options.get("postprocess"):  # for the tuned thresholds, chosen on the folds' images
+                    fold["newer_sweeps"][name] = scores["dice_sweep"].tolist()
             result["newer_ids"], fold["newer"]["own"] = newer.ids, fold["newer"]["tta" if recipe.tta else "plain"]
         result["folds"].append(fold)
         print(f"fold {k + 1}/{args.folds}: final-epoch Dice {mean(fold['dice']):.4f} Jaccard "
@@ -148,12 +153,6 @@ def cross_validate(args):
         with open(args.json, "w") as f:
             json.dump(result, f)
     summarise(result)
-
-
-def scores_of(model, dataset, inference, runtime):
-    """Each image's Dice and Jaccard of `model` on `dataset`, as lists."""
-    scores = evaluate(model, dataset, inference, runtime)
-    return dict(dice=scores["per_image"]["dice"].tolist(), jaccard=scores["per_image"]["jaccard"].tolist())
 
 
 def newer_image(result, name, variant="own"):
@@ -174,6 +173,9 @@ def add_tuned_thresholds(result):
             # one image's Jaccard from its Dice D: J = D / (2 - D), as J = |A and B| / |A or B| and
             # D = 2 |A and B| / (|A| + |B|), where |A or B| = |A| + |B| - |A and B|
             fold["variants"][name] = dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
+            if "newer_sweeps" in fold:  # the newer images at the same threshold, chosen on the folds' images
+                dice = [row[best] for row in fold["newer_sweeps"][source]]
+                fold["newer"][name] = dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
 
 
 def chosen_index(sweep_rows):
@@ -249,7 +251,7 @@ def summarise(result):
         print(f"  newer collection, {len(result['newer_ids'])} ISIC 2017 validation images (each image's mean over "
               f"the {len(result['folds'])} fold models): Dice {d:.4f} +- {d_se:.4f}, Jaccard {j:.4f} +- {j_se:.4f}")
         plain = newer_image(result, "dice", "plain")
-        for name in VARIANTS:
+        for name in [n for n in result["folds"][0]["newer"] if n != "own"]:  # VARIANTS, and TUNED where scored
             diff, diff_se = mean_se([v - plain[i] for i, v in newer_image(result, "dice", name).items()])
             print(f"  newer {name:16} Dice {diff:+.4f} +- {diff_se:.4f} over plain")
     for f in result["folds"]:
@@ -276,8 +278,8 @@ def compare(a_path, b_path):
         diff, diff_se = mean_se([y[i] - x[i] for i in shared])
         print(f"{name}: {b_path}:{b_variant or 'own'} - {a_path}:{a_variant or 'own'} = {diff:+.4f} +- {diff_se:.4f} "
               f"(paired over {len(shared)} images)")
-        if "newer_ids" in a and "newer_ids" in b and (a_variant or "own") in VARIANTS.keys() | {"own"} and \
-                (b_variant or "own") in VARIANTS.keys() | {"own"}:
+        if "newer_ids" in a and "newer_ids" in b and all((v or "own") in r["folds"][0]["newer"]
+                                                         for v, r in ((a_variant, a), (b_variant, b))):
             x, y = newer_image(a, name, a_variant or "own"), newer_image(b, name, b_variant or "own")
             diff, diff_se = mean_se([y[i] - x[i] for i in sorted(set(x) & set(y))])
             print(f"{name} on the newer collection: {diff:+.4f} +- {diff_se:.4f} (paired over {len(x)} images)")

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from minunet.evaluation import THRESHOLDS
+
 BENCH = os.path.join(os.path.dirname(__file__), "..", "bench")
 pytest.importorskip("segmentation_models_pytorch")
 pytestmark = pytest.mark.slow  # each runs a benchmark script end to end
@@ -101,6 +103,13 @@ def test_accuracy_scores_every_fold_model_on_a_newer_collection_and_spreads_over
     assert len(result["newer_ids"]) == 3 and all(len(f["newer"]["tta"]["dice"]) == 3 for f in result["folds"])
     by_hand = sum(sum(f["newer"]["tta"]["dice"][k] for f in result["folds"]) / 2 for k in range(3)) / 3
     assert f"Dice {by_hand:.4f} +-" in out.split("newer collection")[1]  # each image: the mean of the 2 fold models
+    for fold in result["folds"]:  # the tuned threshold, chosen on the other fold's held-out images, applied there
+        tuned, threshold = fold["newer"]["tta+threshold"], fold["variants"]["tta+threshold"]["threshold"]
+        assert tuned["threshold"] == threshold
+        assert tuned["dice"] == [row[THRESHOLDS.index(threshold)] for row in fold["newer_sweeps"]["tta"]]
+    assert "newer tta+threshold" in out
+    compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(runs[0]), str(runs[0]) + ":tta+threshold")
+    assert "dice on the newer collection: " in compared
     compared = run(os.path.join(BENCH, "accuracy.py"), "--compare", str(runs[0]), str(runs[0]))
     assert "dice on the newer collection: +0.0000 +- 0.0000 (paired over 3 images)" in compared
     spread = run(os.path.join(BENCH, "accuracy.py"), "--spread", *map(str, runs))
