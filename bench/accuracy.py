@@ -122,28 +122,14 @@ def cross_validate(args):
         history = fit(model, train_set, monitor, None, recipe, runtime, show_progress=False, log=log)
         minutes = (time.perf_counter() - start) / 60
         fold = dict(fold=k, minutes=minutes, history=[
-            {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history],
-            variants={}, sweeps={})
+            {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history])
         for row, point in zip(fold["history"], curve):  # the newer collection's scores after each epoch
             row.update(newer_dice=point["dice"], newer_jaccard=point["jaccard"])
-        for name, options in VARIANTS.items():
-            mean_std = dict(zip(("mean", "std"), normalisation(pool.spec.channels)))
-            scores = evaluate(model, val_set, Inference(**options, **mean_std, spec=pool.spec), runtime)
-            fold["ids"] = scores["ids"]
-            fold["variants"][name] = dict(dice=scores["per_image"]["dice"].tolist(),
-                                          jaccard=scores["per_image"]["jaccard"].tolist())
-            if not options.get("postprocess"):
-                fold["sweeps"][name] = scores["dice_sweep"].tolist()  # (images, len(THRESHOLDS))
+        fold["variants"], fold["sweeps"], fold["ids"] = scores_of_variants(model, val_set, runtime)
         fold.update(fold["variants"]["tta" if recipe.tta else "plain"])  # the recipe's own scores
         if newer is not None:  # the same model on a newer collection: ISIC 2017's validation images
-            fold["newer"], fold["newer_sweeps"] = {}, {}
-            for name, options in VARIANTS.items():
-                scores = evaluate(model, newer, Inference(**options), runtime)
-                fold["newer"][name] = dict(dice=scores["per_image"]["dice"].tolist(),
-                                           jaccard=scores["per_image"]["jaccard"].tolist())
-                if not options.get("postprocess"):  # for the tuned thresholds, chosen on the folds' images
-                    fold["newer_sweeps"][name] = scores["dice_sweep"].tolist()
-            result["newer_ids"], fold["newer"]["own"] = newer.ids, fold["newer"]["tta" if recipe.tta else "plain"]
+            fold["newer"], fold["newer_sweeps"], result["newer_ids"] = scores_of_variants(model, newer, runtime)
+            fold["newer"]["own"] = fold["newer"]["tta" if recipe.tta else "plain"]
         result["folds"].append(fold)
         print(f"fold {k + 1}/{args.folds}: final-epoch Dice {mean(fold['dice']):.4f} Jaccard "
               f"{mean(fold['jaccard']):.4f} (best epoch on {len(monitor)} of them {max(r['val_dice'] for r in history):.4f}), "
@@ -153,6 +139,19 @@ def cross_validate(args):
         with open(args.json, "w") as f:
             json.dump(result, f)
     summarise(result)
+
+
+def scores_of_variants(model, dataset, runtime):
+    """`model` on `dataset` with each of VARIANTS: ({variant: each image's Dice and Jaccard}, {variant without
+    post-processing: each image's Dice at every threshold, (images, len(THRESHOLDS))}, the images' ids)."""
+    mean_std = dict(zip(("mean", "std"), normalisation(dataset.spec.channels)))
+    scores, sweeps = {}, {}
+    for name, options in VARIANTS.items():
+        scored = evaluate(model, dataset, Inference(**options, **mean_std, spec=dataset.spec), runtime)
+        scores[name] = dict(dice=scored["per_image"]["dice"].tolist(), jaccard=scored["per_image"]["jaccard"].tolist())
+        if not options.get("postprocess"):
+            sweeps[name] = scored["dice_sweep"].tolist()
+    return scores, sweeps, scored["ids"]
 
 
 def newer_image(result, name, variant="own"):
@@ -169,13 +168,17 @@ def add_tuned_thresholds(result):
     for name, source in TUNED.items():
         for fold in folds:
             best = chosen_index([row for f in folds if f is not fold for row in f["sweeps"][source]])
-            dice = [row[best] for row in fold["sweeps"][source]]
-            # one image's Jaccard from its Dice D: J = D / (2 - D), as J = |A and B| / |A or B| and
-            # D = 2 |A and B| / (|A| + |B|), where |A or B| = |A| + |B| - |A and B|
-            fold["variants"][name] = dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
+            fold["variants"][name] = at_threshold(fold["sweeps"][source], best)
             if "newer_sweeps" in fold:  # the newer images at the same threshold, chosen on the folds' images
-                dice = [row[best] for row in fold["newer_sweeps"][source]]
-                fold["newer"][name] = dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
+                fold["newer"][name] = at_threshold(fold["newer_sweeps"][source], best)
+
+
+def at_threshold(sweep, best):
+    """Each image's Dice and Jaccard at THRESHOLDS[best], from its row of `sweep` (Dice at every threshold)."""
+    dice = [row[best] for row in sweep]
+    # one image's Jaccard from its Dice D: J = D / (2 - D), as J = |A and B| / |A or B| and
+    # D = 2 |A and B| / (|A| + |B|), where |A or B| = |A| + |B| - |A and B|
+    return dict(dice=dice, jaccard=[d / (2 - d) for d in dice], threshold=THRESHOLDS[best])
 
 
 def chosen_index(sweep_rows):

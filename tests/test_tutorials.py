@@ -312,7 +312,6 @@ def test_make_notebooks_finds_a_tutorial_by_its_number_or_name():
         make_notebooks.find("99")
 
 
-
 def test_make_notebooks_starts_from_runs_from_and_keeps_its_folder(tmp_path, monkeypatch):
     make_notebooks = load_make_notebooks()
     (tmp_path / "earlier").mkdir()

@@ -12,10 +12,9 @@ README shows it. The tutorials of one command run in the order named, in one tem
 and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run, 08 the checkpoints of both.
 --runs-from DIR starts that folder from a copy of an earlier out/ folder, whose runs the tutorials read back
 (they say "reusing") instead of training them again; --keep DIR copies the out/ folder there at the end, for a
-later --runs-from. A notebook cannot take command-line flags, so the data
-folder goes in through the environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take as
-the default of their own --data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not
-this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
+later --runs-from. A notebook cannot take command-line flags, so the data folder goes in through the
+environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take as the default of their own
+--data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
 editing a tutorial, run this command for it.
 """
 import argparse
