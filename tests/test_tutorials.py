@@ -6,6 +6,7 @@ import concurrent.futures
 import importlib.util
 import os
 import pathlib
+import queue
 import re
 import subprocess
 import sys
@@ -74,14 +75,50 @@ LONGEST_FIRST = [("06", "07", "08"), ("11",), ("03b",), ("05b",), ("10",), ("09"
                  ("05",), ("03",), ("02",)]
 
 
+class Worker:
+    """A tests/tutorial_worker.py process: runs tutorials with --quick, each in a fork of one process that has
+    imported torch, matplotlib and minunet already (the 3-5 s every `python NN_*.py` spends on them)."""
+
+    def __init__(self):
+        env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tutorial_worker.py")], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, script, out_dir):
+        """`script --quick --out out_dir`, run from out_dir, as a CompletedProcess (its output all in stdout)."""
+        log = out_dir / f"{script.stem}.log"
+        self.process.stdin.write(f"{script}\t{out_dir}\t{log}\n")
+        self.process.stdin.flush()
+        code = int(self.process.stdout.readline())
+        return subprocess.CompletedProcess([script.name, "--quick"], code, log.read_text(), "")
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
 @pytest.fixture(scope="module")
 def quick_runs(out_dir):
     """Every tutorial run once with --quick, two at a time on the two cores. {script: CompletedProcess}."""
     jobs = [[s for n in job for s in SCRIPTS if number(s) == n] for job in LONGEST_FIRST]
     assert sorted(s for job in jobs for s in job) == SCRIPTS, "every tutorial in LONGEST_FIRST, once"
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # each worker takes the next job when it is free
-        done = pool.map(lambda job: [(s, launch(s, out_dir)) for s in job], jobs)
-        return dict(pair for job in done for pair in job)
+    workers = queue.Queue()
+    for _ in range(2):
+        workers.put(Worker())
+
+    def run_job(job):  # a free worker runs the job's tutorials in order
+        worker = workers.get()
+        try:
+            return [(s, worker.run(s, out_dir)) for s in job]
+        finally:
+            workers.put(worker)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:  # each thread takes the next job when it is free
+            return dict(pair for job in pool.map(run_job, jobs) for pair in job)
+    finally:
+        while not workers.empty():
+            workers.get().close()
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
