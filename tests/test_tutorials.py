@@ -365,3 +365,23 @@ def test_make_notebooks_starts_from_runs_from_and_keeps_its_folder(tmp_path, mon
     make_notebooks.main(["--runs-from", str(tmp_path / "earlier"), "--keep", str(tmp_path / "kept"), "08"])
     assert seen == ["an earlier run"]
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["07_run", "08_run"]
+
+
+def test_make_notebooks_text_only_keeps_the_outputs_of_unchanged_code(tmp_path, monkeypatch):
+    import nbformat
+    make_notebooks = load_make_notebooks()
+    monkeypatch.setattr(make_notebooks, "NOTEBOOKS", tmp_path)
+    script = TUTORIALS / "02_transforms.py"
+    committed = notebook_of(script)
+    (tmp_path / committed.name).write_bytes(committed.read_bytes())
+    edited = tmp_path / "edited" / script.name  # the same tutorial with one sentence more in its text
+    edited.parent.mkdir()
+    edited.write_text(script.read_text().replace("# %% [markdown]\n", "# %% [markdown]\n# One more sentence.\n#\n", 1))
+    make_notebooks.retext(edited)
+    before, after = (nbformat.read(p, as_version=4) for p in (committed, tmp_path / committed.name))
+    assert after.cells[0].source.startswith("One more sentence.") and not before.cells[0].source.startswith("One")
+    code = [[(c.source, c.outputs) for c in nb.cells if c.cell_type == "code"] for nb in (before, after)]
+    assert code[0] == code[1] and any(outputs for _, outputs in code[1])  # the outputs kept, cell by cell
+    edited.write_text(script.read_text().replace("import torch\n", "import torch  # changed\n", 1))
+    with pytest.raises(SystemExit, match="code changed"):
+        make_notebooks.retext(edited)

@@ -8,10 +8,9 @@
 # without its skip connections, printing their Dice and drawing their borders (`out/03b_skip_connections.png`)
 # and what each level sees (`out/03b_feature_maps.png`), where it **measures** tutorial 03's 2x2 pattern.
 #
-# Run with no arguments (synthetic lesions), `--data-root DIR` (an ISIC 2016 image for the shapes; in a
-# notebook, `MINUNET_DATA_ROOT`; the training always uses synthetic lesions), or `--quick` (a smaller image
-# for the shapes, 3 epochs instead of 10; `--epochs N` sets them). Exercises at the end; answers in
-# `tutorials/answers/03b_unet.md`.
+# With no flag: synthetic lesions; `--data-root DIR`: an ISIC 2016 image for the shapes (in a notebook,
+# `MINUNET_DATA_ROOT`; the training always uses synthetic lesions); `--quick`: a smaller image for the shapes,
+# 3 epochs, not 10; `--epochs N`.
 
 # %%
 import argparse
@@ -83,11 +82,11 @@ def shape(t):
 # `minunet train`'s default, reached the same held-out Dice as c = 32 over 749 cross-validated images
 # (0.9017 against 0.9016): both measured in bench/RESULTS.md, with their commands.
 #
-# Below, printed from the library itself: the classic network's `forward`, where the encoder's outputs `x1`
-# ... `x4` are kept for the way up and each `Up` block takes one of them (the skips); and
+# Below, printed from the library itself: the classic network's `forward`, where the encoder's outputs `x1` ...
+# `x4` are kept for the way up and each `Up` block takes one of them (the skips); and
 # `minunet.plots.record_blocks`, which shows what goes in and out of each block. It uses *forward hooks*
-# (`module.register_forward_hook`): functions PyTorch calls each time a module has run, with the module's
-# inputs and output. One on each block, one run, and it returns what each block took and gave, in order.
+# (`module.register_forward_hook`): functions PyTorch calls each time a module has run, with its inputs and
+# output. One on each block, one run, and it returns what each block took and gave, in order.
 
 # %%
 print(inspect.getsource(UNet.forward))
@@ -203,15 +202,14 @@ print(f"minunet.UNet: {layers} convolution layers; on 572 x 572 -> "
 # %% [markdown]
 # ## What the skip connections buy
 #
-# At the bottom of the U a 64 x 64 image is a 4 x 4 grid of features: far too coarse to say where a
-# border runs to the pixel. The skips hand the decoder the encoder's sharp maps at every level. To see
-# what they are worth, the same small U-Net (width 8, on 64 x 64 synthetic lesions) is trained as `UNet`
-# itself and as `UNetWithoutSkips`, whose `forward` hands each `Up` block **zeros** in place of the encoder's
-# features. All else is the same: blocks and parameters (the skip channels' weights
-# stay, and only ever see zeros), initial weights (one seed builds both), batches and their order, loss (BCE
-# + Dice) and optimiser (Adam, 1e-3). The loop is written out (tutorial 06 explains each line), with no
-# augmentation. One short run of each, with one seed: an illustration, not a measurement of what skips are
-# worth in general.
+# At the bottom of the U a 64 x 64 image is a 4 x 4 grid of features: far too coarse to say where a border runs
+# to the pixel. The skips hand the decoder the encoder's sharp maps at every level. To see what they are worth,
+# the same small U-Net (width 8, on 64 x 64 synthetic lesions) is trained as `UNet` itself and as
+# `UNetWithoutSkips`, whose `forward` hands each `Up` block **zeros** in place of the encoder's features. All
+# else is the same: blocks and parameters (the skip channels' weights stay, and only ever see zeros), initial
+# weights (one seed builds both), batches and their order, loss (BCE + Dice) and optimiser (Adam, 1e-3). The
+# loop is written out (tutorial 06 explains each line), with no augmentation. One short run of each, with one
+# seed: an illustration, not a measurement of what skips are worth in general.
 
 # %%
 class UNetWithoutSkips(UNet):

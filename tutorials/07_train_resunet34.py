@@ -4,19 +4,17 @@
 # `minunet.ResNet34UNet` puts the ResNet-34 encoder of tutorial 04 under a U-Net decoder. This tutorial
 # **prints** a tensor's shape through the decoder, then
 #
-# - trains it and tutorial 06's U-Net with the same recipe, three seeds each (one with `--quick`), and
-#   **prints** each run's validation Dice, each model's mean and spread, the optimism of the score, and what
-#   the comparison can conclude (a sentence chosen by the code from the numbers);
-# - *pretrains* the encoder offline on a task the library makes itself (sorting lesions into three sizes),
-#   saves it as torchvision saves its ImageNet weights, fine-tunes the U-Net from it with the same seeds, and
+# - trains it and tutorial 06's U-Net with the same recipe, three seeds each (one with `--quick`), and **prints**
+#   each run's validation Dice, each model's mean and spread, the optimism of the score, and what the
+#   comparison can conclude (a sentence chosen by the code from the numbers);
+# - *pretrains* the encoder offline on a task the library makes itself (sorting lesions into three sizes), saves
+#   it as torchvision saves its ImageNet weights, fine-tunes the U-Net from it with the same seeds, and
 #   **prints** the paired comparison with the random encoder, whatever it shows; and how ImageNet's file loads;
 # - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`).
 #
-# **How long it takes.** Each run prints its seconds; a ResNet-34 U-Net epoch costs several U-Net epochs.
-# `--quick`: 06's quick recipe, one seed per model (`--seeds 2` for a spread, at twice the time). Without it:
-# 3 seeds x 3 models of 10 epochs each (on ISIC half of 06's 20): 69 minutes on ISIC on a shared 2-core CPU
-# (bench/RESULTS.md). `--seeds N`, `--epochs N`, `--encoder-weights FILE`. Answers to the exercises:
-# `tutorials/answers/07_train_resunet34.md`.
+# **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, one seed per model (`--seeds
+# 2` for a spread). Without it: 3 seeds x 3 models of 10 epochs each (on ISIC half of 06's 20), 69 minutes on
+# ISIC on a shared 2-core CPU (bench/RESULTS.md). Also `--seeds N`, `--epochs N`, `--encoder-weights FILE`.
 
 # %%
 import argparse
@@ -120,12 +118,11 @@ with torch.no_grad():
 # %% [markdown]
 # ## Training both, seed by seed
 #
-# Same data, same recipe as tutorial 06; only the model differs (the encoder starts from random weights).
-# The *seed* decides the initial weights, the batch order and every augmentation, and runs that differ only
-# in their seed score differently: a difference between two models smaller than that spread is no
-# evidence (`--quick`'s one seed per model shows no spread; `--seeds 2` or more does). Each run goes to
-# `out/07_<model>_seed<s>_<data>[_quick]/` (the U-Net's seed 0: tutorial 06's run, if of as many epochs); a
-# run already there is read back, not repeated.
+# Same data, same recipe as tutorial 06; only the model differs (the encoder starts from random weights). The
+# *seed* decides the initial weights, the batch order and every augmentation, and runs that differ only in their
+# seed score differently: a difference between two models smaller than that spread is no evidence. Each run
+# goes to `out/07_<model>_seed<s>_<data>[_quick]/` (the U-Net's seed 0: tutorial 06's run, if of as many
+# epochs); a run already there is read back, not repeated.
 
 # %%
 val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
@@ -171,12 +168,11 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
 # %% [markdown]
 # ## What the validation score is, and is not; mean and spread over seeds
 #
-# `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average,
-# than what the same weights score on new ones (the last epoch's Dice and tutorial 08 bound that optimism).
-# And the split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has a sampling
-# error, the per-image Dice's standard deviation over sqrt(images). Then each model's best-epoch Dice over
-# the seeds (mean, lowest, highest) and its mean optimism (best minus last epoch); the sentence after them
-# is chosen by the code: it says only what the numbers allow.
+# `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average, than
+# what the same weights score on new ones (the last epoch's Dice and tutorial 08 bound that optimism). And the
+# split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has a sampling error, the
+# per-image Dice's standard deviation over sqrt(images). Then each model's best-epoch Dice over the seeds (mean,
+# lowest, highest) and mean optimism (best minus last epoch), and a sentence that says only what they allow.
 
 # %%
 results = {}
@@ -228,13 +224,13 @@ else:
 #
 # An encoder pretrained on ImageNet already responds to edges, textures and shapes: the usual start on small
 # medical data sets. Those weights cannot be downloaded here, so the idea is shown on a task the library makes
-# itself: sorting images by their lesion's size (smallest, middle or largest third), which needs the encoder
-# to find the lesion, as the U-Net does. A size is a cheap label (one number per image, where a mask labels
-# every pixel), so there can be more of them: 2,000 fresh synthetic lesions, 512 with `--quick` (with
-# `--data-root` too: does synthetic pretraining help on real lesions?). The classifier has torchvision's
-# ResNet-34 shape (the encoder, the mean of its last map, a linear `fc` to 3 classes), is trained by 06's loop
-# with cross-entropy (tutorial 10 writes it by hand) and saved with torchvision's keys, so
-# `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file (ignoring `fc`).
+# itself: sorting images by their lesion's size (smallest, middle or largest third), which needs the encoder to
+# find the lesion, as the U-Net does. A size is a cheap label (one number per image, where a mask labels every
+# pixel), so there can be more of them: 2,000 fresh synthetic lesions, 512 with `--quick` (with `--data-root`
+# too: does synthetic pretraining help on real lesions?). The classifier has torchvision's ResNet-34 shape (the
+# encoder, the mean of its last map, a linear `fc` to 3 classes), is trained by 06's loop with cross-entropy
+# and saved with torchvision's keys: `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file,
+# ignoring `fc`.
 
 # %%
 N_PRETRAIN, STEPS = (512, 16) if args.quick else (2000, 300)
@@ -354,10 +350,9 @@ plt.close(fig)
 show(os.path.join(OUT, "07_compare_dice.png"))
 
 # %% [markdown]
-# From the command line, one run per seed: `minunet train --model resunet34 --encoder-weights none --seed 1
-# --data synthetic --epochs 10 --out runs/resunet34-seed1`, and from a pretrained encoder `--encoder-weights
-# tutorials/out/07_resnet34_sizes_synthetic.pth` (`..._synthetic_quick.pth` after `--quick`). Next, tutorial
-# 08: these checkpoints scored on held-out images.
+# From the command line, one run per seed: `minunet train --model resunet34 --encoder-weights none --seed 1 --data
+# synthetic --epochs 10 --out runs/resunet34-seed1`, and from a pretrained encoder `--encoder-weights
+# tutorials/out/07_resnet34_sizes_synthetic.pth` (`..._quick.pth` after `--quick`). Next, tutorial 08.
 #
 # ## Exercises
 #

@@ -5,18 +5,16 @@
 # *held-out* split (the test split; the ISIC folders at hand have none, and then the validation split is
 # scored, and said to be no longer held out). This tutorial
 #
-# - scores every checkpoint of tutorials 06 and 07 it finds (none: it trains 06's U-Net first) on both
-#   splits, and **prints** each model's spread over seeds, whether validation and held-out differ by more
-#   than their standard error, and what a threshold chosen on validation does on held-out images (sentences
-#   chosen by the code from the numbers); it **draws** both threshold curves (`out/08_threshold_curves.png`);
-# - writes the HTML failure report with `minunet evaluate --report` (`out/08_report/report.html`) and
-#   explains its sections and flags; segments a few JPEG files with `minunet.predict.predict` and **draws**
-#   the masks it wrote (`out/08_predicted_files.png`).
+# - scores every checkpoint of tutorials 06 and 07 it finds (none: it trains 06's U-Net first) on both splits,
+#   and **prints** each model's spread over seeds, whether validation and held-out differ by more than their
+#   standard error, and what a threshold chosen on validation does on held-out images (sentences chosen by the
+#   code from the numbers); it **draws** both threshold curves (`out/08_threshold_curves.png`);
+# - writes the HTML failure report (`minunet evaluate --report`, `out/08_report/report.html`) and explains it;
+#   segments JPEG files with `minunet.predict.predict` and **draws** its masks (`out/08_predicted_files.png`).
 #
-# **How long it takes.** Seconds, with checkpoints at hand (else 06's training comes first). Run with no
-# arguments (synthetic lesions), `--data-root DIR` (ISIC 2016), `--quick` (06's and 07's quick runs), or
-# `--checkpoint FILE` (any checkpoint of `fit` or `minunet train`). Answers to the exercises:
-# `tutorials/answers/08_evaluate_and_predict.md`.
+# **How long it takes.** Seconds, with checkpoints at hand (else 06's training comes first). With no flag:
+# synthetic lesions; `--data-root DIR`: ISIC 2016; `--quick`: 06's and 07's quick runs; `--checkpoint FILE`:
+# any checkpoint of `fit` or `minunet train`.
 
 # %%
 import argparse
@@ -70,9 +68,9 @@ def show(path):
 # %% [markdown]
 # ## The checkpoints
 #
-# A checkpoint written by `fit` holds the model's name and constructor arguments with its weights, and the
-# image size and normalisation it was trained with, so nothing else is needed to use it.
-# `load_checkpoint` reads it with `torch.load(weights_only=True)`, which refuses files that would run code.
+# A checkpoint written by `fit` holds the model's name and constructor arguments with its weights, and the image
+# size and normalisation it was trained with: nothing else is needed to use it. `load_checkpoint` reads it with
+# `torch.load(weights_only=True)`, which refuses files that would run code.
 
 # %%
 UNET_RUN = os.path.join(OUT, f"06_unet_{MODE}")
@@ -115,18 +113,17 @@ for path in paths:
 # %% [markdown]
 # ## Validation and held-out scores
 #
-# Each checkpoint is scored on both splits. As the challenge scores, each prediction is compared with the
-# ground truth *at the mask's own resolution*: the model's probabilities are resized to the original mask's
-# size and thresholded there. `evaluate` also sweeps the decision threshold (probability above it is lesion)
-# from 0.05 to 0.95 and returns the mean Dice at each (`dice_by_threshold`).
+# Each checkpoint is scored on both splits. As the challenge scores, each prediction is compared with the ground
+# truth *at the mask's own resolution*: the probabilities are resized to the original mask's size and
+# thresholded there. `evaluate` also returns the mean Dice at each decision threshold from 0.05 to 0.95
+# (`dice_by_threshold`; a pixel above the threshold is lesion).
 #
 # Three numbers per checkpoint tell what the validation score was worth:
 #
 # - **val Dice**, at the epoch chosen on validation: optimistic, since that epoch won on these images;
 # - **held-out Dice** at threshold 0.5: an honest estimate of the score on new images of the same kind;
-# - **held-out Dice at the threshold chosen on validation**: a threshold is a setting like the epoch, so it
-#   is chosen on validation images (`best_threshold`) and then only *applied* to held-out ones. Choosing
-#   it on the held-out images would make their score optimistic too.
+# - **held-out Dice at the threshold chosen on validation**: a threshold is a setting like the epoch, chosen on
+#   validation (`best_threshold`) and only *applied* to held-out images (chosen on them, it would flatter them).
 
 # %%
 size = checkpoints[0]["state"]["size"]
@@ -157,10 +154,9 @@ for c in checkpoints:
 
 # %% [markdown]
 # Per model, over its seeds: the mean and range of the held-out Dice, the mean optimism of the validation
-# score (validation minus held-out Dice), and the mean change from the tuned threshold. As in tutorial 07,
-# the sentences are written by the code from the numbers. Where 07 trained its own U-Net seed 0, 06's run
-# (20 epochs on ISIC, not 10) stands apart as "unet (06)"; after 07's quick run, one seed per model, a
-# range is that one score.
+# score (validation minus held-out Dice), and the mean change from the tuned threshold. Where 07 trained its
+# own U-Net seed 0, 06's run (20 epochs on ISIC, not 10) stands apart as "unet (06)"; after 07's quick run,
+# one seed per model, a range is that one score.
 
 # %%
 by_model = {}
@@ -190,11 +186,11 @@ for name, group in by_model.items():
         print(f"{'':16s} the tuned threshold helped some seeds and hurt others on held-out images: no gain to claim")
 
 # %% [markdown]
-# The threshold curves of the checkpoint with the best validation Dice (choosing among checkpoints on
-# validation is allowed; the held-out score is then only reported), with the threshold chosen on
-# validation. A flat curve: the model is sure of its pixels, the threshold barely matters. A peak far from
-# 0.5: its probabilities are biased (too timid, or too eager). A sharp spike at 0.5, Dice collapsing on both
-# sides: nearly every probability sits near 0.5, a model that has barely started to separate lesion from skin.
+# The threshold curves of the checkpoint with the best validation Dice (chosen on validation; the held-out
+# score is then only reported), with the threshold chosen on validation. A flat curve: the model is sure of its
+# pixels, the threshold barely matters. A peak far from 0.5: its probabilities are biased (too timid, or too
+# eager). A sharp spike at 0.5, Dice collapsing on both sides: nearly every probability sits near 0.5, a model
+# that has barely started to separate lesion from skin.
 
 # %%
 import matplotlib  # noqa: E402
@@ -228,24 +224,22 @@ print(f"from threshold 0.3 to 0.7 the held-out Dice moves by {spread:.4f}: "
 # ## Held out, but from the same collection
 #
 # Held-out images are new to the model, but not new in kind: ISIC 2016's splits were cut from one pool of
-# images, from a few clinics and cameras. bench/RESULTS.md ("A newer collection") measured what that hides.
-# The ResNet-34 U-Net with the default recipe, trained from scratch on each half of the 749 ISIC 2016 images
-# at hand and scored on the other half (every image held out once), reached a held-out Dice of 0.909 (mean
-# of three seeds); the same models scored 0.798 on ISIC 2017's 150 validation images, a later collection
-# from more clinics: 0.11 lower, far beyond the standard errors. The seed moves the newer score more, too:
-# 0.1.0's recipe spread by a standard deviation of 0.0006 over three seeds on the folds and 0.0105 on the
-# newer images, where one seed of it beat two of the default's. And data from the newer collection did what
-# no recipe option did: 949 ISIC 2017 training images added to a fold's 374 raised its newer Jaccard from
-# 0.698 to 0.780. A split from the training collection measures how well a model fits that collection; the
-# images a new clinic sends are another. Where you can, keep a test set from another source, and report both.
+# images, from a few clinics and cameras. bench/RESULTS.md ("A newer collection") measured what that hides:
+# the ResNet-34 U-Net with the default recipe, trained from scratch on each half of the 749 ISIC 2016 images
+# at hand and scored on the other half, reached a held-out Dice of 0.909 (mean of three seeds); the same
+# models scored 0.798 on ISIC 2017's 150 validation images, a later collection from more clinics: 0.11 lower,
+# far beyond the standard errors; and the seed moved that score 2.5 to 17 times more than the folds' (standard
+# deviation 0.0050 against 0.0020 for this recipe, 0.0105 against 0.0006 for 0.1.0's). Data did what no recipe
+# option did: 949 ISIC 2017 training images added to a fold's 374 raised its newer Jaccard from 0.698 to 0.780.
+# A split of the training collection measures the fit to that collection: keep a test set from another source.
 
 # %% [markdown]
 # ## The failure report
 #
 # A mean hides the spread: most images are segmented well, a few fail badly, and those are the ones to look
-# at (faint lesions, lesions larger than the picture, hair, rulers, ink marks, dark corners). `minunet
-# evaluate --report DIR` writes `DIR/report.html`, one self-contained page (every picture inside it: it
-# opens offline and travels as one file), and `DIR/per_image.csv`, one row per image. Its flags:
+# at (faint lesions, lesions larger than the picture, hair, rulers, ink marks, dark corners). `minunet evaluate
+# --report DIR` writes `DIR/report.html`, one page with every picture inside (it opens offline and travels as
+# one file), and `DIR/per_image.csv`, one row per image. Its flags:
 
 # %%
 try:
@@ -256,8 +250,8 @@ except SystemExit:  # argparse exits after printing the help
 # %% [markdown]
 # It runs here through `minunet.cli.main`, the function behind the `minunet` command (the line it prints is
 # the same command in a terminal), with the checkpoint above and the threshold chosen on validation
-# (`--threshold`; without it, the one `minunet train --tune-threshold` stored, else 0.5). Like `minunet
-# predict`, it averages each image's prediction over its three flips unless told `--no-tta`.
+# (`--threshold`; else the one `minunet train --tune-threshold` stored, else 0.5); it averages each image's
+# prediction over its flips (`--no-tta` turns that off).
 
 # %%
 report_dir = os.path.join(OUT, "08_report")
@@ -299,13 +293,13 @@ print("\n".join(rows[:3]))
 # %% [markdown]
 # ## Segmenting new image files
 #
-# In use, a model meets photographs of any size. To stand in for them, a few held-out images are written as
-# JPEG files at 300 x 225 pixels, plus one broken file. `predict(model, paths, out_dir, inference)` reads each
-# file, resizes and normalises it as in training (`Inference.of_checkpoint` reads both from the checkpoint),
-# runs the model (BatchNorm folded into the convolutions), resizes the probabilities back to the file's size,
-# and writes `<name>_Segmentation.png` (0 = skin, 255 = lesion, the challenge's format) and, with
-# `Output(overlay=True)`, the mask over the photograph. A file it cannot read is reported and skipped.
-# `minunet predict --report DIR` also reports the predictions (nothing scored; empty and full ones flagged).
+# In use, a model meets photographs of any size: here a few held-out images written as 300 x 225 JPEG files,
+# plus one broken file. `predict(model, paths, out_dir, inference)` reads each file, resizes and normalises it
+# as in training (`Inference.of_checkpoint` reads both from the checkpoint), runs the model (BatchNorm folded
+# into the convolutions), resizes the probabilities back to the file's size, and writes `<name>_Segmentation.png`
+# (0 skin, 255 lesion: the challenge's format) and, with `Output(overlay=True)`, the mask over the photograph.
+# A file it cannot read is reported and skipped. `minunet predict --report DIR` reports the masks (nothing
+# scored: there is no truth) and flags empty and full ones.
 
 # %%
 model, state = chosen["model"], chosen["state"]

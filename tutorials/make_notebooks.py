@@ -15,7 +15,7 @@ and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run,
 later --runs-from. A notebook cannot take command-line flags, so the data folder goes in through the
 environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take as the default of their own
 --data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
-editing a tutorial, run this command for it.
+editing a tutorial, run this command for it (with --text-only where only its text changed: its outputs are kept).
 """
 import argparse
 import os
@@ -100,6 +100,30 @@ def make(script, data_root, timeout, folder):
     return path, seconds, len(text.encode())
 
 
+def retext(script):
+    """Give a tutorial's committed notebook its script's text where only the text (markdown) changed: its code
+    cells keep their outputs, which are the same code's. Refuses a notebook whose code differs. Its path."""
+    import jupytext
+    import nbformat
+
+    path = NOTEBOOKS / f"{script.stem}.ipynb"
+    if not path.is_file():
+        sys.exit(f"make_notebooks: --text-only: {path.relative_to(ROOT)} does not exist yet: execute it first")
+    committed, notebook = nbformat.read(path, as_version=4), jupytext.read(script)
+    executed = [c for c in committed.cells if c.cell_type == "code"]
+    if [c.source for c in executed] != [c.source for c in notebook.cells if c.cell_type == "code"]:
+        sys.exit(f"make_notebooks: --text-only: {script.name}'s code changed, so its outputs would not be its "
+                 f"own: execute it again (without --text-only)")
+    executed = iter(executed)
+    for number, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            cell.update({k: v for k, v in next(executed).items() if k in ("outputs", "execution_count", "metadata")})
+        cell["id"] = f"{script.stem.split('_')[0]}-{number:02d}"
+    notebook.metadata = committed.metadata
+    path.write_text(nbformat.writes(notebook))
+    return path
+
+
 def figures_of(notebook):
     """{figure file name: its PNG bytes} for every figure a notebook shows (the tutorials print
     "figure: out/NAME.png" and then display it)."""
@@ -137,6 +161,8 @@ def main(argv=None):
     parser.add_argument("--keep", metavar="DIR", help="at the end, copy the out/ folder (figures and runs) to DIR, "
                         "for a later --runs-from")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
+    parser.add_argument("--text-only", action="store_true", help="the tutorials' text changed, not their code: "
+                        "give their notebooks the new text and keep the outputs (nothing runs)")
     args = parser.parse_args(argv)
     if args.data_root and not pathlib.Path(args.data_root).is_dir():
         sys.exit(f"make_notebooks: --data-root {args.data_root} is not a folder")
@@ -148,6 +174,10 @@ def main(argv=None):
         if args.data_root and "MINUNET_DATA_ROOT" not in script.read_text():
             sys.exit(f"make_notebooks: {script.name} does not read MINUNET_DATA_ROOT, so it would run on "
                      f"synthetic lesions: give it `default=os.environ.get(\"MINUNET_DATA_ROOT\")` first")
+    if args.text_only:
+        for script in scripts:
+            print(f"{script.stem}: text -> {retext(script).relative_to(ROOT)}", flush=True)
+        return
     with tempfile.TemporaryDirectory() as folder:  # one folder for all: 07 finds 06's run there, 08 07's
         if args.runs_from:  # runs of an earlier command's tutorials, which they read back instead of training
             shutil.copytree(args.runs_from, os.path.join(folder, "out"))
