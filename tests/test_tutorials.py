@@ -8,6 +8,7 @@ import os
 import pathlib
 import queue
 import re
+import select
 import subprocess
 import sys
 
@@ -19,11 +20,18 @@ SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]*_*.py"))  # 01_data.py ... 03b_unet.
 ISIC_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "isic2016"
 
 
+TIMEOUT = 240  # seconds one tutorial's quick run may take
+
+
+def tutorial_env():
+    """The environment the tutorials run in: no window for matplotlib, this checkout's minunet."""
+    return dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+
 def launch(script, out_dir, *flags):
     """Run a tutorial in a subprocess with its figures and runs going to out_dir; the CompletedProcess."""
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([sys.executable, str(script), "--quick", "--out", str(out_dir), *flags],
-                          cwd=out_dir, env=env, capture_output=True, text=True, timeout=240)
+                          cwd=out_dir, env=tutorial_env(), capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def checked(script, result, out_dir):
@@ -76,25 +84,39 @@ LONGEST_FIRST = [("06", "07", "08"), ("11",), ("03b",), ("05b",), ("10",), ("09"
 
 
 class Worker:
-    """A tests/tutorial_worker.py process: runs tutorials with --quick, each in a fork of one process that has
-    imported torch, matplotlib and minunet already (the 3-5 s every `python NN_*.py` spends on them)."""
+    """A tests/tutorial_worker.py process: runs tutorials with --quick, one at a time, each in a fork of one
+    process that has imported torch, matplotlib and minunet already (the 3-5 s every `python NN_*.py` spends
+    on them). run() sends it one line (script, folder, log, seconds) and waits for the exit code it answers."""
 
-    def __init__(self):
-        env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tutorial_worker.py")], env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, out_dir, n):
+        self.errors = out_dir / f"worker{n}.err"  # what the worker printed while importing: warnings too
+        with open(self.errors, "w") as errors:
+            self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tutorial_worker.py")],
+                                            env=tutorial_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=errors, text=True)
 
-    def run(self, script, out_dir):
-        """`script --quick --out out_dir`, run from out_dir, as a CompletedProcess (its output all in stdout)."""
-        log = out_dir / f"{script.stem}.log"
-        self.process.stdin.write(f"{script}\t{out_dir}\t{log}\n")
+    def run(self, script, out_dir, seconds=TIMEOUT):
+        """`script --quick --out out_dir`, run from out_dir, as a CompletedProcess; its stderr starts with the
+        worker's own, so that a warning printed while importing is checked as the tutorial's."""
+        log = out_dir / script.stem
+        self.process.stdin.write(f"{script}\t{out_dir}\t{log}\t{seconds}\n")
         self.process.stdin.flush()
-        code = int(self.process.stdout.readline())
-        return subprocess.CompletedProcess([script.name, "--quick"], code, log.read_text(), "")
+        ready, _, _ = select.select([self.process.stdout], [], [], seconds + 60)  # the worker stops it before
+        answer = self.process.stdout.readline() if ready else ""
+        if not answer:
+            self.process.kill()
+            raise RuntimeError(f"the tutorial worker stopped answering (exit code {self.process.wait()}): "
+                               f"{self.errors.read_text()[-2000:]}")
+        out, err = (pathlib.Path(f"{log}.{name}").read_text() for name in ("out", "err"))
+        return subprocess.CompletedProcess([script.name, "--quick"], int(answer), out, self.errors.read_text() + err)
 
     def close(self):
         self.process.stdin.close()
-        self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +124,7 @@ def quick_runs(out_dir):
     """Every tutorial run once with --quick, two at a time on the two cores. {script: CompletedProcess}."""
     jobs = [[s for n in job for s in SCRIPTS if number(s) == n] for job in LONGEST_FIRST]
     assert sorted(s for job in jobs for s in job) == SCRIPTS, "every tutorial in LONGEST_FIRST, once"
-    workers = queue.Queue()
-    for _ in range(2):
-        workers.put(Worker())
+    workers, started = queue.Queue(), []  # each thread borrows whichever worker is free
 
     def run_job(job):  # a free worker runs the job's tutorials in order
         worker = workers.get()
@@ -114,11 +134,33 @@ def quick_runs(out_dir):
             workers.put(worker)
 
     try:
+        for n in range(2):
+            started.append(Worker(out_dir, n))
+            workers.put(started[-1])
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # each thread takes the next job when it is free
             return dict(pair for job in pool.map(run_job, jobs) for pair in job)
     finally:
-        while not workers.empty():
-            workers.get().close()
+        for worker in started:
+            worker.close()
+
+
+def test_the_worker_runs_a_script_as_python_would(tmp_path):
+    scripts = {"fine": "import sys\nprint(sys.argv[1:], sys.stdin.read() == '')\nprint('note', file=sys.stderr)\n",
+               "boom": "print('before')\nraise ValueError('boom')\n",
+               "quits": "import sys\nsys.exit('cannot go on')\n",
+               "hangs": "import time\ntime.sleep(60)\n"}
+    for name, text in scripts.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    worker = Worker(tmp_path, 0)
+    try:
+        fine, boom, quits = (worker.run(tmp_path / f"{name}.py", tmp_path) for name in ("fine", "boom", "quits"))
+        hangs = worker.run(tmp_path / "hangs.py", tmp_path, seconds=2)
+    finally:
+        worker.close()
+    assert (fine.returncode, fine.stdout, fine.stderr) == (0, f"['--quick', '--out', '{tmp_path}'] True\n", "note\n")
+    assert boom.returncode == 1 and boom.stdout == "before\n" and "ValueError: boom" in boom.stderr
+    assert quits.returncode == 1 and quits.stderr == "cannot go on\n"
+    assert hangs.returncode == 1 and "Timeout" in hangs.stderr and "hangs.py" in hangs.stderr, hangs
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
