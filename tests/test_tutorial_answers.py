@@ -74,8 +74,9 @@ def run_tutorial(stem, tmp_path, monkeypatch, *flags):
 
 def check_answers(stem, namespace):
     answer = (ANSWERS / f"{stem}.md").read_text()
+    blocks = BLOCK.findall(answer)
     fences = re.findall(r"^```(?:python|text).*$", answer, re.M)  # (```diff and others are only shown)
-    assert len(fences) == len(BLOCK.findall(answer)), f"answers/{stem}.md: a fence BLOCK does not read: {fences}"
+    assert len(fences) == len(blocks), f"answers/{stem}.md: a fence BLOCK does not read: {fences}"
     pairs = snippets(answer)
     assert pairs, f"answers/{stem}.md has no snippet to check"
     printed = []
@@ -86,7 +87,7 @@ def check_answers(stem, namespace):
         assert out.getvalue() == expected, f"answers/{stem}.md: the snippet\n{code}\nprinted\n{out.getvalue()}"
         printed.append(out.getvalue())
     # printed here, or in the output recorded for another kind of CPU (checked on such a CPU)
-    elsewhere = [text for kind, tag, text in BLOCK.findall(answer) if kind == "text" and tag and tag != CPU]
+    elsewhere = [text for kind, tag, text in blocks if kind == "text" and tag and tag != CPU]
     text = "\n".join(printed + elsewhere)
     missing = [n for n in bold_numbers(answer) if not re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", text)]
     assert not missing, f"answers/{stem}.md states in bold {missing}, which no snippet printed"

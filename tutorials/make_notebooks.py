@@ -54,16 +54,23 @@ def find(name):
     return matches[0]
 
 
+def converted(script):
+    """A tutorial script as a notebook (jupytext), its cells with fixed ids: a rerun changes only outputs."""
+    import jupytext
+
+    notebook = jupytext.read(script)
+    for number, cell in enumerate(notebook.cells):
+        cell["id"] = f"{script.stem.split('_')[0]}-{number:02d}"
+    return notebook
+
+
 def make(script, data_root, timeout, folder):
     """Convert, execute (in `folder`) and write one tutorial's notebook; return (path, seconds, bytes)."""
-    import jupytext
     import nbclient
     import nbformat
 
-    notebook = jupytext.read(script)
+    notebook = converted(script)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for number, cell in enumerate(notebook.cells):
-        cell["id"] = f"{script.stem.split('_')[0]}-{number:02d}"  # fixed ids: a rerun changes only outputs
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("MINUNET_DATA_ROOT", None)
     if data_root:
@@ -103,22 +110,20 @@ def make(script, data_root, timeout, folder):
 def retext(script):
     """Give a tutorial's committed notebook its script's text where only the text (markdown) changed: its code
     cells keep their outputs, which are the same code's. Refuses a notebook whose code differs. Its path."""
-    import jupytext
     import nbformat
 
     path = NOTEBOOKS / f"{script.stem}.ipynb"
     if not path.is_file():
         sys.exit(f"make_notebooks: --text-only: {path.relative_to(ROOT)} does not exist yet: execute it first")
-    committed, notebook = nbformat.read(path, as_version=4), jupytext.read(script)
+    committed, notebook = nbformat.read(path, as_version=4), converted(script)
     executed = [c for c in committed.cells if c.cell_type == "code"]
     if [c.source for c in executed] != [c.source for c in notebook.cells if c.cell_type == "code"]:
         sys.exit(f"make_notebooks: --text-only: {script.name}'s code changed, so its outputs would not be its "
                  f"own: execute it again (without --text-only)")
     executed = iter(executed)
-    for number, cell in enumerate(notebook.cells):
+    for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.update({k: v for k, v in next(executed).items() if k in ("outputs", "execution_count", "metadata")})
-        cell["id"] = f"{script.stem.split('_')[0]}-{number:02d}"
     notebook.metadata = committed.metadata
     path.write_text(nbformat.writes(notebook))
     return path
