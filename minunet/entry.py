@@ -34,13 +34,18 @@ def interrupted_line():
 
 def leave_now(signum=None, frame=None):
     """A SIGINT handler: whatever was printed to stdout flushed, one line on stderr, exit 130 at once."""
-    for stream, text in ((sys.stdout, ""), (sys.stderr, interrupted_line() + "\n")):
+    exit_now(INTERRUPTED, interrupted_line() + "\n")
+
+
+def exit_now(code, line=""):
+    """Flush stdout, write `line` to stderr, and end the process with `code` at once (no interpreter shutdown)."""
+    for stream, text in ((sys.stdout, ""), (sys.stderr, line)):
         try:  # the interrupted code may have been writing to the stream itself
             stream.write(text)
             stream.flush()
         except Exception:
             pass
-    os._exit(INTERRUPTED)
+    os._exit(code)
 
 
 def quiet_start():
