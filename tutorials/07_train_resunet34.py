@@ -5,11 +5,9 @@
 # **prints** a tensor's shape through the decoder, then
 #
 # - trains it and tutorial 06's U-Net with the same recipe, three seeds each (one with `--quick`), and **prints**
-#   each run's validation Dice, each model's mean and spread, the optimism of the score, and what the
-#   comparison can conclude (a sentence chosen by the code from the numbers);
-# - *pretrains* the encoder offline on a task the library makes itself (sorting lesions into three sizes), saves
-#   it as torchvision saves its ImageNet weights, fine-tunes the U-Net from it with the same seeds, and
-#   **prints** the paired comparison with the random encoder, whatever it shows; and how ImageNet's file loads;
+#   each run's validation Dice, each model's mean, spread and optimism, and what the comparison can conclude;
+# - *pretrains* the encoder offline (sorting lesions into three sizes), saves it as torchvision saves ImageNet's
+#   weights, fine-tunes from it with the same seeds and **prints** the paired comparison, whatever it shows;
 # - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`).
 #
 # **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, one seed per model (`--seeds
@@ -118,11 +116,10 @@ with torch.no_grad():
 # %% [markdown]
 # ## Training both, seed by seed
 #
-# Same data, same recipe as tutorial 06; only the model differs (the encoder starts from random weights). The
-# *seed* decides the initial weights, the batch order and every augmentation, and runs that differ only in their
-# seed score differently: a difference between two models smaller than that spread is no evidence. Each run
-# goes to `out/07_<model>_seed<s>_<data>[_quick]/` (the U-Net's seed 0: tutorial 06's run, if of as many
-# epochs); a run already there is read back, not repeated.
+# Same data and recipe as tutorial 06; only the model differs (its encoder starts from random weights). The
+# *seed* decides the initial weights, the batch order and every augmentation: a difference between two models
+# smaller than the spread over seeds is no evidence. Runs go to `out/07_<model>_seed<s>_<data>[_quick]/` (the
+# U-Net's seed 0: 06's run, if of as many epochs); a run already there is read back, not repeated.
 
 # %%
 val_set = make_dataset(DATA, "val", root=args.data_root, size=SIZE)
@@ -170,9 +167,9 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
 #
 # `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average, than
 # what the same weights score on new ones (the last epoch's Dice and tutorial 08 bound that optimism). And the
-# split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has a sampling error, the
-# per-image Dice's standard deviation over sqrt(images). Then each model's best-epoch Dice over the seeds (mean,
-# lowest, highest) and mean optimism (best minus last epoch), and a sentence that says only what they allow.
+# split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has a sampling error (the
+# per-image Dice's standard deviation over sqrt(images)). Then each model's best-epoch Dice over the seeds, its
+# mean optimism (best minus last epoch), and a sentence that says only what they allow.
 
 # %%
 results = {}
@@ -223,14 +220,13 @@ else:
 # ## Pretraining the encoder
 #
 # An encoder pretrained on ImageNet already responds to edges, textures and shapes: the usual start on small
-# medical data sets. Those weights cannot be downloaded here, so the idea is shown on a task the library makes
-# itself: sorting images by their lesion's size (smallest, middle or largest third), which needs the encoder to
-# find the lesion, as the U-Net does. A size is a cheap label (one number per image, where a mask labels every
-# pixel), so there can be more of them: 2,000 fresh synthetic lesions, 512 with `--quick` (with `--data-root`
-# too: does synthetic pretraining help on real lesions?). The classifier has torchvision's ResNet-34 shape (the
-# encoder, the mean of its last map, a linear `fc` to 3 classes), is trained by 06's loop with cross-entropy
-# and saved with torchvision's keys: `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file,
-# ignoring `fc`.
+# medical data sets. Offline, the idea is shown on a task the library makes itself: sorting images by their
+# lesion's size (smallest, middle or largest third), which needs the encoder to find the lesion. A size is a
+# cheap label (one number per image, not one per pixel), so there can be more of them: 2,000 fresh synthetic
+# lesions, 512 with `--quick` (with `--data-root` too: does synthetic pretraining help on real lesions?). The
+# classifier (the encoder, the mean of its last map, a linear `fc` to 3 classes: torchvision's ResNet-34
+# shape) is trained by 06's loop with cross-entropy and saved with torchvision's keys, so that
+# `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file, ignoring `fc`.
 
 # %%
 N_PRETRAIN, STEPS = (512, 16) if args.quick else (2000, 300)
@@ -350,8 +346,8 @@ plt.close(fig)
 show(os.path.join(OUT, "07_compare_dice.png"))
 
 # %% [markdown]
-# From the command line, one run per seed: `minunet train --model resunet34 --encoder-weights none --seed 1 --data
-# synthetic --epochs 10 --out runs/resunet34-seed1`, and from a pretrained encoder `--encoder-weights
+# From the command line: `minunet train --model resunet34 --encoder-weights none --seed 1 --data synthetic
+# --epochs 10 --out runs/resunet34-seed1`; from a pretrained encoder, `--encoder-weights
 # tutorials/out/07_resnet34_sizes_synthetic.pth` (`..._quick.pth` after `--quick`). Next, tutorial 08.
 #
 # ## Exercises
@@ -363,7 +359,6 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 # 2. **What the classifier learned.** Score a fresh, untrained `SizeClassifier` on the same held-out
 #    lesions; then check that a `ResNet34UNet` built from the saved file holds exactly the classifier's
 #    encoder weights.
-# 3. **Fewer labelled images.** Pretraining is expected to matter most when labelled images are few.
-#    Fine-tune both encoders on 40 training images (add `limit=40` to the `make_dataset` call in
-#    `train_or_reuse`, a fresh `--out`, no `--quick`: minutes, less than the full tutorial). Does the pretrained
-#    encoder's lead grow, and with how many seeds would you believe it?
+# 3. **Fewer labelled images.** Pretraining should matter most when labelled images are few. Fine-tune both
+#    encoders on 40 training images (`limit=40` in `train_or_reuse`'s `make_dataset`, a fresh `--out`, no
+#    `--quick`: minutes). Does the pretrained encoder's lead grow, and with how many seeds would you believe it?
