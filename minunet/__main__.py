@@ -3,9 +3,9 @@ from .entry import INTERRUPTED, exit_now, main
 
 code = main()
 if code == INTERRUPTED:
-    # Under `python -m`, CPython (3.11 here) ends a process by its own SIGINT (exit status -2 to the program that
-    # started it) when the ctrl-C landed inside code run by exec() of a string (dataclasses make their methods so,
-    # and torch imports many of them at the first optimizer step), even after the command caught it and returned
-    # 130. Leaving at once keeps 130, as the console script has.
+    # A ctrl-C that landed inside code run by exec() of a string (dataclasses make their methods so, and torch
+    # makes many at the first optimizer step) leaves a flag in CPython (3.11 here) that `python -m` checks after
+    # shutdown: it would kill the process by SIGINT (subprocess sees -2) although the command returned 130. A
+    # script's SystemExit (the console script's) exits before that check; leaving at once keeps 130 here too.
     exit_now(INTERRUPTED)
 raise SystemExit(code)
