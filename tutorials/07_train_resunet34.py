@@ -7,7 +7,7 @@
 # - trains it and tutorial 06's U-Net with the same recipe, three seeds each (one with `--quick`), and **prints**
 #   each run's validation Dice, each model's mean, spread and optimism, and what the comparison can conclude;
 # - *pretrains* the encoder offline (sorting lesions into three sizes), saves it as torchvision saves ImageNet's
-#   weights, fine-tunes from it with the same seeds and **prints** the paired comparison, whatever it shows;
+#   weights, fine-tunes from it (same seeds) and **prints** each pair with the random start, whatever it shows;
 # - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`).
 #
 # **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, one seed per model (`--seeds
@@ -117,8 +117,8 @@ with torch.no_grad():
 # ## Training both, seed by seed
 #
 # Same data and recipe as tutorial 06; only the model differs (its encoder starts from random weights). The
-# *seed* decides the initial weights, the batch order and every augmentation: a difference between two models
-# smaller than the spread over seeds is no evidence. Runs go to `out/07_<model>_seed<s>_<data>[_quick]/` (the
+# *seed* decides the initial weights, the batch order and every augmentation, so scores vary by seed: a model
+# difference smaller than that spread is no evidence. Runs go to `out/07_<model>_seed<s>_<data>[_quick]/` (the
 # U-Net's seed 0: 06's run, if of as many epochs); a run already there is read back, not repeated.
 
 # %%
@@ -168,8 +168,8 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
 # `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average, than
 # what the same weights score on new ones (the last epoch's Dice and tutorial 08 bound that optimism). And the
 # split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has a sampling error (the
-# per-image Dice's standard deviation over sqrt(images)). Then each model's best-epoch Dice over the seeds, its
-# mean optimism (best minus last epoch), and a sentence that says only what they allow.
+# per-image Dice's standard deviation over sqrt(images)). Then each model's best-epoch Dice over the seeds (mean,
+# range), its mean optimism (best minus last epoch), and a sentence that says only what they allow.
 
 # %%
 results = {}
@@ -220,13 +220,13 @@ else:
 # ## Pretraining the encoder
 #
 # An encoder pretrained on ImageNet already responds to edges, textures and shapes: the usual start on small
-# medical data sets. Offline, the idea is shown on a task the library makes itself: sorting images by their
-# lesion's size (smallest, middle or largest third), which needs the encoder to find the lesion. A size is a
-# cheap label (one number per image, not one per pixel), so there can be more of them: 2,000 fresh synthetic
-# lesions, 512 with `--quick` (with `--data-root` too: does synthetic pretraining help on real lesions?). The
-# classifier (the encoder, the mean of its last map, a linear `fc` to 3 classes: torchvision's ResNet-34
-# shape) is trained by 06's loop with cross-entropy and saved with torchvision's keys, so that
-# `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file, ignoring `fc`.
+# medical data sets. They cannot be downloaded here, so the idea is shown on a task the library makes itself:
+# sorting images by their lesion's size (smallest, middle or largest third), which needs the encoder to find
+# the lesion. A size is a cheap label (one number per image, not per pixel), so there can be more of them:
+# 2,000 fresh synthetic lesions, 512 with `--quick` (with `--data-root` too: does synthetic pretraining help on
+# real lesions?). The classifier (the encoder, the mean of its last map, a linear `fc` to 3 classes:
+# torchvision's ResNet-34 shape) is trained by 06's loop with cross-entropy and saved with torchvision's keys,
+# so that `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file, ignoring `fc`.
 
 # %%
 N_PRETRAIN, STEPS = (512, 16) if args.quick else (2000, 300)
