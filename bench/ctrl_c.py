@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from threads import cpu_description  # bench/threads.py: model, cores, vector flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--batch-size", "4",
         "--device", "cpu", "--precision", "fp32", "--limit", "48", "--epochs", "50"]
@@ -45,9 +47,7 @@ def main():
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     python_start = time.perf_counter() - t0
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(f"{cpu}; Python {platform.python_version()}; minunet from {args.source}")
+    print(f"{cpu_description()}; Python {platform.python_version()}; minunet from {args.source}")
     ends = collections.Counter()
     for k in range(args.runs):
         moment = args.start + (args.end - args.start) * k / max(1, args.runs - 1)

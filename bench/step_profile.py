@@ -7,7 +7,6 @@ convolutions whose backward costs most (torch.profiler, grouped by input shape).
     python bench/step_profile.py --model unet --base-channels 16
 """
 import argparse
-import platform
 import time
 
 import torch
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from minunet.models import build_model
+from threads import cpu_description  # bench/threads.py: model, cores, vector flags
 
 
 def main():
@@ -38,10 +38,8 @@ def main():
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     torch.backends.mkldnn.enabled = not args.no_onednn
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    print(f"{cpu}, capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} thread(s), torch "
-          f"{torch.__version__}; {args.model} at {args.size} px, batch {args.batch_size}, fp32"
+    print(f"{cpu_description()}, capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} thread(s), "
+          f"torch {torch.__version__}; {args.model} at {args.size} px, batch {args.batch_size}, fp32"
           + (", channels_last" if args.channels_last else "") + (", oneDNN off" if args.no_onednn else ""))
     times = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
     for step in range(args.steps + 1):
