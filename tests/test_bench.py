@@ -1,5 +1,6 @@
 """The benchmarks are scripts, not tests: these runs in their tiny modes keep them working."""
 import os
+import re
 import subprocess
 import sys
 
@@ -84,6 +85,21 @@ def test_threads_measures_one_tiny_training():
     rate, threads = run(os.path.join(BENCH, "threads.py"), "--worker", "1", "--seconds", "0.2").split()
     assert float(rate) > 0 and threads == "1"
     assert f"{os.cpu_count()} cores, flags " in load_script("threads").cpu_description()
+
+
+def test_step_profile_takes_one_step_apart():
+    out = run(os.path.join(BENCH, "step_profile.py"), "--model", "unet", "--base-channels", "4", "--batch-size", "2",
+              "--steps", "1")
+    assert "unet at 32 px, batch 2, fp32" in out and "cores, flags " in out
+    timed = re.search(r"seconds a step: forward ([\d.]+), backward ([\d.]+), optimizer ([\d.]+); total ([\d.]+)", out)
+    parts = [float(x) for x in timed.groups()]
+    assert all(t > 0 for t in parts) and abs(sum(parts[:3]) - parts[3]) <= 0.002, timed.group(0)
+    assert "convolution backward:" in out and out.count(" calls  input [2, ") == 5  # the five costliest shapes
+
+
+def test_ctrl_c_sweep_counts_how_runs_ended():
+    out = run(os.path.join(BENCH, "ctrl_c.py"), "--runs", "1", "--start", "3", "--end", "3")
+    assert out.splitlines()[-1] == "   1 of 1: exit 130, the one line", out
 
 
 def test_accuracy_scores_every_fold_model_on_a_newer_collection_and_spreads_over_seeds(tmp_path):
