@@ -29,8 +29,9 @@ def interrupted(source, moment, env):
     """(exit status, stderr) of a run given SIGINT `moment` seconds after it starts."""
     with tempfile.TemporaryDirectory() as out:
         p = subprocess.Popen([sys.executable, "-m", "minunet", "train", *TINY, "--out", out], cwd=source, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(moment)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as at a terminal,
+        time.sleep(moment)  # also when this script runs with SIGINT ignored (a background job, nohup)
         p.send_signal(signal.SIGINT)
         err = p.communicate(timeout=300)[1]
         return p.returncode, err

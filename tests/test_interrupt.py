@@ -37,11 +37,18 @@ def python_start():
     return time.perf_counter() - t0
 
 
+def default_ctrl_c():
+    """Run in each child before it starts: SIGINT back to its default action. A shell that runs a job in the
+    background, nohup and some CI runners start it with SIGINT ignored, which every child inherits, and then a
+    ctrl-C would do nothing; a user at a terminal has the default, and Python turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(command, delay, out):
     """Start `command train ...` into `out`, send SIGINT after `delay` s; (exit code, stderr)."""
     p = subprocess.Popen([*command, "train", *TINY, "--limit", "48", "--epochs", "50", "--out", str(out)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         env=dict(ENV, PYTHONPATH=ROOT), cwd=ROOT)
+                         env=dict(ENV, PYTHONPATH=ROOT), cwd=ROOT, preexec_fn=default_ctrl_c)
     time.sleep(delay)
     p.send_signal(signal.SIGINT)
     err = p.communicate(timeout=120)[1]
@@ -71,7 +78,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(tmp_path, launcher):
 ])
 def test_ctrl_c_while_torch_imports_names_the_command(argv, line):
     p = subprocess.Popen([sys.executable, "-m", "minunet", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True, env=dict(ENV, PYTHONPATH=ROOT), cwd=ROOT)
+                         text=True, env=dict(ENV, PYTHONPATH=ROOT), cwd=ROOT, preexec_fn=default_ctrl_c)
     time.sleep(python_start() + 0.3)  # inside torch's import (it takes a second or more)
     p.send_signal(signal.SIGINT)
     err = p.communicate(timeout=60)[1]
@@ -104,7 +111,8 @@ def test_ctrl_c_inside_code_run_by_exec_is_exit_130(tmp_path, launcher):
     (tmp_path / "sitecustomize.py").write_text(CTRL_C_IN_EXEC)
     command = [sys.executable, "-m", "minunet"] if launcher == "python -m minunet" else console_script(tmp_path)
     p = subprocess.run([*command, "train", "--out", str(tmp_path / "run")], capture_output=True, text=True,
-                       env=dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT])), cwd=ROOT, timeout=120)
+                       env=dict(ENV, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT])), cwd=ROOT, timeout=120,
+                       preexec_fn=default_ctrl_c)
     assert (p.returncode, p.stderr.strip().splitlines()) == (130, ["minunet train: interrupted"]), p.stderr
 
 
@@ -117,7 +125,16 @@ def test_the_console_script_and_python_m_go_through_the_entry_point():
     assert "from .entry import INTERRUPTED, exit_now, main" in text and "code = main()" in text
 
 
-def test_only_the_command_takes_over_ctrl_c(monkeypatch):
+@pytest.fixture
+def terminal_ctrl_c():
+    """SIGINT with Python's own handler, as a program started at a terminal has it (this test process may have
+    been started with SIGINT ignored); the handler it had comes back after the test."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_only_the_command_takes_over_ctrl_c(monkeypatch, terminal_ctrl_c):
     """A program that imports minunet keeps its own ctrl-C: KeyboardInterrupt, as Python gives it."""
     for argv0, command in [("-m", True), ("/usr/bin/minunet", True), ("/env/bin/minunet.exe", True),
                            ("minunet-script.py", True), ("train.py", False), ("-c", False), ("", False)]:
