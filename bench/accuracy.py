@@ -36,14 +36,15 @@ import torch
 
 from dataclasses import asdict
 
-from minunet import recipe as recipes
-from minunet.catalog import dataset_names
+from minunet.cli.flags import add_recipe_flags, recipe_of
+from minunet.recipe import Recipe
+from minunet.data.catalog import dataset_names
 from minunet.data import LesionDataset, make_dataset
 from minunet.device import Runtime, cpu_has_native_bf16
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.inference import Inference
 from minunet.models import MODELS, ModelEntry, new_model
-from minunet.train import fit
+from minunet.training.loop import fit
 from minunet.transforms import normalisation
 
 
@@ -53,7 +54,7 @@ def smp_unet(recipe, spec):
     return smp.Unet("resnet34", encoder_weights=None, in_channels=spec.channels, classes=spec.outputs)
 
 
-BENCH = recipes.Recipe(model="resunet34", encoder_weights="none")  # the recipe's defaults, from scratch
+BENCH = Recipe(model="resunet34", encoder_weights="none")  # the recipe's defaults, from scratch
 
 
 def pool_of(args, recipe):
@@ -105,7 +106,7 @@ def newer_curve(model, newer, inference, runtime, curve, log=print):
 
 
 def cross_validate(args):
-    recipe = recipes.recipe_of(args, BENCH)
+    recipe = recipe_of(args, BENCH)
     runtime = Runtime(precision=args.precision)
     pool, augment = pool_of(args, recipe), recipe.augmentation()
     data, n_pool = with_extra(pool, args, recipe)
@@ -119,7 +120,7 @@ def cross_validate(args):
         log = newer_curve(model, newer, Inference(tta=recipe.tta), runtime, curve) \
             if args.newer_curve else print
         monitor = val_set.subset(range(min(MONITORED, len(val_set))))  # fit's per-epoch check; never chooses
-        history = fit(model, train_set, monitor, None, recipe, runtime, show_progress=False, log=log)
+        history = fit(model, train_set, monitor, recipe, runtime, log=log)
         minutes = (time.perf_counter() - start) / 60
         fold = dict(fold=k, minutes=minutes, history=[
             {key: value for key, value in row.items() if key != "dice_by_threshold"} for row in history])
@@ -323,7 +324,7 @@ def main():
     parser.add_argument("--data", default="isic2016", choices=dataset_names() + ("folder", "synthetic"),
                         metavar="NAME", help="a MedSegBench name (default isic2016), folder or synthetic")
     parser.add_argument("--data-root", default="../shared/data/isic2016")
-    recipes.add_flags(parser)  # --model, --size, --epochs, --loss, --tta, ...: minunet train's recipe flags
+    add_recipe_flags(parser)  # --model, --size, --epochs, --loss, --tta, ...: minunet train's recipe flags
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--max-folds", type=int, help="train only the first N folds (a paired check on fewer images)")

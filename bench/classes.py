@@ -1,7 +1,7 @@
 """The cost of several classes and of gray images against the binary path, on the same images: seconds per
 training epoch (forward, loss, backward, Adam step) and per validation pass of a minunet.UNet.
 
-Variants, all the synthetic lesions of one split (minunet.synthetic; the 3-class set adds an ink stroke to the
+Variants, all the synthetic lesions of one split (minunet.data.synthetic; the 3-class set adds an ink stroke to the
 same lesions):
   binary        2 classes, RGB: one logit, sigmoid, BCE + Jaccard (minunet's default path)
   3 classes     3 classes, RGB: three logits, softmax, CE + Jaccard over the foreground classes
@@ -32,7 +32,7 @@ from minunet.inference import Inference  # noqa: E402
 from minunet.models import new_model  # noqa: E402
 from minunet.multiclass import loss_for  # noqa: E402
 from minunet.recipe import Recipe  # noqa: E402
-from minunet.train import make_loader, train_one_epoch  # noqa: E402
+from minunet.training.loop import make_loader, train_one_epoch  # noqa: E402
 from minunet.transforms import normalisation  # noqa: E402
 from threads import cpu_description  # noqa: E402
 

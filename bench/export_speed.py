@@ -25,7 +25,7 @@ import warnings
 import torch
 
 from minunet import ResNet34UNet, UNet
-from minunet.export import ExportModel, export_model
+from minunet.cli.export import ExportModel, export_model
 from minunet.inference import prepare_for_inference
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")  # what oneDNN and ORT use

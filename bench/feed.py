@@ -11,7 +11,6 @@ a GPU: 80 % or more). Records the device, CPU, workers and torch version.
 """
 import argparse
 import statistics
-import time
 
 import torch
 
@@ -19,7 +18,7 @@ from minunet import ResNet34UNet
 from minunet.data import data_names, make_dataset
 from minunet.device import Runtime, choose_device, default_workers
 from minunet.recipe import Recipe
-from minunet.train import fit
+from minunet.training.loop import fit
 from speed import seconds, sync, train_stepper  # bench/speed.py: the same step as its sections 1-5
 
 
@@ -63,8 +62,8 @@ def main():
         val_set = make_dataset(args.data, "val", args.data_root, size, limit=args.limit)
         torch.manual_seed(0)
         model = ResNet34UNet(train_set.spec.outputs, in_channels=train_set.spec.channels)  # the data's classes
-        history = fit(model, train_set, val_set, None, Recipe(epochs=args.epochs, batch_size=args.batch_size),
-                      Runtime(device, workers=workers), show_progress=False, log=lambda line: None)
+        history = fit(model, train_set, val_set, Recipe(epochs=args.epochs, batch_size=args.batch_size),
+                      Runtime(device, workers=workers), log=None)
         loop = statistics.median(row["train_images_per_s"] for row in history[1:] or history)
         print(f"| {size} | {alone:.0f} | {loop:.0f} | {100 * loop / alone:.0f} % |", flush=True)
 

@@ -9,7 +9,7 @@ min-max), and peak memory. Sections:
      use torch.inference_mode);
   2. what each speed-up buys (channels_last, fused Adam, bf16 autocast, BatchNorm folding, inference_mode,
      torch.compile; the reference compiled too, to show what compiling alone buys);
-  3. end to end: minunet.train.fit (--precision auto) vs a plain fp32 loop, and minunet.predict.predict (eager
+  3. end to end: minunet.training.loop.fit (--precision auto) vs a plain fp32 loop, and minunet.cli.predict.predict (eager
      and compiled) vs plain fp32 inference image by image and in batches, on the same files; and the data
      pipeline's samples/s;
   4. the peak tensor memory of each model pair, training and inference (torch.profiler: repeatable);
@@ -38,9 +38,9 @@ from minunet.data import data_names, make_dataset
 from minunet.device import Runtime
 from minunet.losses import BCEDiceLoss
 from minunet.inference import Inference, fold_batchnorm, prepare_for_inference
-from minunet.predict import Output, predict
+from minunet.cli.predict import Output, predict
 from minunet.recipe import Recipe
-from minunet.train import fit
+from minunet.training.loop import fit
 from minunet.transforms import tensor_to_pil
 
 
@@ -314,8 +314,7 @@ def end_to_end(args, device):
     # minunet's loop (--precision auto), one epoch, as history.csv reports it
     torch.manual_seed(0)
     model = ResNet34UNet(train_set.spec.outputs, in_channels=train_set.spec.channels)  # the data's classes
-    history = fit(model, train_set, val_set, None, Recipe(epochs=1, batch_size=n), Runtime(device),
-                  show_progress=False, log=lambda line: None)
+    history = fit(model, train_set, val_set, Recipe(epochs=1, batch_size=n), Runtime(device), log=None)
     ours = history[-1]["train_images_per_s"]
 
     # a plain fp32 loop over the same network and images: contiguous tensors, default Adam, no autocast
@@ -337,7 +336,7 @@ def end_to_end(args, device):
     print(f"  data pipeline (decode-free, augmented): {data_rate:.0f} samples/s = {data_rate / ours:.0f}x the "
           f"model's training rate")
 
-    # prediction from image files: minunet.predict.predict vs the same work done by a plain fp32 script, image by
+    # prediction from image files: minunet.cli.predict.predict vs the same work done by a plain fp32 script, image by
     # image and in batches of n
     with tempfile.TemporaryDirectory() as tmp:
         paths, out = write_images(train_set, tmp), os.path.join(tmp, "ours")

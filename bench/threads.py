@@ -45,7 +45,7 @@ def train_tiny(threads, seconds):
 
     from minunet import UNet
     from minunet.losses import BCEDiceLoss
-    from minunet.synthetic import synthetic_split
+    from minunet.data.synthetic import synthetic_split
 
     if threads:
         torch.set_num_threads(threads)

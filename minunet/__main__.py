@@ -1,5 +1,5 @@
 """`python -m minunet ...` is the same as the `minunet` command."""
-from .entry import INTERRUPTED, exit_now, main
+from .cli.entry import INTERRUPTED, exit_now, main
 
 code = main()
 if code == INTERRUPTED:

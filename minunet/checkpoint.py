@@ -14,7 +14,7 @@ import warnings
 import torch
 
 from .errors import CheckpointError, one_line
-from .models import MODELS, build_model, model_spec
+from .models.registry import MODELS, build_model, model_spec
 
 def save_checkpoint(path, model, **extra):
     """Write model name, arguments and weights (plus `extra` entries) to `path`, atomically.

@@ -19,10 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .catalog import DataSpec
+from .data.catalog import DataSpec
 from .errors import SettingError
-from .folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
-from .images import as_channels
+from .data.folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
+from .data.images import as_channels
 from .postprocess import clean_mask
 from .recipe import Recipe
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize

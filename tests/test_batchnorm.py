@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minunet import ResNet34UNet, UNet
-from minunet.batchnorm import check_batchnorm, smallest_batchnorm_map
+from minunet.training.batchnorm import check_batchnorm, smallest_batchnorm_map
 from minunet.cli import main
 from minunet.errors import SettingError
 from test_robustness import one_error_line

@@ -4,7 +4,7 @@ missing folder named in one line. Tiny folders made by the test."""
 import pytest
 import torch
 
-from minunet.challenges import LAYOUTS
+from minunet.data.challenges import LAYOUTS
 from minunet.cli import main
 from minunet.data import DataError, make_dataset, synthetic_lesion
 from minunet.transforms import tensor_to_pil

@@ -11,7 +11,7 @@ from PIL import Image
 
 from minunet.cli import main
 from minunet.checkpoint import load_checkpoint
-from minunet.rundir import HISTORY_COLUMNS
+from minunet.cli.rundir import HISTORY_COLUMNS
 
 TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--limit", "24",
         "--batch-size", "8", "--device", "cpu"]
@@ -95,8 +95,8 @@ def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
 @pytest.mark.parametrize("command", [["train"], ["evaluate", "--checkpoint", "c.pt", "--data", "synthetic"],
                                      ["predict", "--checkpoint", "c.pt", "--input", "in", "--output", "out"]])
 def test_flip_tta_is_on_unless_no_tta(command):
-    from minunet.cli import build_parser
-    from minunet.recipe import recipe_of
+    from minunet.cli.parser import build_parser
+    from minunet.cli.flags import recipe_of
 
     parser = build_parser()
     tta = (lambda argv: recipe_of(parser.parse_args(argv)).tta) if command == ["train"] else \
@@ -106,18 +106,19 @@ def test_flip_tta_is_on_unless_no_tta(command):
 
 
 def test_train_defaults_to_the_cross_validated_loss():
-    from minunet.cli import build_parser
+    from minunet.cli.parser import build_parser
     from minunet.losses import LOSSES, BCEJaccardLoss
-    from minunet.recipe import Recipe, recipe_of
+    from minunet.cli.flags import recipe_of
+    from minunet.recipe import Recipe
 
     assert recipe_of(build_parser().parse_args(["train"])).loss == Recipe().loss == "bce_jaccard"
     assert LOSSES[Recipe().loss] is BCEJaccardLoss
 
 
 def test_train_defaults_to_the_cross_validated_unet_width():
-    from minunet.cli import build_parser
+    from minunet.cli.parser import build_parser
     from minunet.models import new_model
-    from minunet.recipe import recipe_of
+    from minunet.cli.flags import recipe_of
 
     recipe = recipe_of(build_parser().parse_args(["train", "--model", "unet"]))
     assert recipe.base_channels == 16  # as accurate as 32 over 749 held-out images, in under half the time
@@ -174,7 +175,7 @@ class Brightness(torch.nn.Module):
 def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, compile):
     from minunet.device import Runtime
     from minunet.inference import Inference
-    from minunet.predict import predict
+    from minunet.cli.predict import predict
     from minunet.transforms import tensor_to_pil
 
     # three images of different sizes and contents: white, black, white on the left half only

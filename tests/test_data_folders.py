@@ -1,4 +1,4 @@
-"""Folders of image and mask files (minunet.folders): the ISIC challenge's layout and your own folder, built in
+"""Folders of image and mask files (minunet.data.folders): the ISIC challenge's layout and your own folder, built in
 tmp_path; what each reads, how it pairs and splits the files, and the one-line errors for bad ones."""
 import io
 

@@ -1,4 +1,4 @@
-"""Reading one image or mask file (minunet.images): EXIF orientation, 16-bit and float pixels, every image mode,
+"""Reading one image or mask file (minunet.data.images): EXIF orientation, 16-bit and float pixels, every image mode,
 the kinds of mask values, and one clear line for each file that cannot be read. Each expected tensor is built
 here from the pixels written, in plain torch."""
 import os
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from minunet.data import DataError, read_image, read_mask
-from minunet.images import read_pair
+from minunet.data.images import read_pair
 from minunet.transforms import tensor_to_pil
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -149,7 +149,7 @@ def test_one_bit_gray_alpha_cmyk_and_transparent_palette_images_become_rgb(tmp_p
     ([0, 2, 2, 0], "0/2", [0, 1, 1, 0]),  # a label map of two classes (issue 23): 2 is lesion, not binarised away
     ([3, 3, 0, 3], "0/3", [1, 1, 0, 1]),
     ([0, 100, 100, 0], "0/100", [0, 1, 1, 0]),  # every value below 128: no lesion would survive > 127
-    ([0, 1, 2, 0], "0/1/2", [0, 1, 1, 0]),  # classes: refused for a split (minunet.masks), non-zero here
+    ([0, 1, 2, 0], "0/1/2", [0, 1, 1, 0]),  # classes: refused for a split (minunet.data.masks), non-zero here
 ])
 def test_mask_values_are_read_by_kind(tmp_path, values, kind, lesion):
     save(torch.tensor(values, dtype=torch.uint8).view(1, 1, 4), tmp_path / "m.png")

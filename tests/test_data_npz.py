@@ -1,11 +1,11 @@
-"""medsegbench's npz files, written here in medsegbench's format without NumPy, and read by minunet.npz."""
+"""medsegbench's npz files, written here in medsegbench's format without NumPy, and read by minunet.data.npz."""
 import os
 import zipfile
 
 import pytest
 import torch
 
-from minunet import npz
+from minunet.data import npz
 from minunet.data import DataError, make_dataset, read_npy
 from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from minunet.ema import EMA
+from minunet.training.ema import EMA
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

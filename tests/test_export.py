@@ -12,8 +12,8 @@ import torch
 from minunet import ResNet34UNet, UNet, __version__
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from minunet.cli import main
-from minunet.export import card_path, export_checkpoint
-from minunet.modelcard import model_card
+from minunet.cli.export import card_path, export_checkpoint
+from minunet.cli.modelcard import model_card
 from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -148,10 +148,10 @@ def test_several_classes_export_softmax_probabilities(checkpoints, tmp_path, fmt
 
 
 def test_an_export_that_does_not_match_is_not_kept(checkpoints, tmp_path, monkeypatch):
-    import minunet.export
+    import minunet.cli.export
 
-    real = minunet.export.run_exported
-    monkeypatch.setattr(minunet.export, "run_exported", lambda *args: real(*args) + 1e-3)
+    real = minunet.cli.export.run_exported
+    monkeypatch.setattr(minunet.cli.export, "run_exported", lambda *args: real(*args) + 1e-3)
     with pytest.raises(RuntimeError, match="differs from minunet's own output by 0.001"):
         export(checkpoints["unet"], tmp_path / "m.pt", "torchscript")
     assert os.listdir(tmp_path) == []  # neither the file nor its card, nor a temporary file

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from minunet import entry
+from minunet.cli import entry
 from test_robustness import ENV, TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,7 +119,7 @@ def test_ctrl_c_inside_code_run_by_exec_is_exit_130(tmp_path, launcher):
 def test_the_console_script_and_python_m_go_through_the_entry_point():
     config = configparser.ConfigParser()
     config.read(os.path.join(ROOT, "setup.cfg"))
-    assert config["options.entry_points"]["console_scripts"].split() == ["minunet", "=", "minunet.entry:main"]
+    assert config["options.entry_points"]["console_scripts"].split() == ["minunet", "=", "minunet.cli.entry:main"]
     with open(os.path.join(ROOT, "minunet", "__main__.py")) as f:
         text = f.read()
     assert "from .entry import INTERRUPTED, exit_now, main" in text and "code = main()" in text

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from minunet import ResNet34Encoder, UNet
-from minunet.catalog import DataSpec, dataset_names, spec_of
+from minunet.data.catalog import DataSpec, dataset_names, spec_of
 from minunet.class_metrics import ClassMetricAccumulator, class_metrics, confusion_matrix
 from minunet.data import DataError, make_dataset
 from minunet.errors import SettingError

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from minunet.catalog import DataSpec
+from minunet.data.catalog import DataSpec
 from minunet.checkpoint import load_checkpoint
 from minunet.cli import main
 from minunet.data import DataError, make_dataset

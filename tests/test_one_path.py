@@ -15,13 +15,14 @@ from PIL import Image
 from minunet import UNet
 from minunet.checkpoint import load_checkpoint, save_checkpoint
 from minunet.cli import main
+from minunet.cli.rundir import RunFolder
 from minunet.data import make_dataset
 from minunet.device import Runtime
 from minunet.inference import Inference, probabilities
 from minunet.models import MODELS, ModelEntry
 from minunet.recipe import Recipe
 from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD, tensor_to_pil
-from minunet.train import fit
+from minunet.training.loop import fit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -107,8 +108,7 @@ def test_fit_with_its_defaults_runs_what_minunet_train_runs(tmp_path, capsys):
     train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=8)
     val_set = make_dataset("synthetic", "val", size=32, limit=8)
     torch.manual_seed(0)
-    history = fit(UNet(base_channels=4), train_set, val_set, recipe=recipe, runtime=Runtime("cpu", "fp32"),
-                  show_progress=False, log=lambda line: None)
+    history = fit(UNet(base_channels=4), train_set, val_set, recipe=recipe, runtime=Runtime("cpu", "fp32"), log=None)
     assert len(history) == 2 and history_numbers(history) == history_numbers(from_cli)
 
 
@@ -141,19 +141,18 @@ def test_a_model_registered_once_trains_evaluates_and_predicts_from_the_command_
     assert "wrote 3 segmentation(s)" in capsys.readouterr().out
 
 
-def test_the_library_functions_keep_short_signatures_and_commands_does_commands():
+def test_the_library_functions_keep_short_signatures():
     from minunet.evaluation import evaluate
-    from minunet.predict import predict
-    from minunet.train import train_one_epoch
+    from minunet.cli.predict import predict
+    from minunet.training.loop import train_one_epoch
 
     for function, most in ((fit, 10), (train_one_epoch, 8), (evaluate, 7), (predict, 7)):
         assert len(inspect.signature(function).parameters) <= most, function.__name__
-    assert len((ROOT / "minunet" / "commands.py").read_text().splitlines()) <= 200
 
 
 def test_a_probability_becomes_a_decision_in_one_place():
     """The comparison of a probability with the threshold is written once in the library: Inference.masks."""
-    found = [(f.name, n) for f in sorted((ROOT / "minunet").glob("*.py"))
+    found = [(f.name, n) for f in sorted((ROOT / "minunet").rglob("*.py"))
              for n, line in enumerate(f.read_text().splitlines(), 1)
              if re.search(r"[>]=?\s*(self\.|inference\.|settings\.)?threshold\b", line.split("#")[0])]
     assert found == [("inference.py", found[0][1])], found
@@ -163,8 +162,8 @@ def test_a_last_pt_written_by_fit_is_refused_by_minunet_train_resume_in_one_line
     train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=8)
     val_set = make_dataset("synthetic", "val", size=32, limit=4)
     torch.manual_seed(0)
-    fit(UNet(base_channels=2), train_set, val_set, str(tmp_path / "run"), Recipe(epochs=1, batch_size=4),
-        Runtime("cpu", "fp32"), show_progress=False, log=lambda line: None)
+    fit(UNet(base_channels=2), train_set, val_set, Recipe(epochs=1, batch_size=4), Runtime("cpu", "fp32"),
+        on_epoch=RunFolder(str(tmp_path / "run")), log=None)
     state = load_checkpoint(str(tmp_path / "run" / "last.pt"))
     assert state["run"]["epochs"] == 1 and state["run"]["loss"] == Recipe().loss  # fit records its recipe
     assert main(["train", "--resume", str(tmp_path / "run" / "last.pt")]) == 2

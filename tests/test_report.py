@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from minunet import report
+from minunet.cli import report
 from minunet.evaluation import THRESHOLDS
 from minunet.metrics import THRESHOLD_JACCARD, isic_metrics
 from minunet.pictures import COLOURS, overlay
-from minunet.report import COLUMNS, FLAGS, image_flags, write_report
+from minunet.cli.report import COLUMNS, FLAGS, image_flags, write_report
 
 SIZE = 32
 SCORES = ("dice", "jaccard", "accuracy", "sensitivity", "specificity")

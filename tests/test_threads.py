@@ -43,7 +43,7 @@ def test_threads_are_the_free_cores_at_least_one(monkeypatch):
 
 
 def test_the_command_takes_the_free_cores(monkeypatch):
-    from minunet import entry
+    from minunet.cli import entry
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(device, "busy_cores", lambda: 99)  # every core busy: one thread
     before = torch.get_num_threads()

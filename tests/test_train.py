@@ -10,16 +10,17 @@ import torch
 from PIL import Image
 
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.cli.rundir import RunFolder
 from minunet.data import make_dataset
 from minunet.device import Runtime
-from minunet.distributed import ShuffledShare
+from minunet.training.distributed import ShuffledShare
 from minunet.losses import BCEDiceLoss
 from minunet.recipe import Recipe
-from minunet.train import fit, lr_factor, train_one_epoch
+from minunet.training.loop import fit, lr_factor, train_one_epoch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-quiet = dict(show_progress=False, log=lambda line: None, runtime=Runtime("cpu", "fp32"))
+quiet = dict(log=None, runtime=Runtime("cpu", "fp32"))
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -70,9 +71,9 @@ def test_a_single_process_never_calls_torch_distributed(monkeypatch, tmp_path):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=8)
     val_set = make_dataset("synthetic", "val", size=32, limit=4)
-    from minunet.unet import UNet
-    history = fit(UNet(base_channels=2), train_set, val_set, str(tmp_path / "run"), Recipe(epochs=1, batch_size=4),
-                  **quiet)
+    from minunet.models.unet import UNet
+    history = fit(UNet(base_channels=2), train_set, val_set, Recipe(epochs=1, batch_size=4),
+                  on_epoch=RunFolder(str(tmp_path / "run")), **quiet)
     assert len(history) == 1 and (tmp_path / "run" / "last.pt").exists()
 
 
@@ -144,7 +145,7 @@ def test_a_checkpoint_of_minunet_0_1_0_loads_and_scores_as_it_did(tmp_path):
 
 
 def test_a_resnet34_unet_state_dict_of_minunet_0_1_0_loads_into_todays_decoder():
-    from minunet.resunet import OLD_DECODER_NAMES, ResNet34UNet
+    from minunet.models.resunet import OLD_DECODER_NAMES, ResNet34UNet
 
     torch.manual_seed(0)
     model = ResNet34UNet().eval()
@@ -199,7 +200,7 @@ def test_no_library_file_is_over_300_lines_and_no_module_imports_in_a_cycle():
 
 @pytest.mark.slow
 def test_a_run_with_two_workers_repeats_itself_and_the_run_without_workers(tmp_path):
-    from minunet.unet import UNet
+    from minunet.models.unet import UNet
 
     runs = {}
     for name, workers in (("none", 0), ("two", 2), ("two again", 2)):
@@ -207,8 +208,8 @@ def test_a_run_with_two_workers_repeats_itself_and_the_run_without_workers(tmp_p
         val_set = make_dataset("synthetic", "val", size=32, limit=8)
         torch.manual_seed(0)
         model = UNet(base_channels=2)
-        history = fit(model, train_set, val_set, recipe=Recipe(epochs=2, batch_size=4, seed=3), show_progress=False,
-                      log=lambda line: None, runtime=Runtime("cpu", "fp32", workers))
+        history = fit(model, train_set, val_set, recipe=Recipe(epochs=2, batch_size=4, seed=3),
+                      log=None, runtime=Runtime("cpu", "fp32", workers))
         runs[name] = (model.state_dict(), [row["train_loss"] for row in history])
     for name in ("two", "two again"):
         assert runs[name][1] == runs["none"][1]
@@ -217,7 +218,7 @@ def test_a_run_with_two_workers_repeats_itself_and_the_run_without_workers(tmp_p
 
 def test_a_model_from_checkpoint_is_the_saved_one(tmp_path):
     from minunet.checkpoint import save_checkpoint
-    from minunet.unet import UNet
+    from minunet.models.unet import UNet
 
     torch.manual_seed(0)
     model = UNet(base_channels=2, bilinear=True).eval()
@@ -232,9 +233,9 @@ def test_the_resnet34_unet_starts_from_imagenet_by_default_and_says_so_offline(m
     import urllib.request
     from urllib.error import URLError
 
-    from minunet.cli import build_parser, main
-
-    from minunet.recipe import recipe_of
+    from minunet.cli import main
+    from minunet.cli.parser import build_parser
+    from minunet.cli.flags import recipe_of
     assert recipe_of(build_parser().parse_args(["train", "--model", "resunet34"])).encoder_weights == "imagenet"
 
     def no_network(*args, **kwargs):
@@ -296,12 +297,12 @@ def test_a_last_pt_without_this_versions_fields_resumes(tmp_path, capsys):
 def test_fit_records_the_precision_it_ran_in_and_the_card_says_it(tmp_path):
     """A library fit (no CLI flags to record) stores the precision "auto" became, and the model card shows it."""
     from minunet.device import PRECISIONS, choose_device
-    from minunet.modelcard import model_card
-    from minunet.unet import UNet
+    from minunet.cli.modelcard import model_card
+    from minunet.models.unet import UNet
 
     data = make_dataset("synthetic", "train", size=32, limit=8), make_dataset("synthetic", "val", size=32, limit=4)
-    fit(UNet(base_channels=2), *data, tmp_path, Recipe(epochs=1, batch_size=4), Runtime("cpu", "auto"),
-        show_progress=False, log=lambda line: None)
+    fit(UNet(base_channels=2), *data, Recipe(epochs=1, batch_size=4), Runtime("cpu", "auto"),
+        on_epoch=RunFolder(str(tmp_path)), log=None)
     state = load_checkpoint(str(tmp_path / "best.pt"))
     expected = next(name for name, dtype in PRECISIONS.items() if dtype == choose_device("cpu", "auto")[1])
     assert state["run"]["ran_in"] == expected

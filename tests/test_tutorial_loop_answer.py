@@ -1,5 +1,5 @@
 """Tutorial 06 asks the learner to write the loop of one epoch from its five parts; the answer's filled-in
-function (tutorials/answers/06_train_unet.md) must train exactly as minunet.train.train_one_epoch does: the same
+function (tutorials/answers/06_train_unet.md) must train exactly as minunet.training.loop.train_one_epoch does: the same
 loss at every batch and the same weights afterwards, to the bit."""
 import copy
 import pathlib
@@ -11,7 +11,7 @@ import torch
 from minunet import UNet
 from minunet.data import make_dataset
 from minunet.losses import BCEJaccardLoss
-from minunet.train import train_one_epoch
+from minunet.training.loop import train_one_epoch
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors (see conftest.py)
 ANSWER = pathlib.Path(__file__).resolve().parent.parent / "tutorials" / "answers" / "06_train_unet.md"

@@ -8,10 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from minunet import cli, commands
+from minunet import cli
+
+from minunet.cli import commands
 from minunet.checkpoint import load_checkpoint
 from minunet.data import make_dataset, read_image, synthetic_lesion
-from minunet.rundir import RUN_FILES
+from minunet.cli.rundir import RUN_FILES
 from minunet.transforms import pil_to_tensor, tensor_to_pil
 from test_data_own_folder import make_folder
 from test_robustness import TINY, digest, exit_code_and_stderr, one_error_line, run, snapshot  # noqa: F401 (run)

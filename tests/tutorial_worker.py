@@ -28,7 +28,7 @@ import matplotlib.pyplot  # noqa: E402,F401  (imported here for the tutorials)
 import torch  # noqa: E402
 import torchvision  # noqa: E402,F401
 
-import minunet.train  # noqa: E402,F401
+import minunet.training.loop  # noqa: E402,F401
 
 torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first optimizer built imports torch._dynamo (~2 s)
 

@@ -7,11 +7,11 @@
 # never trains on. This tutorial builds that loop, then runs the library's:
 #
 # - one training step by hand; then **you** write the loop of one epoch from its five parts, and it is
-#   checked against `minunet.train.train_one_epoch` (the same losses, the same weights, to the bit);
+#   checked against `minunet.training.loop.train_one_epoch` (the same losses, the same weights, to the bit);
 # - the source of `train_one_epoch`, **printed** from the library itself and walked through: training
 #   mode, autocast, the DataLoader and the steps of an epoch, the learning-rate schedule (**drawn** for this
 #   run: `out/06_lr_schedule.png`), validation without gradients, the best epoch;
-# - a U-Net trained with `minunet.train.fit`: the history, the best validation Dice and the seconds it
+# - a U-Net trained with `minunet.training.loop.fit`: the history, the best validation Dice and the seconds it
 #   took **printed**, the curves (`out/06_unet_<data>/curves.png`) and validation predictions
 #   (`out/06_unet_predictions.png`) **drawn**. Its checkpoints stay in `out/06_unet_<data>/` for 07 and 08.
 #
@@ -42,7 +42,9 @@ from minunet.evaluation import evaluate
 from minunet.losses import BCEJaccardLoss
 from minunet.plots import plot_cases
 from minunet.recipe import Recipe
-from minunet.train import fit, lr_factor, train_one_epoch
+from minunet.cli.rundir import RunFolder
+from minunet.training import fit, lr_factor, train_one_epoch
+from minunet.training.loop import optimiser
 
 matplotlib.use("Agg")  # write files; no window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -246,7 +248,7 @@ print(f"{len(train_set)} images in batches of {BATCH}: {steps_per_epoch} steps a
 
 # %%
 print(inspect.getsource(lr_factor))
-walk(fit, [
+walk(optimiser, [
     ("warmup = ", "The warm-up is one epoch, at most a tenth of the run."),
     ("LambdaLR(", "PyTorch's scheduler calls lr_factor once per scheduler.step(), i.e. after every batch."),
 ])
@@ -279,11 +281,12 @@ walk(evaluate, [
     ("model.train(was_training)", "Back to the mode the caller had."),
 ])
 walk(fit, [
-    ("train_set.set_epoch(epoch)", "Fresh, seeded augmentations for this epoch."),
+    ('getattr(train_set, "set_epoch"', "Fresh, seeded augmentations for this epoch."),
     ("train_loss = train_one_epoch(", "The loop above."),
     ("**validate(", "Validation loss, Dice and Jaccard (evaluate, in evaluation mode, without gradients)."),
-    ("is_best, best_dice =", "Is this epoch's validation Dice the best so far? If so, save_epoch writes "
-     "best.pt; it writes last.pt, history.csv and curves.png after every epoch."),
+    ("is_best, best_dice =", "Is this epoch's validation Dice the best so far? If so, the epoch handed to "
+     "on_epoch carries its weights as the best: RunFolder writes them to best.pt, and last.pt, history.csv and "
+     "curves.png after every epoch."),
 ])
 
 # %% [markdown]
@@ -293,7 +296,9 @@ walk(fit, [
 # Jaccard loss, validation after every epoch (the probabilities averaged over each image and its flips),
 # the best epoch kept, and a seed that fixes the initial weights, the batch order and every augmentation.
 # `Recipe()` is exactly what `minunet train` runs; here the epochs, batch size and image size are set
-# (`fit` takes the model and the data as given: the recipe's model fields are what `minunet train` builds).
+# (`fit` takes the model and the data as given: the recipe's model fields are what `minunet train` builds)).
+# `fit` writes no file itself: it hands each finished epoch to `on_epoch`. Here that is `RunFolder(RUN_DIR)`, what
+# `minunet train` uses: it writes best.pt, last.pt, history.csv and curves.png into the run's folder.
 
 # %%
 recipe = Recipe(epochs=EPOCHS, batch_size=BATCH, size=SIZE)
@@ -303,7 +308,7 @@ model = UNet(base_channels=recipe.base_channels)
 print(f"UNet(base_channels={recipe.base_channels}): {sum(p.numel() for p in model.parameters()):,d} parameters; "
       f"{EPOCHS} epoch(s) into {os.path.relpath(RUN_DIR)}")
 start = time.perf_counter()
-history = fit(model, train_set, val_set, RUN_DIR, recipe)
+history = fit(model, train_set, val_set, recipe, on_epoch=RunFolder(RUN_DIR))
 seconds = time.perf_counter() - start
 
 # %% [markdown]

@@ -30,12 +30,12 @@ import matplotlib
 import torch
 
 from minunet import UNet
+from minunet.cli.rundir import RunFolder
 from minunet.data import LesionDataset
+from minunet.data.synthetic import synthetic_split
 from minunet.device import Runtime
 from minunet.recipe import Recipe
-from minunet.rundir import save_epoch
-from minunet.synthetic import synthetic_split
-from minunet.train import fit
+from minunet.training import fit
 
 matplotlib.use("Agg")  # write files; no window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -103,8 +103,8 @@ def train_run(n_train, augment, lr):
     train_set = LesionDataset(images.repeat(k, 1, 1, 1), masks.repeat(k, 1, 1, 1), ids * k, augment=augment)
     torch.manual_seed(0)
     model = UNet(base_channels=WIDTH)
-    history = fit(model, train_set, val_set, None, Recipe(epochs=EPOCHS, batch_size=8, lr=lr, tta=False),
-                  Runtime(precision="fp32"), show_progress=False, log=lambda line: None)
+    history = fit(model, train_set, val_set, Recipe(epochs=EPOCHS, batch_size=8, lr=lr, tta=False),
+                  Runtime(precision="fp32"), log=None)
     return model, history
 
 
@@ -216,13 +216,13 @@ print(f"the first image's logits, alone and in a batch of 4, differ by up to {ga
 # %% [markdown]
 # ## Keeping the best epoch
 #
-# The validation Dice wobbles and, when a model overfits, falls; so `fit` keeps two checkpoints after every
+# The validation Dice wobbles and, when a model overfits, falls; so a run keeps two checkpoints after every
 # epoch: `best.pt`, the weights of the epoch with the best validation Dice so far (the ones to use), and
 # `last.pt`, the last epoch's weights with the optimiser's and schedule's state (to resume an interrupted
-# run). `minunet.rundir.save_epoch` writes them:
+# run). `minunet.cli.rundir.RunFolder`, which `minunet train` hands to `fit` as its `on_epoch`, writes them:
 
 # %%
-print(inspect.getsource(save_epoch))
+print(inspect.getsource(RunFolder))
 for name, s in summary.items():
     print(f"{name:28s} best.pt: epoch {s['best_epoch']}, Dice {s['best_dice']:.2f}; last.pt: Dice "
           f"{s['last_dice']:.2f} ({s['last_dice'] - s['best_dice']:+.2f})")

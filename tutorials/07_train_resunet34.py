@@ -29,13 +29,14 @@ import torch.nn.functional as F
 
 from minunet import ResNet34Encoder, ResNet34UNet, UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.cli.rundir import RunFolder
 from minunet.data import LesionDataset, make_dataset
+from minunet.data.synthetic import synthetic_lesion
 from minunet.device import choose_device
 from minunet.evaluation import evaluate
+from minunet.models.resnet import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL
 from minunet.recipe import Recipe
-from minunet.resnet import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL
-from minunet.synthetic import synthetic_lesion
-from minunet.train import fit
+from minunet.training import fit
 
 matplotlib.use("Agg")  # write files; no window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -150,8 +151,8 @@ def train_or_reuse(name, seed, make_model):
     train_set = make_dataset(DATA, "train", root=args.data_root, size=SIZE, augment=True, seed=seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    history = fit(make_model(), train_set, val_set, folder, Recipe(epochs=EPOCHS, batch_size=BATCH, seed=seed),
-                  show_progress=False, log=lambda line: None)
+    history = fit(make_model(), train_set, val_set, Recipe(epochs=EPOCHS, batch_size=BATCH, seed=seed),
+                  on_epoch=RunFolder(folder), log=None)
     print(f"{name} seed {seed}: {EPOCHS} epoch(s) on {len(train_set)} images in {time.perf_counter() - start:.0f} s, "
           f"best validation Dice {max(r['val_dice'] for r in history):.4f}")
     return history

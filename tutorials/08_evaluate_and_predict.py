@@ -10,7 +10,7 @@
 #   standard error, and what a threshold chosen on validation does on held-out images (sentences chosen by the
 #   code from the numbers); it **draws** both threshold curves (`out/08_threshold_curves.png`);
 # - writes the HTML failure report (`minunet evaluate --report`, `out/08_report/report.html`) and explains it;
-#   segments JPEG files with `minunet.predict.predict` and **draws** its masks (`out/08_predicted_files.png`).
+#   segments JPEG files with `minunet.cli.predict.predict` and **draws** its masks (`out/08_predicted_files.png`).
 #
 # **How long it takes.** Seconds, with checkpoints at hand (else 06's training comes first). With no flag:
 # synthetic lesions; `--data-root DIR`: ISIC 2016; `--quick`: 06's and 07's quick runs; `--checkpoint FILE`:
@@ -29,14 +29,15 @@ from PIL import Image
 from minunet import UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.cli import main as minunet_cli
+from minunet.cli.predict import Output, predict
+from minunet.cli.report import FLAGS
+from minunet.cli.rundir import RunFolder
 from minunet.data import DataError, make_dataset
 from minunet.device import Runtime, choose_device
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.inference import Inference
-from minunet.predict import Output, predict
 from minunet.recipe import Recipe
-from minunet.report import FLAGS
-from minunet.train import fit
+from minunet.training import fit
 from minunet.transforms import pil_to_tensor
 
 parser = argparse.ArgumentParser(description="Tutorial 08: evaluating, the failure report, predicting")
@@ -85,9 +86,9 @@ if not paths:
     torch.manual_seed(0)
     fit(UNet(base_channels=Recipe().base_channels),
         make_dataset(DATA, "train", root=args.data_root, size=size, augment=True, seed=0),
-        make_dataset(DATA, "val", root=args.data_root, size=size), UNET_RUN,
+        make_dataset(DATA, "val", root=args.data_root, size=size),
         Recipe(epochs=3 if args.quick else 20 if DATA == "isic2016" else 10, batch_size=batch, size=size),
-        show_progress=False)
+        on_epoch=RunFolder(UNET_RUN), log=None)
     paths = [os.path.join(UNET_RUN, "best.pt")]
 
 
@@ -280,7 +281,7 @@ for level, title in sections:
 # - **Dice against the decision threshold**: the curve above for this split; choose on validation.
 # - **Worst and best images**: image, ground truth, prediction and an overlay coloured by what went wrong
 #   (green lesion found, blue lesion missed, red false alarm), with each image's scores and areas.
-# - **Flagged images**: each flag of `minunet.report.FLAGS`, its meaning, its images and their overlays:
+# - **Flagged images**: each flag of `minunet.cli.report.FLAGS`, its meaning, its images and their overlays:
 
 # %%
 for name, sentence in FLAGS.items():

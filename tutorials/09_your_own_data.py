@@ -36,11 +36,11 @@ from minunet import UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.cli import main as minunet_cli
 from minunet.data import TRAIN_IMAGES, TRAIN_MASKS, DataError, make_dataset, read_image, read_mask
+from minunet.data.synthetic import synthetic_split
 from minunet.evaluation import THRESHOLDS, best_threshold, evaluate
 from minunet.inference import probabilities
-from minunet.synthetic import synthetic_split
 from minunet.recipe import Recipe
-from minunet.train import fit
+from minunet.training import fit
 from minunet.transforms import pil_to_tensor, tensor_to_pil
 
 parser = argparse.ArgumentParser(description="Tutorial 09: your own images and masks")
@@ -278,8 +278,7 @@ show(os.path.join(OUT, "09_predictions.png"))
 # %%
 torch.manual_seed(0)
 short = UNet(base_channels=Recipe().base_channels)
-fit(short, train_set.subset(range(32)), val_set, None, Recipe(epochs=1, batch_size=16), show_progress=False,
-    log=lambda line: None)
+fit(short, train_set.subset(range(32)), val_set, Recipe(epochs=1, batch_size=16), log=None)
 best_state = load_checkpoint(os.path.join(run, "best.pt"))
 trained = model_from_checkpoint(best_state)
 images = torch.stack([val_set[i][0] for i in range(len(val_set))])  # (N, 3, S, S)

@@ -32,16 +32,16 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from minunet.catalog import dataset_names
+from minunet.data import make_dataset
+from minunet.data.catalog import dataset_names
 from minunet.evaluation import evaluate
 from minunet.inference import Inference
 from minunet.losses import bce_with_logits
-from minunet.data import make_dataset
 from minunet.models import new_model
 from minunet.multiclass import SOFTMAX_NAMES, cross_entropy, loss_for
 from minunet.pictures import class_overlay
 from minunet.recipe import Recipe
-from minunet.train import fit
+from minunet.training import fit
 from minunet.transforms import normalisation
 
 parser = argparse.ArgumentParser(description="Tutorial 10: several classes, and gray images")
@@ -165,7 +165,7 @@ recipe = Recipe(epochs=EPOCHS, batch_size=8, base_channels=8 if args.quick else 
 def train(train_set, val_set):
     """A U-Net trained on the data's channels and classes, left at its last epoch's weights; (model, history)."""
     model = new_model(recipe, train_set.spec)  # in: the data's channels; out: one logit per class
-    history = fit(model, train_set, val_set, None, recipe, show_progress=False, log=lambda line: None)
+    history = fit(model, train_set, val_set, recipe, log=None)
     return model, history
 
 

@@ -7,7 +7,7 @@
 #
 # - trains a small U-Net (or loads `--checkpoint FILE`) and **prints** what folding BatchNorm does to its
 #   graph: the operations of the traced graph counted before and after, and why the outputs stay the same;
-# - exports it with `minunet.export.export_checkpoint` to **ONNX** (run by onnxruntime) and **TorchScript**
+# - exports it with `minunet.cli.export.export_checkpoint` to **ONNX** (run by onnxruntime) and **TorchScript**
 #   (run by torch.jit, also from C++), runs both on images of two sizes and **prints** how far their
 #   probabilities are from minunet's own, and the operations in the ONNX file;
 # - **draws** one validation image with minunet's probabilities, onnxruntime's and their difference
@@ -36,11 +36,12 @@ import torch
 
 from minunet import UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
+from minunet.cli.export import ExportModel, card_path, export_checkpoint
+from minunet.cli.rundir import RunFolder
 from minunet.data import make_dataset
-from minunet.export import ExportModel, card_path, export_checkpoint
 from minunet.inference import fold_batchnorm
 from minunet.recipe import Recipe
-from minunet.train import fit
+from minunet.training import fit
 
 parser = argparse.ArgumentParser(description="Tutorial 11: exporting a model")
 parser.add_argument("--data-root", metavar="DIR",
@@ -86,8 +87,8 @@ else:
     torch.manual_seed(0)
     recipe = Recipe(epochs=EPOCHS, batch_size=8, base_channels=BASE, size=SIZE)  # the rest: the defaults
     fit(UNet(base_channels=BASE), make_dataset(DATA, "train", args.data_root, SIZE, augment=True, limit=LIMIT),
-        make_dataset(DATA, "val", args.data_root, SIZE, limit=LIMIT), run_dir, recipe,
-        run_info=dict(data=DATA, data_root=args.data_root, limit=LIMIT), show_progress=False, log=lambda line: None)
+        make_dataset(DATA, "val", args.data_root, SIZE, limit=LIMIT), recipe,
+        on_epoch=RunFolder(run_dir, dict(data=DATA, data_root=args.data_root, limit=LIMIT)), log=None)
     checkpoint = os.path.join(run_dir, "best.pt")
 state = load_checkpoint(checkpoint)
 model = model_from_checkpoint(state)  # eval mode: BatchNorm uses its running statistics

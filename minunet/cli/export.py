@@ -16,10 +16,10 @@ import warnings
 import torch
 import torch.nn as nn
 
-from . import __version__
-from .checkpoint import load_checkpoint, model_from_checkpoint
-from .errors import CheckpointError, DataError, SettingError
-from .inference import fold_batchnorm
+from .. import __version__
+from ..checkpoint import load_checkpoint, model_from_checkpoint
+from ..errors import CheckpointError, DataError, SettingError
+from ..inference import fold_batchnorm
 from .modelcard import class_names, model_card
 
 FORMATS = ("onnx", "torchscript")

@@ -11,14 +11,12 @@ import os
 import shutil
 from dataclasses import asdict
 
-import torch
-
-from .catalog import BINARY
-from .checkpoint import open_checkpoint, save_checkpoint
-from .multiclass import loss_name
-from .errors import TrainingError
+from ..data.catalog import BINARY
+from ..checkpoint import open_checkpoint, save_checkpoint
+from ..multiclass import loss_name
+from ..errors import TrainingError
 from .paths import must_be_a_folder, read_only
-from .recipe import Recipe
+from ..recipe import Recipe
 
 RUN_FILES = ("best.pt", "last.pt", "history.csv", "curves.png")
 DATA_DEFAULTS = dict(data="synthetic", data_root=None, limit=None, precision="auto", classes=None, channels=None)
@@ -47,7 +45,7 @@ def write_history(history, path):
 def write_curves(out_dir, history, loss):
     """history.csv and curves.png of `history` (a list of dicts, one per epoch) of a run trained with `loss`
     (its name in minunet.losses.LOSSES)."""
-    from .plots import plot_history  # matplotlib is only needed once a run writes files
+    from ..plots import plot_history  # matplotlib is only needed once a run writes files
 
     os.makedirs(out_dir, exist_ok=True)
     for name, write in (("history.csv", write_history), ("curves.png", lambda h, path: plot_history(h, path, loss))):
@@ -61,21 +59,27 @@ def write_curves(out_dir, history, loss):
                 from None
 
 
-def save_epoch(out_dir, model, best, info, history, optimizer, scheduler, scaler, ema=None):
-    """After an epoch: best.pt (the model `best`, unless None), last.pt, history.csv and curves.png.
+class RunFolder:
+    """The files of a training run in `out`, written after each epoch: fit's `on_epoch`.
 
-    info: what both checkpoints hold besides the weights (the run's flags, size, epoch, threshold, ...).
-    last.pt holds `model` (the training weights) and all that resuming needs: the history, the optimizer's,
-    the schedule's, the scaler's, the moving average's and the random generator's states.
+    best.pt holds the weights of the best epoch so far, last.pt the last epoch's training weights and all that
+    resuming needs (the history, the optimizer's, schedule's, scaler's, moving average's and random generator's
+    states); both record the run (fit's record, with `run_info`: what minunet train says of the data).
     """
-    if best is not None:
-        save_checkpoint(os.path.join(out_dir, "best.pt"), best, **info)
-    resume = dict(history=history, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                  scaler=scaler.state_dict(), rng_state=torch.get_rng_state())
-    if ema is not None:
-        resume["ema"] = ema.state_dict()
-    save_checkpoint(os.path.join(out_dir, "last.pt"), model, **info, **resume)
-    write_curves(out_dir, history, loss_name(info["run"]["loss"], len(info.get("classes", BINARY))))
+
+    def __init__(self, out, run_info=None):
+        self.out, self.run_info = out, dict(run_info or {})
+        os.makedirs(out, exist_ok=True)
+
+    def __call__(self, epoch):
+        run = dict(epoch.record["run"])
+        ran_in = run.pop("ran_in")
+        record = dict(epoch.record, run={**run, **self.run_info, "ran_in": ran_in})
+        if epoch.best is not None:
+            save_checkpoint(os.path.join(self.out, "best.pt"), epoch.best, **record)
+        save_checkpoint(os.path.join(self.out, "last.pt"), epoch.model, **record, history=epoch.history,
+                        **epoch.training_state)
+        write_curves(self.out, epoch.history, loss_name(run["loss"], len(record.get("classes", BINARY))))
 
 
 def refuse_to_overwrite(out, resume=None):

@@ -22,8 +22,8 @@ import os
 import torch
 from PIL import Image, ImageOps
 
-from .errors import DataError, one_line
-from .transforms import grayscale, pil_to_tensor
+from ..errors import DataError, one_line
+from ..transforms import grayscale, pil_to_tensor
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit grayscale (I: 32-bit)
 

@@ -6,7 +6,7 @@ import io
 
 import torch
 
-from .transforms import tensor_to_pil
+from ..transforms import tensor_to_pil
 
 
 def png_uri(write_png):

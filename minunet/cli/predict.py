@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from .data import IMAGE_EXTENSIONS, read_image
-from .device import Runtime
-from .errors import DataError, SettingError, one_line, out_of_memory
-from .inference import MASK_SUFFIX, OVERLAY_SUFFIX, Inference, prepare_for_inference
-from .pictures import class_overlay, label_map_image, mask_to_image, overlay_image, shown_at
+from ..data import IMAGE_EXTENSIONS, read_image
+from ..device import Runtime
+from ..errors import DataError, SettingError, one_line, out_of_memory
+from ..inference import MASK_SUFFIX, OVERLAY_SUFFIX, Inference, prepare_for_inference
+from ..pictures import class_overlay, label_map_image, mask_to_image, overlay_image, shown_at
 
 
 def input_images(source):

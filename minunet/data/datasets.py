@@ -7,28 +7,23 @@ Every source gives the same kind of dataset, `LesionDataset`, whose items are
   id:    str
 Images and masks are decoded and resized to the working size once, when the dataset is built, and kept in
 memory as uint8 tensors; an epoch decodes no file. Where the data come from is in the modules named for each
-source: minunet.folders (challenge and own folders, read through minunet.images), minunet.npz,
-minunet.synthetic. Their names that other code uses are importable from here too.
+source: minunet.data.folders (own folders, read through minunet.data.images), minunet.data.challenges,
+minunet.data.npz, minunet.data.synthetic.
 """
 import hashlib
 import os
 
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 from .challenges import LAYOUTS, holds_challenge, load_challenge
-from .folders import (IMAGE_EXTENSIONS, MASK_SUFFIX, TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS,
-                      load_folder, split_ids)
-from .images import open_image, read_image, read_mask
+from .folders import (load_folder)
 from .catalog import BINARY, DataSpec, dataset_names, numbered, spec_of
 from .images import as_channels
-from .npz import DEFAULT_ROOT, load_npz, read_npy
-from .synthetic import SYNTHETIC_CLASSES, synthetic_lesion, synthetic_split
-from .transforms import eval_transforms, normalisation, train_transforms
+from .npz import DEFAULT_ROOT, load_npz
+from .synthetic import SYNTHETIC_CLASSES, synthetic_split
+from ..transforms import eval_transforms, normalisation, train_transforms
 
-__all__ = ["make_dataset", "LesionDataset", "item_seed", "DataError", "MASK_SUFFIX", "IMAGE_EXTENSIONS",
-           "TRAIN_IMAGES", "TRAIN_MASKS", "TEST_IMAGES", "TEST_MASKS", "synthetic_lesion", "read_npy",
-           "open_image", "read_image", "read_mask", "split_ids"]
 
 
 class LesionDataset(torch.utils.data.Dataset):

@@ -21,10 +21,10 @@ import unicodedata
 
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 from .images import read_pair
 from .masks import check_class_indices, split_notes
-from .transforms import Resize
+from ..transforms import Resize
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
 TRAIN_MASKS = "ISBI2016_ISIC_Part1_Training_GroundTruth"

@@ -10,8 +10,8 @@ import os
 
 import torch
 
-from . import __version__
-from .inference import fold_batchnorm
+from .. import __version__
+from ..inference import fold_batchnorm
 
 NOT_RECORDED = "not recorded"
 BINARY_CLASSES = ("background", "lesion")  # one output channel: its sigmoid is the lesion's probability

@@ -7,7 +7,7 @@ import zipfile
 
 import torch
 
-from .errors import DataError, one_line
+from ..errors import DataError, one_line
 from .folders import TRAIN_IMAGES
 from .images import as_channels, binarise, label_values, mask_kind
 from .masks import check_class_indices, check_labels, empty_masks

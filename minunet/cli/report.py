@@ -8,21 +8,19 @@ the worst and best images and the flagged ones; without scores (predict) it show
 the flagged ones first.
 """
 import csv
-import html
 import io
 import os
 import pathlib
 import tempfile
 
-import torch
 
-from . import plots
-from .errors import DataError
-from .evaluation import THRESHOLDS
+from .. import plots
+from ..errors import DataError
+from ..evaluation import THRESHOLDS
 from .class_report import class_sections
 from .htmlparts import esc, img, picture_uri, png_uri
-from .pictures import COLOURS, overlay
-from .metrics import METRIC_NAMES, METRICS, THRESHOLD_JACCARD
+from ..pictures import COLOURS, overlay
+from ..metrics import METRIC_NAMES, METRICS, THRESHOLD_JACCARD
 
 FULL_AREA = 0.99  # a prediction covering at least this fraction of the image is flagged "full prediction"
 FAILURE_DICE = 2 * THRESHOLD_JACCARD / (1 + THRESHOLD_JACCARD)  # Jaccard 0.65 as a Dice: D = 2J / (1 + J)

@@ -2,7 +2,7 @@
 is a folder, a folder that cannot be written to. Each failure is a DataError naming the flag and the path."""
 import os
 
-from .errors import DataError
+from ..errors import DataError
 
 
 def file_in_the_way(path):

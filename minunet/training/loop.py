@@ -5,12 +5,12 @@ The loop: Adam, a linear warm-up then a cosine decay of the learning rate (per s
 (minunet.recipe: BCE + Jaccard by default), augmentation on the training split only (it is the dataset's), the
 validation Dice after every epoch, and the best epoch kept. A seed fixes the initial weights, the order of the
 images and every augmentation, so a CPU run repeats exactly, also when it is killed and resumed from last.pt. Under
-torchrun each process trains on its share of every batch (minunet.distributed); only rank 0 writes files or prints.
+torchrun each process trains on its share of every batch (minunet.training.distributed); only rank 0 hands
+its epochs on and prints.
 """
 import math
 import os
 import time
-from dataclasses import asdict
 
 import torch
 from torch.utils.data import DataLoader
@@ -18,16 +18,15 @@ from tqdm import tqdm
 
 from . import distributed
 from .batchnorm import check_batchnorm
-from .device import PRECISIONS, Runtime, default_workers
+from ..device import Runtime, default_workers
 from .ema import EMA
-from .errors import CheckpointError, SettingError, TrainingError
-from .evaluation import THRESHOLDS, best_threshold, evaluate
-from .inference import Inference
-from .catalog import DataSpec
-from .multiclass import loss_for, loss_name
-from .recipe import Recipe
-from .rundir import save_epoch, write_curves
-from .transforms import normalisation
+from ..errors import SettingError, TrainingError
+from ..evaluation import THRESHOLDS, evaluate
+from ..inference import Inference
+from ..data.catalog import DataSpec
+from ..multiclass import loss_for
+from ..recipe import Recipe
+from .epoch import Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state
 
 
 def lr_factor(step, warmup_steps, total_steps):
@@ -39,11 +38,13 @@ def lr_factor(step, warmup_steps, total_steps):
 
 
 class LossNotFinite(TrainingError):
-    """The loss became inf or nan (here or, under torchrun, in another process) at step `step` of an epoch."""
+    """The loss became inf or nan (here or, under torchrun, in another process) at step `step` of an epoch (of
+    epoch `epoch`, once fit knows it): training stopped before stepping on it."""
 
-    def __init__(self, value, step):
-        super().__init__(f"the loss became {value} at step {step}")
-        self.value, self.step = value, step
+    def __init__(self, value, step, epoch=None):
+        at = f"epoch {epoch}, step {step}" if epoch is not None else f"step {step}"
+        super().__init__(f"the loss became {value} at {at}: training stopped")
+        self.value, self.step, self.epoch = value, step, epoch
 
 
 def train_one_epoch(net, batches, loss_fn, optimizer, scheduler=None, scaler=None, amp_dtype=None, ema=None):
@@ -78,93 +79,87 @@ def train_one_epoch(net, batches, loss_fn, optimizer, scheduler=None, scaler=Non
     return total / step
 
 
-def fit(model, train_set, val_set, out_dir=None, recipe=None, runtime=None, resume=None, run_info=None,
-        show_progress=True, log=print):
+def fit(model, train_set, val_set, recipe=None, runtime=None, resume=None, on_epoch=None, log=print):
     """Train any segmentation model (logits (B, 1, H, W); (B, K, H, W) for K > 2 classes) on map-style datasets
-    of (image, mask[, id]) tensors
-    with a recipe (default Recipe(): what `minunet train` runs), validating after each epoch (with the
-    dataset's set_epoch and original_mask where it has them); return the history, a dict per epoch.
+    of (image, mask[, id]) tensors with a recipe (default Recipe(): what `minunet train` runs), validating
+    after each epoch (with the dataset's set_epoch and original_mask where it has them); return the history, a
+    dict per epoch. Nothing is written to disk.
 
-    out_dir (None: no files): best.pt, last.pt, history.csv, curves.png (minunet.rundir). recipe: epochs,
-    batch size (global, over processes), learning rate, loss, EMA (validated, kept as best.pt and left in
+    recipe: epochs, batch size (global, over processes), learning rate, loss, EMA (validated, and left in
     `model` at the end), validation TTA, threshold tuning, seed (the datasets carry the augmentation). runtime:
-    device, precision, DataLoader workers. resume: a last.pt's dict, to continue. run_info: what the checkpoints
-    record of the run besides the recipe (the data, for instance). show_progress: a tqdm bar per epoch (on a
-    terminal). log: called with each epoch's line. The data's channels and classes (train_set.spec, RGB and
-    binary where it has none) choose the loss (minunet.multiclass.loss_for: the recipe's for two classes, its
-    softmax counterpart for more) and the normalisation, and the checkpoints record them.
+    device, precision, DataLoader workers. resume: a last.pt's dict, to continue. on_epoch: called with each
+    finished Epoch (minunet.cli.rundir.RunFolder writes the run's files from it). log: called with each
+    epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec, RGB and
+    binary where it has none) choose the loss (minunet.multiclass.loss_for) and the normalisation.
     """
     recipe, runtime = recipe or Recipe(), runtime or Runtime()
     device, amp_dtype = runtime.choose()
     rank, world = distributed.join(device)
-    if recipe.batch_size % world:
-        raise SettingError(f"--batch-size {recipe.batch_size} must be a multiple of the {world} processes")
     torch.manual_seed(recipe.seed)
     model = model.to(device, memory_format=torch.channels_last)  # NHWC: faster convolutions on CPU and GPU
     net = distributed.wrap(model, world)  # runs forward and backward; `model` is what is optimised and saved
     sampler = distributed.ShuffledShare(train_set, recipe.seed, rank, world)
-    loader = make_loader(train_set, recipe.batch_size // world, sampler, device, runtime.workers)
-    total_steps = recipe.epochs * len(loader)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    warmup = max(1, min(len(loader), total_steps // 10))  # one epoch, at most a tenth of the run
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total_steps))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    loader = make_loader(train_set, per_process(recipe.batch_size, world), sampler, device, runtime.workers)
+    optimizer, scheduler, scaler = optimiser(model, recipe, len(loader), device, amp_dtype)
     spec = getattr(train_set, "spec", DataSpec())
     loss_fn, ema = loss_for(recipe.loss, len(spec.classes)), EMA(model, recipe.ema) if recipe.ema else None
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
-    h, w = train_set[0][0].shape[-2:]
-    check_batchnorm(model, recipe.batch_size // world, (h, w), world)  # a 1 x 1 map in a batch of 1: one line, now
-    size = h if h == w else [h, w]  # the working size, as the data have it
-    mean, std = normalisation(spec.channels)
-    ran_in = next(name for name, dtype in PRECISIONS.items() if dtype == amp_dtype)  # "auto" made concrete
-    info = dict(run={**asdict(recipe), "size": size if h == w else (h, w), **(run_info or {}), "ran_in": ran_in},
-                size=size, mean=mean, std=std, channels=spec.channels, classes=list(spec.classes))
-    validation = (Inference(mean=mean, std=std, tta=recipe.tta, spec=spec),
+    record = model_record(train_set, recipe, spec, amp_dtype)
+    check_batchnorm(model, recipe.batch_size // world, train_set[0][0].shape[-2:], world)  # a 1 x 1 map, batch 1
+    validation = (Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec),
                   Runtime(device, runtime.precision, 0, recipe.batch_size))
-    if rank == 0 and out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        if history:  # resumed: history.csv and curves.png as last.pt has them (a kill may fall in between)
-            write_curves(out_dir, history, loss_name(recipe.loss, len(spec.classes)))
     for epoch in range(start, recipe.epochs + 1):
-        sampler.set_epoch(epoch)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)  # this epoch's augmentations
-        bar = tqdm(loader, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, dynamic_ncols=True,
-                   disable=None if show_progress and rank == 0 else True)  # None: a bar on terminals only
-        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)  # this epoch's order of the images, and its augmentations where the data have them:
+        getattr(train_set, "set_epoch", lambda epoch: None)(epoch)
+        bar = tqdm(loader, f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if log and rank == 0 else True)
+        t0 = time.perf_counter()  # (tqdm's disable=None: a progress bar on terminals only)
         try:
             train_loss = train_one_epoch(net, bar, loss_fn, optimizer, scheduler, scaler, amp_dtype, ema)
         except LossNotFinite as err:
-            raise TrainingError(f"the loss became {err.value} at epoch {epoch}, step {err.step}: training "
-                                f"stopped, last.pt is kept as it was; try a lower --lr or --precision fp32") from None
-        t1 = time.perf_counter()
-        scored = ema.module if ema else model  # the weights validated and kept as best.pt
+            raise LossNotFinite(err.value, err.step, epoch) from None
+        t1, scored = time.perf_counter(), ema.module if ema else model  # the weights validated and kept as best
         row = dict(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
                    train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world,
                    **validate(scored, val_set, *validation, loss_fn, rank, world),
-                   train_seconds=t1 - t0, train_images_per_s=len(loader) * recipe.batch_size / (t1 - t0),
-                   val_seconds=time.perf_counter() - t1,
-                   # since the run began, over resumes (0.1.0's rows lack it)
-                   elapsed_seconds=(history[-1].get("elapsed_seconds", 0) if history else 0) + time.perf_counter() - t0)
+                   **timings(t0, t1, len(loader) * recipe.batch_size, history))
         history.append(row)
         is_best, best_dice = row["val_dice"] > best_dice, max(best_dice, row["val_dice"])
-        threshold = best_threshold(row["dice_by_threshold"]) if recipe.tune_threshold else Inference.threshold
-        line = (f"epoch {epoch}/{recipe.epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-                f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "
-                f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))
-        if rank == 0 and out_dir is not None:
-            try:
-                save_epoch(out_dir, model, scored if is_best else None,
-                           dict(info, epoch=epoch, best_dice=best_dice, threshold=threshold),
-                           history, optimizer, scheduler, scaler, ema)
-            except (TrainingError, CheckpointError):  # a full disk, say: the epoch trained, its files failed
-                log(line)
-                raise
-        if rank == 0:  # after its files: a printed epoch is on disk
-            log(line)
+        if rank == 0:  # its files (on_epoch), then its line
+            kept = dict(record, epoch=epoch, best_dice=best_dice, threshold=kept_threshold(row, recipe))
+            hand_on(Epoch(epoch, history, model, scored if is_best else None, kept,
+                          training_state(optimizer, scheduler, scaler, ema)), on_epoch, log,
+                    epoch_line(row, recipe.epochs, is_best))
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())  # the averaged weights are the result
     return history
+
+
+def per_process(batch_size, world):
+    """Each process's share of a global batch; a batch that does not split evenly is refused."""
+    if batch_size % world:
+        raise SettingError(f"the batch size {batch_size} must be a multiple of the {world} processes")
+    return batch_size // world
+
+
+def optimiser(model, recipe, steps_per_epoch, device, amp_dtype):
+    """(optimizer, scheduler, scaler): Adam at the recipe's learning rate; its schedule per step, a linear warm-up
+    over one epoch (at most a tenth of the run), then a cosine decay to 0 (lr_factor); and a GradScaler against
+    fp16's underflow (disabled, passing through, in other precisions)."""
+    total_steps = recipe.epochs * steps_per_epoch
+    warmup = max(1, min(steps_per_epoch, total_steps // 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total_steps))
+    return optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+
+
+
+
+
+
+
+
+
 
 
 def make_loader(dataset, batch_size, sampler, device, workers=None):
@@ -175,22 +170,10 @@ def make_loader(dataset, batch_size, sampler, device, workers=None):
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     if len(loader) == 0:
         raise SettingError(f"{len(dataset)} training images do not fill one batch of "
-                           f"{batch_size * int(os.environ.get('WORLD_SIZE', '1'))}: lower --batch-size")
+                           f"{batch_size * int(os.environ.get('WORLD_SIZE', '1'))}: lower the batch size")
     return loader
 
 
-def restore(state, model, optimizer, scheduler, scaler, ema=None):
-    """Load a last.pt's training state (or nothing, for None); (first epoch to run, best Dice, history)."""
-    if state is None:
-        return 1, -1.0, []
-    model.load_state_dict(state["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    if ema is not None and "ema" in state:
-        ema.load_state_dict(state["ema"])
-    torch.set_rng_state(state["rng_state"])
-    return state["epoch"] + 1, state["best_dice"], list(state["history"])
 
 
 def validate(model, val_set, inference, runtime, loss_fn, rank, world):

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .errors import SettingError
+from ..errors import SettingError
 
 MAX_SIZE = 4096  # the CLI's largest --size
 
@@ -70,7 +70,7 @@ def check_batchnorm(model, batch_size, size, processes=1):
     h, w = (size, size) if isinstance(size, int) else size
     if batch_size > 1 or trains_on_one_image(model, (h, w)):
         return  # any map holds at least 2 values per channel over 2 images
-    from .models import model_spec  # the --model names
+    from ..models.registry import model_spec  # the --model names
 
     try:
         name = model_spec(model)[0]

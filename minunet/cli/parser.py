@@ -5,12 +5,13 @@ exits with code 2; nothing already on disk is replaced unless the user asked (--
 """
 import argparse
 
-from . import recipe
 from .argtypes import batch_size, fraction, number, positive
+from ..recipe import Recipe
+from .flags import add_recipe_flags
 from .commands import evaluate_command, predict_command, say, train_command
-from .data import data_names
-from .device import Runtime
-from .errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
+from ..data import data_names
+from ..device import Runtime
+from ..errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
 from .export import add_export_parser, export_command
 from .rundir import DATA_DEFAULTS
 
@@ -47,13 +48,13 @@ def make_data_flags(given_only):
 
 
 def build_parser():
-    """The parser of `minunet train | evaluate | predict`: train's recipe flags come from minunet.recipe."""
+    """The parser of `minunet train | evaluate | predict`: train's recipe flags come from minunet.cli.flags."""
     parser = Parser(prog="minunet", description="Skin-lesion segmentation with U-Nets (ISIC 2016).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     data_flags = make_data_flags(given_only=False)
     infer_flags = Parser(add_help=False)
-    infer_flags.add_argument("--tta", action=argparse.BooleanOptionalAction, default=recipe.Recipe.tta,
+    infer_flags.add_argument("--tta", action=argparse.BooleanOptionalAction, default=Recipe.tta,
                              help="average the predictions of the image and its three flips: 4 forward passes "
                                   "(default on, as trained; --no-tta: one pass)")
     infer_flags.add_argument("--threshold", type=fraction, metavar="T",
@@ -66,7 +67,7 @@ def build_parser():
                        help="train a model, keeping the best checkpoint",
                        description="Train a U-Net on lesion images; writes best.pt, last.pt, history.csv and "
                                    "curves.png into --out.")
-    recipe.add_flags(t)  # the recipe: --model, --size, --epochs, --lr, --loss, --tta, ... (minunet.recipe)
+    add_recipe_flags(t)  # the recipe: --model, --size, --epochs, --lr, --loss, --tta, ... (minunet.cli.flags)
     t.add_argument("--classes", type=number(int, 2, 255), metavar="K", default=argparse.SUPPRESS,
                    help="--data folder: masks are class indices 0..K-1 (8-bit gray or palette PNG); --data "
                         "synthetic: 3 adds an ink stroke class (default 2: lesion masks); a MedSegBench name has "

@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from .catalog import DataSpec
-from .errors import CheckpointError, one_line
+from ..data.catalog import DataSpec
+from ..errors import CheckpointError, one_line
 from .resunet import ResNet34UNet
 from .unet import UNet
 

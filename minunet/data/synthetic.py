@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .transforms import Resize, grayscale
+from ..transforms import Resize, grayscale
 
 SYNTHETIC_SIZES = {"train": 200, "val": 50, "test": 50}
 SYNTHETIC_SEEDS = {"train": 1, "val": 2, "test": 3}  # each split its own images

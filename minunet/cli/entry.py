@@ -64,8 +64,8 @@ def main(argv=None):
     quiet_start()
     before = signal.getsignal(signal.SIGINT)
     try:
-        from .cli import main as run_command
-        from .device import use_free_cores
+        from .parser import main as run_command
+        from ..device import use_free_cores
 
         use_free_cores()  # on a machine shared with other jobs, torch's threads only on the cores they leave
         if before is leave_now:  # the command stops through KeyboardInterrupt (SIG_IGN, say, is kept)

@@ -9,24 +9,24 @@ import sys
 
 import torch
 
-from . import distributed
-from .catalog import DataSpec
-from .checkpoint import open_checkpoint
-from .data import dataset_for, make_dataset
-from .device import Runtime
-from .errors import DataError
-from .evaluation import evaluate
-from .inference import Inference
-from .metrics import METRIC_NAMES
-from .models import new_model
-from .multiclass import loss_name
+from ..training import distributed
+from ..data.catalog import DataSpec
+from ..checkpoint import open_checkpoint
+from ..data import dataset_for, make_dataset
+from ..device import Runtime
+from ..errors import DataError, TrainingError
+from ..evaluation import evaluate
+from ..inference import Inference
+from ..metrics import METRIC_NAMES
+from ..models import new_model
+from ..multiclass import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
-from .recipe import given, recipe_of
+from .flags import given, recipe_of
 from .report import check_report_folder, rows_of, write_report
-from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, carry_best, data_fingerprint, new_run, resumed_run,
-                     save_checkpoint_copy, write_curves)
-from .train import fit
+from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, RunFolder, carry_best, data_fingerprint, new_run,
+                     resumed_run, save_checkpoint_copy, write_curves)
+from ..training.loop import LossNotFinite, fit
 
 
 def say(message):
@@ -72,8 +72,13 @@ def train_command(args):
             say(f"note: {note}")
         if state is not None and os.path.abspath(out) != os.path.dirname(os.path.abspath(args.resume)):
             carry_best(args.resume, out)  # the new folder starts with the best epoch so far
-    history = fit(model, train_set, val_set, out, recipe, runtime, resume=state,
-                  run_info={k: run[k] for k in DATA_FLAGS + ("data_ids",)}, log=lambda line: print(line, flush=True))
+        if state is not None:  # history.csv and curves.png as last.pt has them (a kill may fall in between)
+            write_curves(out, state["history"], loss_name(recipe.loss, len(train_set.spec.classes)))
+    folder = RunFolder(out, {k: run[k] for k in DATA_FLAGS + ("data_ids",)}) if rank == 0 else None
+    try:
+        history = fit(model, train_set, val_set, recipe, runtime, state, folder, lambda line: print(line, flush=True))
+    except LossNotFinite as err:
+        raise TrainingError(f"{err}, last.pt is kept as it was; try a lower --lr or --precision fp32") from None
     if rank == 0:  # under torchrun, rank 0 alone reports
         best = max(history, key=lambda row: row["val_dice"])
         print(f"best validation Dice {best['val_dice']:.4f} (Jaccard {best['val_jaccard']:.4f}) at epoch "
@@ -111,7 +116,7 @@ def evaluate_command(args):
     if args.json:
         must_be_a_file_name(args.json, "--json", "metrics.json", args.overwrite)
     if args.figure:
-        from .plots import check_figure_name  # matplotlib only when a figure is asked for
+        from ..plots import check_figure_name  # matplotlib only when a figure is asked for
 
         must_be_a_file_name(args.figure, "--figure", "cases.png", args.overwrite)
         check_figure_name(args.figure)
@@ -159,7 +164,7 @@ def run_summary(checkpoint, state, inference, **more):
 
 def draw_cases(scores, path, n=3):
     """The n worst and n best images by Dice, with their true and predicted masks as scored."""
-    from .plots import plot_cases
+    from ..plots import plot_cases
 
     dice = scores["per_image"]["dice"]
     order = torch.argsort(dice).tolist()

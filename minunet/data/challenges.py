@@ -18,7 +18,7 @@ scores at the resolution the challenge scored at.
 import os
 from dataclasses import dataclass
 
-from .errors import DataError
+from ..errors import DataError
 from .folders import MASK_SUFFIX, TEST_IMAGES, TEST_MASKS, TRAIN_IMAGES, TRAIN_MASKS, load_split
 
 

@@ -2,8 +2,8 @@
 metrics, the confusion matrix between classes, and each class's worst images by its own Dice, drawn with one
 colour per class."""
 from .htmlparts import esc, img, png_uri
-from .metrics import METRIC_NAMES
-from .pictures import class_colour, class_overlay
+from ..metrics import METRIC_NAMES
+from ..pictures import class_colour, class_overlay
 
 WORST_PER_CLASS = 4
 

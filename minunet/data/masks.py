@@ -12,7 +12,7 @@ Each mask's kind comes from minunet.images.mask_kind; here they are counted over
 """
 import os
 
-from .errors import DataError
+from ..errors import DataError
 from .images import label_values
 
 SHOWN_VALUES = 8  # a longer list of values is cut: 0, 1, 2, ..., 100 (101 values)

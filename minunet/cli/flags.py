@@ -1,0 +1,49 @@
+"""train's recipe flags: one --flag per field of minunet.recipe.Recipe, with the field's default and
+description, and the type that checks what a user types."""
+import argparse
+import dataclasses
+from dataclasses import fields
+
+from ..losses import LOSSES
+from ..models import MODELS
+from ..recipe import Recipe
+from . import argtypes
+
+# how each Recipe field is typed on the command line (argparse settings); its help is the field's `about`
+RECIPE_FLAGS = dict(
+    model=dict(choices=MODELS),
+    base_channels=dict(type=argtypes.number(int, 1, 256)),
+    encoder_weights=dict(metavar="{imagenet,none,PATH}"),
+    size=dict(type=argtypes.image_size, help="images are resized to size x size, or HxW such as 192x256"),
+    epochs=dict(type=argtypes.positive),
+    batch_size=dict(type=argtypes.batch_size),
+    lr=dict(type=argtypes.number(float, 0, 1, low_open=True, example=", such as 1e-3")),
+    loss=dict(choices=LOSSES),
+    ema=dict(type=argtypes.fraction, metavar="DECAY"),
+    scale_shift=dict(action="store_true"),
+    tta=dict(action=argparse.BooleanOptionalAction),
+    tune_threshold=dict(action="store_true", help="store in best.pt the threshold with the best validation Dice "
+                                                  "(else 0.5)"),
+    seed=dict(type=argtypes.seed),
+)
+
+
+def add_recipe_flags(parser):
+    """One --flag per Recipe field. Each flag is absent from the parsed arguments unless given
+    (argparse.SUPPRESS), so a resumed run can tell the flags a user passed; `recipe_of` fills in the defaults."""
+    for f in fields(Recipe):
+        settings = dict(RECIPE_FLAGS[f.name])
+        about = settings.pop("help", f.metadata["about"]).replace("%", "%%")  # argparse formats help with %
+        default = f.default if type(f.default) in (int, float, str) else "on" if f.default else "off"  # bool, None
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=argparse.SUPPRESS,
+                            help=f"{about} (default {default})", **settings)
+
+
+def given(args):
+    """{field: value} of the Recipe flags that the user passed."""
+    return {f.name: getattr(args, f.name) for f in fields(Recipe) if hasattr(args, f.name)}
+
+
+def recipe_of(args, base=None):
+    """The Recipe of parsed arguments: the flags given, the rest from `base` (default: Recipe())."""
+    return dataclasses.replace(base or Recipe(), **given(args))

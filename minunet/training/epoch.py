@@ -1,0 +1,90 @@
+"""A finished epoch: what fit hands on (Epoch, to its `on_epoch`), what a checkpoint records of the model
+(model_record), what resuming needs (training_state, read back by restore), and the line it prints."""
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+
+from ..device import PRECISIONS
+from ..evaluation import best_threshold
+from ..inference import Inference
+from ..transforms import normalisation
+
+
+@dataclass
+class Epoch:
+    """What a finished epoch hands to fit's `on_epoch`: all that a run folder writes (best.pt, last.pt, the
+    history and its curves). Only the first process of a torchrun group gets it."""
+    number: int
+    history: list  # one dict per epoch so far, this one last
+    model: torch.nn.Module  # the training weights
+    best: Optional[torch.nn.Module]  # the weights validated (EMA's where on) if this epoch is the best so far
+    record: dict  # what a checkpoint says of the model: run (recipe, ran_in), size, mean, std, classes, ...
+    training_state: dict  # what resuming needs: optimizer, scheduler, scaler, (EMA,) random generator states
+
+
+def model_record(train_set, recipe, spec, amp_dtype):
+    """What a checkpoint of this run says of its model: the run (the recipe, the precision it ran in), the working
+    size as the data have it, the normalisation, the channels and the classes."""
+    h, w = train_set[0][0].shape[-2:]
+    mean, std = normalisation(spec.channels)
+    ran_in = next(name for name, dtype in PRECISIONS.items() if dtype == amp_dtype)  # "auto" made concrete
+    return dict(run={**asdict(recipe), "size": h if h == w else (h, w), "ran_in": ran_in},
+                size=h if h == w else [h, w], mean=mean, std=std, channels=spec.channels, classes=list(spec.classes))
+
+
+def training_state(optimizer, scheduler, scaler, ema):
+    """What resuming needs besides the weights: the optimizer's, schedule's, scaler's, moving average's and the
+    random generator's states (restore reads them back)."""
+    state = dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                 rng_state=torch.get_rng_state())
+    if ema is not None:
+        state["ema"] = ema.state_dict()
+    return state
+
+
+def timings(t0, t1, images, history):
+    """An epoch's seconds of training (from t0 to t1) and of validation (from t1 to now), its training images
+    per second, and the seconds since the run began (over resumes: 0.1.0's rows lack them)."""
+    now = time.perf_counter()
+    return dict(train_seconds=t1 - t0, train_images_per_s=images / (t1 - t0), val_seconds=now - t1,
+                elapsed_seconds=(history[-1].get("elapsed_seconds", 0) if history else 0) + now - t0)
+
+
+def hand_on(epoch, on_epoch, log, line):
+    """Hand a finished epoch to on_epoch (its files), then log its line: a printed epoch is on disk. The line is
+    logged also when the files could not be written (a full disk): the epoch itself was trained."""
+    try:
+        if on_epoch is not None:
+            on_epoch(epoch)
+    finally:
+        if log:
+            log(line)
+
+
+def kept_threshold(row, recipe):
+    """The decision threshold kept with an epoch: the one with the best validation Dice where the recipe tunes it,
+    else Inference's (0.5)."""
+    return best_threshold(row["dice_by_threshold"]) if recipe.tune_threshold else Inference.threshold
+
+
+def epoch_line(row, epochs, is_best):
+    """The line printed after an epoch: its losses, validation scores and speed."""
+    return (f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+            f"val Dice {row['val_dice']:.4f}  val Jaccard {row['val_jaccard']:.4f}  "
+            f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))
+
+
+def restore(state, model, optimizer, scheduler, scaler, ema=None):
+    """Load a last.pt's training state (or nothing, for None); (first epoch to run, best Dice, history)."""
+    if state is None:
+        return 1, -1.0, []
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    if ema is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
+    torch.set_rng_state(state["rng_state"])
+    return state["epoch"] + 1, state["best_dice"], list(state["history"])
