@@ -94,3 +94,17 @@ def test_the_parser_catches_a_bad_entry():
     assert entries == [("minunet.losses", "no_such_loss", 2), (None, "stray", 4)]
     with pytest.raises(AttributeError):
         resolve(*entries[0][:2])
+
+
+def test_the_core_on_one_page_names_what_its_modules_offer():
+    text = API_MD.read_text()
+    table = text[text.index("# Part 1: the teaching core"):text.index("\n## ")]
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| `")]
+    assert len(rows) >= 8, table
+    for modules, names in rows:
+        modules = [importlib.import_module(m) for m in re.findall(r"`([\w.]+)`", modules)]
+        for name in re.findall(r"\b[A-Za-z_]\w*\b", re.sub(r"\(.*?\)", "", names)):
+            if name in ("the", "layers", "above", "ISIC", "folder", "names"):
+                continue
+            assert any(hasattr(m, name) for m in modules), f"docs/api.md's one page: {name} is not in {modules}"
+    assert "# Part 2: the shell" in text
