@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from minunet import cli
+from minunet.cli import parser as cli  # main and build_parser
 
 from minunet.cli import commands
 from minunet.checkpoint import load_checkpoint

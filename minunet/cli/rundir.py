@@ -69,9 +69,9 @@ class RunFolder:
 
     def __init__(self, out, run_info=None):
         self.out, self.run_info = out, dict(run_info or {})
-        os.makedirs(out, exist_ok=True)
 
     def __call__(self, epoch):
+        os.makedirs(self.out, exist_ok=True)  # at the first epoch: a run refused before training leaves no folder
         run = dict(epoch.record["run"])
         ran_in = run.pop("ran_in")
         record = dict(epoch.record, run={**run, **self.run_info, "ran_in": ran_in})

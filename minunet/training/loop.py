@@ -170,7 +170,7 @@ def make_loader(dataset, batch_size, sampler, device, workers=None):
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     if len(loader) == 0:
         raise SettingError(f"{len(dataset)} training images do not fill one batch of "
-                           f"{batch_size * int(os.environ.get('WORLD_SIZE', '1'))}: lower the batch size")
+                           f"{batch_size * int(os.environ.get('WORLD_SIZE', '1'))}: lower --batch-size")
     return loader
 
 
