@@ -1,15 +1,17 @@
 """The answers to the tutorials' exercises (tutorials/answers/NN_name.md) stay true: each tutorial is run in
 the mode its answers name, each ```python snippet of its answers is run at its end, in its namespace, and must
-print exactly the ```text block that follows it; every number the answer's prose puts in bold must be among
-what the snippets printed.
+print the ```text block that follows it (one block; the text blocks after a snippet are those before the next
+```python block); every number the answer's prose puts in bold must be in those recorded outputs.
 
-A snippet whose output depends on the CPU (a training run: AVX-512 and AVX2 kernels round differently, and
-the runs drift apart) is followed by one block per CPU kind instead, fenced ```text avx512 and ```text avx2
-(torch.backends.cpu.get_cpu_capability(), in lower case): the one of this CPU must match exactly, and one must
-be recorded for it. The kind is a proxy: oneDNN and MKL choose kernels by CPU model, so another CPU of a
-recorded kind might still print other numbers (recorded so far: avx512 on Intel Xeons with and without AMX,
-avx2 on an AMD EPYC). The text blocks after a snippet are those before the next ```python block."""
+A block matches exactly, unless its fence states a tolerance, as in ```text ±0.02: then the printed output,
+split into numbers and the text between them, must have the same text, and each number must be within the
+tolerance (absolute) of the recorded one. A training run's numbers need one: kernels round differently from
+one CPU to another (AVX-512 or AVX2, Intel or AMD; bf16 autocast where the CPU has it), and a run drifts
+apart from there. Each answer says what a tolerance is for and sets it at about twice the largest difference
+seen between CPUs or more; where a run's outcome is chaotic (an early stop's epoch, a loss exploding at a
+rate too high), the snippet prints the claim its prose makes, not the digits. No output is recorded per CPU."""
 import contextlib
+import decimal
 import io
 import pathlib
 import re
@@ -22,17 +24,17 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "tutorials"
 ANSWERS = TUTORIALS / "answers"
-BLOCK = re.compile(r"```(python|text)(?: (\w+))?\n(.*?)```", re.S)  # kind, CPU (text only, optional), body
-CPUS = ("avx512", "avx2")  # the kinds of CPU with outputs recorded
-CPU = torch.backends.cpu.get_cpu_capability().lower()  # "avx512", "avx2", ...
+BLOCK = re.compile(r"```(python|text)(?: ([^\n]*))?\n(.*?)```", re.S)  # kind, tag (text only, optional), body
+TOLERANCE = re.compile(r"±(\d+(?:\.\d+)?)")  # a ```text block's tag: the tolerance of its numbers
+NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")  # 4096; +0.15; -3; 6.59e+05; 1e-5
 BOLD_NUMBER = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d+(?:\.\d+)?")  # 31,037,633; -0.47; 5
 
 
-def snippets(answer, cpu=CPU):
-    """[(code, expected output)] of an answer file: each ```python block and the ```text block after it (the
-    one of CPU `cpu`, where the blocks after it are one per CPU)."""
+def snippets(answer):
+    """[(code, expected output, tolerance)] of an answer file: each ```python block, the ```text block after
+    it, and that block's tolerance (a Decimal; None: exactly)."""
     blocks = BLOCK.findall(answer)
-    pairs = []
+    triples = []
     for k, (kind, _, code) in enumerate(blocks):
         if kind != "python":
             continue
@@ -42,16 +44,22 @@ def snippets(answer, cpu=CPU):
                 break
             outputs.append((tag, text))
         assert outputs, f"a python snippet without its ```text output:\n{code}"
-        tags = [tag for tag, _ in outputs]
-        if tags == [""]:
-            pairs.append((code, outputs[0][1]))
-            continue
-        assert len(set(tags)) == len(tags) and set(tags) <= set(CPUS), \
-            f"either one ```text output or one per CPU ({', '.join(CPUS)}), each once, after:\n{code}"
-        mine = [text for tag, text in outputs if tag == cpu]
-        assert mine, f"no ```text {cpu} output recorded for this CPU after:\n{code}"
-        pairs.append((code, mine[0]))
-    return pairs
+        assert len(outputs) == 1, f"one ```text output after each snippet, not {len(outputs)} (none per CPU):\n{code}"
+        tag, text = outputs[0]
+        tolerance = TOLERANCE.fullmatch(tag)
+        assert not tag or tolerance, f"a ```text block's tag is a tolerance (```text ±0.02) or nothing, not {tag!r}"
+        triples.append((code, text, decimal.Decimal(tolerance[1]) if tag else None))
+    return triples
+
+
+def matches(printed, recorded, tolerance=None):
+    """Whether a snippet's printed output matches its recorded one: exactly, or, with a tolerance, with the
+    same text between the numbers and each number within the tolerance of the recorded one."""
+    if tolerance is None:
+        return printed == recorded
+    numbers = NUMBER.findall(printed), NUMBER.findall(recorded)
+    return NUMBER.split(printed) == NUMBER.split(recorded) and all(
+        abs(decimal.Decimal(a) - decimal.Decimal(b)) <= tolerance for a, b in zip(*numbers))
 
 
 def bold_numbers(answer):
@@ -76,20 +84,19 @@ def check_answers(stem, namespace):
     blocks = BLOCK.findall(answer)
     fences = re.findall(r"^```(?:python|text).*$", answer, re.M)  # (```diff and others are only shown)
     assert len(fences) == len(blocks), f"answers/{stem}.md: a fence BLOCK does not read: {fences}"
-    pairs = snippets(answer)
-    assert pairs, f"answers/{stem}.md has no snippet to check"
-    printed = []
-    for code, expected in pairs:
+    triples = snippets(answer)
+    assert triples, f"answers/{stem}.md has no snippet to check"
+    for code, recorded, tolerance in triples:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(code, f"answers/{stem}.md", "exec"), namespace)
-        assert out.getvalue() == expected, f"answers/{stem}.md: the snippet\n{code}\nprinted\n{out.getvalue()}"
-        printed.append(out.getvalue())
-    # printed here, or in the output recorded for another kind of CPU (checked on such a CPU)
-    elsewhere = [text for kind, tag, text in blocks if kind == "text" and tag and tag != CPU]
-    text = "\n".join(printed + elsewhere)
+        assert matches(out.getvalue(), recorded, tolerance), (
+            f"answers/{stem}.md: the snippet\n{code}\nprinted\n{out.getvalue()}\nwhere it records"
+            + (f" (numbers within ±{tolerance})" if tolerance is not None else "") + f"\n{recorded}")
+    # in the recorded outputs, which the snippets printed (up to each block's tolerance)
+    text = "\n".join(recorded for _, recorded, _ in triples)
     missing = [n for n in bold_numbers(answer) if not re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", text)]
-    assert not missing, f"answers/{stem}.md states in bold {missing}, which no snippet printed"
+    assert not missing, f"answers/{stem}.md states in bold {missing}, which no recorded output holds"
 
 
 # each answered tutorial, and the mode its answers are checked in (--quick where they do not depend on it)
@@ -125,17 +132,41 @@ def test_the_tutorial_ends_with_two_to_four_exercises_and_names_their_answers(nu
     assert (ANSWERS / f"{script.stem}.md").is_file() and script.stem in {stem for stem, _ in CHECKED}
 
 
-def test_the_checker_catches_a_wrong_answer():
+def test_the_checker_catches_a_wrong_answer(tmp_path, monkeypatch):
     answer = "```python\nprint(1 + 1)\n```\n\n```text\n2\n```\n\nIt is **3**, **1,024, -0.5**.\n"
-    assert snippets(answer) == [("print(1 + 1)\n", "2\n")] and bold_numbers(answer) == ["3", "1,024", "-0.5"]
+    assert snippets(answer) == [("print(1 + 1)\n", "2\n", None)] and bold_numbers(answer) == ["3", "1,024", "-0.5"]
     with pytest.raises(AssertionError, match="a python snippet without"):
         snippets("```python\nprint(2)\n```\n")
-    per_cpu = "```python\nx()\n```\n\n```text avx512\n1\n```\n\n```text avx2\n2\n```\n"
-    assert snippets(per_cpu, "avx512") == [("x()\n", "1\n")] and snippets(per_cpu, "avx2") == [("x()\n", "2\n")]
-    with pytest.raises(AssertionError, match="no ```text default output recorded for this CPU"):
-        snippets(per_cpu, "default")
-    for wrong in ("```text\n1\n```\n\n```text avx2\n2\n```\n",  # one for all and one per CPU
-                  "```text avx2\n1\n```\n\n```text avx2\n2\n```\n",  # a CPU twice
-                  "```text avx215\n1\n```\n"):  # a CPU misspelt
-        with pytest.raises(AssertionError, match="each once"):
-            snippets("```python\nx()\n```\n\n" + wrong, "avx2")
+    # a tolerance: the same words, each number within it of the recorded one (integers and signs included)
+    recorded, within = "best Dice 0.79 at epoch 8; gap +0.05, loss 6.59e+05\n", decimal.Decimal("0.02")
+    assert matches("best Dice 0.81 at epoch 8; gap +0.03, loss 6.59e+05\n", recorded, within)  # the edge is in
+    for wrong in ("best Dice 0.82 at epoch 8; gap +0.05, loss 6.59e+05\n",  # a number outside
+                  "best Dice 0.79 at epoch 7; gap +0.05, loss 6.59e+05\n",  # an integer: a number too
+                  "best Dice 0.79 at epoch 8; gap -0.05, loss 6.59e+05\n",  # the sign is the number's
+                  "best Dice 0.79 at epoch 8; gap +0.05, loss 6.60e+05\n",  # 6.59e+05 is 659000
+                  "best loss 0.79 at epoch 8; gap +0.05, loss 6.59e+05\n",  # a word changed
+                  "best Dice 0.79 at epoch 8; gap +0.05, loss 6.59e+05 1\n",  # a number more
+                  "best Dice 0.79 at epoch 8;  gap +0.05, loss 6.59e+05\n"):  # a space more
+        assert not matches(wrong, recorded, within), wrong
+    assert not matches("0.790\n", "0.79\n") and matches("0.790\n", "0.79\n", decimal.Decimal(0))  # untagged: exactly
+    assert snippets("```python\nx()\n```\n\n```text ±0.02\n1\n```\n") == [("x()\n", "1\n", within)]
+    for tag in ("avx512", "avx2", "±", "± 0.02", "±0.02 avx2", "+-0.02", "±.02", "±2%", "tolerance 0.02"):
+        with pytest.raises(AssertionError, match="a tolerance .* or nothing"):  # a CPU's outputs are no more
+            snippets(f"```python\nx()\n```\n\n```text {tag}\n1\n```\n")
+    with pytest.raises(AssertionError, match="one ```text output after each snippet"):
+        snippets("```python\nx()\n```\n\n```text\n1\n```\n\n```text ±1\n2\n```\n")
+    # the whole check, on the answers of a made-up tutorial "xx" whose namespace holds a run's Dice
+    monkeypatch.setitem(globals(), "ANSWERS", tmp_path)
+    snippet = "```python\nprint(f\"Dice {dice:.2f}\")\n```\n\n```text ±0.02\nDice 0.79\n```\n\n"
+    (tmp_path / "xx.md").write_text(snippet + "It ends at **0.79**.\n")
+    for dice in (0.77, 0.79, 0.8149):
+        check_answers("xx", {"dice": dice})
+    outside = r"(?s)printed.*Dice 0\.82.*where it records \(numbers within ±0\.02\).*Dice 0\.79"
+    with pytest.raises(AssertionError, match=outside):
+        check_answers("xx", {"dice": 0.8151})
+    (tmp_path / "xx.md").write_text(snippet + "It ends at **0.81**, within the tolerance.\n")  # not recorded
+    with pytest.raises(AssertionError, match=r"states in bold \['0.81'\], which no recorded output holds"):
+        check_answers("xx", {"dice": 0.81})
+    (tmp_path / "xx.md").write_text(snippet.replace("text ±0.02", "text±0.02"))  # a fence that does not read
+    with pytest.raises(AssertionError, match="a fence BLOCK does not read"):
+        check_answers("xx", {"dice": 0.79})
