@@ -5,10 +5,10 @@ print the ```text block that follows it (one block; the text blocks after a snip
 
 A block matches exactly, unless its fence states a tolerance, as in ```text ±0.02: then the printed output,
 split into numbers and the text between them, must have the same text, and each number must be within the
-tolerance (absolute) of the recorded one. A training run's numbers need one: kernels round differently from
-one CPU to another (AVX-512 or AVX2, Intel or AMD; bf16 autocast where the CPU has it), and a run drifts
-apart from there. Each answer says what a tolerance is for and sets it at about twice the largest difference
-seen between CPUs or more; where a run's outcome is chaotic (an early stop's epoch, a loss exploding at a
+tolerance (absolute, its edge included) of the recorded one. A training run's numbers need one: kernels round
+differently from one CPU to another (AVX-512 or AVX2, Intel or AMD; bf16 autocast where the CPU has it), and
+a run drifts apart from there. Each answer says what a tolerance is for and sets it at least twice the largest
+difference seen between CPUs; where a run's outcome is chaotic (an early stop's epoch, a loss exploding at a
 rate too high), the snippet prints the claim its prose makes, not the digits. No output is recorded per CPU."""
 import contextlib
 import decimal
