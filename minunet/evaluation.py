@@ -57,7 +57,7 @@ class Scores:
 
     def dice_by_threshold(self):
         """{threshold: mean Dice over the images} for each threshold of THRESHOLDS."""
-        means = torch.cat(self.sweep).double().mean(0)  # (len(THRESHOLDS),)
+        means = torch.cat(self.sweep).double().nanmean(0)  # (len(THRESHOLDS),); K > 2: images that score a class
         return dict(zip(THRESHOLDS, means.tolist()))
 
 

@@ -77,22 +77,25 @@ def test_the_recipes_loss_follows_from_the_data():
     assert isinstance(several, SoftmaxOverlapLoss) and several.kind == "jaccard" and several.ce_weight == 1
 
 
-def test_per_class_metrics_equal_counts_and_an_absent_class_scores_one():
+def test_per_class_metrics_equal_counts_and_an_absent_class_is_left_out():
     pred = torch.tensor([[[[0, 1, 1], [2, 2, 0]]], [[[0, 0, 0], [1, 1, 0]]]])  # (2, 1, 2, 3)
     truth = torch.tensor([[[[0, 1, 0], [2, 0, 0]]], [[[0, 0, 0], [1, 0, 0]]]])
     scores = class_metrics(pred, truth, 3)
     # image 0, class 1: TP 1, FP 1, FN 0 -> Dice 2/3; class 2: TP 1, FP 1 -> 2/3
     assert scores["dice"][0].tolist() == pytest.approx([2 / 3, 2 / 3, 2 / 3])  # background: TP 2, FN 2
-    # image 1, class 2: absent and not predicted -> 1.0 (minunet.metrics' convention), class 1: Dice 2/3
-    assert scores["dice"][1, 2].item() == 1.0 and scores["dice"][1, 1].item() == pytest.approx(2 / 3)
-    for c in range(3):  # each class scored as its own binary mask
-        assert torch.equal(scores["jaccard"][:, c], isic_metrics(pred == c, truth == c)["jaccard"])
+    # image 1, class 2: in neither truth nor prediction -> left out (NaN, not the binary convention's 1.0)
+    assert scores["dice"][1, 2].isnan() and scores["dice"][1, 1].item() == pytest.approx(2 / 3)
+    for c in range(3):  # each class scored as its own binary mask, where the image holds or predicts it
+        in_image = ((pred == c) | (truth == c)).flatten(1).any(1)  # (2,)
+        expected = isic_metrics(pred == c, truth == c)["jaccard"].masked_fill(~in_image, float("nan"))
+        assert torch.allclose(scores["jaccard"][:, c], expected, equal_nan=True)
     acc = ClassMetricAccumulator(("background", "a", "b"))
     acc.update(pred[:1], truth[:1])
     acc.update(pred[1:], truth[1:])
     means = acc.compute()
-    assert means["dice"] == pytest.approx((2 / 3 + 2 / 3 + 2 / 3 + 1) / 4)  # per image over classes 1..K-1, then images
-    assert means["per_class"]["b"]["dice"] == pytest.approx((2 / 3 + 1) / 2)
+    # per image over the classes 1..K-1 it scores (image 1: class a alone), then over images
+    assert means["dice"] == pytest.approx(((2 / 3 + 2 / 3) / 2 + 2 / 3) / 2)
+    assert means["per_class"]["b"]["dice"] == pytest.approx(2 / 3) and means["absent"] == []  # b: image 0 only
     expected = torch.zeros(3, 3, dtype=torch.int64)
     for t, p in zip(truth.flatten().tolist(), pred.flatten().tolist()):
         expected[t, p] += 1
@@ -200,3 +203,29 @@ def test_augmentation_moves_label_maps_by_nearest_neighbour_only():
     _, small = Resize(17)(image, two)
     assert set(small.unique().tolist()) == {0, 2}  # a bilinear resize would invent class 1 on their border:
     assert 1 in F.interpolate(two[None].float(), size=17, mode="bilinear").round().unique().tolist()
+
+
+def test_a_class_in_no_image_is_named_and_its_scores_are_nan_not_one():
+    # a model that predicts only background, on 3-class label maps without class 2: the old convention gave
+    # class 2 Dice 1 and the model a mean of 0.5; left out, class 2 is named and the mean is class 1's alone
+    truth = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+    truth[:, :, :2, :2] = 1
+    acc = ClassMetricAccumulator(("background", "cytoplasm", "nucleus"))
+    acc.update(torch.zeros_like(truth), truth)
+    means = acc.compute()
+    assert means["absent"] == ["nucleus"] and means["per_class"]["nucleus"]["dice"] != means["per_class"]["nucleus"]
+    assert means["dice"] == 0.0 and means["per_class"]["cytoplasm"]["dice"] == 0.0
+    empty = ClassMetricAccumulator(("background", "a", "b"))  # nothing in any image, nothing predicted
+    assert empty.update(torch.zeros_like(truth), torch.zeros_like(truth))["dice"].isnan().all()
+    assert empty.compute()["absent"] == ["a", "b"]
+
+
+def test_a_split_without_a_class_says_so_in_a_note():
+    from minunet.data import LesionDataset
+
+    masks = torch.zeros(3, 1, 8, 8, dtype=torch.uint8)
+    masks[0, :, :4, :4] = 1
+    dataset = LesionDataset(torch.zeros(3, 3, 8, 8, dtype=torch.uint8), masks, ["a", "b", "c"],
+                            classes=("background", "lesion", "ink"))
+    assert [n for n in dataset.notes if "'ink' is in no mask" in n] and not [n for n in dataset.notes if "lesion'" in n]
+    assert dataset.subset([0, 1]).notes.count(dataset.notes[0]) == 1  # said once, also in a subset

@@ -148,8 +148,12 @@ print(f"the recipe's loss {Recipe().loss!r} means, for {len(names)} classes, {SO
 # %% [markdown]
 # The Jaccard half is the soft Jaccard of each **foreground** class (1..K-1) in each image, averaged: the
 # background, most of every image, would otherwise dominate it. The metrics follow the same rule: each class
-# is scored as its own mask (its pixels against the rest) with the ISIC metrics, a class absent from an image
-# and not predicted there scores 1, and an image's score is the mean over its foreground classes.
+# is scored as its own mask (its pixels against the rest) with the ISIC metrics, and an image's score is the
+# mean over its foreground classes. A class in neither the truth nor the prediction of an image has nothing to
+# score there: it is left out of that image (NaN), as nnU-Net and MONAI do. Scoring it 1, the binary ISIC
+# rule for an empty mask predicted empty, would reward a model for every class an image lacks: on images
+# without ink, a model that finds no lesion would still score (0 + 1) / 2 = 0.5. A class in no image of a
+# split is named in a note, and its scores there are NaN.
 #
 # ## Training and scoring per class
 

@@ -18,11 +18,13 @@ def class_sections(scores, rows, cases):
         enumerate(scores["per_class"].items()))
     parts = ["<h2>Per class</h2>", f"<table><tr><th>class</th>{header}</tr>{lines}</table>",
              '<p class="how">Each class scored as its own mask (its pixels against all others), per image, then '
-             "averaged over images; a class absent from an image and not predicted there scores 1. The metrics "
-             "above are each image's mean over the foreground classes (all but the first).</p>",
+             "averaged over the images that hold it or predict it: a class in neither the truth nor the prediction "
+             "of an image has nothing to score there and is left out (not scored 1). The metrics above are each "
+             "image's mean over the foreground classes (all but the first) it scores.</p>",
              "<h2>Confusion matrix</h2>", confusion_table(names, scores["confusion"])]
     for c, label in enumerate(names[1:], start=1):
-        scored = [row for row in rows if row.get(f"dice/{label}") is not None]
+        scored = [row for row in rows if row.get(f"dice/{label}") is not None and
+                  row[f"dice/{label}"] == row[f"dice/{label}"]]  # NaN: the class is not in this image
         worst = sorted(scored, key=lambda row: (row[f"dice/{label}"], str(row["id"])))[:WORST_PER_CLASS]
         parts.append(f"<h3>{swatch(c)} {esc(label)}: worst {len(worst)} images by its Dice</h3>")
         parts += [case_figure(row, cases, names, label) for row in worst]

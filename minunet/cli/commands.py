@@ -85,6 +85,15 @@ def train_command(args):
               f"{best['epoch']}; wrote {written_files(out)}")
 
 
+def nan_as_null(value):
+    """`value` (numbers in dicts and lists) with each NaN as None, so that the JSON written is valid JSON."""
+    if isinstance(value, dict):
+        return {k: nan_as_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nan_as_null(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
+
+
 def finish(resumed_from, out, state, recipe):
     """A resumed run with no epoch left: history.csv and curves.png from last.pt (a kill may have come between
     them), and, into a new --out, copies of best.pt and last.pt."""
@@ -137,11 +146,13 @@ def evaluate_command(args):
         print(f"  {name:<18} {scores[name]:.4f}")
     for label, means in scores.get("per_class", {}).items():  # K > 2 classes: each class's own
         print(f"  {label:<18} " + "  ".join(f"{name} {means[name]:.4f}" for name in METRIC_NAMES[:2]))
+    for label in scores.get("absent", ()):  # in no truth and no prediction: nothing to score (nan)
+        say(f"note: class {label!r} is in no mask and no prediction of these images: its scores are left out (nan)")
     if args.json:
-        classes = {key: scores[key] for key in ("per_class", "confusion") if key in scores}
-        with open(args.json, "w") as f:
-            json.dump({**{name: scores[name] for name in METRIC_NAMES + ("count",)}, **classes,
-                       "skipped": len(dataset.skipped)}, f, indent=2)
+        classes = {key: scores[key] for key in ("per_class", "absent", "confusion") if key in scores}
+        with open(args.json, "w") as f:  # a score that is NaN (nothing to score) is written as null
+            json.dump(nan_as_null({**{name: scores[name] for name in METRIC_NAMES + ("count",)}, **classes,
+                                   "skipped": len(dataset.skipped)}), f, indent=2)
     if args.figure:
         draw_cases(scores, args.figure)
     if args.report:

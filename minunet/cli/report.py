@@ -72,7 +72,8 @@ def rows_of(result):
     if "per_image" not in result:  # predict
         return [dict(id=row["id"], predicted_area=row["predicted_area"], flags=image_flags(row["predicted_area"]))
                 for row in result["rows"]]
-    columns = {name: values.tolist() for name, values in result["per_image"].items()}
+    columns = {name: [None if v != v else v for v in values.tolist()]  # NaN (nothing to score): None, shown
+               for name, values in result["per_image"].items()}  # as a dash and written empty
     rows = [dict({name: values[k] for name, values in columns.items()}, id=i) for k, i in enumerate(result["ids"])]
     return [dict(row, flags=image_flags(row["predicted_area"], row["lesion_area"], row["jaccard"])) for row in rows]
 

@@ -50,6 +50,7 @@ class LesionDataset(torch.utils.data.Dataset):
         self.spec = DataSpec(images.shape[1], tuple(classes))
         self.original_masks = original_masks
         self.notes, self.skipped = list(notes), list(skipped)
+        self.notes += [note for note in absent_classes(masks, self.spec.classes) if note not in self.notes]
         self.augment, self.seed = augment, seed
         # in shared memory, so DataLoader workers (persistent ones too) see what set_epoch writes here
         self.shared_epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -102,6 +103,16 @@ class LesionDataset(torch.utils.data.Dataset):
         return LesionDataset(self.images[rows], self.masks[rows], [self.ids[i] for i in indices],
                              self.augment if augment is None else augment, self.seed, originals,
                              self.notes, self.skipped, self.spec.classes)
+
+
+def absent_classes(masks, classes):
+    """A note for each of K > 2 classes that no mask holds ((N, 1, S, S) class indices): its scores on these
+    images are left out (minunet.class_metrics), and a model cannot learn it from them."""
+    if len(classes) <= 2 or not len(masks):
+        return []
+    counts = torch.bincount(masks.flatten().long(), minlength=len(classes))
+    return [f"class {name!r} is in no mask of these {len(masks)} images: its scores here are left out, not 1"
+            for name, count in zip(classes, counts.tolist()) if count == 0]
 
 
 def data_names():
