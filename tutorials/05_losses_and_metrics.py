@@ -183,7 +183,10 @@ print(f"{len(shares)} masks ({DATA}, train and val): the lesion covers {shares.m
 # of an image, may have some), and a model may predict none. Then a ratio's denominator can be 0: with no
 # lesion and no prediction, Dice is 0 / 0. minunet's convention, the usual one: a metric whose denominator
 # is 0 is 1.0 (nothing to find and nothing wrongly found is a perfect answer). A prediction of a few pixels
-# where there is no lesion scores 0, however few they are.
+# where there is no lesion scores 0, however few they are. This is the ISIC challenge's rule for its one
+# lesion class. With several classes (tutorial 10) minunet does otherwise, as nnU-Net and MONAI do: a class in
+# neither the truth nor the prediction of an image is left out of that image's mean (NaN), since scoring it
+# 1 would reward a model for each class an image happens to lack.
 
 # %%
 empty = [[0] * 4 for _ in range(4)]
