@@ -100,7 +100,7 @@ def choose_threads():
 
 
 def use_free_cores():
-    """Set torch's threads to choose_threads() (once, as a command starts: minunet.entry); the number."""
+    """Set torch's threads to choose_threads() (once, as a command starts: minunet.cli.entry); the number."""
     threads = choose_threads()
     torch.set_num_threads(threads)
     return threads

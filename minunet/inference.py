@@ -83,7 +83,7 @@ class Inference:
     trained with. tta: average the probabilities over flips (`probabilities`). threshold: a pixel is lesion
     where its probability is above it. postprocess: keep each mask's largest region and fill its holes
     (minunet.postprocess.clean_mask). The defaults are the recipe's (minunet.recipe). spec: the channels the
-    model reads and its classes (minunet.catalog.DataSpec); for K > 2 classes a pixel's class is the argmax,
+    model reads and its classes (minunet.data.catalog.DataSpec); for K > 2 classes a pixel's class is the argmax,
     and threshold and postprocess do not apply.
     """
     size: object = Recipe.size

@@ -6,7 +6,7 @@ drift apart. A checkpoint stores the recipe it was trained with (its "run" dict)
 back. The defaults were chosen by paired cross-validation on the ISIC images at hand (bench/RESULTS.md): BCE +
 Jaccard and flip TTA paid; EMA, zoom and shift, and a tuned threshold did not, so they stay off.
 
-To add a training option: one field here (and its flag's type in minunet.cli.parser), then its use.
+To add a training option: one field here (and its flag's type in minunet.cli.flags.RECIPE_FLAGS), then its use.
 """
 import dataclasses
 from dataclasses import dataclass, field, fields

@@ -3,6 +3,7 @@
   entry      the console script and `python -m minunet`: ctrl-C at any moment is one line and exit 130
   parser     the flags of each command, and main: a user error is one line on stderr and exit 2
   commands   what train, evaluate and predict do once their flags are parsed
+  flags      train's recipe flags: one per field of minunet.recipe.Recipe
   argtypes   the types of numeric and size flags
   rundir     the files of a training run (best.pt, last.pt, history.csv, curves.png) and --resume
   paths      checks on where a command will write, made before any work

@@ -1,4 +1,4 @@
-"""The report's sections for K > 2 classes (minunet.report adds them to the evaluation page): each class's mean
+"""The report's sections for K > 2 classes (minunet.cli.report adds them to the evaluation page): each class's mean
 metrics, the confusion matrix between classes, and each class's worst images by its own Dice, drawn with one
 colour per class."""
 from .htmlparts import esc, img, png_uri

@@ -1,4 +1,4 @@
-"""What `minunet train`, `minunet evaluate` and `minunet predict` do, once their flags are parsed (cli.py).
+"""What `minunet train`, `minunet evaluate` and `minunet predict` do, once their flags are parsed (parser.py).
 
 Each builds the library's settings from the flags (a Recipe, an Inference, a Runtime), calls the library
 (fit, evaluate, predict) and prints what it returns; everything else lives in the library.
@@ -76,7 +76,8 @@ def train_command(args):
             write_curves(out, state["history"], loss_name(recipe.loss, len(train_set.spec.classes)))
     folder = RunFolder(out, {k: run[k] for k in DATA_FLAGS + ("data_ids",)}) if rank == 0 else None
     try:
-        history = fit(model, train_set, val_set, recipe, runtime, state, folder, lambda line: print(line, flush=True))
+        history = fit(model, train_set, val_set, recipe, runtime, resume=state, on_epoch=folder,
+                      log=lambda line: print(line, flush=True))
     except LossNotFinite as err:
         raise TrainingError(f"{err}, last.pt is kept as it was; try a lower --lr or --precision fp32") from None
     if rank == 0:  # under torchrun, rank 0 alone reports

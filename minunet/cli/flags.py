@@ -11,7 +11,7 @@ from . import argtypes
 
 # how each Recipe field is typed on the command line (argparse settings); its help is the field's `about`
 RECIPE_FLAGS = dict(
-    model=dict(choices=MODELS),
+    model=dict(choices=MODELS, help="the model"),
     base_channels=dict(type=argtypes.number(int, 1, 256)),
     encoder_weights=dict(metavar="{imagenet,none,PATH}"),
     size=dict(type=argtypes.image_size, help="images are resized to size x size, or HxW such as 192x256"),
@@ -21,7 +21,8 @@ RECIPE_FLAGS = dict(
     loss=dict(choices=LOSSES),
     ema=dict(type=argtypes.fraction, metavar="DECAY"),
     scale_shift=dict(action="store_true"),
-    tta=dict(action=argparse.BooleanOptionalAction),
+    tta=dict(action=argparse.BooleanOptionalAction, help="validate (and, in evaluate and predict, predict) with "
+             "the average over the image and its three flips; --no-tta: one pass"),
     tune_threshold=dict(action="store_true", help="store in best.pt the threshold with the best validation Dice "
                                                   "(else 0.5)"),
     seed=dict(type=argtypes.seed),

@@ -28,7 +28,7 @@ class Parser(argparse.ArgumentParser):
 def make_data_flags(given_only):
     """The flags that say which data and where they run: --data, --data-root, --limit, --device, --workers.
     given_only (train): --data, --data-root and --limit are left out of the parsed arguments unless given, so
-    that --resume can tell them (minunet.rundir.DATA_DEFAULTS fills them in)."""
+    that --resume can tell them (minunet.cli.rundir.DATA_DEFAULTS fills them in)."""
     default = (lambda value: argparse.SUPPRESS) if given_only else (lambda value: value)
     flags = Parser(add_help=False)
     flags.add_argument("--data", choices=data_names(), metavar="NAME", default=default(DATA_DEFAULTS["data"]),

@@ -12,7 +12,7 @@ is val here:
   test   ISBI2016_ISIC_Part1_Test_Data/ and        ISIC-2017_Test_v2_Data/ and              ISIC2018_Task1-2_Test_Input/ and
          ..._Test_GroundTruth/                     ..._Test_v2_Part1_GroundTruth/           ISIC2018_Task1_Test_GroundTruth/
 
-Every split is read by minunet.folders.load_split, each mask also kept at its own resolution, so evaluate
+Every split is read by minunet.data.folders.load_split, each mask also kept at its own resolution, so evaluate
 scores at the resolution the challenge scored at.
 """
 import os

@@ -133,17 +133,17 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     """The dataset `name` (a MedSegBench name such as "isic2016", "kvasir", "busi", "wbc"; "folder" or
     "synthetic"), split "train", "val" or "test", at `size`.
 
-    A MedSegBench name (minunet.catalog.dataset_names(), from medsegbench.info.INFO): NAME_{size}.npz in root
+    A MedSegBench name (minunet.data.catalog.dataset_names(), from medsegbench.info.INFO): NAME_{size}.npz in root
     (default ~/.medsegbench), with its own train/val/test splits, downloaded when missing (size 128, 256 or
     512); its channels and classes are INFO's. "isic2016" and "isic2018" read their ISIC challenge's own folders
-    instead where root holds them, and "isic2017" (not in INFO) only those (minunet.challenges: for 2016, train
+    instead where root holds them, and "isic2017" (not in INFO) only those (minunet.data.challenges: for 2016, train
     and val are a fixed 90/10 split of the sorted training ids, val = round(n / 10), chosen by SPLIT_SEED, not
     by `seed`).
     "folder": your own images and masks in root: root/images/ID.jpg (.jpeg, .png) with root/masks/ID.png
       (0/255 or 0/1; with classes=K > 2, class indices 0..K-1, 8-bit gray or palette); train and val split them
-      as the challenge's; test reads root/test/images and root/test/masks. (minunet.folders)
+      as the challenge's; test reads root/test/images and root/test/masks. (minunet.data.folders)
     "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call; classes=3
-      adds an ink stroke as class 2 (minunet.synthetic).
+      adds an ink stroke as class 2 (minunet.data.synthetic).
     classes: the number of classes K of "folder" and "synthetic" (default 2: lesion masks). channels: 1 reads
       a folder's or the synthetic images as gray, 3 (default) as RGB; MedSegBench names take INFO's.
     size: an int for size x size; folders also take (height, width).

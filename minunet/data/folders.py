@@ -1,8 +1,8 @@
-"""Folders of image and mask files: the ISIC 2016 challenge's layout (the other years: minunet.challenges), and
+"""Folders of image and mask files: the ISIC 2016 challenge's layout (the other years: minunet.data.challenges), and
 your own folder.
 
 Both are read by one path, `load_split`: pair each image with its mask by id (the file name without its
-suffix), read each pair once (minunet.images), resize it to the working size, and keep each mask also at its
+suffix), read each pair once (minunet.data.images), resize it to the working size, and keep each mask also at its
 own resolution. The layouts differ only in where the files are and how masks are named:
 
   challenge root (--data isic2016)             your own folder (--data folder)

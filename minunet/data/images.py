@@ -11,7 +11,7 @@ Masks, `read_mask(path)`: (1, H, W) uint8 in {0, 1}, read the same way, then dec
   0 and 1                           1 is lesion: an 8-bit PNG that looks black ("0/1")
   0 and one value below 128         that value is lesion: a label map of two classes ("0/2", "0/3", ...)
   several values, all below 128     a label map of several classes ("0/1/2"): read as non-zero here, and
-                                    refused for a whole split (minunet.masks)
+                                    refused for a whole split (minunet.data.masks)
   any other values                  binarised at > 127: anti-aliased edges, resampling, noise ("grey")
   (16-bit masks: values up to 255 as they are, so 0/1, 0/255 and labels read as above; otherwise by their
   high byte.) A mask in colour, or with transparent pixels,
@@ -150,7 +150,7 @@ def binarise(levels, kind):
 def mask_tensor(img, path, classes=2):
     """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1", ... or "grey").
     classes K > 2: the label map as it is, (1, H, W) uint8 class indices (a palette PNG's indices, not its
-    colours), and the kind "classes" (minunet.masks.check_class_indices checks them)."""
+    colours), and the kind "classes" (minunet.data.masks.check_class_indices checks them)."""
     if classes > 2:
         if img.mode == "P":  # the stored indices; converting would give the palette's colours
             w, h = img.size

@@ -8,7 +8,7 @@ than 0/255, or a one-line refusal (DataError) where no reading would be right.
   grey levels (anti-aliased edges)                               binarised at > 127          note
   empty masks (no lesion pixel)                                  images without lesion       note
   every mask of the split empty                                  nothing to learn or score   refused
-Each mask's kind comes from minunet.images.mask_kind; here they are counted over a split.
+Each mask's kind comes from minunet.data.images.mask_kind; here they are counted over a split.
 """
 import os
 

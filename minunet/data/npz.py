@@ -59,9 +59,9 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
 
     Returns images (N, C, S, S) uint8 (C = INFO's n_channels_im: 1 or 3), masks (N, 1, S, S) uint8, ids
     NAME_{split}_{i:04d}, and notes (one-line strings). Two classes (INFO's pixel_labels): labels are read as
-    mask files are (minunet.images.mask_kind, over the split): 0/1 and 0/v (v < 128) as non-zero, 0/255 and
+    mask files are (minunet.data.images.mask_kind, over the split): 0/1 and 0/v (v < 128) as non-zero, 0/255 and
     grey levels at > 127, into {0, 1}; several label values and a split of empty masks are refused
-    (minunet.masks). K > 2 classes: labels are class indices 0..K-1, kept as they are (larger ones refused).
+    (minunet.data.masks). K > 2 classes: labels are class indices 0..K-1, kept as they are (larger ones refused).
     """
     refuse_own_folder(root, name)
     if size not in NPZ_SIZES:

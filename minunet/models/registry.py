@@ -48,7 +48,7 @@ def resnet34_unet(recipe, spec):
 @dataclass(frozen=True)
 class ModelEntry:
     """A model of the registry: its class, and how a recipe (minunet.recipe.Recipe) builds one for data of a
-    DataSpec (minunet.catalog): make(recipe, spec)."""
+    DataSpec (minunet.data.catalog): make(recipe, spec)."""
     cls: type
     make: Callable
 

@@ -1,8 +1,8 @@
-"""ResNet34UNet: a U-Net whose encoder is ResNet-34 (minunet.resnet), optionally ImageNet-pretrained.
+"""ResNet34UNet: a U-Net whose encoder is ResNet-34 (minunet.models.resnet), optionally ImageNet-pretrained.
 
 The decoder is the standard one (as segmentation_models_pytorch's Unet("resnet34")): five blocks of widths
 256, 128, 64, 32, 16, each up-sampling x2 (nearest), fusing the encoder's map at that scale, then a DoubleConv
-(the U-Net's own block from minunet.blocks).
+(the U-Net's own block from minunet.models.blocks).
 """
 import os
 
@@ -66,7 +66,7 @@ class ResNet34UNet(nn.Module):
 
     encoder_weights: None (random init), "imagenet" (torchvision's IMAGENET1K_V1, downloaded once),
     or the path of a file holding that state dict (resnet34-b627a593.pth). in_channels: 3 (RGB) or 1 (gray: the
-    first convolution's ImageNet weights summed over colour, minunet.resnet).
+    first convolution's ImageNet weights summed over colour, minunet.models.resnet).
     24,436,369 parameters for out_channels=1, the same network as segmentation_models_pytorch's
     Unet("resnet34", classes=1).
     """

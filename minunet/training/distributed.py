@@ -40,10 +40,13 @@ class ShuffledShare(torch.utils.data.Sampler):
     """
 
     def __init__(self, dataset, seed=0, rank=0, world=1):
-        self.n, self.seed, self.rank, self.world, self.epoch = len(dataset), seed, rank, world, 0
+        self.dataset, self.n, self.seed, self.rank, self.world, self.epoch = dataset, len(dataset), seed, rank, world, 0
 
     def set_epoch(self, epoch):
+        """This epoch's shuffle, and the dataset's augmentations of this epoch where it has a set_epoch."""
         self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)

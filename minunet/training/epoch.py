@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 
 from ..device import PRECISIONS
+from ..errors import CheckpointError, TrainingError
 from ..evaluation import best_threshold
 from ..inference import Inference
 from ..transforms import normalisation
@@ -58,9 +59,12 @@ def hand_on(epoch, on_epoch, log, line):
     try:
         if on_epoch is not None:
             on_epoch(epoch)
-    finally:
+    except (TrainingError, CheckpointError):  # its files could not be written (a full disk)
         if log:
             log(line)
+        raise
+    if log:
+        log(line)
 
 
 def kept_threshold(row, recipe):

@@ -8,6 +8,7 @@ images and every augmentation, so a CPU run repeats exactly, also when it is kil
 torchrun each process trains on its share of every batch (minunet.training.distributed); only rank 0 hands
 its epochs on and prints.
 """
+import contextlib
 import math
 import os
 import time
@@ -79,7 +80,7 @@ def train_one_epoch(net, batches, loss_fn, optimizer, scheduler=None, scaler=Non
     return total / step
 
 
-def fit(model, train_set, val_set, recipe=None, runtime=None, resume=None, on_epoch=None, log=print):
+def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on_epoch=None, log=print):
     """Train any segmentation model (logits (B, 1, H, W); (B, K, H, W) for K > 2 classes) on map-style datasets
     of (image, mask[, id]) tensors with a recipe (default Recipe(): what `minunet train` runs), validating
     after each epoch (with the dataset's set_epoch and original_mask where it has them); return the history, a
@@ -102,22 +103,22 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, resume=None, on_ep
     loader = make_loader(train_set, per_process(recipe.batch_size, world), sampler, device, runtime.workers)
     optimizer, scheduler, scaler = optimiser(model, recipe, len(loader), device, amp_dtype)
     spec = getattr(train_set, "spec", DataSpec())
-    loss_fn, ema = loss_for(recipe.loss, len(spec.classes)), EMA(model, recipe.ema) if recipe.ema else None
+    loss_fn = loss_for(recipe.loss, len(spec.classes))  # the recipe's, or its softmax counterpart for K > 2
+    ema = EMA(model, recipe.ema) if recipe.ema else None  # a moving average of the weights, where asked
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     record = model_record(train_set, recipe, spec, amp_dtype)
     check_batchnorm(model, recipe.batch_size // world, train_set[0][0].shape[-2:], world)  # a 1 x 1 map, batch 1
     validation = (Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec),
-                  Runtime(device, runtime.precision, 0, recipe.batch_size))
+                  Runtime(device, runtime.precision, 0, recipe.batch_size))  # workers 0: the data are in memory
     for epoch in range(start, recipe.epochs + 1):
-        sampler.set_epoch(epoch)  # this epoch's order of the images, and its augmentations where the data have them:
-        getattr(train_set, "set_epoch", lambda epoch: None)(epoch)
-        bar = tqdm(loader, f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None if log and rank == 0 else True)
-        t0 = time.perf_counter()  # (tqdm's disable=None: a progress bar on terminals only)
-        try:
+        sampler.set_epoch(epoch)  # this epoch's order of the images, and the dataset's augmentations
+        bar = tqdm(loader, f"epoch {epoch}/{recipe.epochs}", leave=False, dynamic_ncols=True,
+                   disable=None if log and rank == 0 else True)  # disable=None: a progress bar on terminals only
+        t0 = time.perf_counter()
+        with naming_the_epoch(epoch):  # a loss that is not finite: training stops, naming epoch and step
             train_loss = train_one_epoch(net, bar, loss_fn, optimizer, scheduler, scaler, amp_dtype, ema)
-        except LossNotFinite as err:
-            raise LossNotFinite(err.value, err.step, epoch) from None
-        t1, scored = time.perf_counter(), ema.module if ema else model  # the weights validated and kept as best
+        t1 = time.perf_counter()
+        scored = ema.module if ema else model  # the weights validated and kept as the best
         row = dict(epoch=epoch, lr=optimizer.param_groups[0]["lr"],
                    train_loss=distributed.sum_over_processes([train_loss], device, world)[0] / world,
                    **validate(scored, val_set, *validation, loss_fn, rank, world),
@@ -132,6 +133,15 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, resume=None, on_ep
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())  # the averaged weights are the result
     return history
+
+
+@contextlib.contextmanager
+def naming_the_epoch(epoch):
+    """A LossNotFinite raised inside says it happened at `epoch`."""
+    try:
+        yield
+    except LossNotFinite as err:
+        raise LossNotFinite(err.value, err.step, epoch) from None
 
 
 def per_process(batch_size, world):
@@ -152,16 +162,6 @@ def optimiser(model, recipe, steps_per_epoch, device, amp_dtype):
     return optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
 
-
-
-
-
-
-
-
-
-
-
 def make_loader(dataset, batch_size, sampler, device, workers=None):
     """The training DataLoader: batches of one process's share, the last short batch dropped (every step sees
     a full batch); worker processes kept across epochs, pinned memory on CUDA."""
@@ -172,8 +172,6 @@ def make_loader(dataset, batch_size, sampler, device, workers=None):
         raise SettingError(f"{len(dataset)} training images do not fill one batch of "
                            f"{batch_size * int(os.environ.get('WORLD_SIZE', '1'))}: lower --batch-size")
     return loader
-
-
 
 
 def validate(model, val_set, inference, runtime, loss_fn, rank, world):
