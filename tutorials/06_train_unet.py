@@ -281,7 +281,8 @@ walk(evaluate, [
     ("model.train(was_training)", "Back to the mode the caller had."),
 ])
 walk(fit, [
-    ('getattr(train_set, "set_epoch"', "Fresh, seeded augmentations for this epoch."),
+    ("sampler.set_epoch(epoch)", "This epoch's shuffle of the images and, through the dataset's set_epoch, its "
+     "fresh, seeded augmentations."),
     ("train_loss = train_one_epoch(", "The loop above."),
     ("**validate(", "Validation loss, Dice and Jaccard (evaluate, in evaluation mode, without gradients)."),
     ("is_best, best_dice =", "Is this epoch's validation Dice the best so far? If so, the epoch handed to "
