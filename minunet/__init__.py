@@ -17,7 +17,7 @@ process: the names below are imported when first used (so the `minunet` command 
 torch is imported).
 """
 import importlib as _importlib
-from typing import TYPE_CHECKING
+import typing as _typing
 
 __version__ = "0.2.0.dev0"
 
@@ -27,7 +27,7 @@ _LAYERS = {"DoubleConv": "models.blocks", "Down": "models.blocks", "Up": "models
            "ResNet34Encoder": "models.resnet", "DecoderBlock": "models.resunet", "ResNet34UNet": "models.resunet"}
 __all__ = list(_LAYERS)
 
-if TYPE_CHECKING:  # what editors and type checkers see; at run time each is imported on first use
+if _typing.TYPE_CHECKING:  # what editors and type checkers see; at run time each is imported on first use
     from .models import (BasicBlock, DecoderBlock, DoubleConv, Down, OutConv, ResNet34Encoder,  # noqa: F401
                          ResNet34UNet, UNet, Up)
 
