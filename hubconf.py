@@ -18,6 +18,8 @@ def _hub_model(name, checkpoint, kwargs):
     from minunet.errors import CheckpointError
     from minunet.models import build_model
 
+    if kwargs.get("encoder_weights") == "none":  # as the command line spells "no pretrained weights"
+        kwargs = dict(kwargs, encoder_weights=None)
     if checkpoint is None:
         return build_model(name, **kwargs)
     state = load_checkpoint(checkpoint)
@@ -26,7 +28,11 @@ def _hub_model(name, checkpoint, kwargs):
                               f"torch.hub.load(..., {state['model']!r}, checkpoint=...)")
     if "encoder_weights" in kwargs:
         raise ValueError("encoder_weights with checkpoint: the checkpoint holds all the weights; leave one out")
-    differing = {k: v for k, v in kwargs.items() if state["model_args"].get(k, v) != v or k not in state["model_args"]}
+    unknown = sorted(k for k in kwargs if k not in state["model_args"])
+    if unknown:
+        raise TypeError(f"{', '.join(unknown)}: not an argument of {name} (its arguments: "
+                        f"{', '.join(state['model_args'])})")
+    differing = {k: v for k, v in kwargs.items() if state["model_args"][k] != v}
     if differing:
         raise ValueError(f"{checkpoint} was trained with {state['model_args']}; {differing} would not fit its "
                          f"weights: leave them out")

@@ -196,3 +196,13 @@ def test_predict_in_batches_gives_each_image_its_own_mask(tmp_path, batch_size, 
     rows = masks["c_half"].tobytes()
     assert all(rows[64 * y + x] == 255 for y in range(24) for x in range(28))  # left: lesion
     assert all(rows[64 * y + x] == 0 for y in range(24) for x in range(36, 64))  # right: skin
+
+
+def test_version_prints_the_version_and_exits_0(capsys):
+    # issue 34, case 22: it said "the following arguments are required: command"
+    import minunet
+    from minunet.cli.parser import build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"minunet {minunet.__version__}"

@@ -323,3 +323,11 @@ def test_a_gray_three_class_run_of_minunet_train_exports_its_own_probabilities(t
     assert got.shape == (2, 3, 40, 48) and (got - expected).abs().max() < 1e-4
     card = (tmp_path / "m.onnx.md").read_text()
     assert all(name in card for name in state["classes"]), state["classes"]
+
+
+def test_torch_hub_names_an_unknown_argument_and_takes_none_as_the_command_line_spells_it(checkpoints):
+    # issue 34, case 21: a name that is no argument was "would not fit its weights"; "none" was a file name
+    with pytest.raises(TypeError, match=r"foo: not an argument of unet \(its arguments: .*base_channels"):
+        torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]), foo=1)
+    model = torch.hub.load(str(ROOT), "resunet34", source="local", encoder_weights="none")
+    assert type(model) is ResNet34UNet

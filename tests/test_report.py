@@ -351,3 +351,18 @@ def test_predict_report_lists_every_image_with_its_area(tmp_path, capsys):
         mask = Image.open(tmp_path / "masks" / f"{row['id']}_Segmentation.png")
         area = sum(1 for v in mask.tobytes() if v) / (mask.size[0] * mask.size[1])
         assert float(row["predicted_area"]) == pytest.approx(area, abs=1e-6) and row["dice"] == ""
+
+
+def test_the_report_files_are_readable_as_every_other_output(tmp_path):
+    # issue 34, case 12: report.html and per_image.csv were written 0600 (mkstemp's), every other output 0644
+    rows, cases = scored_rows(make_images(3))
+    before = os.umask(0o022)
+    try:
+        write_report(tmp_path, RUN, rows, cases, scores_of(rows))
+        os.umask(0o077)  # a stricter umask is kept
+        write_report(tmp_path / "private", RUN, rows, cases, scores_of(rows))
+    finally:
+        os.umask(before)
+    for name in ("report.html", "per_image.csv"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "private" / name).stat().st_mode & 0o777 == 0o600

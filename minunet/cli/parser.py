@@ -6,6 +6,7 @@ exits with code 2; nothing already on disk is replaced unless the user asked (--
 import argparse
 
 from .argtypes import batch_size, fraction, number, positive
+from .. import __version__
 from ..recipe import Recipe
 from .flags import add_recipe_flags
 from .commands import evaluate_command, predict_command, say, train_command
@@ -50,6 +51,7 @@ def make_data_flags(given_only):
 def build_parser():
     """The parser of `minunet train | evaluate | predict`: train's recipe flags come from minunet.cli.flags."""
     parser = Parser(prog="minunet", description="Skin-lesion segmentation with U-Nets (ISIC 2016).")
+    parser.add_argument("--version", action="version", version=f"minunet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     data_flags = make_data_flags(given_only=False)

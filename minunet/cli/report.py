@@ -130,10 +130,18 @@ def _csv_text(rows):
     return buf.getvalue()
 
 
+def current_umask():
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path, text):
     """Write text to path through a new temporary file beside it and os.replace; it is removed if that fails."""
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private (0600); a report is read as others are
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
