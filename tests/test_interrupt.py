@@ -136,7 +136,8 @@ def terminal_ctrl_c():
 
 def test_only_the_command_takes_over_ctrl_c(monkeypatch, terminal_ctrl_c):
     """A program that imports minunet keeps its own ctrl-C: KeyboardInterrupt, as Python gives it."""
-    for argv0, command in [("-m", True), ("/src/minunet/__main__.py", True), ("/usr/bin/minunet", True), ("/env/bin/minunet.exe", True),
+    for argv0, command in [("-m", True), ("/src/minunet/__main__.py", True), ("/usr/bin/minunet", True),
+                           ("/env/bin/minunet.exe", True),
                            ("minunet-script.py", True), ("train.py", False), ("-c", False), ("", False)]:
         monkeypatch.setattr(sys, "argv", [argv0])
         assert entry.is_the_command() == command, argv0

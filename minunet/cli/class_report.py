@@ -23,8 +23,7 @@ def class_sections(scores, rows, cases):
              "image's mean over the foreground classes (all but the first) it scores.</p>",
              "<h2>Confusion matrix</h2>", confusion_table(names, scores["confusion"])]
     for c, label in enumerate(names[1:], start=1):
-        scored = [row for row in rows if row.get(f"dice/{label}") is not None and
-                  row[f"dice/{label}"] == row[f"dice/{label}"]]  # NaN: the class is not in this image
+        scored = [row for row in rows if row.get(f"dice/{label}") is not None]  # None: not in this image
         worst = sorted(scored, key=lambda row: (row[f"dice/{label}"], str(row["id"])))[:WORST_PER_CLASS]
         parts.append(f"<h3>{swatch(c)} {esc(label)}: worst {len(worst)} images by its Dice</h3>")
         parts += [case_figure(row, cases, names, label) for row in worst]

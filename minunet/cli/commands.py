@@ -23,7 +23,7 @@ from ..multiclass import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
 from .flags import given, recipe_of
-from .report import check_report_folder, rows_of, write_report
+from .report import check_report_folder, nan_as_null, rows_of, write_report
 from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, RunFolder, carry_best, data_fingerprint, new_run,
                      resumed_run, save_checkpoint_copy, write_curves)
 from ..training.loop import LossNotFinite, fit
@@ -84,15 +84,6 @@ def train_command(args):
         best = max(history, key=lambda row: row["val_dice"])
         print(f"best validation Dice {best['val_dice']:.4f} (Jaccard {best['val_jaccard']:.4f}) at epoch "
               f"{best['epoch']}; wrote {written_files(out)}")
-
-
-def nan_as_null(value):
-    """`value` (numbers in dicts and lists) with each NaN as None, so that the JSON written is valid JSON."""
-    if isinstance(value, dict):
-        return {k: nan_as_null(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [nan_as_null(v) for v in value]
-    return None if isinstance(value, float) and value != value else value
 
 
 def finish(resumed_from, out, state, recipe):

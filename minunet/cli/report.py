@@ -72,10 +72,19 @@ def rows_of(result):
     if "per_image" not in result:  # predict
         return [dict(id=row["id"], predicted_area=row["predicted_area"], flags=image_flags(row["predicted_area"]))
                 for row in result["rows"]]
-    columns = {name: [None if v != v else v for v in values.tolist()]  # NaN (nothing to score): None, shown
-               for name, values in result["per_image"].items()}  # as a dash and written empty
+    columns = {name: nan_as_null(values.tolist()) for name, values in result["per_image"].items()}  # NaN: a dash
     rows = [dict({name: values[k] for name, values in columns.items()}, id=i) for k, i in enumerate(result["ids"])]
     return [dict(row, flags=image_flags(row["predicted_area"], row["lesion_area"], row["jaccard"])) for row in rows]
+
+
+def nan_as_null(value):
+    """`value` (numbers in dicts and lists) with each NaN, a score with nothing to score, as None: shown as a
+    dash, written empty in per_image.csv and as null in JSON."""
+    if isinstance(value, dict):
+        return {k: nan_as_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nan_as_null(v) for v in value]
+    return None if isinstance(value, float) and value != value else value
 
 
 def _number(value, percent=False):

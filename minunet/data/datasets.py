@@ -106,12 +106,14 @@ class LesionDataset(torch.utils.data.Dataset):
 
 
 def absent_classes(masks, classes):
-    """A note for each of K > 2 classes that no mask holds ((N, 1, S, S) class indices): its scores on these
-    images are left out (minunet.class_metrics), and a model cannot learn it from them."""
+    """A note for each of K > 2 classes that no mask holds ((N, 1, S, S) class indices): a model cannot learn it
+    from these images, and an image scores it only where it is predicted (minunet.class_metrics)."""
     if len(classes) <= 2 or not len(masks):
         return []
     counts = torch.bincount(masks.flatten().long(), minlength=len(classes))
-    return [f"class {name!r} is in no mask of these {len(masks)} images: its scores here are left out, not 1"
+    images = f"{len(masks)} image" + ("s" if len(masks) != 1 else "")
+    return [f"class {name!r} is in no mask of these {images}: an image scores it only where it is predicted "
+            f"there (Dice 0), never as 1"
             for name, count in zip(classes, counts.tolist()) if count == 0]
 
 
