@@ -12,11 +12,10 @@ from .flags import add_recipe_flags
 from .commands import evaluate_command, predict_command, say, train_command
 from ..data import data_names
 from ..device import Runtime
-from ..errors import CheckpointError, DataError, SettingError, TrainingError, one_line, out_of_memory
+from ..errors import UserError, one_line, out_of_memory
+from .advice import error_line
 from .export import add_export_parser, export_command
 from .rundir import DATA_DEFAULTS
-
-USER_ERRORS = (DataError, CheckpointError, TrainingError, SettingError)
 
 
 class Parser(argparse.ArgumentParser):
@@ -108,18 +107,20 @@ def build_parser():
                    help="compile the model with torch.compile first: 30 to 60 s of start-up, then faster; "
                         "worth it for hundreds of images (needs a C++ compiler on the CPU)")
     add_export_parser(sub, Parser)
+    parser.commands = sub.choices  # each command's own parser: the flags it takes (minunet.cli.advice)
     return parser
 
 
 def main(argv=None):
     """Run `minunet ARGV...`; return the exit code: 0, 2 for a user error (one line on stderr), 130 if stopped."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     command = {"train": train_command, "evaluate": evaluate_command, "predict": predict_command,
                "export": export_command}[args.command]
     try:
         command(args)
-    except USER_ERRORS as err:
-        say(f"minunet {args.command}: error: {err}")
+    except UserError as err:  # DataError, CheckpointError, SettingError, TrainingError
+        say(f"minunet {args.command}: error: {error_line(err, parser.commands[args.command], args)}")
         return 2
     except OSError as err:  # a folder that cannot be made, a full disk, no permission, ...
         say(f"minunet {args.command}: error: " + (f"{err.filename}: {err.strerror}" if err.filename else f"{err}"))
