@@ -18,15 +18,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import SettingError
+from .errors import Fix, SettingError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how fast a model runs: --device, --precision, --workers, --batch-size of evaluate and predict
-    (training's batch size belongs to the recipe), and predict's --compile."""
+    """Where and how fast a model runs: the device, the precision, DataLoader workers, the batch size of
+    evaluation and prediction (training's belongs to the recipe), and compiling the model for prediction."""
     device: str = "auto"
     precision: str = "auto"
     workers: object = None  # DataLoader worker processes; None: default_workers(device)
@@ -49,12 +49,12 @@ def cpu_has_native_bf16():
 
 
 def choose_device(device="auto", precision="auto"):
-    """(torch.device, autocast dtype or None) for a --device and a --precision (see the module docstring)."""
+    """(torch.device, autocast dtype or None) for a device and a precision (see the module docstring)."""
     if isinstance(device, str):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise SettingError("--device cuda was asked for, but PyTorch sees no CUDA GPU: use --device cpu")
+            raise SettingError("a CUDA GPU was asked for, but PyTorch sees none", fix=Fix(device="cpu"))
         device = torch.device(device)
     if precision == "auto":
         if device.type == "cuda":

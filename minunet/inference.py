@@ -1,12 +1,12 @@
 """From a trained model to masks, one way for every caller: `Inference` (the working size and normalisation,
 test-time flips, the threshold, post-processing) turns a model's output into the masks that validation,
-evaluate, predict, --figure and the report all use. Also here: the forward pass, a faster model for inference
-(BatchNorm folded, torch.compile).
+evaluate, predict, the figure of cases and the report all use. Also here: the forward pass, a faster model for
+inference (BatchNorm folded, torch.compile).
 
-How a setting travels to the pixel: `minunet evaluate --threshold 0.4 --tta` builds
-Inference.of_checkpoint(checkpoint, threshold=0.4, tta=True) (flags not given keep the checkpoint's value, or
-the recipe's default); evaluate() and predict() call its `probabilities` (one pass, or four with flips) and
-its `masks` (resized to the ground truth or the image, above the threshold, post-processed).
+How a setting travels to the pixel: Inference.of_checkpoint(checkpoint, threshold=0.4, tta=True) (the command
+line builds it from its flags; a setting not given keeps the checkpoint's value, or the recipe's default);
+evaluate() and predict() call its `probabilities` (one pass, or four with flips) and its `masks` (resized to the
+ground truth or the image, above the threshold, post-processed).
 
 Several classes (a model of K > 2 output channels): the probabilities are the softmax over the classes (with
 TTA, the mean of the flips' softmax), resized bilinearly like a lesion's, and a pixel's class is their argmax;
@@ -20,14 +20,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data.catalog import DataSpec
-from .errors import SettingError
+from .errors import Fix, SettingError
 from .data.folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
 from .data.images import as_channels
 from .postprocess import clean_mask
 from .recipe import Recipe
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize
 
-OVERLAY_SUFFIX = "_overlay.png"  # predict --overlay's files: <stem>_overlay.png
+OVERLAY_SUFFIX = "_overlay.png"  # the overlays predict writes: <stem>_overlay.png
 
 
 @torch.no_grad()
@@ -98,15 +98,15 @@ class Inference:
     def of_checkpoint(cls, state, **overrides):
         """The settings of a checkpoint (its size, normalisation, threshold, channels and classes; a threshold
         of 0.5, RGB and two classes where it has none, as in minunet 0.1.0), with every override that is not
-        None (e.g. the flags --tta, --threshold). SettingError for a threshold or post-processing asked of a
-        checkpoint of K > 2 classes."""
+        None (e.g. tta, threshold). SettingError for a threshold or post-processing asked of a checkpoint of
+        K > 2 classes."""
         size = state["size"] if isinstance(state["size"], int) else tuple(state["size"])
         spec = DataSpec.of_checkpoint(state)
-        asked = [f"--{k}" for k in ("threshold", "postprocess") if overrides.get(k)]
+        asked = [k for k in ("threshold", "postprocess") if overrides.get(k)]
         if len(spec.classes) > 2 and asked:
-            raise SettingError(f"{' and '.join(asked)} {'are' if len(asked) > 1 else 'is'} for two classes: this "
-                               f"checkpoint has {len(spec.classes)}, and each pixel takes its most probable class; "
-                               f"leave {' and '.join(asked)} out")
+            raise SettingError(f"a threshold and post-processing are for two classes: this checkpoint has "
+                               f"{len(spec.classes)}, and each pixel takes its most probable class",
+                               fix=Fix(**dict.fromkeys(asked)))
         settings = dict(size=size, mean=tuple(state["mean"]), std=tuple(state["std"]),
                         threshold=state.get("threshold", cls.threshold), spec=spec)
         return cls(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})

@@ -188,7 +188,7 @@ class BCEJaccardLoss(nn.Module):
         return f"bce_weight={self.bce_weight}, jaccard_weight={self.jaccard_weight}"
 
 
-# The loss classes by their command-line names (--loss); each is built with no arguments.
+# The loss classes by their names (a recipe's loss); each is built with no arguments.
 LOSSES = {
     "bce": BCELoss,
     "dice": DiceLoss,

@@ -1,4 +1,4 @@
-"""Pictures of masks: a mask as a black and white image, a mask tinted over its image (predict --overlay), the
+"""Pictures of masks: a mask as a black and white image, a mask tinted over its image (predict's overlays), the
 report's three-colour overlay of a prediction against the truth, and a scored mask shown at the working size;
 for K > 2 classes, a label map as a palette PNG and an overlay of one colour per class with a legend."""
 import torch

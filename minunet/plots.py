@@ -19,9 +19,10 @@ from .losses import loss_label
 from .transforms import Normalize
 
 
-def check_figure_name(path, flag="--figure"):
+def check_figure_name(path, what="the figure"):
     """DataError unless `path` ends in an image format matplotlib writes (.png, .pdf, .svg, ...): without one,
-    matplotlib would write another file than the one named (cases -> cases.png)."""
+    matplotlib would write another file than the one named (cases -> cases.png). what: how the caller names
+    the file in the message."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from .errors import DataError
@@ -30,7 +31,7 @@ def check_figure_name(path, flag="--figure"):
     extension = os.path.splitext(path)[1].lower().lstrip(".")
     if extension not in formats:
         found = f"ends in .{extension}, which matplotlib cannot write" if extension else "has no file extension"
-        raise DataError(f"{flag} {path} {found}: name the file with one of .png, .pdf, .svg, .jpg (e.g. "
+        raise DataError(f"{what} {path} {found}: name the file with one of .png, .pdf, .svg, .jpg (e.g. "
                         f"{os.path.splitext(path)[0]}.png)")
 
 

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -101,6 +102,15 @@ def cycle(graph):
         done.add(name)
         return None
     return next((found for found in map(visit, sorted(graph)) if found), None)
+
+
+def test_the_core_names_no_flag():
+    """Core errors, docstrings and comments speak of the core's own arguments (size, batch_size); only the shell
+    turns them into flags (--size, --batch-size: minunet.cli.advice)."""
+    core = [path for path in MODULES.values() if path.relative_to(PACKAGE).parts[0] != "cli"]
+    flags = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}" for path in core
+             for number, line in enumerate(path.read_text().splitlines(), start=1) if re.search(r"--[a-z{]", line)]
+    assert len(core) > 30 and flags == [], "\n".join(flags)
 
 
 def test_no_module_imports_another_in_a_cycle():

@@ -46,13 +46,13 @@ def test_the_check_agrees_with_torch_for_resunet34(resunet, batch, size):
 def test_the_refusal_names_the_batch_and_the_smallest_size(resunet):
     with pytest.raises(SettingError) as e:
         check_batchnorm(resunet, 1, 32)
-    assert str(e.value) == ("resunet34 at --size 32 with --batch-size 1 cannot train: its deepest map is 1 x 1, and "
-                            "BatchNorm needs more than one value per channel; pass --batch-size 2 or more, or "
-                            "--size 33 or more")
-    with pytest.raises(SettingError) as e:  # torchrun: --batch-size 2 over 2 processes
+    assert str(e.value) == ("resunet34 at size 32 with batches of 1 cannot train: its deepest map is 1 x 1, and "
+                            "BatchNorm needs more than one value per channel: pass batch_size=2 or more, or "
+                            "size=33 or more")
+    with pytest.raises(SettingError) as e:  # torchrun: a batch of 2 over 2 processes
         check_batchnorm(resunet, 1, 32, processes=2)
-    assert "with --batch-size 2 over 2 processes (a batch of 1 each)" in str(e.value)
-    assert "pass --batch-size 4 or more, or --size 33 or more" in str(e.value)
+    assert "with batches of 2 over 2 processes (1 each)" in str(e.value)
+    assert "pass batch_size=4 or more, or size=33 or more" in str(e.value)
 
 
 def test_the_probe_leaves_the_model_as_it_was(resunet):
@@ -80,8 +80,8 @@ def test_train_refuses_before_writing_anything_and_the_unet_trains(tmp_path, cap
              "--device", "cpu", "--precision", "fp32"]
     assert main(["train", "--model", "resunet34", "--encoder-weights", "none", *flags, "--out", str(out)]) == 2
     assert one_error_line(capsys.readouterr().err) == (
-        "minunet train: error: resunet34 at --size 32 with --batch-size 1 cannot train: its deepest map is 1 x 1, "
-        "and BatchNorm needs more than one value per channel; pass --batch-size 2 or more, or --size 33 or more")
+        "minunet train: error: resunet34 at size 32 with batches of 1 cannot train: its deepest map is 1 x 1, "
+        "and BatchNorm needs more than one value per channel: pass --batch-size 2 or more, or --size 33 or more")
     assert not out.exists() or not any(out.iterdir())
     assert main(["train", "--model", "unet", "--base-channels", "4", *flags, "--out", str(out)]) == 0
     assert (out / "best.pt").exists()
@@ -90,6 +90,6 @@ def test_train_refuses_before_writing_anything_and_the_unet_trains(tmp_path, cap
 def test_a_model_of_ones_own_is_named_by_its_class():
     pooled = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
                                  torch.nn.BatchNorm2d(4))  # (B, 4, 1, 1) at any size
-    with pytest.raises(SettingError, match=r"^Sequential at --size 40x32 with --batch-size 1 cannot train: .*; pass "
-                                           r"--batch-size 2 or more$"):  # no size helps: none named
+    with pytest.raises(SettingError, match=r"^Sequential at size 40x32 with batches of 1 cannot train: .*: pass "
+                                           r"batch_size=2 or more$"):  # no size helps: none named
         check_batchnorm(pooled, 1, (40, 32))

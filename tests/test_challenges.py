@@ -50,7 +50,8 @@ def test_a_missing_split_folder_and_a_root_of_another_year_are_one_line(tmp_path
                                         r"holds ISIC-2017_Training_Data/ and ISIC-2017_Training_Part1_GroundTruth/ "
                                         r"\(and ISIC-2017_Validation_Data/ .* for val, ISIC-2017_Test_v2_Data/"):
         make_dataset("isic2017", "test", str(root), size=32)
-    with pytest.raises(DataError, match="--data isic2018 reads the ISIC 2018 challenge's folders"):
+    with pytest.raises(DataError, match=r"^isic2018 reads the ISIC 2018 challenge's folders .*: pass root=DIR "
+                                        r"holding them$"):
         make_dataset("isic2018", "train", str(root), size=32)
 
 

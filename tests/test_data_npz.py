@@ -106,7 +106,7 @@ def test_offline_without_npz(tmp_path, monkeypatch):
         make_dataset("isic2016", "train", root=tmp_path)
     message = str(e.value)
     assert str(tmp_path / "isic2016_128.npz") in message and "\n" not in message
-    assert "https://zenodo.org/records/13358372" in message and "--data-root" in message
+    assert "https://zenodo.org/records/13358372" in message and "pass root=DIR holding it" in message
     url, filename, md5 = calls[0]  # medsegbench's own metadata
     assert filename == "isic2016_128.npz" and url == npz.npz_source("isic2016", 128)[0]
     assert md5 == "4fcee7c35a990f25f2c82ad3ed2f4f54"
@@ -174,9 +174,9 @@ def test_a_users_own_folder_is_pointed_to_data_folder_and_never_downloaded_into(
     before = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "mine").rglob("*"))
     with pytest.raises(DataError) as e:
         make_dataset("isic2016", "train", root=tmp_path / "mine")
-    assert str(e.value) == (f"{tmp_path / 'mine'} holds images/ and masks/, a folder of your own: pass --data folder "
-                            f"--data-root {tmp_path / 'mine'} (--data isic2016 reads the ISIC 2016 challenge folders "
-                            f"or medsegbench's npz files)")
+    assert str(e.value) == (f"{tmp_path / 'mine'} holds images/ and masks/, a folder of your own (isic2016 reads the "
+                            f"ISIC 2016 challenge folders or medsegbench's npz files): pass name=folder and "
+                            f"root={tmp_path / 'mine'}")
     assert downloads == [] and before == sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "mine").rglob("*"))
     # a folder holding anything but npz files: no download into it either
     (tmp_path / "photos").mkdir()
@@ -187,9 +187,8 @@ def test_a_users_own_folder_is_pointed_to_data_folder_and_never_downloaded_into(
     assert str(e.value) == (
         f"{tmp_path / 'photos' / 'isic2016_128.npz'} is missing, and minunet downloads it only into an empty folder, "
         f"one holding medsegbench's npz files, or ~/.medsegbench, not beside a.jpg, b.jpg, c.png and 1 more: pass "
-        f"--data-root DIR holding isic2016_128.npz or the ISIC 2016 challenge folders "
-        f"(ISBI2016_ISIC_Part1_Training_Data/, ...), --data folder for a folder of images/ and masks/, or no "
-        f"--data-root")
+        f"root=DIR holding isic2016_128.npz or the ISIC 2016 challenge folders (ISBI2016_ISIC_Part1_Training_Data/, "
+        f"...), or name=folder for a folder of images/ and masks/, or leave root out")
     assert downloads == [] and sorted(os.listdir(tmp_path / "photos")) == ["a.jpg", "b.jpg", "c.png", "notes.txt"]
 
 
@@ -217,9 +216,9 @@ def test_data_folder_on_the_isic_layouts_points_to_data_isic2016(tmp_path):
     with pytest.raises(DataError) as e:
         make_dataset("folder", "train", root=tmp_path / "npz")
     assert str(e.value) == (f"{tmp_path / 'npz'} holds medsegbench's npz files (isic2016_128.npz, ...), not images/ "
-                            f"and masks/: pass --data isic2016 --data-root {tmp_path / 'npz'}")
+                            f"and masks/: pass name=isic2016 and root={tmp_path / 'npz'}")
     with pytest.raises(DataError) as e:
         make_dataset("folder", "val", root=tmp_path / "challenge")
     assert str(e.value) == (f"{tmp_path / 'challenge'} holds the ISIC 2016 challenge folders "
-                            f"(ISBI2016_ISIC_Part1_Training_Data, ...), not images/ and masks/: pass --data isic2016 "
-                            f"--data-root {tmp_path / 'challenge'}")
+                            f"(ISBI2016_ISIC_Part1_Training_Data, ...), not images/ and masks/: pass name=isic2016 "
+                            f"and root={tmp_path / 'challenge'}")

@@ -70,21 +70,21 @@ def test_a_folder_and_the_challenge_layout_of_the_same_files_give_the_same_datas
 def test_missing_folders_say_what_to_create(tmp_path):
     with pytest.raises(DataError) as e:
         make_dataset("folder", "train")
-    assert str(e.value) == "--data folder needs --data-root DIR: a folder holding images/ and masks/"
-    with pytest.raises(DataError, match=r"data root .*nowhere is not a folder: pass --data-root DIR with images/"):
+    assert str(e.value) == "folder data need a root folder: pass root=DIR holding images/ and masks/"
+    with pytest.raises(DataError, match=r"data root .*nowhere is not a folder: pass root=DIR with images/"):
         make_dataset("folder", "train", root=tmp_path / "nowhere")
     (tmp_path / "images").mkdir()
     with pytest.raises(DataError) as e:
         make_dataset("folder", "val", root=tmp_path)
-    assert str(e.value) == (f"missing folder {tmp_path / 'masks'}: --data folder reads images/ and masks/ in "
+    assert str(e.value) == (f"missing folder {tmp_path / 'masks'}: the folder dataset reads images/ and masks/ in "
                             f"{tmp_path}: create it, with the images (.jpg, .jpeg or .png) and one mask "
                             f"<image name>.png per image (0 background, 255 or 1 lesion)")
     (tmp_path / "images").rmdir()
     make_folder(tmp_path, n=6)
     with pytest.raises(DataError) as e:
         make_dataset("folder", "test", root=tmp_path)
-    assert str(e.value) == (f"missing folder {tmp_path / 'test' / 'images'}: --data folder reads test/images/ "
-                            f"and test/masks/ for --split test in {tmp_path}: create it, with the images (.jpg, "
+    assert str(e.value) == (f"missing folder {tmp_path / 'test' / 'images'}: the folder dataset reads test/images/ "
+                            f"and test/masks/ for the test split in {tmp_path}: create it, with the images (.jpg, "
                             f".jpeg or .png) and one mask <image name>.png per image (0 background, 255 or 1 lesion)")
 
 
@@ -214,8 +214,8 @@ def test_label_maps_of_several_classes_are_refused_in_one_line(tmp_path):
             make_dataset("folder", split, root=tmp_path, size=32)
         assert str(skipping.value) == str(e.value)
         assert str(e.value) == (f"masks in {masks} hold the values 0, 1, 2 ({first}.png: 0, 1, 2): a label map with "
-                                f"3 classes, not a lesion mask; pass --classes 3 to read them as class indices 0..2, "
-                                f"or save the lesion as 255 and all else as 0")
+                                f"3 classes, not a lesion mask: save the lesion as 255 and all else as 0, or pass "
+                                f"classes=3 to read them as class indices 0..2")
         # each mask of two values, but 1 in some and 2 in others: classes too, never merged into one lesion
         save_mask(masks / f"{first}.png", pairs[first][1] * 2)
         with pytest.raises(DataError, match=rf"hold the values 0, 1, 2 \({first}\.png: 0, 2\): a label map with 3"):
@@ -257,7 +257,7 @@ def test_lesions_lost_by_resizing_a_training_mask_are_said(tmp_path):
     with pytest.raises(DataError) as e:
         make_dataset("folder", "train", root=tmp_path, size=32)
     assert str(e.value) == (f"all 11 train masks in {masks} are empty (no lesion pixel at 32x32): there is no lesion "
-                            f"to learn or score; draw each lesion in its mask as 255 on 0, or pass a larger --size")
+                            f"to learn or score; draw each lesion in its mask as 255 on 0, or train at a larger size")
 
 
 # ---------------------------------------------------------------------------------------------------------

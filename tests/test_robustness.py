@@ -756,8 +756,8 @@ def exit_code_and_stderr(argv, capsys):
     (["--size", "8"], "argument --size: 8 is too small: the U-Nets need images of at least 32 x 32"),
     (["--epochs", "1.5"], "argument --epochs: '1.5' is not a whole number"),
     (["--limit", "0"], "argument --limit: 0 must be at least 1"),
-    (["--batch-size", "32"], "16 training images do not fill one batch of 32: lower --batch-size"),
-    (["--device", "cuda"], "--device cuda was asked for, but PyTorch sees no CUDA GPU: use --device cpu"),
+    (["--batch-size", "32"], "16 training images do not fill one batch of 32: pass --batch-size 16 or less"),
+    (["--device", "cuda"], "a CUDA GPU was asked for, but PyTorch sees none: pass --device cpu"),
 ])
 def test_bad_training_flags(tmp_path, capsys, extra, words):
     if extra == ["--device", "cuda"] and torch.cuda.is_available():

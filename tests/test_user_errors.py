@@ -248,8 +248,8 @@ def test_a_folder_as_checkpoint_or_encoder_weights_says_it_is_a_folder(tmp_path,
     code, err = exit_code_and_stderr(["train", *TINY, "--model", "resunet34", "--encoder-weights", str(folder),
                                       "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and one_error_line(err) == (
-        f"minunet train: error: --encoder-weights {folder} is a folder: pass the path of torchvision's "
-        f"resnet34-b627a593.pth (or imagenet, or none)")
+        f"minunet train: error: the encoder weights {folder} are a folder: pass --encoder-weights PATH of "
+        f"torchvision's resnet34-b627a593.pth, or --encoder-weights imagenet or none")
     assert sorted(os.listdir(tmp_path)) == ["run"]
 
 

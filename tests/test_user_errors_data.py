@@ -63,8 +63,8 @@ def test_a_users_folder_passed_as_isic2016_is_pointed_to_data_folder(tmp_path, c
     argv = ["train", *TINY, "--data", "isic2016", "--data-root", str(tmp_path / "mine"), "--out", str(tmp_path / "r")]
     code, err = exit_code_and_stderr(argv, capsys)
     assert code == 2 and one_error_line(err) == (
-        f"minunet train: error: {tmp_path / 'mine'} holds images/ and masks/, a folder of your own: pass --data folder "
-        f"--data-root {tmp_path / 'mine'} (--data isic2016 reads the ISIC 2016 challenge folders or medsegbench's npz "
-        f"files)")
+        f"minunet train: error: {tmp_path / 'mine'} holds images/ and masks/, a folder of your own (isic2016 reads "
+        f"the ISIC 2016 challenge folders or medsegbench's npz files): pass --data folder --data-root "
+        f"{tmp_path / 'mine'}")
     assert before == sorted(p.name for p in (tmp_path / "mine").rglob("*"))
     assert cli.main(train(tmp_path / "mine", tmp_path / "r")) == 0  # as the line says

@@ -120,7 +120,7 @@ def evaluate_command(args):
         from ..plots import check_figure_name  # matplotlib only when a figure is asked for
 
         must_be_a_file_name(args.figure, "--figure", "cases.png", args.overwrite)
-        check_figure_name(args.figure)
+        check_figure_name(args.figure, "--figure")
     dataset = dataset_for(DataSpec.of_checkpoint(state), args.data, args.split, args.data_root, state["size"],
                           args.limit, skip_unreadable=True)
     for message in dataset.skipped:

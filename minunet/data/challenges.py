@@ -5,7 +5,7 @@ ID_segmentation.png (2017, 2018; read whatever the case). 2016 published a train
 and val are the fixed 90/10 split of its training ids; 2017 and 2018 also published a validation split, which
 is val here:
 
-  --data isic2016                                  --data isic2017                          --data isic2018
+  isic2016                                         isic2017                                 isic2018
   train  ISBI2016_ISIC_Part1_Training_Data/        ISIC-2017_Training_Data/                 ISIC2018_Task1-2_Training_Input/
          ISBI2016_ISIC_Part1_Training_GroundTruth/ ISIC-2017_Training_Part1_GroundTruth/    ISIC2018_Task1_Training_GroundTruth/
   val    (10 % of the training ids)                ISIC-2017_Validation_Data/, ..._Part1_GroundTruth/  ..._Validation_Input/, ..._GroundTruth/

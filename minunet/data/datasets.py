@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, Fix
 from .challenges import LAYOUTS, holds_challenge, load_challenge
 from .folders import (load_folder)
 from .catalog import BINARY, DataSpec, dataset_names, numbered, spec_of
@@ -118,8 +118,8 @@ def absent_classes(masks, classes):
 
 
 def data_names():
-    """Every --data name: MedSegBench's (medsegbench.info.INFO), the ISIC challenges' folders (LAYOUTS; isic2017
-    is not in INFO), folder and synthetic."""
+    """Every dataset name make_dataset takes: MedSegBench's (medsegbench.info.INFO), the ISIC challenges' folders
+    (LAYOUTS; isic2017 is not in INFO), folder and synthetic."""
     return tuple(dict.fromkeys(dataset_names() + tuple(LAYOUTS) + ("folder", "synthetic")))
 
 
@@ -146,8 +146,9 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
       as the challenge's; test reads root/test/images and root/test/masks. (minunet.data.folders)
     "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call; classes=3
       adds an ink stroke as class 2 (minunet.data.synthetic).
-    classes: the number of classes K of "folder" and "synthetic" (default 2: lesion masks). channels: 1 reads
-      a folder's or the synthetic images as gray, 3 (default) as RGB; MedSegBench names take INFO's.
+    classes: the number of classes K of "folder" and "synthetic" (default 2: lesion masks); other data have their
+      own. channels: 1 reads a folder's, a challenge's or the synthetic images as gray, 3 (default) as RGB;
+      MedSegBench names take INFO's.
     size: an int for size x size; folders also take (height, width).
     augment: apply the training augmentation (True, or a dict of train_transforms' options), seeded by `seed`.
     limit: keep at most `limit` images.
@@ -157,31 +158,43 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     where they were not 0/255, is said in the dataset's `notes`.
     """
     if split not in ("train", "val", "test"):
-        raise DataError(f"unknown split {split!r}: use train, val or test")
+        raise DataError(f"unknown split {split!r}", fix=Fix(split=["train", "val", "test"]))
     known = dataset_names()
     if name not in data_names():
         raise DataError(f"unknown dataset {name!r}: use folder, synthetic, {', '.join(LAYOUTS)} or a MedSegBench "
                         f"name ({', '.join(known[:4])}, ... {len(known)} in medsegbench.info.INFO)")
-    if classes is not None and name not in ("folder", "synthetic"):
-        raise DataError(f"--classes is for --data folder and synthetic: {name} has its own classes: leave "
-                        f"--classes out")
-    k, channels = classes or 2, channels or 3
+    own = name in ("folder", "synthetic")  # the data whose number of classes the caller chooses
+    if classes is not None and not own:
+        raise DataError(f"{name} has its own classes (their number is chosen for folder and synthetic data only)",
+                        fix=Fix(classes=None))
+    try:
+        return read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable, classes or 2, channels)
+    except DataError as err:
+        if not own:  # a fix of the number of classes is not the caller's to make here
+            err.fix = [fix for fix in err.fix if "classes" not in fix.args]
+        raise
+
+
+def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable, k, channels):
+    """make_dataset's dataset, its arguments checked, for k classes (folder and synthetic data)."""
+    known = dataset_names()
     if name == "synthetic":
         if k not in SYNTHETIC_CLASSES:
-            raise DataError(f"--data synthetic has 2 or 3 classes (lesion, ink), not {k}: pass --classes 2 or 3")
-        images, masks, ids = synthetic_split(split, size, limit, k, channels)
+            raise DataError(f"synthetic data have 2 or 3 classes (lesion, ink), not {k}", fix=Fix(classes=[2, 3]))
+        images, masks, ids = synthetic_split(split, size, limit, k, channels or 3)
         return LesionDataset(images, masks, ids, augment, seed, classes=SYNTHETIC_CLASSES[k])
     if k < 2:
-        raise DataError(f"--classes {k}: a label map has at least 2 classes (background and one more)")
+        raise DataError(f"{k} classes: a label map has at least 2 classes (background and one more)")
     if root is None and name == "folder":
-        raise DataError("--data folder needs --data-root DIR: a folder holding images/ and masks/")
+        raise DataError("folder data need a root folder", fix=Fix(root="DIR", note="holding images/ and masks/"))
     if root is None:
         root = os.path.expanduser(DEFAULT_ROOT)
         os.makedirs(root, exist_ok=True)
     if not os.path.isdir(root):
+        challenge = " or the ISIC 2016 challenge folders" if name == "isic2016" else ""
         holding = "images/ and masks/" if name == "folder" else \
-            f"medsegbench's {name}_{{128,256,512}}.npz" + (" or the ISIC 2016 challenge folders" * (name == "isic2016"))
-        raise DataError(f"data root {root} is not a folder: pass --data-root DIR with {holding}")
+            f"medsegbench's {name}_{{128,256,512}}.npz" + challenge
+        raise DataError(f"data root {root} is not a folder", fix=Fix(root="DIR", note=f"with {holding}"))
     skipped = [] if skip_unreadable else None
     if name == "folder":
         loaded = load_folder(root, split, size, limit, skipped, k)
@@ -190,13 +203,13 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     elif name in LAYOUTS and (name not in known or any(holds_challenge(other, root) for other in LAYOUTS)):
         # a challenge medsegbench does not hold (isic2017), or a root of another year's folders: not an npz
         train = LAYOUTS[name].train
-        raise DataError(f"--data {name} reads the ISIC {LAYOUTS[name].year} challenge's folders ({train[0]}/, "
-                        f"{train[1]}/, ...): {root} holds none of them: pass --data-root DIR holding them")
+        raise DataError(f"{name} reads the ISIC {LAYOUTS[name].year} challenge's folders ({train[0]}/, "
+                        f"{train[1]}/, ...): {root} holds none of them", fix=Fix(root="DIR", note="holding them"))
     else:
         images, masks, ids, notes = load_npz(root, split, size, limit, name)
         return LesionDataset(images, masks, ids, augment, seed, notes=notes, classes=spec_of(name).classes)
     names = BINARY if k == 2 else numbered(k)
-    return LesionDataset(as_channels(loaded.images, channels), loaded.masks, loaded.ids, augment, seed,
+    return LesionDataset(as_channels(loaded.images, channels or 3), loaded.masks, loaded.ids, augment, seed,
                          loaded.original_masks, loaded.notes, skipped or (), names)
 
 

@@ -5,11 +5,11 @@ Both are read by one path, `load_split`: pair each image with its mask by id (th
 suffix), read each pair once (minunet.data.images), resize it to the working size, and keep each mask also at its
 own resolution. The layouts differ only in where the files are and how masks are named:
 
-  challenge root (--data isic2016)             your own folder (--data folder)
+  challenge root (isic2016)                    your own folder (folder)
     ISBI2016_ISIC_Part1_Training_Data/ID.jpg     images/ID.jpg (.jpeg, .png)
     ISBI2016_ISIC_Part1_Training_GroundTruth/    masks/ID.png
       ID_Segmentation.png
-    ISBI2016_ISIC_Part1_Test_Data/ (and ...      test/images/ and test/masks/ (for --split test)
+    ISBI2016_ISIC_Part1_Test_Data/ (and ...      test/images/ and test/masks/ (for the test split)
       Test_GroundTruth/) for the test split
 
 train and val are the same fixed 90/10 split of the sorted ids in both (`split_ids`); test is its own folders.
@@ -21,7 +21,7 @@ import unicodedata
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, Fix, no_arguments
 from .images import read_pair
 from .masks import check_class_indices, split_notes
 from ..transforms import Resize
@@ -127,7 +127,7 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
         except DataError as e:
             if skipped is None:
                 raise
-            skipped.append(str(e))
+            skipped.append(e.line(no_arguments))  # a note, not advice
             continue
         small_image, small_mask = resize(image, mask)  # (3, S, S), (1, S, S)
         images.append(small_image)
@@ -157,12 +157,12 @@ def load_folder(root, split, size, limit=None, skipped=None, classes=2):
         if not os.path.isdir(folder):
             isic = sorted(name for name in os.listdir(root) if name.startswith("ISBI2016_ISIC_Part1_")
                           or (name.startswith("isic2016_") and name.endswith(".npz")))
-            if isic:  # the layouts of --data isic2016
+            if isic:  # the layouts of the dataset isic2016
                 what = "medsegbench's npz files" if isic[0].endswith(".npz") else "the ISIC 2016 challenge folders"
-                raise DataError(f"{root} holds {what} ({isic[0]}, ...), not images/ and masks/: pass --data isic2016 "
-                                f"--data-root {root}")
-            where = "test/images/ and test/masks/ for --split test" if split == "test" else "images/ and masks/"
-            raise DataError(f"missing folder {folder}: --data folder reads {where} in {root}: create it, with "
-                            f"the images (.jpg, .jpeg or .png) and one mask <image name>.png per image "
-                            f"(0 background, 255 or 1 lesion)")
+                raise DataError(f"{root} holds {what} ({isic[0]}, ...), not images/ and masks/",
+                                fix=Fix(name="isic2016", root=root))
+            where = "test/images/ and test/masks/ for the test split" if split == "test" else "images/ and masks/"
+            raise DataError(f"missing folder {folder}: the folder dataset reads {where} in {root}",
+                            otherwise="create it, with the images (.jpg, .jpeg or .png) and one mask <image name>.png "
+                                      "per image (0 background, 255 or 1 lesion)")
     return load_split(image_dir, mask_dir, FOLDER_MASK_SUFFIX, split, size, limit, skipped, classes=classes)

@@ -22,7 +22,7 @@ import os
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import DataError, one_line
+from ..errors import DataError, Fix, one_line
 from ..transforms import grayscale, pil_to_tensor
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit grayscale (I: 32-bit)
@@ -113,9 +113,10 @@ def mask_levels(img, path):
     if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])) and img.mode == "P":
         values = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).unique().tolist()  # stored indices
         shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
-        raise DataError(f"mask {path} is a palette image in colour holding the values {shown}: if they are class "
-                        f"indices pass --classes {values[-1] + 1}, else save it in grayscale, 0 for background "
-                        f"and 255 for lesion")
+        k = values[-1] + 1  # the classes, if the values are class indices (2: what was read here, no fix)
+        raise DataError(f"mask {path} is a palette image in colour holding the values {shown}",
+                        otherwise="save it in grayscale, 0 for background and 255 for lesion",
+                        fix=[Fix(classes=k, note="if they are class indices")] if k > 2 else [])
     if not (torch.equal(rgba[0], rgba[1]) and torch.equal(rgba[1], rgba[2])):
         raise DataError(f"mask {path} is in colour (its red, green and blue differ): save it in grayscale, "
                         f"0 for background and 255 for lesion")

@@ -3,8 +3,8 @@ than 0/255, or a one-line refusal (DataError) where no reading would be right.
 
   0 and 1, or 0 and one other value below 128 (a label map of    that value is lesion        note
     two classes: 0/2, 0/3)
-  several values below 128 across the split (0/1/2: classes)     not a lesion mask           refused (--classes K)
-  with --classes K > 2: class indices 0..K-1                     kept as they are            larger refused
+  several values below 128 across the split (0/1/2: classes)     not a lesion mask           refused (classes=K)
+  with classes=K > 2: class indices 0..K-1                       kept as they are            larger refused
   grey levels (anti-aliased edges)                               binarised at > 127          note
   empty masks (no lesion pixel)                                  images without lesion       note
   every mask of the split empty                                  nothing to learn or score   refused
@@ -12,7 +12,7 @@ Each mask's kind comes from minunet.data.images.mask_kind; here they are counted
 """
 import os
 
-from ..errors import DataError
+from ..errors import DataError, Fix
 from .images import label_values
 
 SHOWN_VALUES = 8  # a longer list of values is cut: 0, 1, 2, ..., 100 (101 values)
@@ -25,20 +25,21 @@ def value_list(values):
     return f"{', '.join(str(v) for v in values[:SHOWN_VALUES - 1])}, ..., {values[-1]} ({len(values)} values)"
 
 
-def check_labels(kinds, masks, classes_flag=True):
+def check_labels(kinds, masks, own_classes=True):
     """Raise DataError when the label maps of a split, [(kind, file name or None)], hold more than one value
-    besides 0 (classes, not a lesion); `masks` says where they are ("masks in DIR"). classes_flag: the advice
-    names --classes K (folders); False where the classes are not the user's to set (an npz of two classes)."""
+    besides 0 (classes, not a lesion); `masks` says where they are ("masks in DIR"). own_classes: the fix is
+    classes=K (a folder); False where the data name their classes (an npz of two classes)."""
     values = sorted({v for kind, _ in kinds for v in label_values(kind)})
     if len(values) < 2:
         return
     example = next(((kind, name) for kind, name in kinds if set(label_values(kind)) - {values[0]}))
     shown = f" ({example[1]}: {value_list([0] + label_values(example[0]))})" if example[1] else ""
+    named = "" if own_classes else "; medsegbench names two classes for it"
     raise DataError(f"{masks} hold the values {value_list([0] + values)}{shown}: a label map with "
-                    f"{len(values) + 1} classes, not a lesion mask; " + (
-                        f"pass --classes {max(values) + 1} to read them as class indices 0..{max(values)}, or "
-                        if classes_flag else "medsegbench names two classes for it: ") +
-                    "save the lesion as 255 and all else as 0")
+                    f"{len(values) + 1} classes, not a lesion mask{named}",
+                    otherwise="save the lesion as 255 and all else as 0",
+                    fix=[Fix(classes=max(values) + 1, note=f"to read them as class indices 0..{max(values)}")]
+                    if own_classes else [])
 
 
 def mask_notes(kinds, split, masks):
@@ -69,8 +70,8 @@ def empty_masks(empty, resized, count, split, masks, size=None):
     if not empty:
         return None
     at = f" at {size[0]}x{size[1]}" if resized and size else ""
-    larger = ", or pass a larger --size" if resized else ""
     if len(empty) == count:
+        larger = ", or train at a larger size" if resized else ""
         raise DataError(f"all {count} {split} {masks} are empty (no lesion pixel{at}): there is no lesion to "
                         f"learn or score; draw each lesion in its mask as 255 on 0{larger}")
     lost = f"; {len(resized)} of them only{at}, their lesions smaller than a pixel there" if resized else ""
@@ -97,5 +98,5 @@ def check_class_indices(labels, k, masks):
     if largest > k - 1 or (labels.numel() and int(labels.min()) < 0):
         values = sorted(set(labels.unique().tolist()))
         raise DataError(f"{masks} hold the values {value_list(values)}, and {k} classes are class indices "
-                        f"0..{k - 1}: pass --classes {largest + 1} if there are that many, or save each pixel's "
-                        f"class index (0 for background)")
+                        f"0..{k - 1}", otherwise="save each pixel's class index (0 for background)",
+                        fix=Fix(classes=largest + 1, note="if there are that many"))

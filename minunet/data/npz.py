@@ -7,14 +7,14 @@ import zipfile
 
 import torch
 
-from ..errors import DataError, one_line
+from ..errors import DataError, Fix, one_line
 from .folders import TRAIN_IMAGES
 from .images import as_channels, binarise, label_values, mask_kind
 from .masks import check_class_indices, check_labels, empty_masks
 from .catalog import npz_source, spec_of
 
 NPZ_SIZES = (128, 256, 512)
-DEFAULT_ROOT = os.path.join("~", ".medsegbench")  # where the npz files are kept when no --data-root is given
+DEFAULT_ROOT = os.path.join("~", ".medsegbench")  # where the npz files are kept when no root is given
 
 NPY_DTYPES = {"u1": torch.uint8, "i1": torch.int8, "b1": torch.bool, "i2": torch.int16, "i4": torch.int32,
               "i8": torch.int64, "f2": torch.float16, "f4": torch.float32, "f8": torch.float64}
@@ -47,8 +47,8 @@ def read_npz(path, keys):
             names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
             for key in keys:
                 if key not in names:
-                    raise DataError(f"{path} has no array {key!r} (it holds {', '.join(sorted(names))}): "
-                                    f"delete it to download it again, or pass --data-root DIR")
+                    raise DataError(f"{path} has no array {key!r} (it holds {', '.join(sorted(names))})",
+                                    otherwise="delete it to download it again", fix=Fix(root="DIR"))
             return {key: read_npy(bytearray(z.read(key + ".npy")), f"{path}:{key}") for key in keys}
     except (zipfile.BadZipFile, ValueError, KeyError, SyntaxError, EOFError, OSError) as e:
         raise DataError(f"cannot read {path}: {one_line(e)}: delete it to download it again")
@@ -65,9 +65,10 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
     """
     refuse_own_folder(root, name)
     if size not in NPZ_SIZES:
-        challenge = ", or --data-root DIR with the ISIC challenge folders for any size" if name == "isic2016" else ""
-        raise DataError(f"medsegbench's {name} comes at 128, 256 or 512 px, not {size}: pass --size 128, "
-                        f"256 or 512{challenge}")
+        challenge = [Fix(root="DIR", note=f"holding{challenge_folders(name)} for any size")] \
+            if name == "isic2016" else []
+        raise DataError(f"medsegbench's {name} comes at 128, 256 or 512 px, not {size}",
+                        fix=[Fix(size=list(NPZ_SIZES))] + challenge)
     spec = spec_of(name)
     path = os.path.join(root, f"{name}_{size}.npz")
     if not os.path.exists(path):
@@ -94,7 +95,7 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
         return images, labels.to(torch.uint8)[:, None].contiguous(), ids, []  # (N, 1, S, S) class indices
     levels = labels if labels.dtype == torch.uint8 else labels.clamp(0, 255).to(torch.uint8)  # (N, S, S)
     kind = mask_kind(levels)
-    check_labels([(kind, None)], where, classes_flag=False)
+    check_labels([(kind, None)], where, own_classes=False)
     masks = binarise(levels, kind)[:, None]  # (N, 1, S, S)
     empty = [ids[i] for i in (masks.flatten(1).amax(1) == 0).nonzero().flatten().tolist()]
     notes = [f"{where} hold 0 and {v}, not 0 and 255: read {v} as lesion" for v in label_values(kind) if v > 1]
@@ -103,14 +104,14 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
 
 
 def refuse_own_folder(root, name="isic2016"):
-    """Raise DataError pointing to --data folder when `root` is a user's own folder (images/ and masks/, and
-    no NAME npz file)."""
+    """Raise DataError pointing to the dataset "folder" when `root` is a user's own folder (images/ and masks/,
+    and no NAME npz file)."""
     if os.path.isdir(os.path.join(root, "images")) and os.path.isdir(os.path.join(root, "masks")) and not any(
             os.path.exists(os.path.join(root, f"{name}_{size}.npz")) for size in NPZ_SIZES):
         reads = "the ISIC 2016 challenge folders or medsegbench's npz files" if name == "isic2016" else \
             "medsegbench's npz files"
-        raise DataError(f"{root} holds images/ and masks/, a folder of your own: pass --data folder --data-root "
-                        f"{root} (--data {name} reads {reads})")
+        raise DataError(f"{root} holds images/ and masks/, a folder of your own ({name} reads {reads})",
+                        fix=Fix(name="folder", root=root))
 
 
 def check_download_folder(root, filename, name="isic2016"):
@@ -123,14 +124,14 @@ def check_download_folder(root, filename, name="isic2016"):
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise DataError(f"{os.path.join(root, filename)} is missing, and minunet downloads it only into an empty "
-                        f"folder, one holding medsegbench's npz files, or {DEFAULT_ROOT}, not beside {shown}: "
-                        f"pass --data-root DIR holding {filename}{challenge_folders(name)}, --data folder for a "
-                        f"folder of images/ and masks/, or no --data-root")
+                        f"folder, one holding medsegbench's npz files, or {DEFAULT_ROOT}, not beside {shown}",
+                        fix=[Fix(root="DIR", note=f"holding {filename}{challenge_folders(name, ' or')}"),
+                             Fix(name="folder", note="for a folder of images/ and masks/"), Fix(root=None)])
 
 
-def challenge_folders(name):
-    """' or the ISIC 2016 challenge folders (...)' for isic2016, which also reads them; '' for other names."""
-    return f" or the ISIC 2016 challenge folders ({TRAIN_IMAGES}/, ...)" if name == "isic2016" else ""
+def challenge_folders(name, joined=""):
+    """'{joined} the ISIC 2016 challenge folders (...)' for isic2016, which also reads them; '' for other names."""
+    return f"{joined} the ISIC 2016 challenge folders ({TRAIN_IMAGES}/, ...)" if name == "isic2016" else ""
 
 
 def download_npz(root, size, name="isic2016"):
@@ -142,10 +143,11 @@ def download_npz(root, size, name="isic2016"):
         from torchvision.datasets.utils import download_url
         download_url(url, root=root, filename=filename, md5=md5)
     except Exception as e:
-        raise DataError(
-            f"{os.path.join(root, filename)} is missing and could not be downloaded "
-            f"({type(e).__name__}: {one_line(e)}): download {filename} from {url.split('?')[0]} "
-            f"into {root}, or pass --data-root DIR holding it{challenge_folders(name)}, or use --data synthetic")
+        raise DataError(f"{os.path.join(root, filename)} is missing and could not be downloaded "
+                        f"({type(e).__name__}: {one_line(e)})",
+                        otherwise=f"download {filename} from {url.split('?')[0]} into {root}",
+                        fix=[Fix(root="DIR", note=f"holding it{challenge_folders(name, ' or')}"),
+                             Fix(name="synthetic")])
     if not os.path.exists(os.path.join(root, filename)):
-        raise DataError(f"{os.path.join(root, filename)} is missing after download: get it from "
-                        f"{url.split('?')[0]}, or pass --data-root DIR")
+        raise DataError(f"{os.path.join(root, filename)} is missing after download",
+                        otherwise=f"get it from {url.split('?')[0]}", fix=Fix(root="DIR"))

@@ -9,7 +9,7 @@ from ..transforms import Resize, grayscale
 
 SYNTHETIC_SIZES = {"train": 200, "val": 50, "test": 50}
 SYNTHETIC_SEEDS = {"train": 1, "val": 2, "test": 3}  # each split its own images
-SYNTHETIC_CLASSES = {2: ("background", "lesion"), 3: ("background", "lesion", "ink")}  # --data synthetic --classes
+SYNTHETIC_CLASSES = {2: ("background", "lesion"), 3: ("background", "lesion", "ink")}  # by the classes asked for
 
 
 def synthetic_split(split, size, limit=None, classes=2, channels=3):

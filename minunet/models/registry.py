@@ -15,14 +15,18 @@ from typing import Callable
 import torch
 
 from ..data.catalog import DataSpec
-from ..errors import CheckpointError, one_line
-from .resunet import ResNet34UNet
+from ..errors import CheckpointError, Fix, one_line
+from .resunet import ResNet34UNet, WeightsNotDownloaded
 from .unet import UNet
 
 
 def encoder_weights(value):
-    """--encoder-weights as ResNet34UNet takes it: None for "none", else "imagenet" or a file's path."""
+    """A recipe's encoder_weights as ResNet34UNet takes them: None for "none", else "imagenet" or a file's path."""
     return None if value == "none" else value
+
+
+WEIGHT_CHOICES = [Fix(encoder_weights="PATH", note="of torchvision's resnet34-b627a593.pth"),
+                  Fix(encoder_weights=["imagenet", "none"])]  # a recipe's encoder weights that work
 
 
 def resnet34_unet(recipe, spec):
@@ -30,19 +34,20 @@ def resnet34_unet(recipe, spec):
     CheckpointError."""
     value = recipe.encoder_weights
     if os.path.isdir(value):
-        raise CheckpointError(f"--encoder-weights {value} is a folder: pass the path of torchvision's "
-                              f"resnet34-b627a593.pth (or imagenet, or none)")
+        raise CheckpointError(f"the encoder weights {value} are a folder", fix=WEIGHT_CHOICES)
     if value not in ("imagenet", "none") and not os.path.isfile(value):
-        raise CheckpointError(f"--encoder-weights {value}: no such file (use imagenet, none, or the path of "
-                              f"torchvision's resnet34-b627a593.pth)")
+        raise CheckpointError(f"the encoder weights {value}: no such file", fix=WEIGHT_CHOICES)
     try:
         return ResNet34UNet(spec.outputs, encoder_weights(value), spec.channels)
-    except (RuntimeError, ValueError, OSError) as err:  # offline, or a file that is not the state dict
+    except WeightsNotDownloaded as err:  # offline: the recipe spells no weights "none"
+        raise CheckpointError(f"cannot load the encoder weights: {err.message}", otherwise=err.otherwise,
+                              fix=[Fix(encoder_weights="PATH", note="of that file"), Fix(encoder_weights="none")]) \
+            from None
+    except (RuntimeError, ValueError, OSError) as err:  # a file that is not the state dict
         raise CheckpointError(f"cannot load the encoder weights: {one_line(err)}") from None
     except (EOFError, pickle.UnpicklingError):  # empty, or pickled objects that torch.load(weights_only) refuses
         raise CheckpointError(f"cannot load the encoder weights from {value}: it is empty, or holds Python "
-                              f"objects that could run code; pass torchvision's resnet34-b627a593.pth, imagenet "
-                              f"or none") from None
+                              f"objects that could run code", fix=WEIGHT_CHOICES) from None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import CheckpointError, Fix
 from .blocks import DoubleConv
 from .resnet import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, ResNet34Encoder
 
@@ -44,10 +45,15 @@ def rename_old_decoder_keys(module, state_dict, prefix, *args):
                 state_dict[f"{prefix}decoder.{block}.{new}{rest[len(old):]}"] = state_dict.pop(key)
 
 
+class WeightsNotDownloaded(CheckpointError, RuntimeError):
+    """torchvision's ImageNet weights could not be downloaded (offline): a CheckpointError that names the ways
+    out, and a RuntimeError, what ResNet34UNet(encoder_weights="imagenet") raises offline."""
+
+
 def imagenet_state_dict():
     """torchvision's ImageNet ResNet-34 state dict, downloaded once to the torch hub cache.
 
-    Offline (and not cached yet) this raises RuntimeError saying how to get the file and pass its path.
+    Offline (and not cached yet) this raises WeightsNotDownloaded saying how to get the file and pass its path.
     """
     from torchvision.models import ResNet34_Weights
 
@@ -55,10 +61,10 @@ def imagenet_state_dict():
         return ResNet34_Weights.IMAGENET1K_V1.get_state_dict(progress=False, weights_only=True)  # no code runs
     except Exception as err:  # URLError, ssl, HTTP errors, a truncated download: all mean "could not fetch"
         cache = os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_WEIGHTS_FILE)
-        raise RuntimeError(
-            f"could not download torchvision's ImageNet ResNet-34 weights ({type(err).__name__}); "
-            f"fetch {IMAGENET_WEIGHTS_URL} on a machine with network, then put it at {cache} or pass its "
-            f"path with --encoder-weights PATH (or use --encoder-weights none)") from None
+        raise WeightsNotDownloaded(
+            f"could not download torchvision's ImageNet ResNet-34 weights ({type(err).__name__})",
+            otherwise=f"fetch {IMAGENET_WEIGHTS_URL} on a machine with network, then put it at {cache}",
+            fix=[Fix(encoder_weights="PATH", note="of that file"), Fix(encoder_weights=None)]) from None
 
 
 class ResNet34UNet(nn.Module):

@@ -3,7 +3,7 @@
 In training, BatchNorm normalises each channel over the batch and the map's height and width: B x h x w
 values. One value has no spread, so torch refuses it ("Expected more than 1 value per channel when
 training"). That happens only where a map is 1 x 1 and the batch is 1: a batch of 1 is fine for any map
-larger than 1 x 1. The ResNet-34 U-Net's deepest map is 1/32 of the image (ceil(32 / 32) = 1 at --size 32);
+larger than 1 x 1. The ResNet-34 U-Net's deepest map is 1/32 of the image (ceil(32 / 32) = 1 at size 32);
 the U-Net's is 1/16 (at least 2 x 2 for any size >= 32), so the U-Net trains with a batch of 1 at any size.
 
     check_batchnorm(model, batch_size=1, size=(32, 32))   # SettingError for resunet34, nothing for unet
@@ -13,9 +13,9 @@ import math
 import torch
 import torch.nn as nn
 
-from ..errors import SettingError
+from ..errors import Fix, SettingError
 
-MAX_SIZE = 4096  # the CLI's largest --size
+MAX_SIZE = 4096  # the largest image side searched (the command line's largest size)
 
 
 def smallest_batchnorm_map(model, size):
@@ -64,22 +64,22 @@ def smallest_side(model, side):
 def check_batchnorm(model, batch_size, size, processes=1):
     """Raise SettingError, in one line, when `model` cannot train on batches of `batch_size` images (one
     process's share, of `processes`) at `size` (an int or (H, W)): a BatchNorm layer would get one value per
-    channel. The line names both ways out: a larger batch, or the smallest square --size that trains with a
+    channel. Its fixes are both ways out: a larger batch_size, or the smallest square size that trains with a
     batch of 1.
     """
     h, w = (size, size) if isinstance(size, int) else size
     if batch_size > 1 or trains_on_one_image(model, (h, w)):
         return  # any map holds at least 2 values per channel over 2 images
-    from ..models.registry import model_spec  # the --model names
+    from ..models.registry import model_spec  # the models' names
 
     try:
         name = model_spec(model)[0]
     except ValueError:  # a model of the user's own
         name = type(model).__name__
     side = smallest_side(model, max(h, w))
-    share = f"--batch-size {processes} over {processes} processes (a batch of 1 each)" if processes > 1 else \
-        "--batch-size 1"
-    larger = f", or --size {side} or more" if side else ""
+    share = f"batches of {processes} over {processes} processes (1 each)" if processes > 1 else "batches of 1"
+    larger = [Fix(size=side, note="or more")] if side else []
     raise SettingError(
-        f"{name} at --size {h if h == w else f'{h}x{w}'} with {share} cannot train: its deepest map is 1 x 1, "
-        f"and BatchNorm needs more than one value per channel; pass --batch-size {2 * processes} or more{larger}")
+        f"{name} at size {h if h == w else f'{h}x{w}'} with {share} cannot train: its deepest map is 1 x 1, "
+        f"and BatchNorm needs more than one value per channel", fix=[Fix(batch_size=2 * processes, note="or more")]
+        + larger)

@@ -21,7 +21,7 @@ from . import distributed
 from .batchnorm import check_batchnorm
 from ..device import Runtime, default_workers
 from .ema import EMA
-from ..errors import SettingError, TrainingError
+from ..errors import Fix, SettingError, TrainingError
 from ..evaluation import THRESHOLDS, evaluate
 from ..inference import Inference
 from ..data.catalog import DataSpec
@@ -169,8 +169,10 @@ def make_loader(dataset, batch_size, sampler, device, workers=None):
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     if len(loader) == 0:
-        raise SettingError(f"{len(dataset)} training images do not fill one batch of "
-                           f"{batch_size * int(os.environ.get('WORLD_SIZE', '1'))}: lower --batch-size")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        largest = len(dataset) // world * world  # every process a full batch
+        raise SettingError(f"{len(dataset)} training images do not fill one batch of {batch_size * world}",
+                           fix=[Fix(batch_size=largest, note="or less")] if largest else [])
     return loader
 
 
