@@ -1,10 +1,11 @@
 """The core speaks of its own arguments; the command line words its advice as flags (issue 33, point 2): each
 line names only a flag the command in hand has, whose type takes the value, and that the data leave to the
-user."""
+user. Also issue 34, case 10 (--channels with a MedSegBench name)."""
 import pytest
 import torch
 from PIL import Image
 
+from minunet.checkpoint import load_checkpoint
 from minunet.cli.advice import error_line
 from minunet.cli.parser import build_parser
 from minunet.data import make_dataset
@@ -101,3 +102,16 @@ def test_classes_are_advised_only_where_the_flag_takes_them_and_they_would_work(
         assert line.endswith("is a palette image in colour holding the values 0, 1: save it in grayscale, 0 for "
                              "background and 255 for lesion")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow  # a tiny training at 128 px
+def test_channels_with_a_medsegbench_name_are_honoured(tmp_path):
+    """Issue 34, case 10: --data kvasir --channels 1 trained a 3-channel model while the run recorded 1."""
+    write_named(tmp_path, "kvasir", 2, 3)
+    assert make_dataset("kvasir", "val", root=tmp_path, channels=1).spec.channels == 1
+    out = tmp_path / "run"
+    from minunet.cli import main
+    assert main(["train", *SMALL, "--data", "kvasir", "--data-root", str(tmp_path), "--channels", "1",
+                 "--out", str(out)]) == 0
+    state = load_checkpoint(out / "best.pt")
+    assert (state["channels"], state["model_args"]["in_channels"], state["run"]["channels"]) == (1, 1, 1)

@@ -74,8 +74,8 @@ def build_parser():
                         "synthetic: 3 adds an ink stroke class (default 2: lesion masks); a MedSegBench name has "
                         "its own")
     t.add_argument("--channels", type=int, choices=(1, 3), default=argparse.SUPPRESS,
-                   help="--data folder or synthetic: 1 reads the images as gray, 3 (default) as RGB; a "
-                        "MedSegBench name has its own")
+                   help="1 reads the images as gray, 3 as RGB (default: a MedSegBench dataset's own; RGB for "
+                        "--data folder and synthetic)")
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=argparse.SUPPRESS,
                    help="auto (default): bf16 on a CPU with native bf16, mixed precision on CUDA, fp32 elsewhere")
     t.add_argument("--out", metavar="DIR", help="output folder (default runs/<model>-<data>)")

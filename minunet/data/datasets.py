@@ -147,8 +147,8 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
     "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call; classes=3
       adds an ink stroke as class 2 (minunet.data.synthetic).
     classes: the number of classes K of "folder" and "synthetic" (default 2: lesion masks); other data have their
-      own. channels: 1 reads a folder's, a challenge's or the synthetic images as gray, 3 (default) as RGB;
-      MedSegBench names take INFO's.
+      own. channels: 1 reads the images as gray, 3 as RGB (default: a MedSegBench dataset's own, INFO's; RGB
+      for the others).
     size: an int for size x size; folders also take (height, width).
     augment: apply the training augmentation (True, or a dict of train_transforms' options), seeded by `seed`.
     limit: keep at most `limit` images.
@@ -207,7 +207,8 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
                         f"{train[1]}/, ...): {root} holds none of them", fix=Fix(root="DIR", note="holding them"))
     else:
         images, masks, ids, notes = load_npz(root, split, size, limit, name)
-        return LesionDataset(images, masks, ids, augment, seed, notes=notes, classes=spec_of(name).classes)
+        return LesionDataset(as_channels(images, channels or images.shape[1]), masks, ids, augment, seed,
+                             notes=notes, classes=spec_of(name).classes)
     names = BINARY if k == 2 else numbered(k)
     return LesionDataset(as_channels(loaded.images, channels or 3), loaded.masks, loaded.ids, augment, seed,
                          loaded.original_masks, loaded.notes, skipped or (), names)
