@@ -1,6 +1,7 @@
 """The core speaks of its own arguments; the command line words its advice as flags (issue 33, point 2): each
 line names only a flag the command in hand has, whose type takes the value, and that the data leave to the
-user. Also issue 34, case 10 (--channels with a MedSegBench name)."""
+user. Also issue 34, cases 10 (--channels with a MedSegBench name) and 19 (the challenge folders' route for
+every ISIC name)."""
 import pytest
 import torch
 from PIL import Image
@@ -115,3 +116,19 @@ def test_channels_with_a_medsegbench_name_are_honoured(tmp_path):
                  "--out", str(out)]) == 0
     state = load_checkpoint(out / "best.pt")
     assert (state["channels"], state["model_args"]["in_channels"], state["run"]["channels"]) == (1, 1, 1)
+
+
+def test_every_isic_name_is_offered_its_challenge_folders_for_any_size(tmp_path, monkeypatch, capsys):
+    """Issue 34, case 19: --data isic2018 --size 32 without --data-root offered only --size 128, 256 or 512."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~/.medsegbench, where the npz files would be
+    for name, year, folder in (("isic2016", 2016, "ISBI2016_ISIC_Part1_Training_Data"),
+                               ("isic2018", 2018, "ISIC2018_Task1-2_Training_Input")):
+        code, err = exit_code_and_stderr(["train", *TINY, "--data", name, "--out", str(tmp_path / "r")], capsys)
+        assert code == 2 and one_error_line(err) == (
+            f"minunet train: error: medsegbench's {name} comes at 128, 256 or 512 px, not 32: pass --size 128, 256 "
+            f"or 512, or --data-root DIR holding the ISIC {year} challenge folders ({folder}/, ...) for any size")
+    code, err = exit_code_and_stderr(["train", *TINY, "--data", "isic2018", "--data-root", str(tmp_path / "nowhere"),
+                                      "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and one_error_line(err) == (
+        f"minunet train: error: data root {tmp_path / 'nowhere'} is not a folder: pass --data-root DIR with "
+        f"medsegbench's isic2018_{{128,256,512}}.npz or the ISIC 2018 challenge folders")

@@ -191,7 +191,7 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
         root = os.path.expanduser(DEFAULT_ROOT)
         os.makedirs(root, exist_ok=True)
     if not os.path.isdir(root):
-        challenge = " or the ISIC 2016 challenge folders" if name == "isic2016" else ""
+        challenge = f" or the ISIC {LAYOUTS[name].year} challenge folders" if name in LAYOUTS else ""
         holding = "images/ and masks/" if name == "folder" else \
             f"medsegbench's {name}_{{128,256,512}}.npz" + challenge
         raise DataError(f"data root {root} is not a folder", fix=Fix(root="DIR", note=f"with {holding}"))

@@ -8,7 +8,7 @@ import zipfile
 import torch
 
 from ..errors import DataError, Fix, one_line
-from .folders import TRAIN_IMAGES
+from .challenges import LAYOUTS
 from .images import as_channels, binarise, label_values, mask_kind
 from .masks import check_class_indices, check_labels, empty_masks
 from .catalog import npz_source, spec_of
@@ -65,8 +65,8 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
     """
     refuse_own_folder(root, name)
     if size not in NPZ_SIZES:
-        challenge = [Fix(root="DIR", note=f"holding{challenge_folders(name)} for any size")] \
-            if name == "isic2016" else []
+        challenge = [Fix(root="DIR", note=f"holding{challenge_folders(name)} for any size")] if name in LAYOUTS \
+            else []
         raise DataError(f"medsegbench's {name} comes at 128, 256 or 512 px, not {size}",
                         fix=[Fix(size=list(NPZ_SIZES))] + challenge)
     spec = spec_of(name)
@@ -108,8 +108,8 @@ def refuse_own_folder(root, name="isic2016"):
     and no NAME npz file)."""
     if os.path.isdir(os.path.join(root, "images")) and os.path.isdir(os.path.join(root, "masks")) and not any(
             os.path.exists(os.path.join(root, f"{name}_{size}.npz")) for size in NPZ_SIZES):
-        reads = "the ISIC 2016 challenge folders or medsegbench's npz files" if name == "isic2016" else \
-            "medsegbench's npz files"
+        reads = f"the ISIC {LAYOUTS[name].year} challenge folders or medsegbench's npz files" if name in LAYOUTS \
+            else "medsegbench's npz files"
         raise DataError(f"{root} holds images/ and masks/, a folder of your own ({name} reads {reads})",
                         fix=Fix(name="folder", root=root))
 
@@ -130,8 +130,11 @@ def check_download_folder(root, filename, name="isic2016"):
 
 
 def challenge_folders(name, joined=""):
-    """'{joined} the ISIC 2016 challenge folders (...)' for isic2016, which also reads them; '' for other names."""
-    return f"{joined} the ISIC 2016 challenge folders ({TRAIN_IMAGES}/, ...)" if name == "isic2016" else ""
+    """'{joined} the ISIC 2018 challenge folders (ISIC2018_Task1-2_Training_Input/, ...)' for a name that also reads
+    its challenge's folders (minunet.data.challenges.LAYOUTS); '' for other names."""
+    if name not in LAYOUTS:
+        return ""
+    return f"{joined} the ISIC {LAYOUTS[name].year} challenge folders ({LAYOUTS[name].train[0]}/, ...)"
 
 
 def download_npz(root, size, name="isic2016"):
