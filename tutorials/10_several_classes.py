@@ -213,8 +213,9 @@ show(os.path.join(OUT, "10_confusion.png"))
 # Ultrasound, X-ray and microscopy images often have one channel. A gray dataset trains a model of one input
 # channel (`UNet(in_channels=1)`). It is normalised with one mean and one std, ImageNet's averaged over its
 # three channels; the ResNet-34 U-Net loads the ImageNet weights of its first convolution **summed** over the
-# colour channels, which on a gray image gives exactly what the colour weights give on that image repeated
-# three times. The same three classes, in gray:
+# colour channels. On a gray image that gives what the colour weights give on the image repeated three times,
+# exactly when the three copies are normalised alike (one mean and std, as here); with ImageNet's own mean and
+# std per channel the three copies differ a little, and so do the two answers. The same three classes, in gray:
 
 # %%
 if args.data == "synthetic":
