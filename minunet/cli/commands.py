@@ -128,8 +128,7 @@ def evaluate_command(args):
     for note in dataset.notes:
         say(f"note: {note}")
     inference = inference_of(args, state)
-    scores = evaluate(model, dataset, inference, Runtime(args.device, workers=args.workers,
-                                                         batch_size=args.batch_size),
+    scores = evaluate(model, dataset, inference, Runtime(args.device, args.precision, args.workers, args.batch_size),
                       pictures=bool(args.figure or args.report))
     skipped = f" ({len(dataset.skipped)} unreadable skipped)" if dataset.skipped else ""
     print(f"{scores['count']} images of {args.data} {args.split}{skipped}, scored at the ground truth's "
@@ -187,7 +186,7 @@ def predict_command(args):
     if inference.spec.channels == 1:
         say("note: the model reads gray images: colour images are converted to gray by their luma")
     result = predict(model, paths, args.output, inference,
-                     Runtime(args.device, batch_size=args.batch_size, compile=args.compile),
+                     Runtime(args.device, args.precision, batch_size=args.batch_size, compile=args.compile),
                      Output(args.overlay, args.overwrite, pictures=bool(args.report)))
     skipped = passed_over + result["skipped"] + result["too_large"]
     for _, reason in skipped:
