@@ -15,7 +15,7 @@ from minunet.data import read_image
 from minunet.inference import Inference
 from test_data_npz import fake_split, write_npz
 from test_robustness import ENV, TINY, exit_code_and_stderr, one_error_line, run, snapshot  # noqa: F401 (run)
-from test_user_errors import images
+from test_user_errors import copy_run, images
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
@@ -73,3 +73,65 @@ def test_predict_and_evaluate_take_precision_and_default_to_the_exported_models_
     assert cli.main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", "synthetic", "--limit", "4",
                      "--device", "cpu", "--precision", "bf16"]) == 0
     assert "4 images of synthetic val" in capsys.readouterr().out
+
+
+# 14, 15: --resume with the run's own --channels and --classes; what it says of where it starts
+
+def test_resume_takes_the_runs_own_channels_and_classes_and_says_where_it_starts(tmp_path, run, capsys):
+    out = copy_run(run, tmp_path / "run", epochs=3)  # 2 of 3 epochs done; the run gave no --channels, --classes
+    before = snapshot(out)
+    code, err = exit_code_and_stderr(["train", "--resume", str(out / "last.pt"), "--channels", "1"], capsys)
+    assert code == 2 and "--channels 1 (the run's: 3) contradicts it" in one_error_line(err)
+    code, err = exit_code_and_stderr(["train", "--resume", str(out / "last.pt"), "--classes", "3"], capsys)
+    assert code == 2 and "--classes 3 (the run's: 2) contradicts it" in one_error_line(err)
+    assert snapshot(out) == before
+    assert cli.main(["train", "--resume", str(out / "last.pt"), "--channels", "3", "--classes", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"resuming {out / 'last.pt'} after epoch 2 of 3" and lines[1].startswith("epoch 3/3")
+
+
+def test_ctrl_c_while_an_epochs_files_are_written_prints_its_line_once_last_pt_holds_it(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from minunet.cli import rundir
+
+    write_history = rundir.write_history
+
+    def interrupted_at_epoch_2(history, path):
+        if len(history) == 2:
+            raise KeyboardInterrupt  # ctrl-C after last.pt of epoch 2 was written, before history.csv
+        write_history(history, path)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(rundir, "write_history", interrupted_at_epoch_2)
+    assert cli.main(["train", *TINY, "--limit", "16", "--epochs", "3", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    captured = capsys.readouterr()
+    assert one_error_line(captured.err) == "minunet train: interrupted"
+    assert [line[:9] for line in captured.out.splitlines()] == ["epoch 1/3", "epoch 2/3"]  # in last.pt: said
+    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 2
+    assert cli.main(["train", "--resume", str(out / "last.pt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"resuming {out / 'last.pt'} after epoch 2 of 3" and lines[1].startswith("epoch 3/3")
+    assert [row.split(",")[0] for row in (out / "history.csv").read_text().splitlines()] == ["epoch", "1", "2", "3"]
+
+
+def test_ctrl_c_during_training_prints_no_line_for_the_unfinished_epoch(tmp_path, monkeypatch, capsys):
+    from minunet.training import loop
+
+    train_one_epoch, calls = loop.train_one_epoch, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_one_epoch(*args, **kwargs)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(loop, "train_one_epoch", interrupted_in_epoch_2)
+    assert cli.main(["train", *TINY, "--limit", "16", "--epochs", "3", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    captured = capsys.readouterr()
+    assert one_error_line(captured.err) == "minunet train: interrupted"
+    assert [line[:9] for line in captured.out.splitlines()] == ["epoch 1/3"]
+    assert cli.main(["train", "--resume", str(out / "last.pt")]) == 0
+    assert capsys.readouterr().out.startswith(f"resuming {out / 'last.pt'} after epoch 1 of 3\nepoch 2/3")

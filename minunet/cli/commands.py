@@ -26,6 +26,7 @@ from .flags import given, recipe_of
 from .report import check_report_folder, nan_as_null, rows_of, write_report
 from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, RunFolder, carry_best, data_fingerprint, new_run,
                      resumed_run, save_checkpoint_copy, write_curves)
+from ..training.epoch import epoch_line
 from ..training.loop import LossNotFinite, fit
 
 
@@ -74,12 +75,17 @@ def train_command(args):
             carry_best(args.resume, out)  # the new folder starts with the best epoch so far
         if state is not None:  # history.csv and curves.png as last.pt has them (a kill may fall in between)
             write_curves(out, state["history"], loss_name(recipe.loss, len(train_set.spec.classes)))
+            print(f"resuming {args.resume} after epoch {state['epoch']} of {recipe.epochs}", flush=True)
     folder = RunFolder(out, {k: run[k] for k in DATA_FLAGS + ("data_ids",)}) if rank == 0 else None
     try:
         history = fit(model, train_set, val_set, recipe, runtime, resume=state, on_epoch=folder,
                       log=lambda line: print(line, flush=True))
     except LossNotFinite as err:
         raise TrainingError(f"{err}, last.pt is kept as it was; try a lower --lr or --precision fp32") from None
+    except KeyboardInterrupt:  # an epoch that last.pt holds is said, though ctrl-C came before its line
+        if folder is not None and folder.unsaid is not None:
+            print(epoch_line(folder.unsaid.history[-1], recipe.epochs, folder.unsaid.best is not None), flush=True)
+        raise
     if rank == 0:  # under torchrun, rank 0 alone reports
         best = max(history, key=lambda row: row["val_dice"])
         print(f"best validation Dice {best['val_dice']:.4f} (Jaccard {best['val_jaccard']:.4f}) at epoch "
