@@ -3,6 +3,9 @@ and evaluate, predict and evaluate in the precision export is checked in, --resu
 run's own values, what ctrl-C and --resume say, --workers beyond the cores. Each ends in the right result or one
 line on stderr with exit 2 (130 for ctrl-C), and nothing of the user's is lost. docs/robustness.md has a row per
 case; the data cases are in test_data_npz.py and test_multiclass_data.py."""
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -135,3 +138,22 @@ def test_ctrl_c_during_training_prints_no_line_for_the_unfinished_epoch(tmp_path
     assert [line[:9] for line in captured.out.splitlines()] == ["epoch 1/3"]
     assert cli.main(["train", "--resume", str(out / "last.pt")]) == 0
     assert capsys.readouterr().out.startswith(f"resuming {out / 'last.pt'} after epoch 1 of 3\nepoch 2/3")
+
+
+# 20: --workers beyond the cores: one line of minunet's own, not torch's warning twice
+
+def test_workers_beyond_the_cores_are_said_once(tmp_path):
+    def one_core():
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+    flags = ["--workers", "2", "--device", "cpu"]
+    for argv in (["train", *TINY, "--limit", "8", "--epochs", "1", "--out", str(tmp_path / "run"), *flags],
+                 ["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--data", "synthetic", "--limit",
+                  "4", *flags]):
+        p = subprocess.run([sys.executable, "-m", "minunet", *argv], capture_output=True, text=True, env=ENV,
+                           timeout=300, preexec_fn=one_core)
+        assert p.returncode == 0, p.stderr
+        about_workers = [line for line in p.stderr.splitlines() if "worker" in line.lower()]
+        assert about_workers == ["note: --workers 2 starts 2 DataLoader processes for the 1 CPU core this process "
+                                 "may use: loading may run slower than with fewer, or stall; pass --workers 1 or "
+                                 "fewer"], p.stderr

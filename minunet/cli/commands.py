@@ -6,6 +6,7 @@ Each builds the library's settings from the flags (a Recipe, an Inference, a Run
 import json
 import os
 import sys
+import warnings
 
 import torch
 
@@ -13,7 +14,7 @@ from ..training import distributed
 from ..data.catalog import DataSpec
 from ..checkpoint import open_checkpoint
 from ..data import dataset_for, make_dataset
-from ..device import Runtime
+from ..device import Runtime, usable_cores
 from ..errors import DataError, TrainingError
 from ..evaluation import evaluate
 from ..inference import Inference
@@ -58,6 +59,7 @@ def train_command(args):
     runtime = Runtime(args.device, run["precision"], args.workers)
     device, _ = runtime.choose()
     rank, world = distributed.join(device)
+    workers_note(args.workers, say if rank == 0 else None)
     data = dict(limit=run["limit"], classes=run["classes"], channels=run["channels"])
     with distributed.first_process_per_machine_first(world):  # a missing npz is downloaded once per machine
         train_set = make_dataset(run["data"], "train", run["data_root"], recipe.size, augment=recipe.augmentation(),
@@ -90,6 +92,19 @@ def train_command(args):
         best = max(history, key=lambda row: row["val_dice"])
         print(f"best validation Dice {best['val_dice']:.4f} (Jaccard {best['val_jaccard']:.4f}) at epoch "
               f"{best['epoch']}; wrote {written_files(out)}")
+
+
+def workers_note(workers, note=say):
+    """--workers beyond the cores this process may use: one note of minunet's own (via `note`; None: none), and
+    torch's warning, which DataLoader gives when it is made and again when it starts its workers, silenced."""
+    cores = usable_cores()
+    if workers is None or workers <= cores:
+        return
+    warnings.filterwarnings("ignore", r"This DataLoader will create \d+ worker processes", UserWarning)
+    if note:
+        core = "core" if cores == 1 else "cores"
+        note(f"note: --workers {workers} starts {workers} DataLoader processes for the {cores} CPU {core} this "
+             f"process may use: loading may run slower than with fewer, or stall; pass --workers {cores} or fewer")
 
 
 def finish(resumed_from, out, state, recipe):
@@ -134,6 +149,7 @@ def evaluate_command(args):
     for note in dataset.notes:
         say(f"note: {note}")
     inference = inference_of(args, state)
+    workers_note(args.workers)
     scores = evaluate(model, dataset, inference, Runtime(args.device, args.precision, args.workers, args.batch_size),
                       pictures=bool(args.figure or args.report))
     skipped = f" ({len(dataset.skipped)} unreadable skipped)" if dataset.skipped else ""
