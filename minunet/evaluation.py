@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .device import Runtime, default_workers
+from .errors import DataError
 from .inference import Inference, logits_of, resize_probabilities
 from .pictures import shown_at
 from .metrics import MetricAccumulator, isic_metrics
@@ -82,7 +83,9 @@ def evaluate(model, dataset, inference=None, runtime=None, loss_fn=None, indices
     was_training = model.training
     model.eval().to(device)
     indices = list(range(len(dataset)) if indices is None else indices)
-    if not indices:
+    if not len(dataset):
+        raise DataError("the dataset holds no images: there is nothing to evaluate")
+    if not indices:  # a process's share of a dataset smaller than the group
         return dict(count=0, loss=0.0, dice=0.0, jaccard=0.0, dice_by_threshold={t: 0.0 for t in THRESHOLDS})
     batch_size = runtime.batch_size
     workers = default_workers(device) if runtime.workers is None else runtime.workers

@@ -141,3 +141,54 @@ def test_train_evaluate_and_predict_three_classes_from_the_command_line(tmp_path
     values = set(torch.frombuffer(bytearray(written.tobytes()), dtype=torch.uint8).tolist())
     assert written.mode == "P" and written.size == (50, 30) and values <= {0, 1, 2}
     assert Image.open(tmp_path / "masks" / "a_overlay.png").size == (50, 30)
+
+
+def test_a_16_bit_label_map_is_read_by_its_values_and_a_value_beyond_the_classes_is_named(tmp_path):
+    """Issue 34, case 8: 16-bit label maps 0/1/2 with one stray pixel of 300 and --classes 3 were read by their
+    high byte (class 1 kept one pixel, class 2 vanished) and trained on."""
+    import struct
+
+    root = own_folder(tmp_path / "own", 3)
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 3, (40, 40), generator=g)
+    for i in range(12):
+        Image.frombytes("I;16", (40, 40), b"".join(struct.pack("<H", v) for v in labels.flatten().tolist())) \
+            .save(root / "masks" / f"im{i:02d}.png")
+    assert Image.open(root / "masks" / "im00.png").mode == "I;16"
+    ds = make_dataset("folder", "train", root=root, size=40, classes=3)
+    assert all(torch.equal(ds.original_mask(i)[0], labels.to(torch.uint8)) for i in range(len(ds)))
+    stray = labels.clone()
+    stray[5, 7] = 300
+    Image.frombytes("I;16", (40, 40), b"".join(struct.pack("<H", v) for v in stray.flatten().tolist())) \
+        .save(root / "masks" / "im03.png")
+    for split in ("train", "val"):  # im03 is in one of them; the other reads
+        try:
+            make_dataset("folder", split, root=root, size=40, classes=3)
+        except DataError as e:
+            assert str(e).startswith(f"mask {root / 'masks' / 'im03.png'} holds the value 300, and 3 classes are "
+                                     f"class indices 0..2"), str(e)
+            break
+    else:
+        pytest.fail("the stray 300 was read")
+
+
+def test_a_model_is_scored_only_on_data_of_its_own_classes_by_name(tmp_path):
+    """Issue 34, case 9: a wbc model (cytoplasm, nucleus) evaluated on bkai-igh (polyps) was scored and printed
+    under wbc's names: only the count of classes was compared."""
+    from minunet.data import dataset_for
+
+    write_named(tmp_path, "bkai-igh", 3, 3)
+    wbc = DataSpec(3, ("background", "cytoplasm", "nucleus"))
+    with pytest.raises(DataError) as e:
+        dataset_for(wbc, "bkai-igh", "val", tmp_path)
+    assert str(e.value) == ("the model was trained on 3 classes (background, cytoplasm, nucleus) and bkai-igh has 3 "
+                            "(background, neoplastic polyps, non-neoplastic polyps): evaluate it on data of its own "
+                            "classes")
+    with pytest.raises(DataError, match=r"trained on 3 classes \(background, lesion, ink\) and bkai-igh has 3"):
+        dataset_for(DataSpec(3, ("background", "lesion", "ink")), "bkai-igh", "val", tmp_path)
+    # classes a model or a folder does not name, and two classes by any names, are taken
+    assert len(dataset_for(DataSpec(3, ("background", "class 1", "class 2")), "bkai-igh", "val", tmp_path)) == 6
+    own = own_folder(tmp_path / "own", 3)
+    assert dataset_for(wbc, "folder", "val", own, 40).spec.classes == ("background", "class 1", "class 2")
+    write_named(tmp_path, "kvasir", 2, 3)
+    assert len(dataset_for(DataSpec(3, ("background", "lesion")), "kvasir", "val", tmp_path)) == 6

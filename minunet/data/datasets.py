@@ -200,14 +200,23 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
                          loaded.original_masks, loaded.notes, skipped or (), names)
 
 
+def same_classes(model, data):
+    """Whether data of the classes `data` are scored as the classes `model` (names, background first): as many,
+    and for K > 2 the same names where both name them (a folder's "class 1", ... names none). Two classes are a
+    background and one foreground, whatever their names (lesion, foreground)."""
+    if len(model) != len(data):
+        return False
+    return len(model) == 2 or model == data or numbered(len(model)) in (model, data)
+
+
 def dataset_for(spec, name, split, root=None, size=128, limit=None, skip_unreadable=False):
     """make_dataset's dataset for a model of `spec` (a checkpoint's channels and classes, DataSpec): a folder's
     or synthetic data read with its classes and channels; a MedSegBench name's images converted to its channels
-    (said in a note). DataError when the data's number of classes is not the model's."""
+    (said in a note). DataError when the data's classes are not the model's (same_classes)."""
     own = name in ("folder", "synthetic")
     dataset = make_dataset(name, split, root, size, limit=limit, skip_unreadable=skip_unreadable,
                            classes=len(spec.classes) if own else None, channels=spec.channels if own else None)
-    if len(dataset.spec.classes) != len(spec.classes):
+    if not same_classes(spec.classes, dataset.spec.classes):
         raise DataError(f"the model was trained on {len(spec.classes)} classes ({', '.join(spec.classes)}) and "
                         f"{name} has {len(dataset.spec.classes)} ({', '.join(dataset.spec.classes)}): evaluate it "
                         f"on data of its own classes")

@@ -21,7 +21,7 @@ from . import distributed
 from .batchnorm import check_batchnorm
 from ..device import Runtime, default_workers
 from .ema import EMA
-from ..errors import SettingError, TrainingError
+from ..errors import DataError, SettingError, TrainingError
 from ..evaluation import THRESHOLDS, evaluate
 from ..inference import Inference
 from ..data.catalog import DataSpec
@@ -94,6 +94,7 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     binary where it has none) choose the loss (minunet.multiclass.loss_for) and the normalisation.
     """
     recipe, runtime = recipe or Recipe(), runtime or Runtime()
+    spec = data_spec(train_set, val_set)  # what the data are: channels and classes
     device, amp_dtype = runtime.choose()
     rank, world = distributed.join(device)
     torch.manual_seed(recipe.seed)
@@ -102,7 +103,6 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     sampler = distributed.ShuffledShare(train_set, recipe.seed, rank, world)
     loader = make_loader(train_set, per_process(recipe.batch_size, world), sampler, device, runtime.workers)
     optimizer, scheduler, scaler = optimiser(model, recipe, len(loader), device, amp_dtype)
-    spec = getattr(train_set, "spec", DataSpec())
     loss_fn = loss_for(recipe.loss, len(spec.classes))  # the recipe's, or its softmax counterpart for K > 2
     ema = EMA(model, recipe.ema) if recipe.ema else None  # a moving average of the weights, where asked
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
@@ -133,6 +133,14 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())  # the averaged weights are the result
     return history
+
+
+def data_spec(train_set, val_set):
+    """The training set's DataSpec (RGB and binary where it has none); DataError when either set is empty."""
+    for name, dataset in (("training", train_set), ("validation", val_set)):
+        if not len(dataset):
+            raise DataError(f"the {name} set holds no images: fit trains on one and scores each epoch on the other")
+    return getattr(train_set, "spec", DataSpec())
 
 
 @contextlib.contextmanager
