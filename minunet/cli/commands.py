@@ -19,7 +19,7 @@ from ..evaluation import evaluate
 from ..inference import Inference
 from ..metrics import METRIC_NAMES
 from ..models import new_model
-from ..multiclass import loss_name
+from ..losses import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
 from .flags import given, recipe_of

@@ -22,10 +22,10 @@ from .batchnorm import check_batchnorm
 from ..device import Runtime, default_workers
 from .ema import EMA
 from ..errors import SettingError, TrainingError
-from ..evaluation import THRESHOLDS, evaluate
+from ..evaluation import evaluate
 from ..inference import Inference
+from ..losses import LOSSES
 from ..data.catalog import DataSpec
-from ..multiclass import loss_for
 from ..recipe import Recipe
 from .epoch import Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state
 
@@ -91,7 +91,8 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     device, precision, DataLoader workers. resume: a last.pt's dict, to continue. on_epoch: called with each
     finished Epoch (minunet.cli.rundir.RunFolder writes the run's files from it). log: called with each
     epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec, RGB and
-    binary where it has none) choose the loss (minunet.multiclass.loss_for) and the normalisation.
+    binary where it has none) choose the model's normalisation and what its loss and scores compare (masks, or
+    class indices).
     """
     recipe, runtime = recipe or Recipe(), runtime or Runtime()
     device, amp_dtype = runtime.choose()
@@ -103,7 +104,7 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     loader = make_loader(train_set, per_process(recipe.batch_size, world), sampler, device, runtime.workers)
     optimizer, scheduler, scaler = optimiser(model, recipe, len(loader), device, amp_dtype)
     spec = getattr(train_set, "spec", DataSpec())
-    loss_fn = loss_for(recipe.loss, len(spec.classes))  # the recipe's, or its softmax counterpart for K > 2
+    loss_fn = LOSSES[recipe.loss]()  # for any number of classes (cross-entropy is BCE's softmax counterpart)
     ema = EMA(model, recipe.ema) if recipe.ema else None  # a moving average of the weights, where asked
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     record = model_record(train_set, recipe, spec, amp_dtype)
@@ -175,15 +176,16 @@ def make_loader(dataset, batch_size, sampler, device, workers=None):
 
 
 def validate(model, val_set, inference, runtime, loss_fn, rank, world):
-    """val_loss, val_dice, val_jaccard and dice_by_threshold of `model` on val_set, pooled over processes
-    (each scores every world-th image, with rank 0's BatchNorm statistics)."""
+    """val_loss, val_dice, val_jaccard and (where a threshold decides) dice_by_threshold of `model` on val_set,
+    pooled over processes (each scores every world-th image, with rank 0's BatchNorm statistics)."""
     distributed.share_buffers(model, world)
     s = evaluate(model, val_set, inference, runtime, loss_fn, indices=range(rank, len(val_set), world))
+    sweep = s.get("dice_by_threshold", {})  # {threshold: mean Dice}; none for K > 2 classes
     n, *sums = distributed.sum_over_processes(
         [s["count"], s["loss"] * s["count"], s["dice"] * s["count"], s["jaccard"] * s["count"]]
-        + [s["dice_by_threshold"][t] * s["count"] for t in THRESHOLDS], device_of(model), world)
-    return dict(val_loss=sums[0] / n, val_dice=sums[1] / n, val_jaccard=sums[2] / n,
-                dice_by_threshold={t: v / n for t, v in zip(THRESHOLDS, sums[3:])})
+        + [dice * s["count"] for dice in sweep.values()], device_of(model), world)
+    row = dict(val_loss=sums[0] / n, val_dice=sums[1] / n, val_jaccard=sums[2] / n)
+    return dict(row, dice_by_threshold=dict(zip(sweep, (v / n for v in sums[3:])))) if sweep else row
 
 
 def device_of(model):
