@@ -141,3 +141,30 @@ def test_train_evaluate_and_predict_three_classes_from_the_command_line(tmp_path
     values = set(torch.frombuffer(bytearray(written.tobytes()), dtype=torch.uint8).tolist())
     assert written.mode == "P" and written.size == (50, 30) and values <= {0, 1, 2}
     assert Image.open(tmp_path / "masks" / "a_overlay.png").size == (50, 30)
+
+
+def test_three_classes_refuse_tune_threshold_and_say_what_a_bce_loss_trains(tmp_path, capsys):
+    """Issue 34, case 11: for K > 2 classes each pixel takes its most probable class (MONAI's argmax), so
+    --tune-threshold has nothing to tune and is refused before any work; --loss bce trains its softmax
+    counterpart, cross-entropy (as MONAI's DiceCELoss and smp do), and says so, instead of ignoring the flag."""
+    from minunet import UNet
+    from minunet.errors import SettingError
+    from minunet.recipe import Recipe
+    from minunet.training import fit
+
+    train = ["train", "--data", "synthetic", "--classes", "3", "--limit", "8", "--size", "32", "--epochs", "1",
+             "--batch-size", "4", "--base-channels", "4", "--device", "cpu"]
+    assert main(train + ["--tune-threshold", "--out", str(tmp_path / "tuned")]) == 2
+    assert capsys.readouterr().err == ("minunet train: error: --tune-threshold is for two classes: with 3 each pixel "
+                                       "takes its most probable class, and there is no threshold to tune: leave "
+                                       "--tune-threshold out\n")
+    assert not (tmp_path / "tuned").exists()
+    assert main(train + ["--loss", "bce", "--out", str(tmp_path / "ce")]) == 0
+    assert ("note: --loss bce with 3 classes trains ce, CE: cross-entropy of the softmax is BCE's counterpart for "
+            "several classes\n") in capsys.readouterr().err
+    assert main(train + ["--loss", "dice", "--out", str(tmp_path / "dice")]) == 0
+    assert "--loss" not in capsys.readouterr().err  # the softmax's Dice is still Dice: nothing to say
+    data = [make_dataset("synthetic", split, size=32, limit=8, classes=3) for split in ("train", "val")]
+    with pytest.raises(SettingError, match="^tune_threshold is for two classes: with 3 each pixel"):  # fit, too
+        fit(UNet(out_channels=3, base_channels=4), *data, Recipe(tune_threshold=True, epochs=1, batch_size=4),
+            log=None)

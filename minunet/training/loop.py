@@ -23,11 +23,11 @@ from ..device import Runtime, default_workers
 from .ema import EMA
 from ..errors import SettingError, TrainingError
 from ..evaluation import evaluate
-from ..inference import Inference
 from ..losses import LOSSES
 from ..data.catalog import DataSpec
 from ..recipe import Recipe
-from .epoch import Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state
+from .epoch import (Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state,
+                    validation_inference)
 
 
 def lr_factor(step, warmup_steps, total_steps):
@@ -92,7 +92,7 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     finished Epoch (minunet.cli.rundir.RunFolder writes the run's files from it). log: called with each
     epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec, RGB and
     binary where it has none) choose the model's normalisation and what its loss and scores compare (masks, or
-    class indices).
+    class indices); SettingError for tune_threshold with K > 2 classes, whose pixels no threshold decides.
     """
     recipe, runtime = recipe or Recipe(), runtime or Runtime()
     device, amp_dtype = runtime.choose()
@@ -109,7 +109,7 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     record = model_record(train_set, recipe, spec, amp_dtype)
     check_batchnorm(model, recipe.batch_size // world, train_set[0][0].shape[-2:], world)  # a 1 x 1 map, batch 1
-    validation = (Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec),
+    validation = (validation_inference(record, recipe, spec),
                   Runtime(device, runtime.precision, 0, recipe.batch_size))  # workers 0: the data are in memory
     for epoch in range(start, recipe.epochs + 1):
         sampler.set_epoch(epoch)  # this epoch's order of the images, and the dataset's augmentations
