@@ -23,7 +23,7 @@ import torch
 
 from ..errors import DataError
 from .images import read_pair
-from .masks import check_class_indices, split_notes
+from .masks import background_only, check_class_indices, split_notes
 from ..transforms import Resize
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
@@ -141,7 +141,9 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
         raise DataError(f"none of the {len(ids)} images of split {split} in {image_dir} could be read: "
                         f"{skipped[0]}")
     if classes > 2:
-        check_class_indices(torch.cat([m.flatten() for m in originals]), classes, f"masks in {mask_dir}")
+        labels = torch.cat([m.flatten() for m in originals])  # every class index of the split
+        check_class_indices(labels, classes, f"masks in {mask_dir}")
+        background_only(labels, classes, len(kept), split, f"masks in {mask_dir}")
         notes = []
     else:
         notes = split_notes(kinds, split, mask_dir, resize.size, resized)

@@ -10,7 +10,7 @@ import torch
 from ..errors import DataError, one_line
 from .folders import TRAIN_IMAGES
 from .images import as_channels, binarise, label_values, mask_kind
-from .masks import check_class_indices, check_labels, empty_masks
+from .masks import background_only, check_class_indices, check_labels, empty_masks
 from .catalog import npz_source, spec_of
 
 NPZ_SIZES = (128, 256, 512)
@@ -91,6 +91,7 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
     where = f"masks in {path} ({split}_label)"
     if len(spec.classes) > 2:
         check_class_indices(labels, len(spec.classes), where)
+        background_only(labels, len(spec.classes), len(ids), split, where)
         return images, labels.to(torch.uint8)[:, None].contiguous(), ids, []  # (N, 1, S, S) class indices
     levels = labels if labels.dtype == torch.uint8 else labels.clamp(0, 255).to(torch.uint8)  # (N, S, S)
     kind = mask_kind(levels)
