@@ -6,7 +6,7 @@ Two classes are K = 2 with one logit. A model of two classes gives one logit per
 sigmoid is the lesion's probability, and its target is the mask (B, 1, H, W) in {0, 1}; a model of K > 2
 classes gives K logits, (B, K, H, W), whose softmax is each class's probability, and its target holds class
 indices (B, 1, H, W). The two agree: softmax((0, x))[1] = sigmoid(x), so the cross-entropy of the logits (0, x)
-is the BCE of x and the foreground's soft Dice is the lesion's (tests/test_losses.py checks both). The overlap
+is the BCE of x and the foreground's soft Dice is the lesion's (tests/test_multiclass.py checks both). The overlap
 losses score the foreground, the lesion or the classes 1..K-1 (the background, most of every image, would
 swamp them), per image and class, then take the mean.
 
@@ -37,7 +37,7 @@ def activate(logits):
     """Probabilities of logits: the sigmoid of one channel (B, 1, H, W), the lesion's; the softmax over K
     channels (B, K, H, W), each class's. Half-precision logits give float32."""
     x = _upcast(logits)
-    # The output activation, the one place the number of classes decides it: one logit for two classes
+    # The output activation: one logit (two classes) takes the sigmoid, K logits (K > 2 classes) the softmax
     return torch.sigmoid(x) if x.shape[1] == 1 else torch.softmax(x, 1)
 
 
@@ -81,7 +81,7 @@ def cross_entropy(logits, target):
     logits: (B, 1 or K, H, W); target: (B, 1, H, W), the mask or class indices. Returns a scalar tensor.
     """
     _check_shapes(logits, target, "logits")
-    if logits.shape[1] == 1:  # one logit: its sigmoid's cross-entropy, BCE
+    if logits.shape[1] == 1:  # one logit (two classes): the cross-entropy of its sigmoid, BCE
         return bce_with_logits(logits, target)
     x = _upcast(logits)  # (B, K, H, W)
     m = x.amax(1, keepdim=True).detach()  # (B, 1, H, W); a constant shift: its gradient cancels
@@ -95,7 +95,7 @@ def foreground(probs, target):
     and the mask itself (F = 1); for K channels classes 1..K-1 and a one-hot map of each (F = K - 1)."""
     _check_shapes(probs, target, "probs")
     p = _upcast(probs)                                 # (B, 1 or K, H, W)
-    if p.shape[1] == 1:  # the mask is the lesion's target
+    if p.shape[1] == 1:  # one channel (two classes): the lesion's, whose target is the mask itself
         return p, target.to(p.dtype)
     classes = torch.arange(1, p.shape[1], device=target.device).view(1, -1, 1, 1)  # (1, K-1, 1, 1)
     return p[:, 1:], (target.long() == classes).to(p.dtype)  # (B, K-1, H, W) each
