@@ -192,3 +192,60 @@ def test_a_model_is_scored_only_on_data_of_its_own_classes_by_name(tmp_path):
     assert dataset_for(wbc, "folder", "val", own, 40).spec.classes == ("background", "class 1", "class 2")
     write_named(tmp_path, "kvasir", 2, 3)
     assert len(dataset_for(DataSpec(3, ("background", "lesion")), "kvasir", "val", tmp_path)) == 6
+
+
+def test_three_classes_refuse_tune_threshold_and_say_what_a_bce_loss_trains(tmp_path, capsys):
+    """Issue 34, case 11: for K > 2 classes each pixel takes its most probable class (MONAI's argmax), so
+    --tune-threshold has nothing to tune and is refused before any work; --loss bce trains its softmax
+    counterpart, cross-entropy (as MONAI's DiceCELoss and smp do), and says so, instead of ignoring the flag."""
+    from minunet import UNet
+    from minunet.errors import SettingError
+    from minunet.recipe import Recipe
+    from minunet.training import fit
+
+    train = ["train", "--data", "synthetic", "--classes", "3", "--limit", "8", "--size", "32", "--epochs", "1",
+             "--batch-size", "4", "--base-channels", "4", "--device", "cpu"]
+    assert main(train + ["--tune-threshold", "--out", str(tmp_path / "tuned")]) == 2
+    assert capsys.readouterr().err == ("minunet train: error: --tune-threshold is for two classes: with 3 each pixel "
+                                       "takes its most probable class, and there is no threshold to tune: leave "
+                                       "--tune-threshold out\n")
+    assert not (tmp_path / "tuned").exists()
+    assert main(train + ["--loss", "bce", "--out", str(tmp_path / "ce")]) == 0
+    assert ("note: --loss bce with 3 classes trains ce, CE: cross-entropy of the softmax is BCE's counterpart for "
+            "several classes\n") in capsys.readouterr().err
+    assert main(train + ["--loss", "dice", "--out", str(tmp_path / "dice")]) == 0
+    assert "--loss" not in capsys.readouterr().err  # the softmax's Dice is still Dice: nothing to say
+    data = [make_dataset("synthetic", split, size=32, limit=8, classes=3) for split in ("train", "val")]
+    with pytest.raises(SettingError, match="^tune_threshold is for two classes: with 3 each pixel"):  # fit, too
+        fit(UNet(out_channels=3, base_channels=4), *data, Recipe(tune_threshold=True, epochs=1, batch_size=4),
+            log=None)
+
+
+def test_label_maps_of_background_alone_are_refused_and_masks_without_background_are_noted(tmp_path, capsys):
+    """Issue 34, case 6: label maps that hold class 0 alone trained to "val Dice 1.0000" (then, with absent
+    classes left out, to nan): refused, as a split of empty lesion masks is; masks without a background pixel
+    (every pixel lesion, or of a foreground class) trained to Dice 1.0 without a word: a note."""
+    root = own_folder(tmp_path / "background", 1)  # every pixel class 0
+    assert main(["train", "--data", "folder", "--data-root", str(root), "--classes", "3", "--size", "40", "--epochs",
+                 "1", "--batch-size", "4", "--base-channels", "4", "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (f"minunet train: error: all 11 train masks in {root / 'masks'} hold only class 0, "
+                                       f"the background: there is no class to learn or score; save each pixel's class "
+                                       f"index, 1 to 2 for the classes to find\n")
+    assert not (tmp_path / "run").exists()
+    arrays = write_named(tmp_path, "wbc", 3, 3)
+    arrays["val_label"].zero_()
+    write_npz(tmp_path / "wbc_128.npz", arrays)
+    with pytest.raises(DataError, match=r"^all 6 val masks in .*wbc_128.npz \(val_label\) hold only class 0, the "):
+        make_dataset("wbc", "val", root=tmp_path)
+    assert make_dataset("wbc", "train", root=tmp_path).spec.classes[2] == "nucleus"  # the train split holds them
+    for i in range(12):  # no background pixel: classes 1 and 2 only
+        labels = 1 + (torch.arange(40 * 40).view(40, 40) + i) % 2
+        save_label_map(root / "masks" / f"im{i:02d}.png", labels, palette=False)
+    notes = make_dataset("folder", "train", root=root, size=40, classes=3).notes
+    assert notes == ["class 'background' is in no mask of these 11 images: every pixel is of a foreground class, "
+                     "so a model learns no background, and the scores say only how it tells those classes apart"]
+    for i in range(12):  # lesion masks, every pixel lesion
+        tensor_to_pil(torch.full((1, 40, 40), 255, dtype=torch.uint8)).save(root / "masks" / f"im{i:02d}.png")
+    assert make_dataset("folder", "val", root=root, size=40).notes == [
+        "class 'background' is in no mask of these 1 image: every pixel is lesion, so a model that calls every "
+        "pixel lesion scores Dice 1 on them"]

@@ -20,10 +20,10 @@ from ..evaluation import evaluate
 from ..inference import Inference
 from ..metrics import METRIC_NAMES
 from ..models import new_model
-from ..multiclass import loss_name
+from ..losses import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
-from .flags import given, recipe_of
+from .flags import given, recipe_notes, recipe_of
 from .report import check_report_folder, nan_as_null, rows_of, write_report
 from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, RunFolder, carry_best, data_fingerprint, new_run,
                      resumed_run, save_checkpoint_copy, write_curves)
@@ -65,13 +65,14 @@ def train_command(args):
         train_set = make_dataset(run["data"], "train", run["data_root"], recipe.size, augment=recipe.augmentation(),
                                  seed=recipe.seed, **data)
         val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, **data)
+    notes = train_set.notes + val_set.notes + recipe_notes(recipe, train_set.spec, given(args))
     model = model or new_model(recipe, train_set.spec)  # its channels and classes are the data's
     run["data_ids"] = data_fingerprint(train_set, val_set)
     if state is not None and state["run"].get("data_ids", run["data_ids"]) != run["data_ids"]:
         raise DataError(f"--data-root {run['data_root']} holds other images than the run was trained on: pass "
                         f"the folder of its own images, or start a new run")
     if rank == 0:
-        for note in dict.fromkeys(train_set.notes + val_set.notes):  # each once (train and val share most)
+        for note in dict.fromkeys(notes):  # each once (train and val share most)
             say(f"note: {note}")
         if state is not None and os.path.abspath(out) != os.path.dirname(os.path.abspath(args.resume)):
             carry_best(args.resume, out)  # the new folder starts with the best epoch so far

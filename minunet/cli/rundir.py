@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from ..data.catalog import BINARY, DataSpec
 from ..checkpoint import open_checkpoint, save_checkpoint
-from ..multiclass import loss_name
+from ..losses import loss_name
 from ..errors import TrainingError
 from .paths import must_be_a_folder, read_only
 from ..recipe import Recipe

@@ -106,15 +106,24 @@ class LesionDataset(torch.utils.data.Dataset):
 
 
 def absent_classes(masks, classes):
-    """A note for each of K > 2 classes that no mask holds ((N, 1, S, S) class indices): a model cannot learn it
-    from these images, and an image scores it only where it is predicted (minunet.class_metrics)."""
-    if len(classes) <= 2 or not len(masks):
+    """A note for each class that no mask holds ((N, 1, S, S) class indices, 0/1 for two classes): the background
+    (every pixel foreground), or for K > 2 a foreground class (a model cannot learn it from these images, and an
+    image scores it only where it is predicted: minunet.metrics). Masks with no foreground at all are refused
+    where they are read (minunet.data.masks)."""
+    if not len(masks):
         return []
-    counts = torch.bincount(masks.flatten().long(), minlength=len(classes))
+    counts = torch.bincount(masks.flatten().long(), minlength=len(classes)).tolist()
     images = f"{len(masks)} image" + ("s" if len(masks) != 1 else "")
-    return [f"class {name!r} is in no mask of these {images}: an image scores it only where it is predicted "
-            f"there (Dice 0), never as 1"
-            for name, count in zip(classes, counts.tolist()) if count == 0]
+    notes = []
+    if counts[0] == 0:  # every pixel foreground
+        every = f"{classes[1]}, so a model that calls every pixel {classes[1]} scores Dice 1 on them" \
+            if len(classes) == 2 else "of a foreground class, so a model learns no background, and the scores say " \
+                                      "only how it tells those classes apart"
+        notes.append(f"class {classes[0]!r} is in no mask of these {images}: every pixel is {every}")
+    if len(classes) > 2:  # a foreground class in no mask (two classes: a split without lesion is refused)
+        notes += [f"class {name!r} is in no mask of these {images}: an image scores it only where it is predicted "
+                  f"there (Dice 0), never as 1" for name, count in zip(classes[1:], counts[1:]) if count == 0]
+    return notes
 
 
 def data_names():

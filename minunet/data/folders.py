@@ -23,7 +23,7 @@ import torch
 
 from ..errors import DataError
 from .images import read_pair
-from .masks import split_notes
+from .masks import background_only, split_notes
 from ..transforms import Resize
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
@@ -142,7 +142,10 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
                         f"{skipped[0]}")
     if classes > 2:
         check_label_maps(originals, [path for _, path in kinds], classes)
-        masks, originals, notes = [m.to(torch.uint8) for m in masks], [m.to(torch.uint8) for m in originals], []
+        masks, originals = [m.to(torch.uint8) for m in masks], [m.to(torch.uint8) for m in originals]
+        labels = torch.cat([m.flatten() for m in originals])  # every class index of the split
+        background_only(labels, classes, len(kept), split, f"masks in {mask_dir}")
+        notes = []
     else:
         notes = split_notes(kinds, split, mask_dir, resize.size, resized)
     return SplitData(torch.stack(images), torch.stack(masks), kept, originals, notes)

@@ -10,7 +10,7 @@ import torch
 from ..errors import DataError, one_line
 from .folders import TRAIN_IMAGES
 from .images import as_channels, binarise, label_values, mask_kind
-from .masks import check_class_indices, check_labels, empty_masks
+from .masks import background_only, check_class_indices, check_labels, empty_masks
 from .catalog import foreground_is_non_zero, npz_source, spec_of
 
 NPZ_SIZES = (128, 256, 512)
@@ -98,6 +98,7 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
     where = f"masks in {path} ({split}_label)"
     if len(spec.classes) > 2:
         check_class_indices(labels, len(spec.classes), where)
+        background_only(labels, len(spec.classes), len(ids), split, where)
         return images, labels.to(torch.uint8)[:, None].contiguous(), ids, []  # (N, 1, S, S) class indices
     if foreground_is_non_zero(name):  # objects numbered 1, 2, ...: all foreground
         masks, notes = (labels != 0).to(torch.uint8)[:, None], []  # (N, 1, S, S)

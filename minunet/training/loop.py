@@ -22,12 +22,12 @@ from .batchnorm import check_batchnorm
 from ..device import Runtime, default_workers
 from .ema import EMA
 from ..errors import DataError, SettingError, TrainingError
-from ..evaluation import THRESHOLDS, evaluate
-from ..inference import Inference
+from ..evaluation import evaluate
+from ..losses import LOSSES
 from ..data.catalog import DataSpec
-from ..multiclass import loss_for
 from ..recipe import Recipe
-from .epoch import Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state
+from .epoch import (Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state,
+                    validation_inference)
 
 
 def lr_factor(step, warmup_steps, total_steps):
@@ -90,8 +90,8 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     `model` at the end), validation TTA, threshold tuning, seed (the datasets carry the augmentation). runtime:
     device, precision, DataLoader workers. resume: a last.pt's dict, to continue. on_epoch: called with each
     finished Epoch (minunet.cli.rundir.RunFolder writes the run's files from it). log: called with each
-    epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec, RGB and
-    binary where it has none) choose the loss (minunet.multiclass.loss_for) and the normalisation.
+    epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec) choose the
+    normalisation and what loss and scores compare; SettingError for tune_threshold with K > 2 classes.
     """
     recipe, runtime = recipe or Recipe(), runtime or Runtime()
     spec = data_spec(train_set, val_set)  # what the data are: channels and classes
@@ -103,12 +103,12 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     sampler = distributed.ShuffledShare(train_set, recipe.seed, rank, world)
     loader = make_loader(train_set, per_process(recipe.batch_size, world), sampler, device, runtime.workers)
     optimizer, scheduler, scaler = optimiser(model, recipe, len(loader), device, amp_dtype)
-    loss_fn = loss_for(recipe.loss, len(spec.classes))  # the recipe's, or its softmax counterpart for K > 2
+    loss_fn = LOSSES[recipe.loss]()  # for any number of classes (cross-entropy is BCE's softmax counterpart)
     ema = EMA(model, recipe.ema) if recipe.ema else None  # a moving average of the weights, where asked
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     record = model_record(train_set, recipe, spec, amp_dtype)
     check_batchnorm(model, recipe.batch_size // world, train_set[0][0].shape[-2:], world)  # a 1 x 1 map, batch 1
-    validation = (Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec),
+    validation = (validation_inference(record, recipe, spec),
                   Runtime(device, runtime.precision, 0, recipe.batch_size))  # workers 0: the data are in memory
     for epoch in range(start, recipe.epochs + 1):
         sampler.set_epoch(epoch)  # this epoch's order of the images, and the dataset's augmentations
@@ -183,15 +183,16 @@ def make_loader(dataset, batch_size, sampler, device, workers=None):
 
 
 def validate(model, val_set, inference, runtime, loss_fn, rank, world):
-    """val_loss, val_dice, val_jaccard and dice_by_threshold of `model` on val_set, pooled over processes
-    (each scores every world-th image, with rank 0's BatchNorm statistics)."""
+    """val_loss, val_dice, val_jaccard and (where a threshold decides) dice_by_threshold of `model` on val_set,
+    pooled over processes (each scores every world-th image, with rank 0's BatchNorm statistics)."""
     distributed.share_buffers(model, world)
     s = evaluate(model, val_set, inference, runtime, loss_fn, indices=range(rank, len(val_set), world))
+    sweep = s.get("dice_by_threshold", {})  # {threshold: mean Dice}; none for K > 2 classes
     n, *sums = distributed.sum_over_processes(
         [s["count"], s["loss"] * s["count"], s["dice"] * s["count"], s["jaccard"] * s["count"]]
-        + [s["dice_by_threshold"][t] * s["count"] for t in THRESHOLDS], device_of(model), world)
-    return dict(val_loss=sums[0] / n, val_dice=sums[1] / n, val_jaccard=sums[2] / n,
-                dice_by_threshold={t: v / n for t, v in zip(THRESHOLDS, sums[3:])})
+        + [dice * s["count"] for dice in sweep.values()], device_of(model), world)
+    row = dict(val_loss=sums[0] / n, val_dice=sums[1] / n, val_jaccard=sums[2] / n)
+    return dict(row, dice_by_threshold=dict(zip(sweep, (v / n for v in sums[3:])))) if sweep else row
 
 
 def device_of(model):
