@@ -4,7 +4,7 @@ The pool is every image of the training folder (train + val of the challenge lay
 (--fold-seed) shuffles it into K folds; fold k trains on the other K-1 (augmented) and is scored on fold k,
 the final epoch's weights (no epoch is chosen on the held-out images), at each mask's own resolution. After
 each epoch fit validates on the fold's first 75 held-out images (MONITORED: the history and its "best epoch"
-line; since session 7, all of them before), which changes nothing in training. Two
+line; before 13ad451 of 2026-12-02, all of them), which changes nothing in training. Two
 recipes run with the same --fold-seed and --seed see the same images in the same order: their per-image
 differences are paired. Writes a JSON with each fold's history and every held-out image's scores.
 
@@ -15,7 +15,7 @@ differences are paired. Writes a JSON with each fold's history and every held-ou
     python bench/accuracy.py --folds 2 --max-folds 1 --model unet --base-channels 32 ...   # one paired fold
 
 The recipe flags are minunet train's (minunet.recipe), with the same defaults except two: --model resunet34
-and --encoder-weights none (ImageNet weights cannot be downloaded here). Before session 6 the script had its
+and --encoder-weights none (ImageNet weights cannot be downloaded here). Before 203a4a0 (2026-12-02) it had its
 own defaults, 0.1.0's recipe (--loss bce_dice, one pass, --base-channels 32): commands recorded in
 bench/RESULTS.md without those flags ran that recipe.
     python bench/accuracy.py --data synthetic --folds 2 --epochs 1 --limit 16 --json /tmp/cv.json  # a smoke run

@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 from minunet.data import make_dataset  # noqa: E402
 from minunet.evaluation import evaluate  # noqa: E402
 from minunet.inference import Inference  # noqa: E402
+from minunet.losses import LOSSES  # noqa: E402
 from minunet.models import new_model  # noqa: E402
-from minunet.multiclass import loss_for  # noqa: E402
 from minunet.recipe import Recipe  # noqa: E402
 from minunet.training.loop import make_loader, train_one_epoch  # noqa: E402
 from minunet.transforms import normalisation  # noqa: E402
@@ -45,7 +45,7 @@ class Variant:
     def __init__(self, train_set, val_set, recipe):
         self.train_set, self.val_set, self.recipe = train_set, val_set, recipe
         self.model = new_model(recipe, train_set.spec).to(memory_format=torch.channels_last)
-        self.loss_fn = loss_for(recipe.loss, len(train_set.spec.classes))
+        self.loss_fn = LOSSES[recipe.loss]()  # for any number of classes
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.lr)
         self.loader = make_loader(train_set, recipe.batch_size, range(len(train_set)), torch.device("cpu"), 0)
         self.seconds = []

@@ -95,8 +95,12 @@ def choose_threads():
     chose fewer keeps them). Where OMP_NUM_THREADS is set, torch's own count: the user chose."""
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(torch.get_num_threads(), cores - busy_cores()))
+    return max(1, min(torch.get_num_threads(), usable_cores() - busy_cores()))
+
+
+def usable_cores():
+    """The cores this process may run on (its affinity, where the system says it; else the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def use_free_cores():

@@ -4,7 +4,8 @@ Each prediction is scored against the ground truth at the mask's own resolution 
 (`dataset.original_mask(i)`, as the challenge scored), else at the working size: the probabilities are resized
 bilinearly to the mask, then `Inference.masks` decides each pixel. Where the masks of a batch share one size, the
 batch is scored at once on the model's device; else image by image. For K > 2 classes each class is scored
-as its own mask and an image's score is the mean over its foreground classes (minunet.class_metrics).
+as its own mask and an image's score is the mean over its foreground classes (minunet.metrics). Where a
+threshold decides the pixels (two classes) the Dice is also scored at every threshold of THRESHOLDS.
 """
 from dataclasses import replace
 
@@ -12,11 +13,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from .device import Runtime, default_workers
+from .errors import DataError
 from .inference import Inference, logits_of, resize_probabilities
+from .losses import LOSSES
 from .pictures import shown_at
 from .metrics import MetricAccumulator, isic_metrics
-from .multiclass import loss_for
-from .class_metrics import ClassMetricAccumulator
 from .recipe import Recipe
 from .transforms import Normalize
 
@@ -25,29 +26,27 @@ THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05, 0.10, ...,
 
 class Scores:
     """The ISIC metrics of each image scored so far, its lesion's and prediction's areas (fractions of the
-    image; for K > 2 classes, of the foreground), and its Dice at every threshold of THRESHOLDS (of the masks as
-    thresholded, not post-processed; for K > 2 classes, where no threshold applies, its Dice at each)."""
+    image; for K > 2 classes, of the foreground), and, where a threshold decides (two classes), its Dice at
+    every threshold of THRESHOLDS (of the masks as thresholded, not post-processed)."""
 
     def __init__(self, inference):
-        self.inference, self.classes = inference, inference.spec.classes
-        self.sweep_at = [replace(inference, threshold=t, postprocess=False) for t in THRESHOLDS]
-        self.metrics = MetricAccumulator() if len(self.classes) == 2 else ClassMetricAccumulator(self.classes)
+        self.inference, self.metrics = inference, MetricAccumulator(inference.spec.classes)
+        self.sweep_at = [replace(inference, threshold=t, postprocess=False) for t in THRESHOLDS] \
+            if inference.thresholded else []  # K > 2: the argmax decides, no threshold to sweep
         self.sweep, self.areas = [], []
 
     def add(self, probs, truth):
         """probs (B, 1, h, w) in [0, 1] and truth (B, 1, H, W) in {0, 1} (for K > 2: (B, K, h, w) and class
         indices), on one device; returns the predicted masks (B, 1, H, W) bool (class indices), as scored."""
         probs = resize_probabilities(probs, truth.shape[-2:])  # (B, 1 or K, H, W)
-        truth = truth.bool() if len(self.classes) == 2 else truth.to(torch.uint8)  # (B, 1, H, W)
         pred = self.inference.masks(probs)  # (B, 1, H, W) bool or class indices
-        dice = self.metrics.update(pred, truth)["dice"]  # (B,)
+        truth = truth.to(pred.dtype)  # (B, 1, H, W), as the prediction: bool or class indices
+        self.metrics.update(pred, truth)
         self.areas.append(torch.stack([(truth > 0).float().mean((1, 2, 3)), (pred > 0).float().mean((1, 2, 3))],
                                       1).cpu())
-        if len(self.classes) > 2:
-            self.sweep.append(dice[:, None].expand(-1, len(THRESHOLDS)).cpu())  # (B, len(THRESHOLDS))
-            return pred
-        self.sweep.append(torch.stack([isic_metrics(at.masks(probs), truth)["dice"] for at in self.sweep_at],
-                                      1).cpu())  # (B, len(THRESHOLDS))
+        if self.sweep_at:
+            self.sweep.append(torch.stack([isic_metrics(at.masks(probs), truth)["dice"] for at in self.sweep_at],
+                                          1).cpu())  # (B, len(THRESHOLDS))
         return pred
 
     def per_image(self):
@@ -55,18 +54,22 @@ class Scores:
         areas = torch.cat(self.areas)  # (count, 2)
         return dict(self.metrics.per_image(), lesion_area=areas[:, 0], predicted_area=areas[:, 1])
 
-    def dice_by_threshold(self):
-        """{threshold: mean Dice over the images} for each threshold of THRESHOLDS."""
-        means = torch.cat(self.sweep).double().nanmean(0)  # (len(THRESHOLDS),); K > 2: images that score a class
-        return dict(zip(THRESHOLDS, means.tolist()))
+    def threshold_sweep(self):
+        """Where a threshold decides (two classes): {"dice_by_threshold": {threshold: mean Dice over the images
+        (0 for none)}, "dice_sweep": each image's Dice at each threshold, (count, len(THRESHOLDS))}; else {}."""
+        if not self.sweep_at:
+            return {}
+        sweep = torch.cat(self.sweep) if self.sweep else torch.zeros(0, len(THRESHOLDS))  # (count, len(THRESHOLDS))
+        means = sweep.double().sum(0) / max(1, len(sweep))  # (len(THRESHOLDS),)
+        return dict(dice_by_threshold=dict(zip(THRESHOLDS, means.tolist())), dice_sweep=sweep)
 
 
 @torch.no_grad()
 def evaluate(model, dataset, inference=None, runtime=None, loss_fn=None, indices=None, pictures=False):
     """The ISIC metrics of `model` on `dataset`: a dict of the mean of each metric over the images, plus
-    "count", "loss", "dice_by_threshold" ({threshold: mean Dice} over THRESHOLDS), and per image: "ids",
-    "per_image" (each metric and the lesion's and prediction's areas, (count,) tensors in order) and
-    "dice_sweep" (each image's Dice at each threshold of THRESHOLDS, (count, len(THRESHOLDS))).
+    "count", "loss", and per image: "ids" and "per_image" (each metric and the lesion's and prediction's areas,
+    (count,) tensors in order). Where a threshold decides (two classes) also "dice_by_threshold" ({threshold:
+    mean Dice} over THRESHOLDS) and "dice_sweep" (each image's Dice at each threshold, (count, len(THRESHOLDS))).
 
     dataset items are (image, mask) or (image, mask, id). inference: how probabilities become masks (default
     Inference(): the recipe's, flip TTA on). runtime: device, precision, batch size, workers (default
@@ -82,39 +85,39 @@ def evaluate(model, dataset, inference=None, runtime=None, loss_fn=None, indices
     was_training = model.training
     model.eval().to(device)
     indices = list(range(len(dataset)) if indices is None else indices)
-    if not indices:
-        return dict(count=0, loss=0.0, dice=0.0, jaccard=0.0, dice_by_threshold={t: 0.0 for t in THRESHOLDS})
+    if not len(dataset):
+        raise DataError("the dataset holds no images: there is nothing to evaluate")
+    scores, loss_sum = Scores(inference), 0.0
+    if not indices:  # a process's share of a dataset smaller than the group
+        return dict(count=0, loss=0.0, dice=0.0, jaccard=0.0, **scores.threshold_sweep())
     batch_size = runtime.batch_size
     workers = default_workers(device) if runtime.workers is None else runtime.workers
     loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
                         pin_memory=device.type == "cuda")
     native = getattr(dataset, "original_mask", None)  # the ground truth at its own size, where kept
-    scores, loss_sum = Scores(inference), 0.0
-    loss_fn = loss_fn or loss_for(Recipe.loss, len(inference.spec.classes))
+    loss_fn = loss_fn or LOSSES[Recipe.loss]()
     ids, shown = [], []
     for start, (images, masks, *rest) in zip(range(0, len(indices), batch_size), loader):
         images = images.to(device, non_blocking=True)  # (B, C, S, S)
         masks = masks.to(device, non_blocking=True)  # (B, 1, S, S)
         logits = logits_of(model, images, amp_dtype)  # (B, 1 or K, S, S)
         loss_sum += loss_fn(logits, masks).item() * len(images)
-        probs = inference.probabilities(model, images, amp_dtype, logits=logits)  # (B, 1, S, S)
+        probs = inference.probabilities(model, images, amp_dtype, logits=logits)  # (B, 1 or K, S, S)
         batch = indices[start:start + batch_size]
         truths = [native(i) for i in batch] if native else list(masks)  # each (1, H, W)
         if all(t.shape == truths[0].shape for t in truths):  # one size: the whole batch at once
-            preds = list(scores.add(probs, torch.stack(truths).to(device)))  # each (1, H, W) bool
+            preds = list(scores.add(probs, torch.stack(truths).to(device)))  # each (1, H, W)
         else:
             preds = [scores.add(p[None], t[None].to(device))[0] for p, t in zip(probs, truths)]
         ids += list(rest[0]) if rest else batch
         if pictures:
             pixels = (Normalize(inference.mean, inference.std).undo(images) * 255).round().to(torch.uint8).cpu()
             pixels = pixels.expand(-1, 3, -1, -1)  # (B, 3, S, S): gray shown as RGB
-            shown += [(image, mask[0].bool() if len(scores.classes) == 2 else mask[0].to(torch.uint8),
-                       shown_at(pred, mask.shape[-2:]).cpu())
+            shown += [(image, mask[0].to(pred.dtype), shown_at(pred, mask.shape[-2:]).cpu())
                       for image, mask, pred in zip(pixels, masks.cpu(), preds)]
     model.train(was_training)
     result = scores.metrics.compute()
-    result.update(loss=loss_sum / len(indices), dice_by_threshold=scores.dice_by_threshold(), ids=ids,
-                  per_image=scores.per_image(), dice_sweep=torch.cat(scores.sweep))
+    result.update(loss=loss_sum / len(indices), ids=ids, per_image=scores.per_image(), **scores.threshold_sweep())
     if pictures:
         result["pictures"] = shown
     return result

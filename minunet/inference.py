@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .data.catalog import DataSpec
 from .errors import Fix, SettingError
+from .losses import activate
 from .data.folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
 from .data.images import as_channels
 from .postprocess import clean_mask
@@ -39,19 +40,13 @@ def logits_of(model, images, amp_dtype=None, channels_last=True):
     return logits.float()
 
 
-def activate(logits):
-    """Probabilities of logits: sigmoid of one channel (B, 1, H, W) (the lesion's), softmax over K > 2 channels
-    (B, K, H, W) (each class's)."""
-    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
-
-
 FLIPS = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both: the test-time augmentations
 
 
 @torch.no_grad()
 def probabilities(model, images, amp_dtype=None, tta=Recipe.tta, channels_last=True, logits=None):
     """Lesion probabilities (B, 1, H, W) of normalised images (B, C, H, W); for a model of K > 2 classes each
-    class's, (B, K, H, W), the softmax (`activate`).
+    class's, (B, K, H, W), the softmax (minunet.losses.activate).
 
     tta=True (the recipe's default): the mean probability over the image and its horizontal, vertical and
     double flips (each prediction flipped back first): four forward passes for one steadier answer. logits:
@@ -130,10 +125,16 @@ class Inference:
         (B, K, h, w) give label maps (B, 1, H, W) uint8 of each pixel's most probable class. The one place in
         minunet where a probability becomes a decision."""
         probs = probs if size is None else resize_probabilities(probs, size)  # (B, 1 or K, H, W)
-        if probs.shape[1] > 1:
+        if not self.thresholded:
             return probs.argmax(1, keepdim=True).to(torch.uint8)  # (B, 1, H, W) class indices
         masks = probs > self.threshold  # (B, 1, H, W) bool
         return clean_mask(masks) if self.postprocess else masks
+
+    @property
+    def thresholded(self):
+        """Whether a threshold decides each pixel: for two classes (one logit, the lesion's probability); for
+        K > 2 each pixel takes its most probable class, the argmax, and no threshold applies."""
+        return len(self.spec.classes) == 2  # the mask decision, the one place the number of classes makes it
 
 
 def fold_batchnorm(model):

@@ -18,6 +18,14 @@ metric, Codella et al., arXiv:1902.03368):
 
 each taken as 1.0 where its denominator is 0, minunet's convention (for instance, Dice and Jaccard
 are 1 when both the prediction and the target are empty: nothing to find, nothing wrongly found).
+
+Several classes (K > 2, masks of class indices): each class is scored as its own mask, its pixels against the
+rest (`class_metrics`), and an image's score is the mean over its foreground classes 1..K-1. A class absent
+from both the truth and the prediction of an image has nothing to score there: it is left out of that image
+(NaN), as nnU-Net and MONAI's `DiceMetric(ignore_empty=True)` do, instead of the 1.0 above, which would reward
+a model for each class an image lacks. A dataset's score is then the mean over the images that score any
+class, and a class's the mean over the images that score it. `confusion_matrix` counts the pixels of each
+true class against each predicted one.
 """
 import torch
 
@@ -87,28 +95,60 @@ def isic_metrics(pred, target):
     }
 
 
+def class_metrics(pred, target, k=2):
+    """{metric: (B, K) float32}: each ISIC metric of each class c in each image, class c's pixels against the
+    rest. pred, target (B, 1, H, W): for two classes masks (bool, 0/1 or probabilities: the lesion is > 0.5),
+    for K > 2 class indices (class c is `== c`). A class in neither the truth nor the prediction of an image
+    scores 1.0 for two classes, NaN for K > 2 (see the module's docstring)."""
+    if k == 2:  # a mask: its pixels > 0.5 are class 1, the lesion
+        pred, target = to_binary_mask(pred), to_binary_mask(target)
+    per_class = [isic_metrics(pred == c, target == c) for c in range(k)]  # K dicts of (B,)
+    scores = {name: torch.stack([s[name] for s in per_class], 1) for name in METRIC_NAMES}  # each (B, K)
+    if k == 2:  # the challenge's rule for an empty mask predicted empty: 1.0
+        return scores
+    present = torch.stack([((pred == c) | (target == c)).flatten(1).any(1) for c in range(k)], 1)  # (B, K)
+    return {name: values.masked_fill(~present, float("nan")) for name, values in scores.items()}
+
+
+def foreground_mean(values):
+    """(B,) each image's mean over its foreground classes 1..K-1 that it scores (NaN where it scores none), of
+    values (B, K); for two classes the lesion's own."""
+    return values[:, 1:].nanmean(1)
+
+
+def confusion_matrix(pred, target, k):
+    """(K, K) int64 pixel counts of class indices pred and target: row the true class, column the predicted one."""
+    pairs = target.long().flatten() * k + pred.long().flatten()  # (B*H*W,)
+    return torch.bincount(pairs, minlength=k * k).view(k, k).cpu()
+
+
 class MetricAccumulator:
-    """Collects the ISIC metrics of every image over a stream of batches.
+    """Collects the ISIC metrics of every image over a stream of batches, for any number of classes.
 
     Usage in an evaluation loop:
 
-        acc = MetricAccumulator()
+        acc = MetricAccumulator()       # two classes; MetricAccumulator(class_names) for K > 2
         for images, masks, _ in loader:
             probs = torch.sigmoid(model(images))
             acc.update(probs, masks)
         scores = acc.compute()          # {"accuracy": 0.93, ..., "dice": 0.85, "count": 90}
         worst = acc.per_image()["dice"].argsort()[:5]   # indices, in the order images were fed
 
-    The means weigh every image equally, whatever the batch sizes, so they equal
-    isic_metrics on all the images at once, averaged.
+    The means weigh every image equally, whatever the batch sizes, so they equal isic_metrics on all the
+    images at once, averaged. classes: the names of the classes, background first (default: background and
+    lesion); for K > 2 each image scores the mean over its foreground classes (see the module's docstring), and
+    each class's own scores and the confusion matrix are kept too.
     """
 
-    def __init__(self):
+    def __init__(self, classes=("background", "lesion")):
+        self.classes = tuple(classes)
         self.reset()
 
     def reset(self):
         """Forget every image seen so far."""
-        self._values = {name: [] for name in METRIC_NAMES}  # name -> list of (B,) CPU tensors
+        k = len(self.classes)
+        self._values = {name: [] for name in METRIC_NAMES}  # name -> list of (B, K) CPU tensors
+        self.confusion = torch.zeros(k, k, dtype=torch.int64)
         self._count = 0
 
     @property
@@ -117,22 +157,45 @@ class MetricAccumulator:
         return self._count
 
     def update(self, pred, target):
-        """Add one batch, pred and target (B, 1, H, W) masks; return that batch's isic_metrics."""
-        batch = isic_metrics(pred.detach(), target.detach())
+        """Add one batch, pred and target (B, 1, H, W) masks (class indices for K > 2); return each image's
+        scores ({metric: (B,)}: isic_metrics for two classes, the mean over the foreground classes for more)."""
+        k = len(self.classes)
+        batch = class_metrics(pred.detach(), target.detach(), k)  # {metric: (B, K)}
         for name in METRIC_NAMES:
             self._values[name].append(batch[name].cpu())
+        if k > 2:  # the confusion between classes (for two, the counts of isic_metrics)
+            self.confusion += confusion_matrix(pred, target, k)
         self._count += target.shape[0]
-        return batch
+        return {name: foreground_mean(values) for name, values in batch.items()}
+
+    def per_class(self):
+        """{metric: (count, K)}: each metric of each class in every image seen."""
+        k = len(self.classes)
+        return {name: torch.cat(chunks) if chunks else torch.zeros(0, k) for name, chunks in self._values.items()}
 
     def per_image(self):
-        """Each metric of every image seen, as a dict of float32 CPU tensors of shape (count,)."""
-        return {name: torch.cat(chunks) if chunks else torch.zeros(0)
-                for name, chunks in self._values.items()}
+        """Each metric of every image seen, as a dict of float32 CPU tensors of shape (count,); for K > 2 also
+        each class's own, as "metric/class name"."""
+        per_class = self.per_class()
+        scores = {name: foreground_mean(values) for name, values in per_class.items()}
+        if len(self.classes) > 2:
+            for name, values in per_class.items():
+                scores.update({f"{name}/{label}": values[:, c] for c, label in enumerate(self.classes)})
+        return scores
 
     def compute(self):
-        """The mean of each metric over every image seen, as python floats, plus "count" (an int)."""
+        """The mean of each metric over every image seen (for K > 2, over the images that score any class), as
+        python floats, plus "count" (an int). For K > 2 also "per_class" ({class name: {metric: mean over the
+        images that score it}}), "absent" (the names of the classes no image scores: in no truth and no
+        prediction; their means are NaN) and "confusion" ((K, K) nested lists)."""
         if self._count == 0:
             raise ValueError("MetricAccumulator.compute() needs at least one image: call update() first")
-        means = {name: values.double().mean().item() for name, values in self.per_image().items()}
+        per_class = self.per_class()
+        means = {name: foreground_mean(values).double().nanmean().item() for name, values in per_class.items()}
         means["count"] = self._count
+        if len(self.classes) > 2:  # several foreground classes: each one's own (for two, the means above)
+            means["per_class"] = {label: {name: per_class[name][:, c].double().nanmean().item()
+                                          for name in METRIC_NAMES} for c, label in enumerate(self.classes)}
+            means["absent"] = [label for c, label in enumerate(self.classes) if per_class["dice"][:, c].isnan().all()]
+            means["confusion"] = self.confusion.tolist()
         return means

@@ -52,7 +52,8 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     # evaluate: the metrics printed, the same in the JSON, and the figure drawn
     metrics, figure = tmp_path / "metrics.json", tmp_path / "cases.png"
     assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", "synthetic", "--split", "val",
-                 "--limit", "24", "--json", str(metrics), "--figure", str(figure)]) == 0
+                 "--limit", "24", "--json", str(metrics), "--figure", str(figure),
+                 "--precision", best["run"]["ran_in"]]) == 0  # validation's precision (evaluate's default: fp32)
     printed = capsys.readouterr().out
     scores = json.loads(metrics.read_text())
     assert scores["count"] == 24

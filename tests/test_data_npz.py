@@ -17,7 +17,8 @@ def unnormalise(image):
     return image * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
 
 
-NPY_DESCR = {torch.uint8: "|u1", torch.int64: "<i8", torch.bool: "|b1", torch.float32: "<f4"}
+NPY_DESCR = {torch.uint8: "|u1", torch.int16: "<i2", torch.int32: "<i4", torch.int64: "<i8", torch.bool: "|b1",
+             torch.float32: "<f4", torch.float64: "<f8"}
 
 
 def npy_bytes(t):
@@ -222,3 +223,77 @@ def test_data_folder_on_the_isic_layouts_points_to_data_isic2016(tmp_path):
     assert str(e.value) == (f"{tmp_path / 'challenge'} holds the ISIC 2016 challenge folders "
                             f"(ISBI2016_ISIC_Part1_Training_Data, ...), not images/ and masks/: pass name=isic2016 "
                             f"and root={tmp_path / 'challenge'}")
+
+
+def test_a_dataset_whose_foreground_is_any_non_zero_label_reads_as_two_classes(tmp_path):
+    """Issue 34, case 1: pandental and dynamicnuclear, whose INFO labels are {'0': background, 'non-zero':
+    foreground} (before: KeyError '1', a traceback, even offline): every label above 0 is foreground."""
+    from minunet.data.catalog import DataSpec, spec_of
+    assert spec_of("pandental") == spec_of("dynamicnuclear") == DataSpec(1, ("background", "foreground"))
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 128, 128), generator=g, dtype=torch.uint8)  # gray (N, H, W)
+    labels = torch.zeros(3, 128, 128, dtype=torch.int32)  # instances: 1, 2, 7, 300
+    labels[:, 10:20, 10:20], labels[:, 30:40, 30:40], labels[0, 50:60, 50:60], labels[1, 70:80, 5:9] = 1, 2, 7, 300
+    write_npz(tmp_path / "dynamicnuclear_128.npz", {"val_images": images, "val_label": labels})
+    ds = make_dataset("dynamicnuclear", "val", root=tmp_path)
+    assert ds.spec == DataSpec(1, ("background", "foreground")) and ds.notes == []
+    assert torch.equal(ds.masks[:, 0], (labels != 0).to(torch.uint8))
+
+
+def test_a_split_of_no_images_is_refused_as_a_folders_is(tmp_path):
+    """Issue 34, case 2: an npz whose val (or train, or test) arrays hold 0 images (before: train died in a
+    ZeroDivisionError, evaluate in KeyError 'threshold_jaccard')."""
+    images, labels = fake_split(2)
+    path = tmp_path / "isic2016_128.npz"
+    for split in ("train", "val", "test"):
+        arrays = {f"{s}_{kind}": t for s in ("train", "val", "test") for kind, t in zip(("images", "label"),
+                                                                                       (images, labels))}
+        arrays[f"{split}_images"], arrays[f"{split}_label"] = images[:0], labels[:0]
+        write_npz(path, arrays)
+        with pytest.raises(DataError) as e:
+            make_dataset("isic2016", split, root=tmp_path)
+        assert str(e.value) == (f"{path} holds no {split} images ({split}_images is (0, 128, 128, 3)): every split "
+                                f"needs at least one: delete it to download it again, or pass root=DIR holding a "
+                                f"complete file")
+
+
+@pytest.mark.parametrize("dtype, factor", [(torch.float32, 1 / 255), (torch.float64, 1 / 255), (torch.float32, 1),
+                                           (torch.int64, 1), (torch.int16, 1), (torch.int32, 256)])
+def test_npz_images_of_other_dtypes_are_read_as_their_values_say(tmp_path, dtype, factor):
+    """Issue 34, case 7: float images in 0..1 are scaled by 255 (before: cast to uint8, every image black);
+    float or integer images in 0..255 keep their values; 16-bit ones keep their high byte, as image files do."""
+    images, labels = fake_split(2)
+    stored = (images.double() * factor).to(dtype)  # (N, H, W, 3)
+    write_npz(tmp_path / "isic2016_128.npz", {"train_images": stored, "train_label": labels})
+    read = make_dataset("isic2016", "train", root=tmp_path).images  # (N, 3, H, W) uint8
+    expected = (stored.double() * 255).round() if factor < 1 else stored >> 8 if factor > 1 else stored
+    assert torch.equal(read, expected.to(torch.uint8).permute(0, 3, 1, 2))
+    assert read.float().mean() > 64  # not black
+
+
+@pytest.mark.parametrize("dtype, bad, shown", [(torch.float32, -0.5, "from -0.5 to 1"),
+                                               (torch.float32, 300.0, "from 0 to 300"),
+                                               (torch.float32, float("nan"), "not-a-number"),
+                                               (torch.int32, 70000, "from 0 to 70000")])
+def test_npz_images_no_scale_fits_are_refused_in_one_line(tmp_path, dtype, bad, shown):
+    images, labels = fake_split(2)
+    stored = images.to(dtype) / 255 if dtype.is_floating_point else images.to(dtype)
+    stored[1, 0, 0, 0] = bad
+    if dtype.is_floating_point:
+        stored[0, 0, 0, 0] = 1.0 if bad != 300 else 0
+    path = tmp_path / "isic2016_128.npz"
+    write_npz(path, {"train_images": stored, "train_label": labels})
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path)
+    assert str(e.value).startswith(f"{path}: train_images") and shown in str(e.value) and "\n" not in str(e.value)
+
+
+def test_npz_labels_that_are_no_whole_numbers_are_refused(tmp_path):
+    """Issue 34, case 7's sibling: float labels of 0.5 were truncated to background."""
+    images, labels = fake_split(2)
+    soft = labels.float() * 0.5
+    path = tmp_path / "isic2016_128.npz"
+    write_npz(path, {"train_images": images, "train_label": soft})
+    with pytest.raises(DataError) as e:
+        make_dataset("isic2016", "train", root=tmp_path)
+    assert str(e.value).startswith(f"{path}: train_label holds values that are not whole numbers (0.5")

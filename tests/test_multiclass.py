@@ -1,5 +1,5 @@
-"""Several classes and grayscale images (issue 25): the softmax losses against loops over pixels and torch, the
-per-class metrics against direct counts, the one way to masks (softmax, TTA, argmax), a gray encoder's summed
+"""Several classes and grayscale images (issue 25): the losses of K classes against loops over pixels and torch,
+the per-class metrics against direct counts, the one way to masks (softmax, TTA, argmax), a gray encoder's summed
 first convolution, and data of K classes and 1 channel from npz files, folders and the synthetic set."""
 import math
 
@@ -9,14 +9,12 @@ import torch.nn.functional as F
 
 from minunet import ResNet34Encoder, UNet
 from minunet.data.catalog import DataSpec, dataset_names, spec_of
-from minunet.class_metrics import ClassMetricAccumulator, class_metrics, confusion_matrix
 from minunet.data import DataError, make_dataset
 from minunet.errors import SettingError
 from minunet.inference import FLIPS, Inference
-from minunet.losses import BCEJaccardLoss, bce_with_logits, soft_jaccard
-from minunet.metrics import isic_metrics
+from minunet.losses import LOSSES, bce_with_logits, cross_entropy, dice_coefficient, soft_jaccard
+from minunet.metrics import MetricAccumulator, class_metrics, confusion_matrix, isic_metrics
 from minunet.models import new_model
-from minunet.multiclass import SoftmaxOverlapLoss, cross_entropy, loss_for, soft_overlap
 from minunet.recipe import Recipe
 from minunet.transforms import normalisation
 
@@ -56,7 +54,8 @@ def test_soft_dice_and_jaccard_of_the_foreground_classes_equal_a_loop():
                 p, t = probs[i, c].flatten().tolist(), (target[i, 0] == c).flatten().float().tolist()
                 shared, total = sum(a * b_ for a, b_ in zip(p, t)), sum(p) + sum(t)
                 scores.append((2 * shared + 1) / (total + 1) if kind == "dice" else (shared + 1) / (total - shared + 1))
-        assert soft_overlap(probs, target, kind).item() == pytest.approx(sum(scores) / len(scores), rel=1e-5)
+        overlap = dice_coefficient if kind == "dice" else soft_jaccard
+        assert overlap(probs, target).item() == pytest.approx(sum(scores) / len(scores), rel=1e-5)
 
 
 def test_two_classes_of_softmax_are_the_sigmoid_so_ce_jaccard_is_bce_jaccard():
@@ -66,15 +65,23 @@ def test_two_classes_of_softmax_are_the_sigmoid_so_ce_jaccard_is_bce_jaccard():
     pair = torch.cat([torch.zeros_like(x), x], 1)  # (B, 2, H, W)
     assert torch.allclose(torch.softmax(pair, 1)[:, 1:], torch.sigmoid(x), atol=1e-6)
     assert torch.allclose(cross_entropy(pair, target), bce_with_logits(x, target.float()), atol=1e-6)
-    assert torch.allclose(soft_overlap(torch.softmax(pair, 1), target, "jaccard"),
-                          soft_jaccard(torch.sigmoid(x), target.float()), atol=1e-6)
-    assert torch.allclose(SoftmaxOverlapLoss("jaccard")(pair, target), BCEJaccardLoss()(x, target.float()), atol=1e-6)
+    assert torch.allclose(soft_jaccard(torch.softmax(pair, 1), target), soft_jaccard(torch.sigmoid(x), target.float()),
+                          atol=1e-6)
+    for name, loss in LOSSES.items():  # one module per name: the pair's softmax, the one logit's sigmoid
+        assert torch.allclose(loss()(pair, target), loss()(x, target.float()), atol=1e-6), name
 
 
-def test_the_recipes_loss_follows_from_the_data():
-    assert isinstance(loss_for(Recipe().loss, 2), BCEJaccardLoss)  # two classes: exactly today's loss
-    several = loss_for(Recipe().loss, 3)
-    assert isinstance(several, SoftmaxOverlapLoss) and several.kind == "jaccard" and several.ce_weight == 1
+def test_every_loss_takes_k_classes_the_recipes_as_cross_entropy_plus_the_soft_jaccard_of_the_foreground():
+    logits, target = batch(3)
+    probs, k = torch.softmax(logits, 1), logits.shape[1]
+    shared = [(probs[:, c] * (target[:, 0] == c)).sum((1, 2)) for c in range(1, k)]  # each (B,): classes 1..K-1
+    union = [probs[:, c].sum((1, 2)) + (target[:, 0] == c).sum((1, 2)) - s for c, s in enumerate(shared, start=1)]
+    jaccard = torch.stack([(s + 1) / (u + 1) for s, u in zip(shared, union)], 1).mean()
+    expected = F.cross_entropy(logits, target[:, 0]) + 1 - jaccard
+    assert torch.allclose(LOSSES[Recipe().loss]()(logits, target), expected, atol=1e-6)
+    assert torch.allclose(LOSSES["bce"]()(logits, target), F.cross_entropy(logits, target[:, 0]), atol=1e-6)
+    with pytest.raises(ValueError, match="same shape"):  # K logits take class indices of one channel
+        LOSSES["dice"]()(logits, F.one_hot(target[:, 0], k).permute(0, 3, 1, 2).float())
 
 
 def test_per_class_metrics_equal_counts_and_an_absent_class_is_left_out():
@@ -89,7 +96,7 @@ def test_per_class_metrics_equal_counts_and_an_absent_class_is_left_out():
         in_image = ((pred == c) | (truth == c)).flatten(1).any(1)  # (2,)
         expected = isic_metrics(pred == c, truth == c)["jaccard"].masked_fill(~in_image, float("nan"))
         assert torch.allclose(scores["jaccard"][:, c], expected, equal_nan=True)
-    acc = ClassMetricAccumulator(("background", "a", "b"))
+    acc = MetricAccumulator(("background", "a", "b"))
     acc.update(pred[:1], truth[:1])
     acc.update(pred[1:], truth[1:])
     means = acc.compute()
@@ -131,6 +138,31 @@ def test_inference_of_several_classes_is_the_argmax_of_the_mean_softmax_of_the_f
     assert Inference.of_checkpoint(state, threshold=None, postprocess=False).spec.classes == ("bg", "a", "b", "c")
     old = dict(size=16, mean=[0.5] * 3, std=[0.2] * 3)  # 0.1.0's: RGB, binary
     assert Inference.of_checkpoint(old).spec == DataSpec()
+
+
+def test_evaluate_scores_k_classes_per_class_and_sweeps_thresholds_only_where_one_decides():
+    from minunet.data import LesionDataset
+    from minunet.device import Runtime
+    from minunet.evaluation import THRESHOLDS, evaluate
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    images = (torch.rand(5, 3, 16, 16, generator=g) * 255).to(torch.uint8)
+    masks = torch.randint(0, 3, (5, 1, 16, 16), generator=g, dtype=torch.uint8)
+    dataset, names = LesionDataset(images, masks, list("abcde"), classes=("bg", "a", "b")), ("bg", "a", "b")
+    runtime, model = Runtime("cpu", "fp32", workers=0, batch_size=2), Fixed(3).eval()
+    scores = evaluate(model, dataset, Inference(size=16, tta=False, spec=DataSpec(3, names)), runtime)
+    assert "dice_by_threshold" not in scores and "dice_sweep" not in scores  # the argmax decides: no threshold
+    with torch.no_grad():
+        pred = model(torch.stack([dataset[i][0] for i in range(5)])).argmax(1, keepdim=True)  # (5, 1, 16, 16)
+    expected = class_metrics(pred, masks, 3)["dice"][:, 1:].nanmean(1)  # each image's foreground mean
+    assert torch.allclose(scores["per_image"]["dice"], expected, equal_nan=True)
+    assert scores["dice"] == pytest.approx(expected.double().nanmean().item())
+    assert scores["confusion"] == confusion_matrix(pred, masks, 3).tolist()
+    binary = LesionDataset(images, (masks > 0).to(torch.uint8), list("abcde"))
+    swept = evaluate(Fixed(1).eval(), binary, Inference(size=16, tta=False), runtime)
+    assert list(swept["dice_by_threshold"]) == list(THRESHOLDS) and swept["dice_sweep"].shape == (5, len(THRESHOLDS))
+    assert "per_class" not in swept and "confusion" not in swept  # two classes: the lesion's scores are the means
 
 
 def test_a_gray_encoders_summed_first_convolution_equals_the_rgb_weights_on_the_image_repeated():
@@ -211,12 +243,12 @@ def test_a_class_in_no_image_is_named_and_its_scores_are_nan_not_one():
     # class 2 Dice 1 and the model a mean of 0.5; left out, class 2 is named and the mean is class 1's alone
     truth = torch.zeros(2, 1, 4, 4, dtype=torch.long)
     truth[:, :, :2, :2] = 1
-    acc = ClassMetricAccumulator(("background", "cytoplasm", "nucleus"))
+    acc = MetricAccumulator(("background", "cytoplasm", "nucleus"))
     acc.update(torch.zeros_like(truth), truth)
     means = acc.compute()
     assert means["absent"] == ["nucleus"] and means["per_class"]["nucleus"]["dice"] != means["per_class"]["nucleus"]
     assert means["dice"] == 0.0 and means["per_class"]["cytoplasm"]["dice"] == 0.0
-    empty = ClassMetricAccumulator(("background", "a", "b"))  # nothing in any image, nothing predicted
+    empty = MetricAccumulator(("background", "a", "b"))  # nothing in any image, nothing predicted
     assert empty.update(torch.zeros_like(truth), torch.zeros_like(truth))["dice"].isnan().all()
     assert empty.compute()["absent"] == ["a", "b"]
 

@@ -281,3 +281,22 @@ def test_fit_records_the_precision_it_ran_in_and_the_card_says_it(tmp_path):
     assert state["run"]["ran_in"] == expected
     card = model_card(state, model_from_checkpoint(state), str(tmp_path / "best.pt"))
     assert f"precision {expected}" in card and "not recorded" not in card.split("## Data")[0]
+
+
+def test_fit_and_evaluate_refuse_a_dataset_of_no_images():
+    """Issue 34, case 2: an empty validation set ended training in a ZeroDivisionError after its first epoch, and
+    evaluate returned means without threshold_jaccard (KeyError in minunet evaluate); an empty training set was
+    told to lower --batch-size."""
+    from minunet.errors import DataError
+    from minunet.evaluation import evaluate
+
+    images, masks = bright_squares(4)
+    data, empty = torch.utils.data.TensorDataset(images, masks), torch.utils.data.TensorDataset(images[:0], masks[:0])
+    recipe = Recipe(epochs=1, batch_size=2)
+    with pytest.raises(DataError, match=r"^the validation set holds no images: "):
+        fit(TwoLayers(), data, empty, recipe, **quiet)
+    with pytest.raises(DataError, match=r"^the training set holds no images"):
+        fit(TwoLayers(), empty, data, recipe, **quiet)
+    with pytest.raises(DataError, match=r"^the dataset holds no images: there is nothing to evaluate"):
+        evaluate(TwoLayers(), empty, runtime=Runtime("cpu", "fp32"))
+    assert evaluate(TwoLayers(), data, runtime=Runtime("cpu", "fp32"), indices=[])["count"] == 0  # a process's share

@@ -92,7 +92,8 @@ print(f"this mask covers {mask.mean():.1%} of its image")
 # %% [markdown]
 # Behind the items, the dataset keeps every image and mask in memory as small integers (`uint8`, one byte a
 # value), already resized; an item only normalises (and, for training, augments: tutorial 02) its image.
-# So an epoch decodes no file, and the whole training split fits in a few megabytes.
+# So an epoch decodes no file. The cell below prints what the training split takes in memory: tens of
+# megabytes for ISIC's 674 images at 128 px, a quarter of what the same numbers would take as float32.
 
 # %%
 print(f"train.images {tuple(train.images.shape)} {train.images.dtype}, "

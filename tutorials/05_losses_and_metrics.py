@@ -249,9 +249,11 @@ print(f"torch's own:              mean {F.binary_cross_entropy_with_logits(logit
 # %% [markdown]
 # `BCEDiceLoss` is BCE + soft Dice on the logits, weighted 1 and 1: minunet 0.1.0's training loss. Today's
 # default is its twin `BCEJaccardLoss`, with the soft Jaccard in place of the soft Dice. It became the
-# default because, cross-validated on the ISIC images at hand, it paid for the ResNet-34 U-Net (+0.0040 +-
-# 0.0021 held-out Dice over 749 images), not because it is better in general: for the U-Net (width 32, one
-# fold of 375 images) it changed nothing measurable (-0.0002 +- 0.0015). Both in bench/RESULTS.md, with
+# default with flip averaging, together, on a cross-validation on the ISIC images at hand, not because it
+# is better in general. Alone, for the ResNet-34 U-Net, it gained +0.0040 +- 0.0021 held-out Dice over 749
+# images: 1.9 standard errors, within the noise by the two-standard-error rule tutorials 07 and 08 use, so
+# that run did not show it pays (three seeds later put it at -0.0001 +- 0.0010); for the U-Net (width 32,
+# one fold of 375 images) it changed nothing measurable (-0.0002 +- 0.0015). All in bench/RESULTS.md, with
 # their commands. The usual argument for the sum: BCE gives every pixel a smooth, well-scaled gradient from
 # the first step; Dice looks at the whole mask, so a small lesion is not outweighed by its large background
 # of easy skin pixels. Tutorial 05b puts the second half of that argument to a test.

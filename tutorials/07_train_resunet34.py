@@ -5,7 +5,8 @@
 # **prints** a tensor's shape through the decoder, then
 #
 # - trains it and tutorial 06's U-Net with the same recipe, three seeds each (one with `--quick`), and **prints**
-#   each run's validation Dice, each model's mean, spread and optimism, and what the comparison can conclude;
+#   each run's validation Dice, each model's mean and spread, how far its best epoch lies above its last, and
+#   what the comparison can conclude;
 # - *pretrains* the encoder offline (sorting lesions into three sizes), saves it as torchvision saves ImageNet's
 #   weights, fine-tunes from it (same seeds) and **prints** each pair with the random start, whatever it shows;
 # - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`).
@@ -167,10 +168,13 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
 # ## What the validation score is, and is not; mean and spread over seeds
 #
 # `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average, than
-# what the same weights score on new ones (the last epoch's Dice and tutorial 08 bound that optimism). And the
-# split is small (50 synthetic images, 75 of ISIC's): even a fixed model's score has a sampling error (the
-# per-image Dice's standard deviation over sqrt(images)). Then each model's best-epoch Dice over the seeds (mean,
-# range), its mean optimism (best minus last epoch), and a sentence that says only what they allow.
+# what the same weights score on new ones. That optimism can only be measured on images that played no part in
+# the choice: tutorial 08 does. Best minus last epoch does not measure it, nor bound it: the best epoch's Dice
+# is at least the last's by construction, so the difference is never negative, and it shows only how far the
+# last epoch fell short of the best. And the split is small (50 synthetic images, 75 of ISIC's): even a fixed
+# model's score has a sampling error (the per-image Dice's standard deviation over sqrt(images)). Then each
+# model's best-epoch Dice over the seeds (mean, range), its mean best minus last epoch, and a sentence that says
+# only what they allow.
 
 # %%
 results = {}
@@ -194,12 +198,12 @@ print(f"the standard error of a mean Dice over these {len(dice)} images: about {
 summary = {}
 for name in ("unet", "resunet34"):
     best_scores = [results[name, s]["best"] for s in SEEDS]
-    optimism = [results[name, s]["best"] - results[name, s]["last"] for s in SEEDS]
+    best_minus_last = [results[name, s]["best"] - results[name, s]["last"] for s in SEEDS]
     summary[name] = (sum(best_scores) / len(SEEDS), min(best_scores), max(best_scores))
     seconds = [r["train_seconds"] for s in SEEDS for r in results[name, s]["hist"]]
     print(f"{name:10s} best-epoch val Dice: mean {summary[name][0]:.4f}, range {summary[name][1]:.4f} to "
           f"{summary[name][2]:.4f} over {len(SEEDS)} seed(s); best minus last epoch: mean "
-          f"{sum(optimism) / len(SEEDS):+.4f}; {sum(seconds) / len(seconds):.1f} s of training an epoch")
+          f"{sum(best_minus_last) / len(SEEDS):+.4f}; {sum(seconds) / len(seconds):.1f} s of training an epoch")
 (mu_a, lo_a, hi_a), (mu_b, lo_b, hi_b) = summary["unet"], summary["resunet34"]
 if len(SEEDS) < 2:
     print("One seed per model: no spread to compare a difference with; these runs cannot rank the models "

@@ -36,9 +36,8 @@ from minunet.data import make_dataset
 from minunet.data.catalog import dataset_names
 from minunet.evaluation import evaluate
 from minunet.inference import Inference
-from minunet.losses import bce_with_logits
+from minunet.losses import LOSSES, bce_with_logits, cross_entropy, loss_name
 from minunet.models import new_model
-from minunet.multiclass import SOFTMAX_NAMES, cross_entropy, loss_for
 from minunet.pictures import class_overlay
 from minunet.recipe import Recipe
 from minunet.training import fit
@@ -133,7 +132,9 @@ show(os.path.join(OUT, "10_classes.png"))
 # ## The loss of several classes
 #
 # Cross-entropy is BCE's counterpart: per pixel, minus the log of the true class's probability. Written with
-# the log-sum-exp trick (exp never sees a positive number), by hand it is:
+# the log-sum-exp trick (exp never sees a positive number), by hand it is below. Every loss of `minunet.losses`
+# takes either one logit and a mask or K logits and class indices, so `LOSSES["bce"]` trains cross-entropy on
+# K logits, and the recipe's BCE + Jaccard becomes CE + Jaccard (`loss_name` says what a name trains):
 
 # %%
 g = torch.Generator().manual_seed(0)
@@ -142,8 +143,9 @@ m = logits.amax(1, keepdim=True)
 by_hand = (m + torch.log(torch.exp(logits - m).sum(1, keepdim=True)) - logits.gather(1, labels)).mean()
 print(f"by hand {by_hand:.6f}  minunet {cross_entropy(logits, labels):.6f}  "
       f"torch {F.cross_entropy(logits, labels[:, 0]):.6f}")
-print(f"the recipe's loss {Recipe().loss!r} means, for {len(names)} classes, {SOFTMAX_NAMES[Recipe().loss]!r}:",
-      loss_for(Recipe().loss, len(names)))
+loss = LOSSES[Recipe().loss]()  # one module for any number of classes: here K logits and class indices
+print(f"the recipe's loss {Recipe().loss!r} trains, for {len(names)} classes, "
+      f"{loss_name(Recipe().loss, len(names))!r}: {loss(logits, labels):.6f}")
 
 # %% [markdown]
 # The Jaccard half is the soft Jaccard of each **foreground** class (1..K-1) in each image, averaged: the
@@ -213,8 +215,9 @@ show(os.path.join(OUT, "10_confusion.png"))
 # Ultrasound, X-ray and microscopy images often have one channel. A gray dataset trains a model of one input
 # channel (`UNet(in_channels=1)`). It is normalised with one mean and one std, ImageNet's averaged over its
 # three channels; the ResNet-34 U-Net loads the ImageNet weights of its first convolution **summed** over the
-# colour channels, which on a gray image gives exactly what the colour weights give on that image repeated
-# three times. The same three classes, in gray:
+# colour channels. On a gray image that gives what the colour weights give on the image repeated three times,
+# exactly when the three copies are normalised alike (one mean and std, as here); with ImageNet's own mean and
+# std per channel the three copies differ a little, and so do the two answers. The same three classes, in gray:
 
 # %%
 if args.data == "synthetic":
@@ -241,9 +244,9 @@ if args.data == "synthetic":
 #
 # 1. **Sigmoid is a softmax of two.** Give the background the logit 0 and check, for a few logits x, that
 #    `cross_entropy` of (0, x) equals `bce_with_logits(x)`, in its value and in its gradient with respect to x.
-# 2. **The recipe's losses for three classes.** Which module does each name of `minunet.losses.LOSSES` give
-#    for three classes (`loss_for(name, 3)`)? Check that `loss_for("bce", 3)` on the logits and labels of "The
-#    loss of several classes" is torch's cross-entropy.
+# 2. **The recipe's losses for three classes.** What does each name of `minunet.losses.LOSSES` train for three
+#    classes (`loss_name(name, 3)`), and what is its value on the logits and labels of "The loss of several
+#    classes"? Check that `LOSSES["bce"]()` there is torch's cross-entropy.
 # 3. **Reading the confusion matrix.** What do its row sums count, and its column sums? Check the row sums
 #    against the validation masks, then compute the ink's Dice from the matrix alone: why is it not the
 #    per-class Dice printed above?

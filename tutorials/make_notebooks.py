@@ -1,8 +1,8 @@
 """Make the executed notebooks in tutorials/notebooks/ from the tutorial scripts: one command for all of them.
 
-    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05 05b 06 06b 07 08 09
-    python tutorials/make_notebooks.py 10 11                                    # synthetic data only
-    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016     # every notebook that exists
+    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05 05b 06 07 08 09
+    python tutorials/make_notebooks.py 06b 10 11                                # synthetic data only
+    python tutorials/make_notebooks.py                                          # every notebook, on synthetic data
 
 Each script is converted by jupytext (its `# %%` cells become the notebook's cells, unchanged), executed by
 nbclient in a fresh kernel in its full mode (not --quick) on this checkout's minunet, and written to

@@ -8,7 +8,7 @@
   rundir     the files of a training run (best.pt, last.pt, history.csv, curves.png) and --resume
   paths      checks on where a command will write, made before any work
   predict    segmenting image files into mask files
-  report     per_image.csv and the HTML failure report (class_report, htmlparts: its pieces)
+  report     per_image.csv and the HTML failure report (htmlparts: its pieces)
   export     ONNX and TorchScript files, with modelcard beside them
 The core (everything outside this package) never imports it.
 """

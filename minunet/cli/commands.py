@@ -6,6 +6,7 @@ Each builds the library's settings from the flags (a Recipe, an Inference, a Run
 import json
 import os
 import sys
+import warnings
 
 import torch
 
@@ -13,19 +14,20 @@ from ..training import distributed
 from ..data.catalog import DataSpec
 from ..checkpoint import open_checkpoint
 from ..data import dataset_for, make_dataset
-from ..device import Runtime
+from ..device import Runtime, usable_cores
 from ..errors import DataError, TrainingError
 from ..evaluation import evaluate
 from ..inference import Inference
 from ..metrics import METRIC_NAMES
 from ..models import new_model
-from ..multiclass import loss_name
+from ..losses import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
-from .flags import given, recipe_of
+from .flags import given, recipe_notes, recipe_of
 from .report import check_report_folder, nan_as_null, rows_of, write_report
 from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, RunFolder, carry_best, data_fingerprint, new_run,
                      resumed_run, save_checkpoint_copy, write_curves)
+from ..training.epoch import epoch_line
 from ..training.loop import LossNotFinite, fit
 
 
@@ -57,33 +59,53 @@ def train_command(args):
     runtime = Runtime(args.device, run["precision"], args.workers)
     device, _ = runtime.choose()
     rank, world = distributed.join(device)
+    workers_note(args.workers, say if rank == 0 else None)
     data = dict(limit=run["limit"], classes=run["classes"], channels=run["channels"])
     with distributed.first_process_per_machine_first(world):  # a missing npz is downloaded once per machine
         train_set = make_dataset(run["data"], "train", run["data_root"], recipe.size, augment=recipe.augmentation(),
                                  seed=recipe.seed, **data)
         val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, **data)
+    notes = train_set.notes + val_set.notes + recipe_notes(recipe, train_set.spec, given(args))
     model = model or new_model(recipe, train_set.spec)  # its channels and classes are the data's
     run["data_ids"] = data_fingerprint(train_set, val_set)
     if state is not None and state["run"].get("data_ids", run["data_ids"]) != run["data_ids"]:
         raise DataError(f"--data-root {run['data_root']} holds other images than the run was trained on: pass "
                         f"the folder of its own images, or start a new run")
     if rank == 0:
-        for note in dict.fromkeys(train_set.notes + val_set.notes):  # each once (train and val share most)
+        for note in dict.fromkeys(notes):  # each once (train and val share most)
             say(f"note: {note}")
         if state is not None and os.path.abspath(out) != os.path.dirname(os.path.abspath(args.resume)):
             carry_best(args.resume, out)  # the new folder starts with the best epoch so far
         if state is not None:  # history.csv and curves.png as last.pt has them (a kill may fall in between)
             write_curves(out, state["history"], loss_name(recipe.loss, len(train_set.spec.classes)))
+            print(f"resuming {args.resume} after epoch {state['epoch']} of {recipe.epochs}", flush=True)
     folder = RunFolder(out, {k: run[k] for k in DATA_FLAGS + ("data_ids",)}) if rank == 0 else None
     try:
         history = fit(model, train_set, val_set, recipe, runtime, resume=state, on_epoch=folder,
                       log=lambda line: print(line, flush=True))
     except LossNotFinite as err:
         raise TrainingError(f"{err}, last.pt is kept as it was; try a lower --lr or --precision fp32") from None
+    except KeyboardInterrupt:  # an epoch that last.pt holds is said, though ctrl-C came before its line
+        if folder is not None and folder.unsaid is not None:
+            print(epoch_line(folder.unsaid.history[-1], recipe.epochs, folder.unsaid.best is not None), flush=True)
+        raise
     if rank == 0:  # under torchrun, rank 0 alone reports
         best = max(history, key=lambda row: row["val_dice"])
         print(f"best validation Dice {best['val_dice']:.4f} (Jaccard {best['val_jaccard']:.4f}) at epoch "
               f"{best['epoch']}; wrote {written_files(out)}")
+
+
+def workers_note(workers, note=say):
+    """--workers beyond the cores this process may use: one note of minunet's own (via `note`; None: none), and
+    torch's warning, which DataLoader gives when it is made and again when it starts its workers, silenced."""
+    cores = usable_cores()
+    if workers is None or workers <= cores:
+        return
+    warnings.filterwarnings("ignore", r"This DataLoader will create \d+ worker processes", UserWarning)
+    if note:
+        core = "core" if cores == 1 else "cores"
+        note(f"note: --workers {workers} starts {workers} DataLoader processes for the {cores} CPU {core} this "
+             f"process may use: loading may run slower than with fewer, or stall; pass --workers {cores} or fewer")
 
 
 def finish(resumed_from, out, state, recipe):
@@ -128,8 +150,8 @@ def evaluate_command(args):
     for note in dataset.notes:
         say(f"note: {note}")
     inference = inference_of(args, state)
-    scores = evaluate(model, dataset, inference, Runtime(args.device, workers=args.workers,
-                                                         batch_size=args.batch_size),
+    workers_note(args.workers)
+    scores = evaluate(model, dataset, inference, Runtime(args.device, args.precision, args.workers, args.batch_size),
                       pictures=bool(args.figure or args.report))
     skipped = f" ({len(dataset.skipped)} unreadable skipped)" if dataset.skipped else ""
     print(f"{scores['count']} images of {args.data} {args.split}{skipped}, scored at the ground truth's "
@@ -187,7 +209,7 @@ def predict_command(args):
     if inference.spec.channels == 1:
         say("note: the model reads gray images: colour images are converted to gray by their luma")
     result = predict(model, paths, args.output, inference,
-                     Runtime(args.device, batch_size=args.batch_size, compile=args.compile),
+                     Runtime(args.device, args.precision, batch_size=args.batch_size, compile=args.compile),
                      Output(args.overlay, args.overwrite, pictures=bool(args.report)))
     skipped = passed_over + result["skipped"] + result["too_large"]
     for _, reason in skipped:

@@ -1,10 +1,12 @@
 """train's recipe flags: one --flag per field of minunet.recipe.Recipe, with the field's default and
-description, and the type that checks what a user types."""
+description, and the type that checks what a user types; what they mean for data of several classes."""
 import argparse
 import dataclasses
 from dataclasses import fields
 
-from ..losses import LOSSES
+from ..errors import SettingError
+from ..inference import Inference
+from ..losses import LOSSES, loss_label, loss_name
 from ..models import MODELS
 from ..recipe import Recipe
 from . import argtypes
@@ -48,3 +50,18 @@ def given(args):
 def recipe_of(args, base=None):
     """The Recipe of parsed arguments: the flags given, the rest from `base` (default: Recipe())."""
     return dataclasses.replace(base or Recipe(), **given(args))
+
+
+def recipe_notes(recipe, spec, given_flags):
+    """The notes on train's recipe flags for data of `spec`'s classes; SettingError for a flag they cannot use.
+    For K > 2 classes each pixel takes its most probable class, as with MONAI's argmax: --tune-threshold has no
+    threshold to tune and is refused; a --loss naming BCE trains its softmax counterpart, cross-entropy (as
+    MONAI's DiceCELoss and smp do for several classes), which the note says. given_flags: given(args)."""
+    if recipe.tune_threshold and not Inference(spec=spec).thresholded:
+        raise SettingError(f"--tune-threshold is for two classes: with {len(spec.classes)} each pixel takes its "
+                           f"most probable class, and there is no threshold to tune: leave --tune-threshold out")
+    trained = loss_name(recipe.loss, len(spec.classes))
+    if "loss" not in given_flags or trained == recipe.loss:
+        return []
+    return [f"--loss {recipe.loss} with {len(spec.classes)} classes trains {trained}, {loss_label(trained)}: "
+            f"cross-entropy of the softmax is BCE's counterpart for several classes"]

@@ -17,6 +17,8 @@ from .advice import error_line
 from .export import add_export_parser, export_command
 from .rundir import DATA_DEFAULTS
 
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")  # --precision of train, evaluate and predict (minunet.device)
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag gives one line on stderr (exit 2) instead of the usage block."""
@@ -63,6 +65,10 @@ def build_parser():
     infer_flags.add_argument("--postprocess", action="store_true",
                              help="keep the largest lesion region and fill its holes")
     infer_flags.add_argument("--report", metavar="DIR", help="write report.html and per_image.csv into DIR")
+    infer_flags.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                             help="fp32 (default: the masks an exported model gives), or as train's: auto (bf16 "
+                                  "on a CPU with native bf16, mixed precision on CUDA), bf16, fp16: faster, and a "
+                                  "few boundary pixels may differ")
 
     t = sub.add_parser("train", parents=[make_data_flags(given_only=True)],
                        help="train a model, keeping the best checkpoint",
@@ -76,7 +82,7 @@ def build_parser():
     t.add_argument("--channels", type=int, choices=(1, 3), default=argparse.SUPPRESS,
                    help="1 reads the images as gray, 3 as RGB (default: a MedSegBench dataset's own; RGB for "
                         "--data folder and synthetic)")
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=argparse.SUPPRESS,
+    t.add_argument("--precision", choices=PRECISION_CHOICES, default=argparse.SUPPRESS,
                    help="auto (default): bf16 on a CPU with native bf16, mixed precision on CUDA, fp32 elsewhere")
     t.add_argument("--out", metavar="DIR", help="output folder (default runs/<model>-<data>)")
     t.add_argument("--resume", metavar="CHECKPOINT", help="continue the run of this last.pt")

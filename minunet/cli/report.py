@@ -17,9 +17,8 @@ import tempfile
 from .. import plots
 from ..errors import DataError
 from ..evaluation import THRESHOLDS
-from .class_report import class_sections
 from .htmlparts import esc, img, picture_uri, png_uri
-from ..pictures import COLOURS, overlay
+from ..pictures import COLOURS, class_colour, class_overlay, overlay
 from ..metrics import METRIC_NAMES, METRICS, THRESHOLD_JACCARD
 
 FULL_AREA = 0.99  # a prediction covering at least this fraction of the image is flagged "full prediction"
@@ -36,7 +35,7 @@ FLAGS = {
 SCORES = tuple(name for name in METRIC_NAMES if name != "threshold_jaccard")  # per image (it follows from jaccard)
 COLUMNS = ("id", *SCORES, "lesion_area", "predicted_area", "flags")  # per_image.csv, as minunet 0.1.0 wrote it
 REPORT_FILES = ("per_image.csv", "report.html")  # what --report DIR writes into DIR
-WORST, BEST = 8, 4
+WORST, BEST, WORST_PER_CLASS = 8, 4, 4
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em;
        color: #222; background: #fff; line-height: 1.4; }
@@ -222,6 +221,58 @@ def _scored_page(run, rows, cases, scores):
         parts += [f"<h2>Best {len(best)} images, highest Dice first</h2>", _case_table(best, cases, "best")]
     parts += ["<h2>Flagged images</h2>", _flag_sections(rows, cases)]
     return "\n".join(parts)
+
+
+def class_sections(scores, rows, cases):
+    """For K > 2 classes, the HTML of the per-class sections of evaluate()'s `scores` (its "per_class" and
+    "confusion"), with the report's rows (each with "dice/<class>") and cases ({id: (image, truth, prediction)},
+    label maps)."""
+    names = list(scores["per_class"])
+    header = "".join(f"<th>{esc(name)}</th>" for name in METRIC_NAMES)
+    lines = "".join(f"<tr><th>{swatch(c)} {esc(label)}</th>" + "".join(
+        f"<td>{means[name]:.4f}</td>" for name in METRIC_NAMES) + "</tr>" for c, (label, means) in
+        enumerate(scores["per_class"].items()))
+    parts = ["<h2>Per class</h2>", f"<table><tr><th>class</th>{header}</tr>{lines}</table>",
+             '<p class="how">Each class scored as its own mask (its pixels against all others), per image, then '
+             "averaged over the images that hold it or predict it: a class in neither the truth nor the prediction "
+             "of an image has nothing to score there and is left out (not scored 1). The metrics above are each "
+             "image's mean over the foreground classes (all but the first) it scores.</p>",
+             "<h2>Confusion matrix</h2>", confusion_table(names, scores["confusion"])]
+    for c, label in enumerate(names[1:], start=1):
+        scored = [row for row in rows if row.get(f"dice/{label}") is not None]  # None: not in this image
+        worst = sorted(scored, key=lambda row: (row[f"dice/{label}"], str(row["id"])))[:WORST_PER_CLASS]
+        parts.append(f"<h3>{swatch(c)} {esc(label)}: worst {len(worst)} images by its Dice</h3>")
+        parts += [case_figure(row, cases, names, label) for row in worst]
+    return "\n" + "\n".join(parts)
+
+
+def swatch(c):
+    """A small square in class c's colour."""
+    return f'<span class="swatch" style="background: rgb{class_colour(c)}"></span>'
+
+
+def confusion_table(names, confusion):
+    """Pixels of each true class (row) predicted as each class (column), and the row's share in brackets."""
+    head = "".join(f"<th>{esc(n)}</th>" for n in names)
+    body = ""
+    for label, row in zip(names, confusion):
+        total = max(1, sum(row))
+        body += f"<tr><th>{esc(label)}</th>" + "".join(f"<td>{v} ({v / total:.1%})</td>" for v in row) + "</tr>"
+    return (f"<table><tr><th>true \\ predicted</th>{head}</tr>{body}</table>"
+            '<p class="how">Pixel counts over all images scored; the bracket is the share of the row: where the '
+            "pixels of each true class went.</p>")
+
+
+def case_figure(row, cases, names, label):
+    """A figure: the image's truth and prediction, each drawn in the class colours, with its Dice for `label`."""
+    caption = f'<b class="id">{esc(row["id"])}</b><br>{esc(label)} Dice {row[f"dice/{label}"]:.3f}'
+    pictures = ""
+    if row["id"] in cases:
+        image, truth, prediction = cases[row["id"]]
+        for what, labels in (("truth", truth), ("prediction", prediction)):
+            picture = class_overlay(image, labels, names)
+            pictures += img(png_uri(lambda f: picture.save(f, format="PNG")), f"{row['id']} {what}", "case")
+    return f"<figure>{pictures}<figcaption>{caption}</figcaption></figure>"
 
 
 def _case_table(chosen, cases, name):

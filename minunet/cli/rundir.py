@@ -11,9 +11,9 @@ import os
 import shutil
 from dataclasses import asdict
 
-from ..data.catalog import BINARY
+from ..data.catalog import BINARY, DataSpec
 from ..checkpoint import open_checkpoint, save_checkpoint
-from ..multiclass import loss_name
+from ..losses import loss_name
 from ..errors import TrainingError
 from .paths import must_be_a_folder, read_only
 from ..recipe import Recipe
@@ -65,10 +65,13 @@ class RunFolder:
     best.pt holds the weights of the best epoch so far, last.pt the last epoch's training weights and all that
     resuming needs (the history, the optimizer's, schedule's, scaler's, moving average's and random generator's
     states); both record the run (fit's record, with `run_info`: what minunet train says of the data).
+    unsaid: the Epoch that last.pt holds when ctrl-C came while its history.csv or curves.png was written (its
+    line not yet printed), else None.
     """
 
     def __init__(self, out, run_info=None):
         self.out, self.run_info = out, dict(run_info or {})
+        self.unsaid = None
 
     def __call__(self, epoch):
         os.makedirs(self.out, exist_ok=True)  # at the first epoch: a run refused before training leaves no folder
@@ -79,7 +82,11 @@ class RunFolder:
             save_checkpoint(os.path.join(self.out, "best.pt"), epoch.best, **record)
         save_checkpoint(os.path.join(self.out, "last.pt"), epoch.model, **record, history=epoch.history,
                         **epoch.training_state)
-        write_curves(self.out, epoch.history, loss_name(run["loss"], len(record.get("classes", BINARY))))
+        try:
+            write_curves(self.out, epoch.history, loss_name(run["loss"], len(record.get("classes", BINARY))))
+        except KeyboardInterrupt:
+            self.unsaid = epoch
+            raise
 
 
 def refuse_to_overwrite(out, resume=None):
@@ -112,7 +119,10 @@ def resumed_run(path, out=None, given=None, overwrite=False):
         raise TrainingError(f"{path} cannot be resumed by minunet train: it was written by fit() and does not say "
                             f"its {', '.join(missing)}; resume it with fit(..., resume=) in Python")
     recipe = Recipe.of_run(state["run"])  # older runs lack the newer fields: they ran what they `was`
-    refuse_contradictions(path, dict(asdict(recipe), **state["run"]), given or {})
+    spec = DataSpec.of_checkpoint(state)  # what --channels and --classes left out (None) came to
+    own = dict(channels=state["run"].get("channels") or spec.channels, classes=state["run"].get("classes")
+               or len(spec.classes))
+    refuse_contradictions(path, {**asdict(recipe), **state["run"], **own}, given or {})
     run = {**DATA_DEFAULTS, **state["run"], **{k: v for k, v in (given or {}).items() if k == "data_root"}}
     out = out or os.path.dirname(os.path.abspath(path))
     must_be_a_folder(out, "--out")

@@ -58,10 +58,18 @@ def dataset_names():
 
 
 def spec_of(name):
-    """The DataSpec of MedSegBench's dataset `name`: INFO's n_channels_im and pixel_labels."""
+    """The DataSpec of MedSegBench's dataset `name`: INFO's n_channels_im and pixel_labels (keys "0", "1", ...,
+    or "0" and "non-zero": two classes, see foreground_is_non_zero)."""
     info = medsegbench_info()[name]
     labels = info["pixel_labels"]
-    return DataSpec(int(info["n_channels_im"]), tuple(labels[str(i)] for i in range(len(labels))))
+    order = sorted(labels, key=lambda key: int(key) if key.isdigit() else len(labels))  # "non-zero" last
+    return DataSpec(int(info["n_channels_im"]), tuple(labels[key] for key in order))
+
+
+def foreground_is_non_zero(name):
+    """Whether INFO names the foreground of `name` by the label "non-zero" (pandental, dynamicnuclear): every
+    label above 0 is foreground (their masks may number each object)."""
+    return "non-zero" in medsegbench_info()[name]["pixel_labels"]
 
 
 def npz_source(name, size):

@@ -106,15 +106,24 @@ class LesionDataset(torch.utils.data.Dataset):
 
 
 def absent_classes(masks, classes):
-    """A note for each of K > 2 classes that no mask holds ((N, 1, S, S) class indices): a model cannot learn it
-    from these images, and an image scores it only where it is predicted (minunet.class_metrics)."""
-    if len(classes) <= 2 or not len(masks):
+    """A note for each class that no mask holds ((N, 1, S, S) class indices, 0/1 for two classes): the background
+    (every pixel foreground), or for K > 2 a foreground class (a model cannot learn it from these images, and an
+    image scores it only where it is predicted: minunet.metrics). Masks with no foreground at all are refused
+    where they are read (minunet.data.masks)."""
+    if not len(masks):
         return []
-    counts = torch.bincount(masks.flatten().long(), minlength=len(classes))
+    counts = torch.bincount(masks.flatten().long(), minlength=len(classes)).tolist()
     images = f"{len(masks)} image" + ("s" if len(masks) != 1 else "")
-    return [f"class {name!r} is in no mask of these {images}: an image scores it only where it is predicted "
-            f"there (Dice 0), never as 1"
-            for name, count in zip(classes, counts.tolist()) if count == 0]
+    notes = []
+    if counts[0] == 0:  # every pixel foreground
+        every = f"{classes[1]}, so a model that calls every pixel {classes[1]} scores Dice 1 on them" \
+            if len(classes) == 2 else "of a foreground class, so a model learns no background, and the scores say " \
+                                      "only how it tells those classes apart"
+        notes.append(f"class {classes[0]!r} is in no mask of these {images}: every pixel is {every}")
+    if len(classes) > 2:  # a foreground class in no mask (two classes: a split without lesion is refused)
+        notes += [f"class {name!r} is in no mask of these {images}: an image scores it only where it is predicted "
+                  f"there (Dice 0), never as 1" for name, count in zip(classes[1:], counts[1:]) if count == 0]
+    return notes
 
 
 def data_names():
@@ -214,14 +223,23 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
                          loaded.original_masks, loaded.notes, skipped or (), names)
 
 
+def same_classes(model, data):
+    """Whether data of the classes `data` are scored as the classes `model` (names, background first): as many,
+    and for K > 2 the same names where both name them (a folder's "class 1", ... names none). Two classes are a
+    background and one foreground, whatever their names (lesion, foreground)."""
+    if len(model) != len(data):
+        return False
+    return len(model) == 2 or model == data or numbered(len(model)) in (model, data)
+
+
 def dataset_for(spec, name, split, root=None, size=128, limit=None, skip_unreadable=False):
     """make_dataset's dataset for a model of `spec` (a checkpoint's channels and classes, DataSpec): a folder's
     or synthetic data read with its classes and channels; a MedSegBench name's images converted to its channels
-    (said in a note). DataError when the data's number of classes is not the model's."""
+    (said in a note). DataError when the data's classes are not the model's (same_classes)."""
     own = name in ("folder", "synthetic")
     dataset = make_dataset(name, split, root, size, limit=limit, skip_unreadable=skip_unreadable,
                            classes=len(spec.classes) if own else None, channels=spec.channels if own else None)
-    if len(dataset.spec.classes) != len(spec.classes):
+    if not same_classes(spec.classes, dataset.spec.classes):
         raise DataError(f"the model was trained on {len(spec.classes)} classes ({', '.join(spec.classes)}) and "
                         f"{name} has {len(dataset.spec.classes)} ({', '.join(dataset.spec.classes)}): evaluate it "
                         f"on data of its own classes")

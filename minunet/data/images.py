@@ -14,7 +14,8 @@ Masks, `read_mask(path)`: (1, H, W) uint8 in {0, 1}, read the same way, then dec
                                     refused for a whole split (minunet.data.masks)
   any other values                  binarised at > 127: anti-aliased edges, resampling, noise ("grey")
   (16-bit masks: values up to 255 as they are, so 0/1, 0/255 and labels read as above; otherwise by their
-  high byte.) A mask in colour, or with transparent pixels,
+  high byte; label maps of K > 2 classes by their values, so that a value beyond K is seen.) A mask in colour,
+  or with transparent pixels,
   is refused: which pixels are lesion would be a guess.
 """
 import os
@@ -151,11 +152,13 @@ def binarise(levels, kind):
 def mask_tensor(img, path, classes=2):
     """An opened mask as ((1, H, W) uint8 in {0, 1}, its kind: "empty", "0/255", "0/1", ... or "grey").
     classes K > 2: the label map as it is, (1, H, W) uint8 class indices (a palette PNG's indices, not its
-    colours), and the kind "classes" (minunet.data.masks.check_class_indices checks them)."""
+    colours; a 16-bit map's values, int32), and the kind "classes" (the caller checks them against K)."""
     if classes > 2:
         if img.mode == "P":  # the stored indices; converting would give the palette's colours
             w, h = img.size
             return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(1, h, w), "classes"
+        if img.mode in SIXTEEN_BIT_MODES:  # the values, not their high byte: a stray 300 stays 300
+            return deep_values(img, path), "classes"
         return mask_levels(img, path), "classes"
     levels = mask_levels(img, path)
     kind = mask_kind(levels)

@@ -8,6 +8,7 @@ than 0/255, or a one-line refusal (DataError) where no reading would be right.
   grey levels (anti-aliased edges)                               binarised at > 127          note
   empty masks (no lesion pixel)                                  images without lesion       note
   every mask of the split empty                                  nothing to learn or score   refused
+  with classes=K > 2: every label map of the split class 0       nothing to learn or score   refused
 Each mask's kind comes from minunet.data.images.mask_kind; here they are counted over a split.
 """
 import os
@@ -89,6 +90,14 @@ def split_notes(kinds, split, mask_dir, size=None, resized=()):
     resized = [os.path.basename(path) for path in resized]
     empty_note = empty_masks(sorted(empty + resized), resized, len(kinds), split, masks, size)
     return mask_notes(named, split, masks) + ([empty_note] if empty_note else [])
+
+
+def background_only(labels, k, count, split, masks):
+    """Raise DataError when the label maps of a split, `labels` (class indices of its `count` masks, any shape),
+    hold class 0 alone: no class 1..k-1 to learn or score, as empty_masks refuses a split of empty lesion masks."""
+    if labels.numel() and not labels.any():
+        raise DataError(f"all {count} {split} {masks} hold only class 0, the background: there is no class to learn "
+                        f"or score; save each pixel's class index, 1 to {k - 1} for the classes to find")
 
 
 def check_class_indices(labels, k, masks):

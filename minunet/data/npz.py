@@ -10,8 +10,8 @@ import torch
 from ..errors import DataError, Fix, one_line
 from .challenges import LAYOUTS
 from .images import as_channels, binarise, label_values, mask_kind
-from .masks import check_class_indices, check_labels, empty_masks
-from .catalog import npz_source, spec_of
+from .masks import background_only, check_class_indices, check_labels, empty_masks
+from .catalog import foreground_is_non_zero, npz_source, spec_of
 
 NPZ_SIZES = (128, 256, 512)
 DEFAULT_ROOT = os.path.join("~", ".medsegbench")  # where the npz files are kept when no root is given
@@ -57,11 +57,13 @@ def read_npz(path, keys):
 def load_npz(root, split, size, limit=None, name="isic2016"):
     """One split of MedSegBench's NAME_{size}.npz in root (downloaded when missing), `name` a key of INFO.
 
-    Returns images (N, C, S, S) uint8 (C = INFO's n_channels_im: 1 or 3), masks (N, 1, S, S) uint8, ids
-    NAME_{split}_{i:04d}, and notes (one-line strings). Two classes (INFO's pixel_labels): labels are read as
-    mask files are (minunet.data.images.mask_kind, over the split): 0/1 and 0/v (v < 128) as non-zero, 0/255 and
-    grey levels at > 127, into {0, 1}; several label values and a split of empty masks are refused
-    (minunet.data.masks). K > 2 classes: labels are class indices 0..K-1, kept as they are (larger ones refused).
+    Returns images (N, C, S, S) uint8 (C = INFO's n_channels_im: 1 or 3; other dtypes read by `pixels`), masks
+    (N, 1, S, S) uint8, ids NAME_{split}_{i:04d}, and notes (one-line strings). Two classes (INFO's
+    pixel_labels): labels are read as mask files are (minunet.data.images.mask_kind, over the split): 0/1 and 0/v
+    (v < 128) as non-zero, 0/255 and grey levels at > 127, into {0, 1}; several label values and a split of empty
+    masks are refused (minunet.data.masks); where INFO names the foreground "non-zero" (pandental,
+    dynamicnuclear), every label above 0 is foreground. K > 2 classes: labels are class indices 0..K-1, kept as
+    they are (larger ones refused). A split of no images, and labels that are not whole numbers, are refused.
     """
     refuse_own_folder(root, name)
     if size not in NPZ_SIZES:
@@ -76,6 +78,7 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
         download_npz(root, size, name)
     arrays = read_npz(path, [f"{split}_images", f"{split}_label"])
     images, labels = arrays[f"{split}_images"], arrays[f"{split}_label"]
+    stored = tuple(images.shape)
     if images.dim() == 3:  # (N, H, W) grayscale -> (N, H, W, 1)
         images = images[..., None]
     if labels.dim() == 4:  # (N, H, W, 1) -> (N, H, W)
@@ -85,22 +88,62 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
                         f"{tuple(labels.shape)}; expected (N, H, W, C) with C = 1 or 3, and (N, H, W)")
     if images.shape[1:3] != (size, size):
         raise DataError(f"{path} holds {images.shape[1]}x{images.shape[2]} images, not {size}x{size}")
+    if not len(images):
+        raise DataError(f"{path} holds no {split} images ({split}_images is {stored}): every split needs at least "
+                        f"one", otherwise="delete it to download it again", fix=Fix(root="DIR", note="holding a "
+                                                                                     "complete file"))
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    images = as_channels(images.to(torch.uint8).permute(0, 3, 1, 2), spec.channels)  # (N, C, S, S)
+    whole_numbers(labels, f"{path}: {split}_label")
+    images = as_channels(pixels(images, f"{path}: {split}_images").permute(0, 3, 1, 2), spec.channels)  # (N, C, S, S)
     ids = [f"{name}_{split}_{i:04d}" for i in range(len(images))]
     where = f"masks in {path} ({split}_label)"
     if len(spec.classes) > 2:
         check_class_indices(labels, len(spec.classes), where)
+        background_only(labels, len(spec.classes), len(ids), split, where)
         return images, labels.to(torch.uint8)[:, None].contiguous(), ids, []  # (N, 1, S, S) class indices
-    levels = labels if labels.dtype == torch.uint8 else labels.clamp(0, 255).to(torch.uint8)  # (N, S, S)
-    kind = mask_kind(levels)
-    check_labels([(kind, None)], where, own_classes=False)
-    masks = binarise(levels, kind)[:, None]  # (N, 1, S, S)
+    if foreground_is_non_zero(name):  # objects numbered 1, 2, ...: all foreground
+        masks, notes = (labels != 0).to(torch.uint8)[:, None], []  # (N, 1, S, S)
+    else:
+        levels = labels if labels.dtype == torch.uint8 else labels.clamp(0, 255).to(torch.uint8)  # (N, S, S)
+        kind = mask_kind(levels)
+        check_labels([(kind, None)], where, own_classes=False)
+        masks = binarise(levels, kind)[:, None]  # (N, 1, S, S)
+        notes = [f"{where} hold 0 and {v}, not 0 and 255: read {v} as lesion" for v in label_values(kind) if v > 1]
     empty = [ids[i] for i in (masks.flatten(1).amax(1) == 0).nonzero().flatten().tolist()]
-    notes = [f"{where} hold 0 and {v}, not 0 and 255: read {v} as lesion" for v in label_values(kind) if v > 1]
     notes += [note for note in [empty_masks(empty, [], len(ids), split, where)] if note]
     return images, masks, ids, notes
+
+
+def pixels(images, where):
+    """npz images (N, H, W, C) of any dtype as uint8, read as their values say: uint8 as they are, floats in 0..1
+    times 255, floats or integers in 0..255 as they are (rounded), integers up to 65535 by their high byte (16
+    bits, as image files are read: minunet.data.images). DataError, naming `where`, when no scale fits."""
+    if images.dtype == torch.uint8:
+        return images
+    wide = images.float() if images.dtype in (torch.float16, torch.bfloat16) else images  # NaN is never equal
+    if images.is_floating_point() and bool(wide.isnan().any()):
+        raise DataError(f"{where} holds not-a-number pixels: save the images as uint8 (0 to 255)")
+    low, high = wide.min().item(), wide.max().item()
+    if images.is_floating_point() and 0 <= low and high <= 1:
+        return (wide * 255).round().to(torch.uint8)
+    if 0 <= low and high <= 255:
+        return wide.round().to(torch.uint8) if images.is_floating_point() else images.to(torch.uint8)
+    if not images.is_floating_point() and 0 <= low and high <= 65535:
+        return (images >> 8).to(torch.uint8)
+    raise DataError(f"{where} holds pixels from {low:g} to {high:g}, which no scale to 0..255 fits (uint8, floats "
+                    f"in 0..1 or 0..255, 16-bit integers): save the images as uint8")
+
+
+def whole_numbers(labels, where):
+    """Raise DataError, naming `where`, when float labels hold values that are not whole numbers (no class)."""
+    if labels.is_floating_point():
+        wide = labels.float()  # (N, S, S)
+        odd = wide[wide != wide.round()]  # NaN included
+        if odd.numel():
+            shown = ", ".join(f"{v:g}" for v in odd.unique()[:3].tolist())
+            raise DataError(f"{where} holds values that are not whole numbers ({shown}, ...): labels are class "
+                            f"indices (0 for background); save them as integers")
 
 
 def refuse_own_folder(root, name="isic2016"):

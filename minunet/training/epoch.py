@@ -1,5 +1,6 @@
 """A finished epoch: what fit hands on (Epoch, to its `on_epoch`), what a checkpoint records of the model
-(model_record), what resuming needs (training_state, read back by restore), and the line it prints."""
+(model_record), how it is validated and the threshold it keeps (validation_inference, kept_threshold), what
+resuming needs (training_state, read back by restore), and the line it prints."""
 import time
 from dataclasses import asdict, dataclass
 from typing import Optional
@@ -7,7 +8,7 @@ from typing import Optional
 import torch
 
 from ..device import PRECISIONS
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, SettingError, TrainingError
 from ..evaluation import best_threshold
 from ..inference import Inference
 from ..transforms import normalisation
@@ -65,6 +66,16 @@ def hand_on(epoch, on_epoch, log, line):
         raise
     if log:
         log(line)
+
+
+def validation_inference(record, recipe, spec):
+    """The Inference of validation: the run's normalisation, the recipe's TTA, the data's classes. SettingError
+    for a recipe that tunes a threshold where none decides the pixels (K > 2 classes: the argmax)."""
+    inference = Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec)
+    if recipe.tune_threshold and not inference.thresholded:
+        raise SettingError(f"tune_threshold is for two classes: with {len(spec.classes)} each pixel takes its most "
+                           f"probable class, and there is no threshold to tune")
+    return inference
 
 
 def kept_threshold(row, recipe):

@@ -21,13 +21,13 @@ from . import distributed
 from .batchnorm import check_batchnorm
 from ..device import Runtime, default_workers
 from .ema import EMA
-from ..errors import Fix, SettingError, TrainingError
-from ..evaluation import THRESHOLDS, evaluate
-from ..inference import Inference
+from ..errors import DataError, Fix, SettingError, TrainingError
+from ..evaluation import evaluate
+from ..losses import LOSSES
 from ..data.catalog import DataSpec
-from ..multiclass import loss_for
 from ..recipe import Recipe
-from .epoch import Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state
+from .epoch import (Epoch, epoch_line, hand_on, kept_threshold, model_record, restore, timings, training_state,
+                    validation_inference)
 
 
 def lr_factor(step, warmup_steps, total_steps):
@@ -90,10 +90,11 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     `model` at the end), validation TTA, threshold tuning, seed (the datasets carry the augmentation). runtime:
     device, precision, DataLoader workers. resume: a last.pt's dict, to continue. on_epoch: called with each
     finished Epoch (minunet.cli.rundir.RunFolder writes the run's files from it). log: called with each
-    epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec, RGB and
-    binary where it has none) choose the loss (minunet.multiclass.loss_for) and the normalisation.
+    epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec) choose the
+    normalisation and what loss and scores compare; SettingError for tune_threshold with K > 2 classes.
     """
     recipe, runtime = recipe or Recipe(), runtime or Runtime()
+    spec = data_spec(train_set, val_set)  # what the data are: channels and classes
     device, amp_dtype = runtime.choose()
     rank, world = distributed.join(device)
     torch.manual_seed(recipe.seed)
@@ -102,13 +103,12 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     sampler = distributed.ShuffledShare(train_set, recipe.seed, rank, world)
     loader = make_loader(train_set, per_process(recipe.batch_size, world), sampler, device, runtime.workers)
     optimizer, scheduler, scaler = optimiser(model, recipe, len(loader), device, amp_dtype)
-    spec = getattr(train_set, "spec", DataSpec())
-    loss_fn = loss_for(recipe.loss, len(spec.classes))  # the recipe's, or its softmax counterpart for K > 2
+    loss_fn = LOSSES[recipe.loss]()  # for any number of classes (cross-entropy is BCE's softmax counterpart)
     ema = EMA(model, recipe.ema) if recipe.ema else None  # a moving average of the weights, where asked
     start, best_dice, history = restore(resume, model, optimizer, scheduler, scaler, ema)
     record = model_record(train_set, recipe, spec, amp_dtype)
     check_batchnorm(model, recipe.batch_size // world, train_set[0][0].shape[-2:], world)  # a 1 x 1 map, batch 1
-    validation = (Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec),
+    validation = (validation_inference(record, recipe, spec),
                   Runtime(device, runtime.precision, 0, recipe.batch_size))  # workers 0: the data are in memory
     for epoch in range(start, recipe.epochs + 1):
         sampler.set_epoch(epoch)  # this epoch's order of the images, and the dataset's augmentations
@@ -133,6 +133,14 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())  # the averaged weights are the result
     return history
+
+
+def data_spec(train_set, val_set):
+    """The training set's DataSpec (RGB and binary where it has none); DataError when either set is empty."""
+    for name, dataset in (("training", train_set), ("validation", val_set)):
+        if not len(dataset):
+            raise DataError(f"the {name} set holds no images: fit trains on one and scores each epoch on the other")
+    return getattr(train_set, "spec", DataSpec())
 
 
 @contextlib.contextmanager
@@ -163,29 +171,28 @@ def optimiser(model, recipe, steps_per_epoch, device, amp_dtype):
 
 
 def make_loader(dataset, batch_size, sampler, device, workers=None):
-    """The training DataLoader: batches of one process's share, the last short batch dropped (every step sees
-    a full batch); worker processes kept across epochs, pinned memory on CUDA."""
+    """The training DataLoader: full batches of one process's share, workers kept across epochs, pinned on CUDA."""
     workers = default_workers(device) if workers is None else workers
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    if len(loader) == 0:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        largest = len(dataset) // world * world  # every process a full batch
-        raise SettingError(f"{len(dataset)} training images do not fill one batch of {batch_size * world}",
-                           fix=[Fix(batch_size=largest, note="or less")] if largest else [])
+    if len(loader) == 0:  # the fix: the largest global batch of which every process gets a full share
+        n, world = len(dataset), int(os.environ.get("WORLD_SIZE", "1"))
+        raise SettingError(f"{n} training images do not fill one batch of {batch_size * world}",
+                           fix=[Fix(batch_size=n // world * world, note="or less")] if n >= world else [])
     return loader
 
 
 def validate(model, val_set, inference, runtime, loss_fn, rank, world):
-    """val_loss, val_dice, val_jaccard and dice_by_threshold of `model` on val_set, pooled over processes
-    (each scores every world-th image, with rank 0's BatchNorm statistics)."""
+    """val_loss, val_dice, val_jaccard and (where a threshold decides) dice_by_threshold of `model` on val_set,
+    pooled over processes (each scores every world-th image, with rank 0's BatchNorm statistics)."""
     distributed.share_buffers(model, world)
     s = evaluate(model, val_set, inference, runtime, loss_fn, indices=range(rank, len(val_set), world))
+    sweep = s.get("dice_by_threshold", {})  # {threshold: mean Dice}; none for K > 2 classes
     n, *sums = distributed.sum_over_processes(
         [s["count"], s["loss"] * s["count"], s["dice"] * s["count"], s["jaccard"] * s["count"]]
-        + [s["dice_by_threshold"][t] * s["count"] for t in THRESHOLDS], device_of(model), world)
-    return dict(val_loss=sums[0] / n, val_dice=sums[1] / n, val_jaccard=sums[2] / n,
-                dice_by_threshold={t: v / n for t, v in zip(THRESHOLDS, sums[3:])})
+        + [dice * s["count"] for dice in sweep.values()], device_of(model), world)
+    row = dict(val_loss=sums[0] / n, val_dice=sums[1] / n, val_jaccard=sums[2] / n)
+    return dict(row, dice_by_threshold=dict(zip(sweep, (v / n for v in sums[3:])))) if sweep else row
 
 
 def device_of(model):
