@@ -24,6 +24,7 @@ from .errors import Fix, SettingError
 from .losses import activate
 from .data.folders import MASK_SUFFIX  # noqa: F401  (<stem>_Segmentation.png, the ISIC name of a mask file)
 from .data.images import as_channels
+from .data.modality import ORIENTATIONS
 from .postprocess import clean_mask
 from .recipe import Recipe
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize, Resize
@@ -40,16 +41,18 @@ def logits_of(model, images, amp_dtype=None, channels_last=True):
     return logits.float()
 
 
-FLIPS = ((), (-1,), (-2,), (-2, -1))  # identity, horizontal, vertical, both: the test-time augmentations
+FLIPS = ORIENTATIONS["any"]["tta"]  # identity, horizontal, vertical, both: the test-time views of images with no up
 
 
 @torch.no_grad()
-def probabilities(model, images, amp_dtype=None, tta=Recipe.tta, channels_last=True, logits=None):
+def probabilities(model, images, amp_dtype=None, tta=Recipe.tta, channels_last=True, logits=None,
+                  flips=FLIPS):
     """Lesion probabilities (B, 1, H, W) of normalised images (B, C, H, W); for a model of K > 2 classes each
     class's, (B, K, H, W), the softmax (minunet.losses.activate).
 
-    tta=True (the recipe's default): the mean probability over the image and its horizontal, vertical and
-    double flips (each prediction flipped back first): four forward passes for one steadier answer. logits:
+    tta=True (the recipe's default): the mean probability over the views `flips` (each prediction flipped back
+    first): by default the image and its horizontal, vertical and double flips, four forward passes for one
+    steadier answer; for images that have an up, the image and its horizontal flip (minunet.data.modality). logits:
     the model's logits for `images` when the caller already has them (saves the first forward pass).
     """
     if logits is None:
@@ -57,10 +60,10 @@ def probabilities(model, images, amp_dtype=None, tta=Recipe.tta, channels_last=T
     probs = activate(logits)  # (B, 1 or K, H, W)
     if not tta:
         return probs
-    for dims in FLIPS[1:]:
+    for dims in flips[1:]:
         flipped = logits_of(model, images.flip(dims), amp_dtype, channels_last)  # (B, 1 or K, H, W), flipped
         probs = probs + activate(flipped).flip(dims)  # flipped back
-    return probs / len(FLIPS)
+    return probs / len(flips)
 
 
 def resize_probabilities(probs, size):
@@ -75,7 +78,8 @@ class Inference:
     """How a model's output becomes masks, and what the model expects of an image file.
 
     size, mean, std: the working size ((H, W), or one side of a square) and the normalisation the model was
-    trained with. tta: average the probabilities over flips (`probabilities`). threshold: a pixel is lesion
+    trained with. tta: average the probabilities over flips (`probabilities`), those that `orientation` ("any"
+    or "upright", the run's: minunet.data.modality) allows. threshold: a pixel is lesion
     where its probability is above it. postprocess: keep each mask's largest region and fill its holes
     (minunet.postprocess.clean_mask). The defaults are the recipe's (minunet.recipe). spec: the channels the
     model reads and its classes (minunet.data.catalog.DataSpec); for K > 2 classes a pixel's class is the argmax,
@@ -88,6 +92,7 @@ class Inference:
     tta: bool = Recipe.tta
     postprocess: bool = False
     spec: DataSpec = DataSpec()
+    orientation: str = "any"
 
     @classmethod
     def of_checkpoint(cls, state, **overrides):
@@ -103,7 +108,8 @@ class Inference:
                                f"{len(spec.classes)}, and each pixel takes its most probable class",
                                fix=Fix(**dict.fromkeys(asked)))
         settings = dict(size=size, mean=tuple(state["mean"]), std=tuple(state["std"]),
-                        threshold=state.get("threshold", cls.threshold), spec=spec)
+                        threshold=state.get("threshold", cls.threshold), spec=spec,
+                        orientation=Recipe.of_run(state.get("run", {})).orientation)
         return cls(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})
 
     def prepare(self, image):
@@ -117,7 +123,8 @@ class Inference:
     def probabilities(self, model, images, amp_dtype=None, logits=None, channels_last=True):
         """The lesion probabilities (B, 1, S, S) (each class's, (B, K, S, S), for K > 2) of normalised images
         (B, C, S, S), with flips if tta."""
-        return probabilities(model, images, amp_dtype, self.tta, channels_last, logits)
+        return probabilities(model, images, amp_dtype, self.tta, channels_last, logits,
+                             ORIENTATIONS[self.orientation]["tta"])
 
     def masks(self, probs, size=None):
         """The masks (B, 1, H, W) bool of probabilities (B, 1, h, w): resized bilinearly to `size` (H, W)

@@ -34,6 +34,11 @@ class Recipe:
     lr: float = option(1e-3, "peak learning rate of Adam")
     loss: str = option("bce_jaccard", "the training loss (bce_jaccard: BCE + soft Jaccard)", was="bce_dice")
     ema: object = option(None, "validate and keep an exponential moving average of the weights, e.g. 0.99")
+    orientation: str = option("auto", "which way up the images are: any (flipped left-right and up-down, "
+                              "rotated up to 30 degrees, TTA over the three flips), upright (flipped left-right "
+                              "only, rotated up to 15 degrees, TTA over that flip), or auto: the data's "
+                              "(minunet.data.modality: X-ray, ultrasound, CT, MR and a folder of gray images "
+                              "upright; the others any)", was="any")
     scale_shift: bool = option(False, "also zoom (x0.8 to x1.2) and shift (up to 10 %) images and masks when "
                                "augmenting")
     tta: bool = option(True, "validate (and, in evaluate and predict, predict) with the average over the image "
@@ -47,7 +52,18 @@ class Recipe:
         """The recipe a checkpoint's "run" dict records; fields it lacks (older runs) take their `was` value."""
         return cls(**{f.name: run.get(f.name, f.metadata["was"]) for f in fields(cls)})
 
+    def for_data(self, dataset):
+        """This recipe, its orientation "auto" made the dataset's (LesionDataset.orientation; "any" where it
+        has none)."""
+        if self.orientation != "auto":
+            return self
+        return dataclasses.replace(self, orientation=getattr(dataset, "orientation", "any"))
+
     def augmentation(self):
-        """make_dataset's `augment` for the training split: True (rotation, flips, colour jitter), or with
-        scale_shift the options that add zoom and shift (SCALE_SHIFT)."""
-        return dict(SCALE_SHIFT) if self.scale_shift else True
+        """make_dataset's `augment` for the training split: True (rotation, flips, colour jitter as the data's
+        orientation allows), or the options that set the recipe's orientation where it is not "auto", and with
+        scale_shift add zoom and shift (SCALE_SHIFT)."""
+        options = dict(SCALE_SHIFT) if self.scale_shift else {}
+        if self.orientation != "auto":
+            options["orientation"] = self.orientation
+        return options or True

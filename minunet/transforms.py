@@ -275,12 +275,16 @@ class Normalize:
         return f"Normalize(mean={mean}, std={std})"
 
 
+FLIPS = {(-1,): RandomHorizontalFlip, (-2,): RandomVerticalFlip}  # the dims a flip reverses: W (left-right), H
+
+
 def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.0, mean=IMAGENET_MEAN,
-                     std=IMAGENET_STD):
+                     std=IMAGENET_STD, flips=((-1,), (-2,))):
     """The training augmentation: rotation up to `degrees`, then (only when scale or shift is above 0) a zoom
-    by up to `scale` and a shift by up to `shift` (RandomScaleShift), horizontal and vertical flips, colour
-    jitter (brightness, contrast and saturation by up to `jitter` each), then normalisation by mean and std
-    (ImageNet's by default; `normalisation(channels)`).
+    by up to `scale` and a shift by up to `shift` (RandomScaleShift), the `flips` (each with probability 0.5:
+    left-right (-1,) and up-down (-2,) by default; left-right only for images that have an up, see
+    minunet.data.modality), colour jitter (brightness, contrast and saturation by up to `jitter` each), then
+    normalisation by mean and std (ImageNet's by default; `normalisation(channels)`).
     With scale = shift = 0 the pipeline, and every number it draws, is that of the version without them."""
     geometry = [RandomRotation(degrees, generator=generator)]
     if scale > 0 or shift > 0:
@@ -288,8 +292,7 @@ def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.
     return Compose([
         ToFloat(),
         *geometry,
-        RandomHorizontalFlip(0.5, generator=generator),
-        RandomVerticalFlip(0.5, generator=generator),
+        *[FLIPS[tuple(dims)](0.5, generator=generator) for dims in flips],
         ColorJitter(jitter, jitter, jitter, generator=generator),
         Normalize(mean, std),
     ])

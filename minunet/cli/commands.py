@@ -23,7 +23,7 @@ from ..models import new_model
 from ..losses import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
 from .predict import Output, input_images, predict
-from .flags import given, recipe_notes, recipe_of
+from .flags import given, orientation_note, recipe_notes, recipe_of
 from .report import check_report_folder, nan_as_null, rows_of, write_report
 from .rundir import (DATA_DEFAULTS, DATA_FLAGS, RUN_FILES, RunFolder, carry_best, data_fingerprint, new_run,
                      resumed_run, save_checkpoint_copy, write_curves)
@@ -65,7 +65,9 @@ def train_command(args):
         train_set = make_dataset(run["data"], "train", run["data_root"], recipe.size, augment=recipe.augmentation(),
                                  seed=recipe.seed, **data)
         val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, **data)
-    notes = train_set.notes + val_set.notes + recipe_notes(recipe, train_set.spec, given(args))
+    recipe = recipe.for_data(train_set)  # "auto": which way up the data's images are (minunet.data.modality)
+    notes = train_set.notes + val_set.notes + recipe_notes(recipe, train_set.spec, given(args)) + \
+        orientation_note(recipe, run["data"], train_set.spec.channels, given(args))
     model = model or new_model(recipe, train_set.spec)  # its channels and classes are the data's
     run["data_ids"] = data_fingerprint(train_set, val_set)
     if state is not None and state["run"].get("data_ids", run["data_ids"]) != run["data_ids"]:
@@ -206,11 +208,12 @@ def predict_command(args):
         check_report_folder(args.report)
     state, model = open_checkpoint(args.checkpoint)
     (paths, passed_over), inference = input_images(args.input), inference_of(args, state)
-    if inference.spec.channels == 1:
-        say("note: the model reads gray images: colour images are converted to gray by their luma")
     result = predict(model, paths, args.output, inference,
                      Runtime(args.device, args.precision, batch_size=args.batch_size, compile=args.compile),
                      Output(args.overlay, args.overwrite, pictures=bool(args.report)))
+    if result["gray"]:
+        say(f"note: the model reads gray images: {result['gray']} colour image(s) were converted to gray by their "
+            f"luma")
     skipped = passed_over + result["skipped"] + result["too_large"]
     for _, reason in skipped:
         say(f"skipped: {reason}")

@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 from dataclasses import fields
 
+from ..data.modality import ORIENTATIONS, kind_of
 from ..errors import SettingError
 from ..inference import Inference
 from ..losses import LOSSES, loss_label, loss_name
@@ -22,6 +23,7 @@ RECIPE_FLAGS = dict(
     lr=dict(type=argtypes.number(float, 0, 1, low_open=True, example=", such as 1e-3")),
     loss=dict(choices=LOSSES),
     ema=dict(type=argtypes.fraction, metavar="DECAY"),
+    orientation=dict(choices=("auto", "any", "upright")),
     scale_shift=dict(action="store_true"),
     tta=dict(action=argparse.BooleanOptionalAction, help="validate (and, in evaluate and predict, predict) with "
              "the average over the image and its three flips; --no-tta: one pass"),
@@ -65,3 +67,17 @@ def recipe_notes(recipe, spec, given_flags):
         return []
     return [f"--loss {recipe.loss} with {len(spec.classes)} classes trains {trained}, {loss_label(trained)}: "
             f"cross-entropy of the softmax is BCE's counterpart for several classes"]
+
+
+def orientation_note(recipe, name, channels, given_flags):
+    """The note on which way up the training images are taken (recipe.orientation, made concrete by the data:
+    minunet.data.modality), what that allows in augmentation and TTA, and the flag that says otherwise; none
+    when --orientation was given."""
+    if "orientation" in given_flags:
+        return []
+    degrees, kind = ORIENTATIONS[recipe.orientation]["degrees"], kind_of(name, channels)
+    if recipe.orientation == "upright":
+        return [f"{kind} have an up: training flips them left-right only and turns them by up to {degrees} degrees, "
+                f"and TTA averages each image and its left-right flip (--orientation any: every way)"]
+    return [f"{kind} have no up: training flips them left-right and up-down and turns them by up to {degrees} "
+            f"degrees, and TTA averages each image and its three flips (--orientation upright: left-right only)"]

@@ -95,7 +95,8 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
     one that does not fit in memory. Returns a dict: "written" (a count), "skipped" (a (path, reason) per
     unreadable image), "too_large" (likewise, per image that did not fit in memory), "rows" (per image
     written: its "id" (the stem), "path" and "predicted_area", the fraction of its pixels predicted lesion),
-    and with output.pictures "pictures" ({id: (image (3, S, S) uint8, None, mask (S, S) bool)}).
+    "gray" (how many colour images were converted to the gray a model of one channel reads), and with
+    output.pictures "pictures" ({id: (image (3, S, S) uint8, None, mask (S, S) bool)}).
     """
     inference, runtime, output = inference or Inference(), runtime or Runtime(), output or Output()
     names = output_names(paths, output.overlay)
@@ -104,7 +105,7 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
     device, amp_dtype = runtime.choose()
     model = prepare_for_inference(model, device, runtime.compile)
     os.makedirs(out_dir, exist_ok=True)
-    result = dict(written=0, skipped=[], too_large=[], rows=[], **({"pictures": {}} if output.pictures else {}))
+    result = dict(written=0, skipped=[], too_large=[], rows=[], gray=0, **({"pictures": {}} if output.pictures else {}))
     batch = max(1, min(runtime.batch_size, len(paths)))
     for start in range(0, len(paths), batch):
         loaded = []  # (path, image (3, H, W) uint8 at its own size, (3, S, S) uint8, (3, S, S) float)
@@ -138,6 +139,7 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
             if output.pictures:
                 result["pictures"][stem] = (shown.expand(3, -1, -1), None, shown_at(mask, shown.shape[1:]).cpu())
             result["written"] += 1
+            result["gray"] += inference.spec.channels == 1 and is_colour(image)  # converted to the model's gray
     return result
 
 
@@ -152,6 +154,11 @@ def write_mask(image, mask, files, classes):
     label_map_image(mask, len(classes)).save(files[0])
     if len(files) > 1:
         class_overlay(image, mask, classes).save(files[1])
+
+
+def is_colour(image):
+    """Whether an image (3, H, W) holds colour: some pixel whose red, green and blue differ."""
+    return not (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]))
 
 
 def load(path, inference):

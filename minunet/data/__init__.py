@@ -7,6 +7,7 @@
   challenges  the ISIC challenges' own folders (2016, 2017, 2018)
   npz         MedSegBench's npz files, read without NumPy
   catalog     MedSegBench's datasets by name, and DataSpec: a dataset's channels and class names
+  modality    which way up a dataset's images are: the flips and turns that keep them true
   synthetic   synthetic lesions with exact masks (offline data)
 To add a source: a module here that returns images and masks, and its branch in make_dataset.
 """

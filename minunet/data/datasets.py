@@ -17,9 +17,10 @@ import torch
 
 from ..errors import DataError, Fix
 from .challenges import LAYOUTS, holds_challenge, load_challenge
-from .folders import (load_folder)
+from .folders import CLASS_NAMES, class_names, load_folder
 from .catalog import BINARY, DataSpec, dataset_names, numbered, spec_of
 from .images import as_channels
+from .modality import ORIENTATIONS, orientation_of
 from .npz import DEFAULT_ROOT, load_npz
 from .synthetic import SYNTHETIC_CLASSES, synthetic_split
 from ..transforms import eval_transforms, normalisation, train_transforms
@@ -32,8 +33,10 @@ class LesionDataset(torch.utils.data.Dataset):
     images: (N, C, S, S) uint8 (C = 1 or 3), masks: (N, 1, S, S) uint8 in {0, 1} (class indices 0..K-1 for
     K > 2 classes), ids: N strings. classes: the name of each class, background first (`spec`: channels and
     classes). Images are normalised with `normalisation(C)`.
-    With augment=True (or a dict of train_transforms' options, e.g. dict(scale=0.2, shift=0.1)) each item
-    goes through `train_transforms`, drawn from a generator seeded by
+    With augment=True (or a dict of train_transforms' options, e.g. dict(scale=0.2, shift=0.1), and
+    "orientation") each item goes through `train_transforms`, with the flips and rotation that `orientation`
+    allows ("any" or "upright": minunet.data.modality; make_dataset decides it from the data), drawn from a
+    generator seeded by
     (seed, epoch, index): a seed reproduces every epoch exactly, in any order and with any number of
     DataLoader workers. Call `set_epoch(epoch)` before each epoch for fresh augmentations.
     original_masks (optional): each item's ground truth at its file's own resolution, (1, H, W) uint8,
@@ -45,17 +48,19 @@ class LesionDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, images, masks, ids, augment=False, seed=0, original_masks=None, notes=(), skipped=(),
-                 classes=BINARY):
+                 classes=BINARY, orientation="any"):
         self.images, self.masks, self.ids = images, masks, list(ids)
         self.spec = DataSpec(images.shape[1], tuple(classes))
         self.original_masks = original_masks
         self.notes, self.skipped = list(notes), list(skipped)
         self.notes += [note for note in absent_classes(masks, self.spec.classes) if note not in self.notes]
-        self.augment, self.seed = augment, seed
+        self.augment, self.seed, self.orientation = augment, seed, orientation
         # in shared memory, so DataLoader workers (persistent ones too) see what set_epoch writes here
         self.shared_epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.generator = torch.Generator() if augment else None
-        options = augment if isinstance(augment, dict) else {}  # e.g. dict(scale=0.2, shift=0.1)
+        options = dict(augment) if isinstance(augment, dict) else {}  # e.g. dict(scale=0.2, shift=0.1)
+        allowed = ORIENTATIONS[options.pop("orientation", orientation)]  # the flips and turns that keep it true
+        options = dict(degrees=allowed["degrees"], flips=allowed["flips"], **options)
         mean, std = normalisation(self.spec.channels)
         self.transform = train_transforms(self.generator, **options, mean=mean, std=std) if augment else \
             eval_transforms(mean, std)
@@ -102,7 +107,7 @@ class LesionDataset(torch.utils.data.Dataset):
         originals = None if self.original_masks is None else [self.original_masks[i] for i in indices]
         return LesionDataset(self.images[rows], self.masks[rows], [self.ids[i] for i in indices],
                              self.augment if augment is None else augment, self.seed, originals,
-                             self.notes, self.skipped, self.spec.classes)
+                             self.notes, self.skipped, self.spec.classes, self.orientation)
 
 
 def absent_classes(masks, classes):
@@ -155,9 +160,10 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
       as the challenge's; test reads root/test/images and root/test/masks. (minunet.data.folders)
     "synthetic" ignores root: SYNTHETIC_SIZES[split] generated lesions, the same for every call; classes=3
       adds an ink stroke as class 2 (minunet.data.synthetic).
-    classes: the number of classes K of "folder" and "synthetic" (default 2: lesion masks); other data have their
-      own. channels: 1 reads the images as gray, 3 as RGB (default: a MedSegBench dataset's own, INFO's; RGB
-      for the others).
+    classes: the number of classes K of "folder" and "synthetic" (default 2: lesion masks; a folder's
+      root/classes.txt, one name per line with the background first, names its classes and says K); other data
+      have their own. channels: 1 reads the images as gray, 3 as RGB (default: a MedSegBench dataset's own,
+      INFO's; RGB for the others).
     size: an int for size x size; folders also take (height, width).
     augment: apply the training augmentation (True, or a dict of train_transforms' options), seeded by `seed`.
     limit: keep at most `limit` images.
@@ -177,21 +183,22 @@ def make_dataset(name, split, root=None, size=128, augment=False, seed=0, limit=
         raise DataError(f"{name} has its own classes (their number is chosen for folder and synthetic data only)",
                         fix=Fix(classes=None))
     try:
-        return read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable, classes or 2, channels)
+        return read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable, classes, channels)
     except DataError as err:
         if not own:  # a fix of the number of classes is not the caller's to make here
             err.fix = [fix for fix in err.fix if "classes" not in fix.args]
         raise
 
 
-def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable, k, channels):
-    """make_dataset's dataset, its arguments checked, for k classes (folder and synthetic data)."""
-    known = dataset_names()
+def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable, classes, channels):
+    """make_dataset's dataset, its arguments checked (classes, channels: None for the data's own)."""
+    known, k = dataset_names(), classes or 2
     if name == "synthetic":
         if k not in SYNTHETIC_CLASSES:
             raise DataError(f"synthetic data have 2 or 3 classes (lesion, ink), not {k}", fix=Fix(classes=[2, 3]))
         images, masks, ids = synthetic_split(split, size, limit, k, channels or 3)
-        return LesionDataset(images, masks, ids, augment, seed, classes=SYNTHETIC_CLASSES[k])
+        return LesionDataset(images, masks, ids, augment, seed, classes=SYNTHETIC_CLASSES[k],
+                             orientation=orientation_of(name, channels or 3))
     if k < 2:
         raise DataError(f"{k} classes: a label map has at least 2 classes (background and one more)")
     if root is None and name == "folder":
@@ -204,6 +211,11 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
         holding = "images/ and masks/" if name == "folder" else \
             f"medsegbench's {name}_{{128,256,512}}.npz" + challenge
         raise DataError(f"data root {root} is not a folder", fix=Fix(root="DIR", note=f"with {holding}"))
+    named = class_names(root) if name == "folder" else None  # root/classes.txt, where the user names them
+    if named and classes is not None and classes != len(named):
+        raise DataError(f"{os.path.join(root, CLASS_NAMES)} names {len(named)} classes ({', '.join(named)}), not "
+                        f"{classes}")
+    k = len(named) if named else k
     skipped = [] if skip_unreadable else None
     if name == "folder":
         loaded = load_folder(root, split, size, limit, skipped, k)
@@ -216,11 +228,12 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
                         f"{train[1]}/, ...): {root} holds none of them", fix=Fix(root="DIR", note="holding them"))
     else:
         images, masks, ids, notes = load_npz(root, split, size, limit, name)
-        return LesionDataset(as_channels(images, channels or images.shape[1]), masks, ids, augment, seed,
-                             notes=notes, classes=spec_of(name).classes)
-    names = BINARY if k == 2 else numbered(k)
-    return LesionDataset(as_channels(loaded.images, channels or 3), loaded.masks, loaded.ids, augment, seed,
-                         loaded.original_masks, loaded.notes, skipped or (), names)
+        images = as_channels(images, channels or images.shape[1])  # (N, C, S, S), C as asked or the data's own
+        return LesionDataset(images, masks, ids, augment, seed, notes=notes, classes=spec_of(name).classes,
+                             orientation=orientation_of(name, images.shape[1]))
+    channels, names = channels or 3, named or (BINARY if k == 2 else numbered(k))
+    return LesionDataset(as_channels(loaded.images, channels), loaded.masks, loaded.ids, augment, seed,
+                         loaded.original_masks, loaded.notes, skipped or (), names, orientation_of(name, channels))
 
 
 def same_classes(model, data):
@@ -250,4 +263,4 @@ def dataset_for(spec, name, split, root=None, size=128, limit=None, skip_unreada
            f"converted {how}"
     return LesionDataset(as_channels(dataset.images, spec.channels), dataset.masks, dataset.ids,
                          original_masks=dataset.original_masks, notes=dataset.notes + [note], skipped=dataset.skipped,
-                         classes=dataset.spec.classes)
+                         classes=dataset.spec.classes, orientation=dataset.orientation)

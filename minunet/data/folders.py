@@ -21,7 +21,7 @@ import unicodedata
 
 import torch
 
-from ..errors import DataError, Fix, no_arguments
+from ..errors import DataError, Fix, no_arguments, one_line
 from .images import read_pair
 from .masks import background_only, split_notes
 from ..transforms import Resize
@@ -160,6 +160,27 @@ def check_label_maps(label_maps, paths, classes):
             raise DataError(f"mask {path} holds the value {largest}, and {classes} classes are class indices "
                             f"0..{classes - 1}", otherwise="save each pixel's class index (0 for background)",
                             fix=Fix(classes=largest + 1, note="if there are that many"))
+
+
+CLASS_NAMES = "classes.txt"  # a folder's class names, one per line, the background first
+
+
+def class_names(root):
+    """The class names in root/classes.txt (one per line, the background first; blank lines and surrounding
+    spaces left out), or None where there is no such file. DataError for fewer than two names or one named
+    twice."""
+    path = os.path.join(root, CLASS_NAMES)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = tuple(line.strip() for line in f if line.strip())
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path} cannot be read as text ({one_line(err)})") from None
+    if len(names) < 2 or len(set(names)) < len(names):
+        raise DataError(f"{path} names {', '.join(names) or 'no class'}: it needs one name per class, each once, "
+                        f"the background first and at least one more")
+    return names
 
 
 def load_folder(root, split, size, limit=None, skipped=None, classes=2):

@@ -69,9 +69,11 @@ def hand_on(epoch, on_epoch, log, line):
 
 
 def validation_inference(record, recipe, spec):
-    """The Inference of validation: the run's normalisation, the recipe's TTA, the data's classes. SettingError
-    for a recipe that tunes a threshold where none decides the pixels (K > 2 classes: the argmax)."""
-    inference = Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec)
+    """The Inference of validation: the run's normalisation, the recipe's TTA and orientation (its views), the
+    data's classes. SettingError for a recipe that tunes a threshold where none decides the pixels (K > 2
+    classes: the argmax)."""
+    inference = Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec,
+                          orientation=recipe.orientation)
     if recipe.tune_threshold and not inference.thresholded:
         raise SettingError(f"tune_threshold is for two classes: with {len(spec.classes)} each pixel takes its most "
                            f"probable class, and there is no threshold to tune")

@@ -93,7 +93,7 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
     epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec) choose the
     normalisation and what loss and scores compare; SettingError for tune_threshold with K > 2 classes.
     """
-    recipe, runtime = recipe or Recipe(), runtime or Runtime()
+    recipe, runtime = (recipe or Recipe()).for_data(train_set), runtime or Runtime()  # "auto": the data's way up
     spec = data_spec(train_set, val_set)  # what the data are: channels and classes
     device, amp_dtype = runtime.choose()
     rank, world = distributed.join(device)
