@@ -70,14 +70,11 @@ def recipe_notes(recipe, spec, given_flags):
 
 
 def orientation_note(recipe, name, channels, given_flags):
-    """The note on which way up the training images are taken (recipe.orientation, made concrete by the data:
-    minunet.data.modality), what that allows in augmentation and TTA, and the flag that says otherwise; none
-    when --orientation was given."""
-    if "orientation" in given_flags:
+    """The note, where the data made the recipe upright (minunet.data.modality), on what that allows in
+    augmentation and TTA and the flag that says otherwise; none when --orientation was given, nor for images
+    with no up, which train as ISIC's always have."""
+    if "orientation" in given_flags or recipe.orientation != "upright":
         return []
     degrees, kind = ORIENTATIONS[recipe.orientation]["degrees"], kind_of(name, channels)
-    if recipe.orientation == "upright":
-        return [f"{kind} have an up: training flips them left-right only and turns them by up to {degrees} degrees, "
-                f"and TTA averages each image and its left-right flip (--orientation any: every way)"]
-    return [f"{kind} have no up: training flips them left-right and up-down and turns them by up to {degrees} "
-            f"degrees, and TTA averages each image and its three flips (--orientation upright: left-right only)"]
+    return [f"{kind} have an up: training flips them left-right only and turns them by up to {degrees} degrees, "
+            f"and TTA averages each image and its left-right flip (--orientation any: every way)"]

@@ -1,0 +1,297 @@
+"""Several classes on real X-rays: minunet's default recipe against segmentation_models_pytorch's Unet with a
+plain recipe, side by side on the JSRT chest radiographs with the SCR label maps (../shared/data/jsrt: 197 gray
+images, classes background, lungs, heart, clavicles), paired per image.
+
+Folds: the images, shuffled by --fold-seed, cut into --folds parts; each part is held out once. Of the other
+images a seeded 10 % (the same for both libraries) chooses the best epoch, and the rest train. Each held-out
+image is scored per class at its masks' own resolution (512 px): the class map of the probabilities resized
+bilinearly (argmax), its Dice per foreground class (NaN where a class is in neither map). Both libraries see
+the same folds, seeds, validation images and sizes; only the recipe and the code differ.
+
+  minunet   `minunet train --data folder --classes 4 --channels 1 --model resunet34 --encoder-weights none`:
+            minunet.recipe's defaults for the data, its own data reading, augmentation, loss, loop and
+            inference (everything `minunet train` and `evaluate` do).
+  smp       smp.Unet("resnet34", encoder_weights=None), a plain recipe written here independently of minunet:
+            cross-entropy + smp's soft Dice over the foreground classes, horizontal flips, rotation up to 15
+            degrees, brightness and contrast (torchvision.transforms.v2), the training images' own mean and
+            std, Adam at 1e-3 with a cosine decay per epoch, batch 16, the same precision, one pass at test.
+
+    python bench/xray.py --library smp --json bench/out/xray_smp.json
+    python bench/xray.py --library minunet --json bench/out/xray_minunet.json
+    python bench/xray.py --compare bench/out/xray_smp.json bench/out/xray_minunet.json
+    python bench/xray.py --library smp --quick --json /tmp/x.json     # a smoke run: seconds
+Prints the CPU (model, flags), torch's version and threads; the JSON keeps every held-out image's scores and
+each run's validation curve.
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from minunet.data import LesionDataset, make_dataset  # noqa: E402
+from minunet.device import Runtime, cpu_has_native_bf16  # noqa: E402
+
+CLASSES = ("background", "lungs", "heart", "clavicles")
+VAL_SHARE = 0.1  # of each fold's training images: they choose the best epoch
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--library", choices=["minunet", "smp"])
+    p.add_argument("--data-root", default=os.path.join(HERE, "..", "..", "shared", "data", "jsrt"))
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--fold-seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (smoke runs)")
+    p.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, 64 px, 24 images, seed 0")
+    p.add_argument("--json", help="write every held-out image's scores here")
+    p.add_argument("--orientation", default="auto", help="minunet's recipe field (auto: the data's, upright)")
+    p.add_argument("--loss", default=None, help="minunet's recipe field (default: the recipe's)")
+    p.add_argument("--own-stats", action="store_true", help="minunet normalises with the training images' own "
+                   "mean and std instead of ImageNet's gray 0.449 / 0.226 (an experiment: patched in here)")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="paired per-image figures, B - A")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.folds, args.epochs, args.size, args.limit, args.seeds = 2, 1, 64, 24, [0]
+    if not args.compare and not args.library:
+        p.error("pass --library minunet or smp (or --compare A.json B.json)")
+    return args
+
+
+def machine():
+    """The CPU's model name and the flags that decide its speed, torch's version and threads."""
+    name, flags = platform.processor(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1] for line in info.splitlines() if line.startswith("flags")).split()
+        flags = " ".join(f for f in flags if f.startswith(("avx512", "amx", "avx2")))
+    except (OSError, StopIteration):
+        pass
+    return dict(cpu=name, flags=flags, cores=os.cpu_count(), torch=torch.__version__, threads=torch.get_num_threads(),
+                capability=torch.backends.cpu.get_cpu_capability(), native_bf16=cpu_has_native_bf16())
+
+
+def pool(args):
+    """Every image of the folder (minunet's train and val splits together) at --size, unaugmented, with its
+    mask at its own resolution: one LesionDataset, read by minunet's folder reader."""
+    parts = [make_dataset("folder", split, args.data_root, args.size, limit=args.limit, classes=len(CLASSES),
+                          channels=1) for split in ("train", "val")]
+    return LesionDataset(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
+                         parts[0].ids + parts[1].ids, original_masks=parts[0].original_masks + parts[1].original_masks,
+                         classes=CLASSES, orientation=parts[0].orientation)
+
+
+def folds_of(n, k, seed):
+    """K lists of indices of range(n): a seeded shuffle cut into K nearly equal parts."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return [sorted(order[i::k]) for i in range(k)]
+
+
+def split_validation(indices, seed):
+    """(train, val): a seeded VAL_SHARE of `indices` chooses the best epoch, the rest train."""
+    order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(1000 + seed)).tolist()
+    n_val = max(1, round(VAL_SHARE * len(indices)))
+    return sorted(indices[i] for i in order[n_val:]), sorted(indices[i] for i in order[:n_val])
+
+
+def class_dice(pred, true, k):
+    """Dice of each foreground class 1..k-1 of a class map against the truth (both (H, W) integer maps); NaN
+    for a class in neither."""
+    scores = []
+    for c in range(1, k):
+        p, t = pred == c, true == c
+        denominator = int(p.sum()) + int(t.sum())
+        scores.append(2 * int((p & t).sum()) / denominator if denominator else math.nan)
+    return scores
+
+
+# --- minunet: everything `minunet train` does, through the library --------------------------------------------
+
+def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
+    """Train minunet's default recipe for the data; return (per-image class Dice of held_out, curve)."""
+    from minunet.inference import Inference
+    from minunet.models import new_model
+    from minunet.recipe import Recipe
+    from minunet.training.loop import fit
+    recipe = Recipe(model="resunet34", encoder_weights="none", size=args.size, epochs=args.epochs, seed=seed,
+                    orientation=args.orientation, **({"loss": args.loss} if args.loss else {})).for_data(data)
+    if args.own_stats:  # the experiment: every dataset made from here on normalises with these
+        import minunet.data.datasets as datasets_module
+        import minunet.training.epoch as epoch_module
+        x = data.images[train_ids].float() / 255
+        stats = ((x.mean().item(),), (x.std().item(),))
+        datasets_module.normalisation = epoch_module.normalisation = lambda channels: stats
+        data = data.subset(range(len(data)))  # the pool again, with the new normalisation
+    train_set = data.subset(train_ids, augment=recipe.augmentation())
+    val_set = data.subset(val_ids, augment=False)
+    model, kept = new_model(recipe, data.spec), {}
+
+    def keep_best(epoch):
+        if epoch.best is not None:
+            kept.update(state=copy.deepcopy(epoch.best.state_dict()), record=epoch.record)
+
+    history = fit(model, train_set, val_set, recipe, Runtime(precision=amp), on_epoch=keep_best, log=None)
+    model.load_state_dict(kept["state"])
+    model.eval()
+    inference = Inference.of_checkpoint(kept["record"])
+    scores = []
+    for i in held_out:
+        image, _, *rest = data[i]
+        truth = data.original_masks[i][0]  # (H, W) class indices at the mask's own resolution
+        with torch.inference_mode():
+            probs = inference.probabilities(model, image[None])  # (1, K, S, S)
+        pred = inference.masks(probs, truth.shape)[0, 0]  # (H, W)
+        scores.append(class_dice(pred, truth, len(CLASSES)))
+    return scores, [row["val_dice"] for row in history]
+
+
+# --- smp: a plain recipe, written here without minunet -----------------------------------------------------------
+
+def run_smp(data, train_ids, val_ids, held_out, seed, args, amp):
+    """Train smp's Unet("resnet34") with the plain recipe; return (per-image class Dice of held_out, curve)."""
+    import segmentation_models_pytorch as smp
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+    torch.manual_seed(seed)
+    images = data.images.float() / 255  # (N, 1, S, S) in 0..1: the unaugmented images at --size
+    masks = data.masks[:, 0].long()  # (N, S, S) class indices
+    mean, std = images[train_ids].mean().item(), images[train_ids].std().item()  # the training images' own
+    augment = v2.Compose([v2.RandomHorizontalFlip(0.5), v2.RandomRotation(15),
+                          v2.ColorJitter(brightness=0.2, contrast=0.2)])
+    model = smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=len(CLASSES))
+    model = model.to(memory_format=torch.channels_last)
+    dice = smp.losses.DiceLoss("multiclass", classes=list(range(1, len(CLASSES))), from_logits=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    amp_dtype = dict(bf16=torch.bfloat16, fp32=None)[amp]
+    batch, generator = 16, torch.Generator().manual_seed(seed)
+    best, best_state, curve = -1.0, None, []
+    for epoch in range(args.epochs):
+        model.train()
+        order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
+        for start in range(0, len(order) - batch + 1, batch):  # the last short batch dropped
+            pairs = [augment(tv_tensors.Image(images[i]), tv_tensors.Mask(masks[i][None]))
+                     for i in order[start:start + batch]]
+            x = (torch.stack([p[0] for p in pairs]) - mean) / std  # (B, 1, S, S)
+            y = torch.stack([p[1][0] for p in pairs])  # (B, S, S)
+            with torch.autocast("cpu", dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(x.contiguous(memory_format=torch.channels_last)).float()  # (B, K, S, S)
+            loss = F.cross_entropy(logits, y) + dice(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        val = [mean_of(class_dice(p, masks[i], len(CLASSES)))
+               for i, p in zip(val_ids, predict_smp(model, images, val_ids, mean, std, amp_dtype))]
+        curve.append(sum(val) / len(val))
+        if curve[-1] > best:
+            best, best_state = curve[-1], copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    truths = [data.original_masks[i][0] for i in held_out]
+    preds = predict_smp(model, images, held_out, mean, std, amp_dtype, [t.shape for t in truths])
+    return [class_dice(p, t, len(CLASSES)) for p, t in zip(preds, truths)], curve
+
+
+def predict_smp(model, images, ids, mean, std, amp_dtype, sizes=None):
+    """Class maps of images[ids], one pass each, at --size or, given `sizes`, resized bilinearly to each."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for n, i in enumerate(ids):
+            x = ((images[i][None] - mean) / std).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=amp_dtype, enabled=amp_dtype is not None):
+                probs = torch.softmax(model(x).float(), 1)  # (1, K, S, S)
+            if sizes is not None:
+                probs = F.interpolate(probs, size=tuple(sizes[n]), mode="bilinear", align_corners=False)
+            out.append(probs.argmax(1)[0])
+    return out
+
+
+def mean_of(values):
+    """The mean of the values that are not NaN (NaN if none)."""
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def cross_validate(args):
+    data = pool(args)
+    amp = "bf16" if cpu_has_native_bf16() else "fp32"
+    run = dict(minunet=run_minunet, smp=run_smp)[args.library]
+    result = dict(command=vars(args), machine=machine(), precision=amp, ids=data.ids, runs=[])
+    print(json.dumps(result["machine"]))
+    for k, held_out in enumerate(folds_of(len(data), args.folds, args.fold_seed)[:args.max_folds]):
+        rest = [i for i in range(len(data)) if i not in set(held_out)]
+        for seed in args.seeds:
+            train_ids, val_ids = split_validation(rest, seed)
+            start = time.perf_counter()
+            scores, curve = run(data, train_ids, val_ids, held_out, seed, args, amp)
+            seconds = time.perf_counter() - start
+            result["runs"].append(dict(fold=k, seed=seed, seconds=seconds, curve=curve,
+                                       images=[data.ids[i] for i in held_out], scores=scores))
+            means = [mean_of([s[c] for s in scores]) for c in range(len(CLASSES) - 1)]
+            print(f"fold {k} seed {seed}: " + ", ".join(f"{n} {m:.4f}" for n, m in zip(CLASSES[1:], means))
+                  + f"; best val {max(curve):.4f} of {[round(v, 3) for v in curve[:3]]}...; {seconds:.0f} s",
+                  flush=True)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f)
+    return result
+
+
+def per_image(result):
+    """{(seed, image id): class scores} of a result."""
+    return {(r["seed"], name): s for r in result["runs"] for name, s in zip(r["images"], r["scores"])}
+
+
+def compare(path_a, path_b):
+    """Per class: A's and B's means over every (seed, held-out image), and B - A paired per image (the mean over
+    seeds of each image's difference) +- one standard error over images."""
+    with open(path_a) as f:
+        a = json.load(f)
+    with open(path_b) as f:
+        b = json.load(f)
+    sa, sb = per_image(a), per_image(b)
+    pairs = sorted(set(sa) & set(sb))
+    images = sorted({name for _, name in pairs})
+    print(f"{len(pairs)} paired (seed, image) scores over {len(images)} images; B - A:")
+    for c, name in enumerate(CLASSES[1:] + ("mean",)):
+        def value(s):
+            return mean_of(s) if name == "mean" else s[c]
+        diffs = {}
+        for seed, image in pairs:
+            va, vb = value(sa[seed, image]), value(sb[seed, image])
+            if not (math.isnan(va) or math.isnan(vb)):
+                diffs.setdefault(image, []).append(vb - va)
+        d = [sum(v) / len(v) for v in diffs.values()]
+        m = sum(d) / len(d)
+        se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d)) if len(d) > 1 else math.nan
+        ma = mean_of([value(sa[p]) for p in pairs])
+        mb = mean_of([value(sb[p]) for p in pairs])
+        print(f"  {name:10s} A {ma:.4f}  B {mb:.4f}  B - A {m:+.4f} +- {se:.4f}")
+    for label, result in (("A", a), ("B", b)):
+        seconds = [r["seconds"] for r in result["runs"]]
+        print(f"  {label}: {len(seconds)} runs, {sum(seconds) / len(seconds):.0f} s each on average")
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    if arguments.compare:
+        compare(*arguments.compare)
+    else:
+        cross_validate(arguments)
