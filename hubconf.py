@@ -7,7 +7,8 @@
 Keyword arguments go to the model's constructor (minunet.UNet, minunet.ResNet34UNet). With checkpoint=PATH
 the architecture is the checkpoint's (any keyword given must agree with it) and the weights are its own: the
 model comes back in eval mode; a checkpoint of the other model is refused. Models return logits: apply
-torch.sigmoid for probabilities, and normalise images as the checkpoint's "mean" and "std" say.
+torch.sigmoid for probabilities, and normalise images as the checkpoint's mean and std say
+(minunet.checkpoint.load_checkpoint(PATH).mean, .std).
 """
 dependencies = ["torch", "torchvision"]
 
@@ -22,21 +23,21 @@ def _hub_model(name, checkpoint, kwargs):
         kwargs = dict(kwargs, encoder_weights=None)
     if checkpoint is None:
         return build_model(name, **kwargs)
-    state = load_checkpoint(checkpoint)
-    if state["model"] != name:
-        raise CheckpointError(f"{checkpoint} holds a {state['model']} model, not a {name}: load it with "
-                              f"torch.hub.load(..., {state['model']!r}, checkpoint=...)")
+    saved = load_checkpoint(checkpoint)
+    if saved.model != name:
+        raise CheckpointError(f"{checkpoint} holds a {saved.model} model, not a {name}: load it with "
+                              f"torch.hub.load(..., {saved.model!r}, checkpoint=...)")
     if "encoder_weights" in kwargs:
         raise ValueError("encoder_weights with checkpoint: the checkpoint holds all the weights; leave one out")
-    unknown = sorted(k for k in kwargs if k not in state["model_args"])
+    unknown = sorted(k for k in kwargs if k not in saved.model_args)
     if unknown:
         raise TypeError(f"{', '.join(unknown)}: not an argument of {name} (its arguments: "
-                        f"{', '.join(state['model_args'])})")
-    differing = {k: v for k, v in kwargs.items() if state["model_args"][k] != v}
+                        f"{', '.join(saved.model_args)})")
+    differing = {k: v for k, v in kwargs.items() if saved.model_args[k] != v}
     if differing:
-        raise ValueError(f"{checkpoint} was trained with {state['model_args']}; {differing} would not fit its "
+        raise ValueError(f"{checkpoint} was trained with {saved.model_args}; {differing} would not fit its "
                          f"weights: leave them out")
-    return model_from_checkpoint(state)
+    return model_from_checkpoint(saved)
 
 
 def unet(checkpoint=None, **kwargs):

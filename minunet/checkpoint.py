@@ -1,46 +1,141 @@
-"""Checkpoints: saving and loading them safely.
+"""Checkpoints: `Checkpoint`, the one type that knows what a checkpoint file holds, and reading and writing them
+safely.
 
-A checkpoint is a dict saved with torch.save: the model's name (a key of minunet.models.MODELS), its constructor
-arguments (model.config()), its state dict, and whatever the caller adds (the working size, the normalisation, the
-epoch, ...; last.pt also the optimizer's state to resume from). So `evaluate` and `predict` need nothing but the
-file. It is read with torch.load(weights_only=True): a checkpoint can hold tensors and plain data only, never code
-that would run.
+A checkpoint is the model's name (a key of minunet.models.MODELS), its constructor arguments (model.config()) and
+its weights, with what a run records of them (the working size, the normalisation, the classes, the threshold,
+the recipe, the epoch; last.pt also the history and the optimizer's state to resume from), so `evaluate` and
+`predict` need nothing but the file. On disk it is a dict of plain data and tensors saved with torch.save and
+read with torch.load(weights_only=True): nothing in it can run code. Every other module reads a Checkpoint's
+fields; only this one knows the file's keys.
+
+Formats: FORMAT is written into every file. Files without one (format 1: minunet 0.1.0 up to 0.2.0.dev0) are
+read too: their size may be one side of a square, their threshold may belong to several classes, their loss is
+the recipe's name, and whatever they lack reads as None ("not recorded"). The resnet34 U-Net of 0.1.0 had other
+decoder key names, renamed as its weights load (minunet.models.resunet).
 """
+import io
 import os
 import pickle
 import re
 import warnings
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 
+from .atomic import write_atomically
+from .data.catalog import BINARY, DataSpec, numbered
 from .errors import CheckpointError, one_line
 from .models.registry import MODELS, build_model, model_spec
+from .losses import loss_name
+from .transforms import height_width
 
-def save_checkpoint(path, model, **extra):
-    """Write model name, arguments and weights (plus `extra` entries) to `path`, atomically.
+FORMAT = 2  # the checkpoint format this version writes; 1: files of 0.1.0 up to 0.2.0.dev0, which say none
+TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng_state", "ema")  # last.pt's state to resume from
 
-    The file is written beside `path`, flushed to disk and renamed over it, so a crash or a full disk
-    mid-write leaves the old file intact; a failed write raises CheckpointError.
+
+@dataclass
+class Checkpoint:
+    """A model's name, arguments and weights, and what its run recorded. None: not recorded.
+
+    size: (H, W) the model was trained at. mean, std: the normalisation of its input, per channel. channels,
+    classes: the images it reads (1 or 3) and its class names, background first (two: the binary path).
+    threshold: the probability above which a pixel is lesion (two classes only; None: 0.5 is used). loss: the
+    loss that trained the weights (its name; ce_jaccard, not the recipe's bce_jaccard, for K > 2 classes). run:
+    what trained it: the recipe's fields (minunet.recipe.Recipe), the precision it ran in (ran_in) and, from
+    `minunet train`, the data flags; {} for none. epoch, best_dice: the epoch of these weights and the best
+    validation Dice so far. history, training_state: last.pt's rows per epoch and its optimizer, schedule,
+    scaler, random generator (and EMA) states, to resume from.
     """
-    name, args = model_spec(model)
-    state = dict(model=name, model_args=args, state_dict=getattr(model, "module", model).state_dict(), **extra)
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename: a power cut cannot leave an empty file
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # a full disk, no permission, ... (torch's writer: RuntimeError)
-        raise CheckpointError(f"cannot write {path} ({one_line(err, 160)}); the previous "
-                              f"{os.path.basename(path)}, if any, is kept as it was") from None
-    finally:  # also on ctrl-C mid-write: no half-written .tmp is left beside the checkpoint
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    model: str
+    model_args: dict
+    state_dict: dict
+    size: Optional[tuple] = None
+    mean: Optional[tuple] = None
+    std: Optional[tuple] = None
+    channels: Optional[int] = None
+    classes: Optional[tuple] = None
+    threshold: Optional[float] = None
+    loss: Optional[str] = None
+    run: dict = field(default_factory=dict)
+    epoch: Optional[int] = None
+    best_dice: Optional[float] = None
+    history: Optional[list] = None
+    training_state: Optional[dict] = None
+    format: int = FORMAT
+
+    def __post_init__(self):  # one form for each field, whatever it was given as
+        outputs = self.model_args.get("out_channels", 1)
+        self.size = None if self.size is None else height_width(self.size)
+        self.mean, self.std = (None if v is None else tuple(v) for v in (self.mean, self.std))
+        self.channels = self.channels or self.model_args.get("in_channels", 3)
+        if not self.classes or len(self.classes) != (2 if outputs == 1 else outputs):
+            self.classes = BINARY if outputs == 1 else numbered(outputs)  # unnamed: background, class 1, ...
+        self.classes = tuple(str(name) for name in self.classes)
+        if len(self.classes) > 2:
+            self.threshold = None  # each pixel takes its most probable class: no threshold applies
+        if "size" in self.run:
+            self.run = dict(self.run, size=height_width(self.run["size"]))
+
+    @classmethod
+    def of_model(cls, model, **fields):
+        """The checkpoint of `model` (its name, arguments and weights; unwrapped from DistributedDataParallel)
+        with `fields` (size=, mean=, ..., as the class lists them)."""
+        name, args = model_spec(model)
+        return cls(name, args, getattr(model, "module", model).state_dict(), **fields)
+
+    @property
+    def spec(self):
+        """The images and labels the model was trained on (minunet.data.catalog.DataSpec)."""
+        return DataSpec(self.channels, self.classes)
+
+    def lacking(self, *names):
+        """The names of the fields among `names` that this checkpoint does not record."""
+        return [name for name in names if getattr(self, name) in (None, {}, [])]
+
+    def to_file(self):
+        """The dict written to disk: plain data and tensors, readable by torch.load(weights_only=True) and, field
+        for field, by minunet 0.1.0's reader (the size as [H, W], last.pt's training state at the top)."""
+        state = dict(format=FORMAT, model=self.model, model_args=self.model_args, state_dict=self.state_dict,
+                     size=None if self.size is None else list(self.size), mean=self.mean, std=self.std,
+                     channels=self.channels, classes=list(self.classes), threshold=self.threshold, loss=self.loss,
+                     run=dict(self.run, size=list(self.run["size"])) if "size" in self.run else self.run,
+                     epoch=self.epoch, best_dice=self.best_dice, history=self.history,
+                     **(self.training_state or {}))
+        return {key: value for key, value in state.items() if value is not None}
+
+    @classmethod
+    def of_file(cls, state):
+        """The Checkpoint of a dict read from a file of any format (FORMAT, or 1 where it says none)."""
+        training = {key: state[key] for key in TRAINING_STATE if key in state}
+        recorded = {name: state.get(name) for name in ("size", "mean", "std", "channels", "classes", "threshold",
+                                                       "loss", "epoch", "best_dice", "history")}
+        checkpoint = cls(state["model"], state["model_args"], state["state_dict"], run=dict(state.get("run") or {}),
+                         training_state=training or None, format=state.get("format", 1), **recorded)
+        if checkpoint.loss is None and "loss" in checkpoint.run:  # format 1: the recipe's name, even for K > 2
+            checkpoint.loss = loss_name(checkpoint.run["loss"], len(checkpoint.classes))
+        return checkpoint
+
+    def save(self, path):
+        """Write this checkpoint to `path` whole or not at all (minunet.atomic), in FORMAT; CheckpointError when
+        it cannot be written, and the previous file at `path`, if any, is kept as it was."""
+        buffer = io.BytesIO()
+        torch.save(self.to_file(), buffer)
+        try:
+            write_atomically(path, buffer.getvalue())
+        except OSError as err:  # a full disk, no permission, ...
+            raise CheckpointError(f"cannot write {path} ({err.strerror or one_line(err, 160)}); the previous "
+                                  f"{os.path.basename(path)}, if any, is kept as it was") from None
+
+
+def save_checkpoint(path, model, **fields):
+    """Write `model`'s name, arguments and weights with `fields` (Checkpoint's) to `path`, atomically."""
+    Checkpoint.of_model(model, **fields).save(path)
 
 
 def load_checkpoint(path):
-    """Read a minunet checkpoint (with torch.load(weights_only=True): no code in it can run)."""
+    """The Checkpoint in the file `path`, of any format, read with torch.load(weights_only=True): no code in it can
+    run. CheckpointError, in one line, for anything that is not a minunet checkpoint."""
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path} is a folder: pass the best.pt or last.pt inside it")
     if not os.path.isfile(path):
@@ -66,28 +161,31 @@ def load_checkpoint(path):
             and "state_dict" in state):
         raise CheckpointError(f"{path} is not a minunet checkpoint (no model name, arguments and weights in it): "
                               f"pass a best.pt or last.pt written by minunet train")
-    return state
+    if state.get("format", 1) > FORMAT:
+        raise CheckpointError(f"{path} is a checkpoint of format {state['format']}, written by a newer minunet than "
+                              f"this one (which reads formats up to {FORMAT}): upgrade minunet")
+    return Checkpoint.of_file(state)
 
 
-def model_from_checkpoint(state):
-    """The model a checkpoint (as returned by load_checkpoint) describes, with its weights, in eval mode."""
+def model_from_checkpoint(checkpoint):
+    """The model a Checkpoint describes, with its weights, in eval mode."""
     try:
-        model = build_model(state["model"], **state["model_args"])
-        model.load_state_dict(state["state_dict"])
+        model = build_model(checkpoint.model, **checkpoint.model_args)
+        model.load_state_dict(checkpoint.state_dict)
     except (RuntimeError, TypeError, ValueError) as err:  # other arguments, keys or shapes than the model's
-        raise CheckpointError(f"checkpoint does not fit a {state['model']} model: {one_line(err, 240)}") from None
+        raise CheckpointError(f"checkpoint does not fit a {checkpoint.model} model: {one_line(err, 240)}") from None
     return model.eval()
 
 
 def open_checkpoint(path, needs=("size", "mean", "std"), what="is not a checkpoint of a minunet training run",
                     advice="use the best.pt or last.pt that `minunet train` wrote"):
-    """(checkpoint dict, model) of the checkpoint at `path`, which must hold the keys `needs`; CheckpointError,
+    """(Checkpoint, model) of the checkpoint at `path`, which must record the fields `needs`; CheckpointError,
     naming the file, `what` it is not and the `advice`, when it cannot be used."""
-    state = load_checkpoint(path)
-    missing = [key for key in needs if key not in state]
+    checkpoint = load_checkpoint(path)
+    missing = checkpoint.lacking(*needs)
     if missing:
-        raise CheckpointError(f"{path} {what} (it lacks {', '.join(missing)}): {advice}")
+        raise CheckpointError(f"{path} {what} (it lacks {', '.join(m.replace('_', ' ') for m in missing)}): {advice}")
     try:
-        return state, model_from_checkpoint(state)
+        return checkpoint, model_from_checkpoint(checkpoint)
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from None

@@ -95,21 +95,19 @@ class Inference:
     orientation: str = "any"
 
     @classmethod
-    def of_checkpoint(cls, state, **overrides):
-        """The settings of a checkpoint (its size, normalisation, threshold, channels and classes; a threshold
-        of 0.5, RGB and two classes where it has none, as in minunet 0.1.0), with every override that is not
-        None (e.g. tta, threshold). SettingError for a threshold or post-processing asked of a checkpoint of
-        K > 2 classes."""
-        size = state["size"] if isinstance(state["size"], int) else tuple(state["size"])
-        spec = DataSpec.of_checkpoint(state)
+    def of_checkpoint(cls, checkpoint, **overrides):
+        """The settings of a Checkpoint (its size, normalisation, threshold, channels and classes; a threshold of
+        0.5 where it records none, as in minunet 0.1.0), with every override that is not None (e.g. tta,
+        threshold). SettingError for a threshold or post-processing asked of a checkpoint of K > 2 classes."""
+        spec = checkpoint.spec
         asked = [k for k in ("threshold", "postprocess") if overrides.get(k)]
         if len(spec.classes) > 2 and asked:
             raise SettingError(f"a threshold and post-processing are for two classes: this checkpoint has "
                                f"{len(spec.classes)}, and each pixel takes its most probable class",
                                fix=Fix(**dict.fromkeys(asked)))
-        settings = dict(size=size, mean=tuple(state["mean"]), std=tuple(state["std"]),
-                        threshold=state.get("threshold", cls.threshold), spec=spec,
-                        orientation=Recipe.of_run(state.get("run", {})).orientation)
+        threshold = cls.threshold if checkpoint.threshold is None else checkpoint.threshold
+        settings = dict(size=checkpoint.size, mean=checkpoint.mean, std=checkpoint.std, threshold=threshold, spec=spec,
+                        orientation=Recipe.of_run(checkpoint.run).orientation)
         return cls(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})
 
     def prepare(self, image):

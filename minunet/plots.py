@@ -3,10 +3,12 @@ evaluation report's figures (per-image Dice, Dice against lesion size, mean Dice
 network's blocks drawn from the model itself (record_blocks, plot_blocks: tutorials 03b and 04).
 
 They are drawn on matplotlib Figure objects, not through pyplot: no window or backend is needed (servers,
-tests), and importing this module leaves a notebook's inline figures alone. `path` is a file name or a
-binary file object (e.g. io.BytesIO, to embed the PNG in a page). Data go in as Python lists (or
+tests), and importing this module leaves a notebook's inline figures alone. `path` is a file name (written whole
+or not at all, minunet.atomic, in the format its extension names) or a binary file object (e.g. io.BytesIO, to
+embed the PNG in a page). Data go in as Python lists (or
 tensor.tolist()): matplotlib takes them, and no NumPy is needed here.
 """
+import io
 import math
 import os
 
@@ -15,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch, Patch
 
+from .atomic import write_atomically
 from .losses import loss_label
 from .transforms import Normalize
 
@@ -35,6 +38,17 @@ def check_figure_name(path, what="the figure"):
                         f"{os.path.splitext(path)[0]}.png)")
 
 
+def save_figure(fig, path, dpi, fmt=None):
+    """Write `fig` at `dpi` to `path`, a file name or a binary file object, in `fmt` (default: the file name's
+    extension, else PNG)."""
+    if hasattr(path, "write"):
+        fig.savefig(path, dpi=dpi, format=fmt)
+        return
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=fmt or os.path.splitext(path)[1].lstrip(".").lower() or None)
+    write_atomically(path, buffer.getvalue())
+
+
 def plot_history(history, path, loss="bce_jaccard"):
     """Training and validation loss (`loss`: its name in minunet.losses.LOSSES), and validation Dice and
     Jaccard, per epoch (history: list of dicts)."""
@@ -52,7 +66,7 @@ def plot_history(history, path, loss="bce_jaccard"):
     for ax in (ax_loss, ax_dice):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, 100)
 
 
 def to_display(image):
@@ -84,7 +98,7 @@ def plot_cases(images, masks, preds, path, titles=None):
             ax.set_axis_off()
             ax.set_title(f"{titles[r]}: {name}" if titles and c == 0 else name, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, 90)
 
 
 def plot_dice_histogram(dices, failure_dice, path):
@@ -97,7 +111,7 @@ def plot_dice_histogram(dices, failure_dice, path):
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path, 100, "png")
 
 
 def plot_dice_by_size(lesion_areas, dices, failure_dice, path):
@@ -110,7 +124,7 @@ def plot_dice_by_size(lesion_areas, dices, failure_dice, path):
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path, 100, "png")
 
 
 def plot_threshold_curve(thresholds, mean_dices, threshold, path):
@@ -123,7 +137,7 @@ def plot_threshold_curve(thresholds, mean_dices, threshold, path):
     ax.legend(loc="lower center")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    save_figure(fig, path, 100, "png")
 
 
 def record_blocks(model, image, blocks=None):
@@ -195,5 +209,5 @@ def plot_blocks(model, image, path, title, blocks=None, spacing=1.25):
               loc="lower right", fontsize=8, frameon=False)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, 100)
     return calls, arrows

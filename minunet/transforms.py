@@ -92,12 +92,17 @@ class ToFloat:
         return "ToFloat()"
 
 
+def height_width(size):
+    """(H, W) of an image size given as one side of a square (128) or as (H, W): the one reading of a size."""
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
 class Resize:
     """Resize to `size` (an int for a square, or (height, width)): the image bilinearly with antialiasing, the
     mask by nearest neighbour, so it stays in {0, 1} (class indices are never interpolated)."""
 
     def __init__(self, size):
-        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.size = height_width(size)
 
     def __call__(self, image, mask):
         x = to_float(image)[None]  # (1, 3, H, W)

@@ -46,20 +46,20 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     assert all(0 <= float(r["val_dice"]) <= 1 and float(r["train_images_per_s"]) > 0 for r in rows)
 
     best = load_checkpoint(str(run / "best.pt"))
-    assert best["model"] == "unet" and best["model_args"]["base_channels"] == 4 and best["size"] == 32
-    assert best["best_dice"] == max(float(r["val_dice"]) for r in rows)
+    assert best.model == "unet" and best.model_args["base_channels"] == 4 and best.size == (32, 32)
+    assert best.best_dice == max(float(r["val_dice"]) for r in rows)
 
     # evaluate: the metrics printed, the same in the JSON, and the figure drawn
     metrics, figure = tmp_path / "metrics.json", tmp_path / "cases.png"
     assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", "synthetic", "--split", "val",
                  "--limit", "24", "--json", str(metrics), "--figure", str(figure),
-                 "--precision", best["run"]["ran_in"]]) == 0  # validation's precision (evaluate's default: fp32)
+                 "--precision", best.run["ran_in"]]) == 0  # validation's precision (evaluate's default: fp32)
     printed = capsys.readouterr().out
     scores = json.loads(metrics.read_text())
     assert scores["count"] == 24
     for name in ("dice", "jaccard", "threshold_jaccard", "accuracy", "sensitivity", "specificity"):
         assert f"{scores[name]:.4f}" in printed
-    assert abs(scores["dice"] - best["best_dice"]) < 1e-6  # evaluate scores as validation did
+    assert abs(scores["dice"] - best.best_dice) < 1e-6  # evaluate scores as validation did
     assert Image.open(figure).format == "PNG"
 
     # predict: one 0/255 mask per image, at the image's own size, plus overlays
@@ -82,15 +82,15 @@ def test_a_seeded_cpu_run_repeats_to_the_last_digit(tmp_path):
     train(tmp_path / "a", "--seed", "3")
     train(tmp_path / "b", "--seed", "3")
     a, b = load_checkpoint(str(tmp_path / "a" / "last.pt")), load_checkpoint(str(tmp_path / "b" / "last.pt"))
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a.state_dict.keys() == b.state_dict.keys()
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     timing = {"train_seconds", "train_images_per_s", "val_seconds", "elapsed_seconds"}
-    strip = [{k: v for k, v in row.items() if k not in timing} for row in a["history"]]
-    assert strip == [{k: v for k, v in row.items() if k not in timing} for row in b["history"]]
+    strip = [{k: v for k, v in row.items() if k not in timing} for row in a.history]
+    assert strip == [{k: v for k, v in row.items() if k not in timing} for row in b.history]
     # and another seed gives another run
     train(tmp_path / "c", "--seed", "4")
     c = load_checkpoint(str(tmp_path / "c" / "last.pt"))
-    assert not torch.equal(a["state_dict"]["outc.conv.weight"], c["state_dict"]["outc.conv.weight"])
+    assert not torch.equal(a.state_dict["outc.conv.weight"], c.state_dict["outc.conv.weight"])
 
 
 @pytest.mark.parametrize("command", [["train"], ["evaluate", "--checkpoint", "c.pt", "--data", "synthetic"],

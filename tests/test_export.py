@@ -144,7 +144,9 @@ def test_several_classes_export_softmax_probabilities(checkpoints, tmp_path, fmt
         assert (got - minunet_output(checkpoints["unet3"], images)).abs().max() < 1e-4
         assert torch.allclose(got.sum(dim=1), torch.ones(batch, height, width), atol=1e-5)
     card = pathlib.Path(card_path(str(out))).read_text()
-    assert "softmax of the logits over the channels" in card and "0 class_0, 1 class_1, 2 class_2" in card
+    assert "softmax of the logits over the channels" in card and "0 background, 1 class 1, 2 class 2" in card
+    # what ran: cross-entropy + Jaccard (the recipe's bce_jaccard for three classes), and no threshold at all
+    assert "- loss: ce_jaccard" in card and "- threshold:" not in card and "tuned" not in card
 
 
 def test_an_export_that_does_not_match_is_not_kept(checkpoints, tmp_path, monkeypatch):
@@ -197,7 +199,7 @@ def test_torch_hub_loads_a_checkpoints_weights_and_refuses_another_models(checkp
     from minunet.errors import CheckpointError
 
     model = torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]))
-    saved = load_checkpoint(str(checkpoints["unet"]))["state_dict"]
+    saved = load_checkpoint(str(checkpoints["unet"])).state_dict
     assert not model.training and all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     with pytest.raises(CheckpointError, match="holds a unet model, not a resunet34"):
         torch.hub.load(str(ROOT), "resunet34", source="local", checkpoint=str(checkpoints["unet"]))
@@ -322,7 +324,7 @@ def test_a_gray_three_class_run_of_minunet_train_exports_its_own_probabilities(t
     got = run_file(tmp_path / "m.onnx", "onnx", x)
     assert got.shape == (2, 3, 40, 48) and (got - expected).abs().max() < 1e-4
     card = (tmp_path / "m.onnx.md").read_text()
-    assert all(name in card for name in state["classes"]), state["classes"]
+    assert all(name in card for name in state.classes), state.classes
 
 
 def test_torch_hub_names_an_unknown_argument_and_takes_none_as_the_command_line_spells_it(checkpoints):

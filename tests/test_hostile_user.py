@@ -7,7 +7,6 @@ import os
 import shutil
 
 import pytest
-import torch
 
 from minunet import cli
 from minunet.checkpoint import load_checkpoint
@@ -71,7 +70,7 @@ def test_resume_into_a_new_out_holds_a_best_pt_and_names_only_files_that_are_the
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
     assert sorted(os.listdir(new)) == ["best.pt", "curves.png", "history.csv", "last.pt"]
     assert last_line.endswith(f"wrote {new}/best.pt, last.pt, history.csv, curves.png")
-    assert load_checkpoint(str(new / "best.pt"))["best_dice"] == load_checkpoint(str(new / "last.pt"))["best_dice"]
+    assert load_checkpoint(str(new / "best.pt")).best_dice == load_checkpoint(str(new / "last.pt")).best_dice
     finished = tmp_path / "elsewhere"
     assert cli.main(["train", "--resume", str(new / "last.pt"), "--out", str(finished)]) == 0
     assert capsys.readouterr().out.strip() == (f"nothing to resume: {finished} has finished all 3 epochs "
@@ -92,10 +91,10 @@ def test_resume_takes_a_new_data_root_holding_the_same_images_and_refuses_other_
     monkeypatch.chdir(tmp_path)  # a relative --data-root: stored absolute, so resuming from anywhere works
     assert cli.main(["train", *flags, "--data-root", "data", "--epochs", "2", "--out", str(out)]) == 0
     monkeypatch.chdir(out)
-    assert load_checkpoint(str(out / "last.pt"))["run"]["data_root"] == str(data)
+    assert load_checkpoint(str(out / "last.pt")).run["data_root"] == str(data)
     state = load_checkpoint(str(out / "last.pt"))
-    state["run"]["epochs"], state["epoch"], state["history"] = 3, 1, state["history"][:1]
-    torch.save(state, out / "last.pt")
+    state.run["epochs"], state.epoch, state.history = 3, 1, state.history[:1]
+    state.save(str(out / "last.pt"))
     moved = tmp_path / "moved"
     shutil.move(str(data), str(moved))
     capsys.readouterr()
@@ -108,7 +107,7 @@ def test_resume_takes_a_new_data_root_holding_the_same_images_and_refuses_other_
                                       str(tmp_path / "other")], capsys)
     assert code == 2 and "holds other images than the run was trained on" in one_error_line(err)
     assert cli.main(["train", "--resume", str(out / "last.pt"), "--data-root", str(moved)]) == 0
-    assert load_checkpoint(str(out / "last.pt"))["run"]["data_root"] == str(moved)
+    assert load_checkpoint(str(out / "last.pt")).run["data_root"] == str(moved)
 
 
 # 7: predict passes over images named like its outputs, and says so
@@ -202,7 +201,7 @@ def test_a_full_disk_while_writing_curves_names_the_file_and_how_to_resume(tmp_p
         f"minunet train: error: cannot write {out / 'curves.png'} (No space left on device); {out / 'last.pt'} of "
         f"epoch 1 is intact: make room, then resume with --resume {out / 'last.pt'}")
     assert captured.out.startswith("epoch 1/2")  # the finished epoch's line
-    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 1
+    assert load_checkpoint(str(out / "last.pt")).epoch == 1
 
 
 def test_two_inputs_whose_names_differ_only_in_unicode_form_are_refused(tmp_path, run, capsys):
@@ -222,10 +221,10 @@ def test_ctrl_c_while_a_checkpoint_is_written_leaves_no_temporary_file(tmp_path,
     save_checkpoint(str(tmp_path / "last.pt"), UNet(base_channels=2), epoch=1)
     before = (tmp_path / "last.pt").read_bytes()
 
-    def interrupted(obj, f):
-        f.write(b"half a checkpoint")
+    def interrupted(fd):  # ctrl-C with the new checkpoint in its temporary file, before the rename
+        assert os.fstat(fd).st_size > 0
         raise KeyboardInterrupt
-    monkeypatch.setattr(torch, "save", interrupted)
+    monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(str(tmp_path / "last.pt"), UNet(base_channels=2), epoch=2)
     assert os.listdir(tmp_path) == ["last.pt"] and (tmp_path / "last.pt").read_bytes() == before

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from minunet import ResNet34Encoder, UNet
+from minunet.checkpoint import Checkpoint
 from minunet.data.catalog import DataSpec, dataset_names, spec_of
 from minunet.data import DataError, make_dataset
 from minunet.errors import SettingError
@@ -131,12 +132,14 @@ def test_inference_of_several_classes_is_the_argmax_of_the_mean_softmax_of_the_f
     masks = inference.masks(probs, (20, 24))
     resized = F.interpolate(expected, size=(20, 24), mode="bilinear", align_corners=False)
     assert masks.shape == (2, 1, 20, 24) and torch.equal(masks.long(), resized.argmax(1, keepdim=True))
-    state = dict(size=16, mean=[0.5] * 3, std=[0.2] * 3, classes=["bg", "a", "b", "c"], channels=3)
+    state = Checkpoint("unet", dict(out_channels=4), {}, size=16, mean=[0.5] * 3, std=[0.2] * 3,
+                       classes=["bg", "a", "b", "c"], channels=3)
     with pytest.raises(SettingError, match=r"^a threshold and post-processing are for two classes: this checkpoint "
                                            r"has 4, .*: leave threshold out$"):
         Inference.of_checkpoint(state, threshold=0.4)
     assert Inference.of_checkpoint(state, threshold=None, postprocess=False).spec.classes == ("bg", "a", "b", "c")
-    old = dict(size=16, mean=[0.5] * 3, std=[0.2] * 3)  # 0.1.0's: RGB, binary
+    old = Checkpoint.of_file(dict(model="unet", model_args={}, state_dict={}, size=16, mean=[0.5] * 3,
+                                  std=[0.2] * 3))  # 0.1.0's: RGB, binary
     assert Inference.of_checkpoint(old).spec == DataSpec()
 
 

@@ -113,8 +113,8 @@ def test_train_evaluate_and_predict_three_classes_from_the_command_line(tmp_path
                  "--epochs", "1", "--batch-size", "4", "--base-channels", "4", "--device", "cpu", "--out",
                  str(out)]) == 0
     state = load_checkpoint(str(out / "best.pt"))
-    assert state["classes"] == ["background", "lesion", "ink"] and state["channels"] == 1
-    assert state["model_args"]["in_channels"] == 1 and state["model_args"]["out_channels"] == 3
+    assert state.classes == ("background", "lesion", "ink") and state.channels == 1
+    assert state.model_args["in_channels"] == 1 and state.model_args["out_channels"] == 3
     capsys.readouterr()
     assert main(["train", "--resume", str(out / "last.pt"), "--classes", "2"]) == 2  # the run's classes hold
     assert "--classes 2 (the run's: 3) contradicts it" in capsys.readouterr().err

@@ -102,7 +102,7 @@ def test_fit_with_its_defaults_runs_what_minunet_train_runs(tmp_path, capsys):
                  "--base-channels", "4", "--batch-size", "4", "--device", "cpu", "--precision", "fp32",
                  "--out", str(out)]) == 0
     capsys.readouterr()
-    from_cli = load_checkpoint(str(out / "last.pt"))["history"]
+    from_cli = load_checkpoint(str(out / "last.pt")).history
 
     recipe = Recipe(epochs=2, batch_size=4)  # every other choice: the defaults
     train_set = make_dataset("synthetic", "train", size=32, augment=True, limit=8)
@@ -134,7 +134,7 @@ def test_a_model_registered_once_trains_evaluates_and_predicts_from_the_command_
     assert main(["train", "--model", "toy", "--base-channels", "3", "--data", "synthetic", "--limit", "8",
                  "--size", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--out", str(out)]) == 0
     state = load_checkpoint(str(out / "best.pt"))
-    assert state["model"] == "toy" and state["model_args"] == {"width": 3} and state["run"]["model"] == "toy"
+    assert state.model == "toy" and state.model_args == {"width": 3} and state.run["model"] == "toy"
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--limit", "4", "--device", "cpu"]) == 0
     assert main(["predict", "--checkpoint", str(out / "best.pt"), "--input", str(ROOT / "docs" / "samples"),
                  "--output", str(tmp_path / "masks"), "--device", "cpu"]) == 0
@@ -165,7 +165,7 @@ def test_a_last_pt_written_by_fit_is_refused_by_minunet_train_resume_in_one_line
     fit(UNet(base_channels=2), train_set, val_set, Recipe(epochs=1, batch_size=4), Runtime("cpu", "fp32"),
         on_epoch=RunFolder(str(tmp_path / "run")), log=None)
     state = load_checkpoint(str(tmp_path / "run" / "last.pt"))
-    assert state["run"]["epochs"] == 1 and state["run"]["loss"] == Recipe().loss  # fit records its recipe
+    assert state.run["epochs"] == 1 and state.run["loss"] == Recipe().loss  # fit records its recipe
     assert main(["train", "--resume", str(tmp_path / "run" / "last.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "written by fit()" in err[0] and "data" in err[0], err

@@ -91,9 +91,9 @@ def test_a_gray_folder_trains_upright_says_so_records_it_and_evaluate_uses_it(tm
                  str(tmp_path / "run"), *TINY]) == 0
     assert UPRIGHT_NOTE in capsys.readouterr().err
     state = load_checkpoint(str(tmp_path / "run" / "best.pt"))
-    assert state["run"]["orientation"] == "upright"
+    assert state.run["orientation"] == "upright"
     assert Inference.of_checkpoint(state).orientation == "upright"
-    assert tuple(state["classes"]) == ("background", "lungs", "heart", "clavicles")
+    assert tuple(state.classes) == ("background", "lungs", "heart", "clavicles")
     seen = []
     original = Inference.probabilities
 
@@ -110,7 +110,7 @@ def test_a_gray_folder_trains_upright_says_so_records_it_and_evaluate_uses_it(tm
     assert main(["train", "--data", "folder", "--data-root", str(root), "--channels", "1", "--orientation", "any",
                  "--out", str(tmp_path / "any"), *TINY]) == 0
     assert "have an up" not in capsys.readouterr().err
-    del state["run"]["orientation"]
+    del state.run["orientation"]
     assert Inference.of_checkpoint(state).orientation == "any"
 
 

@@ -327,7 +327,7 @@ def test_evaluate_report_csv_holds_evaluates_own_numbers(tmp_path, capsys):
     for name in ("dice", "jaccard", "accuracy", "sensitivity", "specificity"):
         assert sum(float(r[name]) for r in rows) / len(rows) == pytest.approx(means[name], abs=1e-6), name
     state = load_checkpoint(FIXTURE)
-    dataset = make_dataset("synthetic", "val", size=state["size"], limit=12)
+    dataset = make_dataset("synthetic", "val", size=state.size, limit=12)
     scores = evaluate(model_from_checkpoint(state), dataset, runtime=Runtime("cpu", workers=0))  # the CLI's defaults
     assert [r["id"] for r in rows] == scores["ids"]
     for k, row in enumerate(rows):

@@ -54,7 +54,7 @@ def one_error_line(err):
 
 
 def weights(path):
-    return load_checkpoint(str(path))["state_dict"]
+    return load_checkpoint(str(path)).state_dict
 
 
 def assert_same_weights(a, b):
@@ -95,7 +95,7 @@ def test_resume_after_sigkill_mid_epoch_ends_with_the_same_weights(tmp_path):
     killed.stdout.close()
     killed.stderr.close()
     state = load_checkpoint(str(b / "last.pt"))
-    assert state["epoch"] == 1, "the kill came after epoch 2 had finished: not a mid-epoch kill"
+    assert state.epoch == 1, "the kill came after epoch 2 had finished: not a mid-epoch kill"
 
     code, out, err = run_minunet("train", "--resume", str(b / "last.pt"), "--device", "cpu")
     assert code == 0, err
@@ -105,14 +105,14 @@ def test_resume_after_sigkill_mid_epoch_ends_with_the_same_weights(tmp_path):
     uninterrupted.stderr.close()
 
     last_a, last_b = load_checkpoint(str(a / "last.pt")), load_checkpoint(str(b / "last.pt"))
-    assert last_a["epoch"] == last_b["epoch"] == 3
-    assert_same_weights(last_a["state_dict"], last_b["state_dict"])  # BatchNorm buffers included
+    assert last_a.epoch == last_b.epoch == 3
+    assert_same_weights(last_a.state_dict, last_b.state_dict)  # BatchNorm buffers included
     assert_same_weights(weights(a / "best.pt"), weights(b / "best.pt"))
-    assert without_timing(last_a["history"]) == without_timing(last_b["history"])
-    assert [r["epoch"] for r in last_b["history"]] == [1, 2, 3]
+    assert without_timing(last_a.history) == without_timing(last_b.history)
+    assert [r["epoch"] for r in last_b.history] == [1, 2, 3]
     # the optimizer and the schedule went on from where they were, not from scratch
-    assert last_a["scheduler"] == last_b["scheduler"]
-    moments_a, moments_b = last_a["optimizer"]["state"], last_b["optimizer"]["state"]
+    assert last_a.training_state["scheduler"] == last_b.training_state["scheduler"]
+    moments_a, moments_b = last_a.training_state["optimizer"]["state"], last_b.training_state["optimizer"]["state"]
     assert all(torch.equal(moments_a[i]["exp_avg_sq"], moments_b[i]["exp_avg_sq"]) for i in moments_a)
     csv_a = [line.split(",")[:6] for line in (a / "history.csv").read_text().splitlines()]
     assert csv_a == [line.split(",")[:6] for line in (b / "history.csv").read_text().splitlines()]
@@ -137,27 +137,12 @@ def snapshot(folder):
 # ---------------------------------------------------------------------------------------------------------
 # 2. last.pt is written atomically: a crash while writing it leaves the previous one intact
 
-def partial_then_fail(real_save, should_fail):
-    """A stand-in for torch.save that, when should_fail(obj, f), writes half the file and raises as a full disk
-    does (torch's zip writer raises RuntimeError)."""
-    def save(obj, f, *args, **kwargs):
-        if not should_fail(obj, getattr(f, "name", f)):
-            return real_save(obj, f, *args, **kwargs)
-        buffer = io.BytesIO()
-        real_save(obj, buffer, *args, **kwargs)
-        half = buffer.getvalue()[:len(buffer.getvalue()) // 2]
-        if hasattr(f, "write"):
-            f.write(half)
-        else:
-            with open(f, "wb") as file:
-                file.write(half)
-        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing "
-                           "file data/3: file write failed")
-    return save
+def epoch_of(data):
+    """The epoch of the checkpoint whose file holds the bytes `data`."""
+    return torch.load(io.BytesIO(data), weights_only=True)["epoch"]
 
 
-def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
-    from minunet import checkpoint as checkpoint_module
+def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, full_disk):
     from minunet.checkpoint import CheckpointError, save_checkpoint
     from minunet.models.unet import UNet
 
@@ -167,38 +152,35 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mon
     save_checkpoint(str(path), first, size=32, epoch=1)
     before = digest(path)
     second = UNet(base_channels=4)  # other weights
-    monkeypatch.setattr(checkpoint_module.torch, "save", partial_then_fail(torch.save, lambda obj, f: True))
-    with pytest.raises(CheckpointError, match=r"cannot write .*last\.pt .*the previous last\.pt, if any, is kept"):
+    full_disk(lambda name, data: True)
+    with pytest.raises(CheckpointError, match=r"cannot write .*last\.pt \(No space left on device\); the previous "
+                                              r"last\.pt, if any, is kept"):
         save_checkpoint(str(path), second, size=32, epoch=2)
-    monkeypatch.undo()
     assert digest(path) == before
     state = load_checkpoint(str(path))
-    assert state["epoch"] == 1
-    assert_same_weights(state["state_dict"], first.state_dict())
-    assert not (tmp_path / "last.pt.tmp").exists()  # the half-written file is cleaned away
-    save_checkpoint(str(path), second, size=32, epoch=2)  # and the next write works
-    assert load_checkpoint(str(path))["epoch"] == 2
+    assert state.epoch == 1
+    assert_same_weights(state.state_dict, first.state_dict())
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file beside it
 
 
 @pytest.mark.slow  # over 2 s
-def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(tmp_path, full_disk, capsys):
     out, before = tmp_path / "run", {}
 
-    def last_pt_of_epoch_2(obj, f):
-        if str(f).endswith("last.pt.tmp") and obj["epoch"] == 2:
+    def last_pt_of_epoch_2(path, data):
+        if path.endswith("last.pt") and epoch_of(data) == 2:
             before["last.pt"] = digest(out / "last.pt")  # last.pt of epoch 1, as the failing write begins
             return True
         return False
-    monkeypatch.setattr(torch, "save", partial_then_fail(torch.save, last_pt_of_epoch_2))
+    full_disk(last_pt_of_epoch_2)
     code = main(["train", *TINY, "--limit", "16", "--epochs", "3", "--out", str(out)])
-    monkeypatch.undo()
     err = capsys.readouterr().err
     assert code == 2
     line = one_error_line(err)
     assert line.startswith("minunet train: error: cannot write") and "last.pt" in line
     assert digest(out / "last.pt") == before["last.pt"]
-    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 1
-    assert not (out / "last.pt.tmp").exists()
+    assert load_checkpoint(str(out / "last.pt")).epoch == 1
+    assert sorted(os.listdir(out)) == ["best.pt", "curves.png", "history.csv", "last.pt"]  # no temporary file
 
 
 def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, monkeypatch, capsys):
@@ -215,7 +197,7 @@ def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, 
     assert main(["train", *TINY, "--limit", "16", "--epochs", "2", "--out", str(out)]) == 130
     monkeypatch.undo()
     assert one_error_line(capsys.readouterr().err) == "minunet train: interrupted"
-    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 2
+    assert load_checkpoint(str(out / "last.pt")).epoch == 2
     assert len((out / "history.csv").read_text().splitlines()) == 2  # header and epoch 1 only
 
     assert main(["train", "--resume", str(out / "last.pt")]) == 0  # nothing left to train
@@ -238,7 +220,7 @@ class RunsCode:
 
 def malicious_checkpoint(path, marker, run):
     """A real checkpoint of `run` with a code-running object hidden beside its weights."""
-    state = load_checkpoint(str(run / "best.pt"))
+    state = torch.load(run / "best.pt", weights_only=True)  # the file's own dict
     state["note"] = RunsCode(marker)
     torch.save(state, path)
 
@@ -291,7 +273,7 @@ def test_a_malicious_file_in_the_torch_hub_cache_is_refused_too(tmp_path, capsys
 def broken_checkpoints(folder, run):
     """{case: (path, words the error line must hold)} for checkpoints that cannot be used."""
     good = (run / "best.pt").read_bytes()
-    state = load_checkpoint(str(run / "best.pt"))
+    state = torch.load(run / "best.pt", weights_only=True)  # the file's own dict
     cases = {}
 
     def add(name, words, data=None, obj=None):
@@ -326,10 +308,10 @@ def test_truncated_foreign_and_mismatched_checkpoints_give_one_line(tmp_path, ru
 
 def test_resume_needs_a_last_pt(tmp_path, run, capsys):
     assert main(["train", "--resume", str(run / "best.pt")]) == 2
-    assert "cannot be resumed (it lacks history, optimizer" in one_error_line(capsys.readouterr().err)
+    assert "cannot be resumed (it lacks history, training state)" in one_error_line(capsys.readouterr().err)
     assert main(["train", "--resume", str(tmp_path / "nowhere" / "last.pt")]) == 2
     assert "does not exist" in one_error_line(capsys.readouterr().err)
-    state = load_checkpoint(str(run / "last.pt"))
+    state = torch.load(run / "last.pt", weights_only=True)
     del state["run"]  # a last.pt without its run's flags
     torch.save(state, tmp_path / "last.pt")
     assert main(["train", "--resume", str(tmp_path / "last.pt")]) == 2
@@ -382,9 +364,9 @@ def test_a_non_finite_loss_in_epoch_2_keeps_last_pt_of_epoch_1(tmp_path, monkeyp
     assert "the loss became nan at epoch 2, step 2: training stopped, last.pt is kept as it was" in line
     assert digest(out / "last.pt") == before["last.pt"]
     state = load_checkpoint(str(out / "last.pt"))
-    assert state["epoch"] == 1 and all(torch.isfinite(t).all() for t in state["state_dict"].values()
+    assert state.epoch == 1 and all(torch.isfinite(t).all() for t in state.state_dict.values()
                                        if t.is_floating_point())
-    assert [r["epoch"] for r in state["history"]] == [1]
+    assert [r["epoch"] for r in state.history] == [1]
 
 
 def test_out_at_an_existing_run_is_refused_without_resume_or_overwrite(tmp_path, run, capsys):
@@ -412,7 +394,7 @@ def test_overwrite_replaces_a_run(tmp_path, run, capsys):
     assert main(["train", *TINY, "--limit", "16", "--epochs", "1", "--seed", "9", "--out", str(out),
                  "--overwrite"]) == 0
     state = load_checkpoint(str(out / "last.pt"))
-    assert state["epoch"] == 1 and state["run"]["seed"] == 9
+    assert state.epoch == 1 and state.run["seed"] == 9
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -505,27 +487,27 @@ def test_torchrun_with_two_processes_trains_as_one_process_on_the_same_global_ba
             for name in ("per-process-bn", "single", "all-images", "own-gradients")}
 
     reference = runs["per-process-bn"]
-    assert relative_distance(ddp["state_dict"], reference["state_dict"], start) < WEIGHT_TOLERANCE
+    assert relative_distance(ddp.state_dict, reference.state_dict, start) < WEIGHT_TOLERANCE
     for key in ("running_mean", "running_var"):
         stats = [k for k in start if k.endswith(key)]
-        assert all(torch.allclose(ddp["state_dict"][k], reference["state_dict"][k], rtol=1e-4, atol=1e-6)
+        assert all(torch.allclose(ddp.state_dict[k], reference.state_dict[k], rtol=1e-4, atol=1e-6)
                    for k in stats)
-    for row, ref in zip(ddp["history"], reference["history"], strict=True):
+    for row, ref in zip(ddp.history, reference.history, strict=True):
         assert abs(row["train_loss"] - ref["train_loss"]) < WEIGHT_TOLERANCE
         assert abs(row["val_dice"] - ref["val_dice"]) < WEIGHT_TOLERANCE
         assert row["lr"] == pytest.approx(ref["lr"])
 
     # against one plain process (BatchNorm over the whole batch): close, but only as close as BatchNorm allows
-    for row, ref in zip(ddp["history"], runs["single"]["history"], strict=True):
+    for row, ref in zip(ddp.history, runs["single"].history, strict=True):
         assert abs(row["train_loss"] - ref["train_loss"]) < LOSS_TOLERANCE
         assert abs(row["val_dice"] - ref["val_dice"]) < DICE_TOLERANCE
 
     # the tolerances have teeth: the broken variants, and even BatchNorm over all 4 images, fall outside
     for name in ("single", "all-images", "own-gradients"):
-        assert relative_distance(ddp["state_dict"], runs[name]["state_dict"], start) > 100 * WEIGHT_TOLERANCE
+        assert relative_distance(ddp.state_dict, runs[name].state_dict, start) > 100 * WEIGHT_TOLERANCE
     assert any(abs(row["train_loss"] - ref["train_loss"]) > LOSS_TOLERANCE
                or abs(row["val_dice"] - ref["val_dice"]) > DICE_TOLERANCE
-               for row, ref in zip(ddp["history"], runs["all-images"]["history"]))
+               for row, ref in zip(ddp.history, runs["all-images"].history))
 
 
 def run_two_processes(argv, timeout=120):

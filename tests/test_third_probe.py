@@ -111,7 +111,7 @@ def test_ctrl_c_while_an_epochs_files_are_written_prints_its_line_once_last_pt_h
     captured = capsys.readouterr()
     assert one_error_line(captured.err) == "minunet train: interrupted"
     assert [line[:9] for line in captured.out.splitlines()] == ["epoch 1/3", "epoch 2/3"]  # in last.pt: said
-    assert load_checkpoint(str(out / "last.pt"))["epoch"] == 2
+    assert load_checkpoint(str(out / "last.pt")).epoch == 2
     assert cli.main(["train", "--resume", str(out / "last.pt")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"resuming {out / 'last.pt'} after epoch 2 of 3" and lines[1].startswith("epoch 3/3")

@@ -233,18 +233,18 @@ def test_recipe_options_reach_the_checkpoint_and_evaluate_uses_its_threshold(tmp
                  "--ema", "0.5", "--tune-threshold", "--scale-shift", "--loss", "bce_jaccard", "--tta",
                  "--out", str(out)]) == 0
     best, last = load_checkpoint(str(out / "best.pt")), load_checkpoint(str(out / "last.pt"))
-    assert best["size"] == [32, 48] and best["run"]["loss"] == "bce_jaccard" and best["run"]["scale_shift"]
-    row = last["history"][best["epoch"] - 1]
+    assert best.size == (32, 48) and best.run["loss"] == "bce_jaccard" and best.run["scale_shift"]
+    row = last.history[best.epoch - 1]
     assert set(row["dice_by_threshold"]) == set(THRESHOLDS)
-    assert best["threshold"] == best_threshold(row["dice_by_threshold"])
-    averaged = last["ema"]["module"]  # one epoch, so the best: best.pt is the average, last.pt the training weights
-    assert all(torch.equal(best["state_dict"][k], averaged[k]) for k in averaged)
-    assert not all(torch.equal(best["state_dict"][k], last["state_dict"][k]) for k in averaged)
+    assert best.threshold == best_threshold(row["dice_by_threshold"])
+    averaged = last.training_state["ema"]["module"]  # one epoch, so the best: best.pt the average, last.pt not
+    assert all(torch.equal(best.state_dict[k], averaged[k]) for k in averaged)
+    assert not all(torch.equal(best.state_dict[k], last.state_dict[k]) for k in averaged)
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--split", "val", "--limit", "8", "--device",
                  "cpu", "--report", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert f"threshold in use ({best['threshold']:g})" in page  # the threshold curve marks the checkpoint's
+    assert f"threshold in use ({best.threshold:g})" in page  # the threshold curve marks the checkpoint's
 
 
 def test_a_last_pt_without_this_versions_fields_resumes(tmp_path, capsys):
@@ -256,11 +256,13 @@ def test_a_last_pt_without_this_versions_fields_resumes(tmp_path, capsys):
     flags = ["--data", "synthetic", "--model", "unet", "--base-channels", "2", "--size", "32", "--limit", "8",
              "--batch-size", "4", "--device", "cpu", "--precision", "fp32"]
     assert main(["train", *flags, "--epochs", "2", "--out", str(out)]) == 0
-    state = load_checkpoint(str(out / "last.pt"))
+    state = torch.load(out / "last.pt", weights_only=True)  # the file as written, to take it back to 0.1.0's keys
     state["epoch"], state["history"] = 1, [
         {k: v for k, v in state["history"][0].items() if k not in ("elapsed_seconds", "dice_by_threshold")}]
     state["run"] = {k: v for k, v in state["run"].items() if k not in ("loss", "ema", "scale_shift", "tta",
                                                                        "tune_threshold")}
+    for key in ("format", "loss", "channels", "classes", "threshold"):  # 0.1.0 wrote none of these
+        del state[key]
     torch.save(state, out / "last.pt")
     assert main(["train", "--resume", str(out / "last.pt")]) == 0
     rows = (out / "history.csv").read_text().splitlines()
@@ -278,7 +280,7 @@ def test_fit_records_the_precision_it_ran_in_and_the_card_says_it(tmp_path):
         on_epoch=RunFolder(str(tmp_path)), log=None)
     state = load_checkpoint(str(tmp_path / "best.pt"))
     expected = next(name for name, dtype in PRECISIONS.items() if dtype == choose_device("cpu", "auto")[1])
-    assert state["run"]["ran_in"] == expected
+    assert state.run["ran_in"] == expected
     card = model_card(state, model_from_checkpoint(state), str(tmp_path / "best.pt"))
     assert f"precision {expected}" in card and "not recorded" not in card.split("## Data")[0]
 

@@ -278,8 +278,8 @@ def copy_run(run, folder, epochs=None):
         (folder / name).write_bytes((run / name).read_bytes())
     if epochs is not None:
         state = load_checkpoint(str(folder / "last.pt"))
-        state["run"]["epochs"] = epochs
-        torch.save(state, folder / "last.pt")
+        state.run["epochs"] = epochs
+        state.save(str(folder / "last.pt"))
     return folder
 
 

@@ -98,7 +98,7 @@ def run_name(path, state):
     found = re.fullmatch(rf"0[67]_(.+?)(_seed\d+)?_{MODE}", folder)
     if found and folder.startswith("06_") and os.path.isdir(os.path.join(OUT, f"07_unet_seed0_{MODE}")):
         return "unet (06)"  # 07 trained its own seed 0: 06's run is another recipe (20 epochs on ISIC), not a seed
-    return found.group(1) if found else state["model"]
+    return found.group(1) if found else state.model
 
 
 device, _ = choose_device("auto")  # the GPU when there is one
@@ -108,8 +108,8 @@ for path in paths:
     state = load_checkpoint(path)
     checkpoints.append(dict(path=path, state=state, model=model_from_checkpoint(state).to(device),
                             name=run_name(path, state)))
-    print(f"{os.path.relpath(path)}: {state['model']} {state['model_args']}, {state['size']} px, "
-          f"best epoch {state['epoch']}, best validation Dice {state['best_dice']:.4f}")
+    print(f"{os.path.relpath(path)}: {state.model} {state.model_args}, {state.size[0]} px, "  # size: (H, W), square
+          f"best epoch {state.epoch}, best validation Dice {state.best_dice:.4f}")
 
 # %% [markdown]
 # ## Validation and held-out scores
@@ -127,7 +127,7 @@ for path in paths:
 #   validation (`best_threshold`) and only *applied* to held-out images (chosen on them, it would flatter them).
 
 # %%
-size = checkpoints[0]["state"]["size"]
+size = checkpoints[0]["state"].size  # (H, W)
 val_set = make_dataset(DATA, "val", root=args.data_root, size=size)
 try:
     split = "test"
@@ -141,8 +141,8 @@ print(f"{len(val_set)} validation and {len(held_out)} {split} images of {DATA}\n
 print(f"{'checkpoint':50s} {'val Dice':>8s} {'held-out Dice (0.5)':>19s} {'val-chosen threshold':>20s} "
       f"{'held-out Dice at it':>19s}")
 for c in checkpoints:
-    if c["state"]["size"] != size:
-        raise SystemExit(f"{c['path']} was trained at {c['state']['size']} px, the others at {size}: "
+    if c["state"].size != size:
+        raise SystemExit(f"{c['path']} was trained at {c['state'].size} px, the others at {size}: "
                          f"score checkpoints of one size together")
     val_scores = evaluate(c["model"], val_set, runtime=runtime)
     c["val"], c["threshold"] = val_scores["dice"], best_threshold(val_scores["dice_by_threshold"])
@@ -199,7 +199,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")  # write files; no window
 import matplotlib.pyplot as plt  # noqa: E402
 
-chosen = max(checkpoints, key=lambda c: c["state"]["best_dice"])
+chosen = max(checkpoints, key=lambda c: c["state"].best_dice)
 fig, ax = plt.subplots(figsize=(6.4, 3.4))
 ax.plot(THRESHOLDS, [chosen["val_curve"][t] for t in THRESHOLDS], "o-", markersize=3, label="validation")
 ax.plot(THRESHOLDS, [chosen["scores"]["dice_by_threshold"][t] for t in THRESHOLDS], "o-", markersize=3,

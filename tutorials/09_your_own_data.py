@@ -283,7 +283,7 @@ best_state = load_checkpoint(os.path.join(run, "best.pt"))
 trained = model_from_checkpoint(best_state)
 images = torch.stack([val_set[i][0] for i in range(len(val_set))])  # (N, 3, S, S)
 curves, tops = {}, {}
-for label, net in (("two steps", short), (f"best.pt (epoch {best_state['epoch']} of {EPOCHS})", trained)):
+for label, net in (("two steps", short), (f"best.pt (epoch {best_state.epoch} of {EPOCHS})", trained)):
     tops[label] = probabilities(net.eval(), images).amax(dim=(1, 2, 3))  # (N,): each image's largest probability
     scores = evaluate(net, val_set)  # at threshold 0.5
     curves[label], t = scores["dice_by_threshold"], best_threshold(scores["dice_by_threshold"])
@@ -312,7 +312,7 @@ for label, net in (("two steps", short), (f"best.pt (epoch {best_state['epoch']}
 
 # %%
 state = load_checkpoint(os.path.join(run, "best.pt"))
-print(f"best.pt (epoch {state['epoch']}) stores threshold {state['threshold']:g}")
+print(f"best.pt (epoch {state.epoch}) stores threshold {state.threshold:g}")
 fig, ax = plt.subplots(figsize=(6.4, 3.4))
 for label, curve in curves.items():
     ax.plot(THRESHOLDS, [curve[t] for t in THRESHOLDS], "o-", markersize=3, label=label)

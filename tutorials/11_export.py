@@ -92,9 +92,9 @@ else:
     checkpoint = os.path.join(run_dir, "best.pt")
 state = load_checkpoint(checkpoint)
 model = model_from_checkpoint(state)  # eval mode: BatchNorm uses its running statistics
-size = state["size"] if isinstance(state["size"], (list, tuple)) else (state["size"], state["size"])
-print(f"{os.path.relpath(checkpoint)}: {state['model']} {state['model_args']}, trained at {size[0]} x {size[1]}, "
-      f"best validation Dice {state['best_dice']:.4f}")
+size = state.size  # (H, W)
+print(f"{os.path.relpath(checkpoint)}: {state.model} {state.model_args}, trained at {size[0]} x {size[1]}, "
+      f"best validation Dice {state.best_dice:.4f}")
 
 # %% [markdown]
 # ## What folding BatchNorm does to the graph
@@ -110,7 +110,7 @@ print(f"{os.path.relpath(checkpoint)}: {state['model']} {state['model_args']}, t
 # writes. Its operations, counted before and after folding:
 
 # %%
-channels = state["model_args"].get("in_channels", 3)
+channels = state.model_args.get("in_channels", 3)
 example = torch.randn(1, channels, *size)  # (1, C, H, W)
 folded = fold_batchnorm(model_from_checkpoint(state))
 graphs = {}
@@ -242,10 +242,10 @@ with open(card_path(files["onnx"]), encoding="utf-8") as f:
 # %%
 repo = os.path.dirname(HERE)
 if os.path.isfile(os.path.join(repo, "hubconf.py")):
-    hub_model = torch.hub.load(repo, state["model"], source="local", checkpoint=checkpoint)
+    hub_model = torch.hub.load(repo, state.model, source="local", checkpoint=checkpoint)
     with torch.no_grad():
         same = torch.equal(hub_model(images), model(images))
-    print(f"torch.hub.load(REPO, {state['model']!r}, source='local', checkpoint=...): "
+    print(f"torch.hub.load(REPO, {state.model!r}, source='local', checkpoint=...): "
           f"{type(hub_model).__name__}, the same logits as the checkpoint's model: {same}")
 else:
     print(f"no hubconf.py in {repo} (a notebook run outside the repository): torch.hub skipped")

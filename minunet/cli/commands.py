@@ -11,7 +11,7 @@ import warnings
 import torch
 
 from ..training import distributed
-from ..data.catalog import DataSpec
+from ..atomic import write_atomically
 from ..checkpoint import open_checkpoint
 from ..data import dataset_for, make_dataset
 from ..device import Runtime, usable_cores
@@ -43,16 +43,16 @@ def train_command(args):
     if "data_root" in data_given and data_given["data_root"] is not None:
         data_given["data_root"] = os.path.abspath(data_given["data_root"])  # a run's root holds from any folder
     if args.resume:
-        recipe, run, state, model, out = resumed_run(args.resume, args.out, {**given(args), **data_given},
-                                                     args.overwrite)
-        if state["epoch"] >= recipe.epochs:  # finished: only history.csv and curves.png may lag behind last.pt
-            finish(args.resume, out, state, recipe)
+        recipe, run, resumed, model, out = resumed_run(args.resume, args.out, {**given(args), **data_given},
+                                                       args.overwrite)
+        if resumed.epoch >= recipe.epochs:  # finished: only history.csv and curves.png may lag behind last.pt
+            finish(args.resume, out, resumed, recipe)
             return
         if run["data_root"] is not None and not os.path.isdir(run["data_root"]):
             raise DataError(f"the run's data root {run['data_root']} (from {args.resume}) is not a folder: pass "
                             f"--data-root DIR where its images are now")
     else:
-        recipe, run, state = recipe_of(args), {**DATA_DEFAULTS, **data_given}, None
+        recipe, run, resumed = recipe_of(args), {**DATA_DEFAULTS, **data_given}, None
         out = args.out or os.path.join("runs", f"{recipe.model}-{run['data']}")
         new_run(out, args.overwrite)
         model = None  # built once the data say their channels and classes
@@ -70,20 +70,20 @@ def train_command(args):
         orientation_note(recipe, run["data"], train_set.spec.channels, given(args))
     model = model or new_model(recipe, train_set.spec)  # its channels and classes are the data's
     run["data_ids"] = data_fingerprint(train_set, val_set)
-    if state is not None and state["run"].get("data_ids", run["data_ids"]) != run["data_ids"]:
+    if resumed is not None and resumed.run.get("data_ids", run["data_ids"]) != run["data_ids"]:
         raise DataError(f"--data-root {run['data_root']} holds other images than the run was trained on: pass "
                         f"the folder of its own images, or start a new run")
     if rank == 0:
         for note in dict.fromkeys(notes):  # each once (train and val share most)
             say(f"note: {note}")
-        if state is not None and os.path.abspath(out) != os.path.dirname(os.path.abspath(args.resume)):
+        if resumed is not None and os.path.abspath(out) != os.path.dirname(os.path.abspath(args.resume)):
             carry_best(args.resume, out)  # the new folder starts with the best epoch so far
-        if state is not None:  # history.csv and curves.png as last.pt has them (a kill may fall in between)
-            write_curves(out, state["history"], loss_name(recipe.loss, len(train_set.spec.classes)))
-            print(f"resuming {args.resume} after epoch {state['epoch']} of {recipe.epochs}", flush=True)
+        if resumed is not None:  # history.csv and curves.png as last.pt has them (a kill may fall in between)
+            write_curves(out, resumed.history, loss_name(recipe.loss, len(train_set.spec.classes)))
+            print(f"resuming {args.resume} after epoch {resumed.epoch} of {recipe.epochs}", flush=True)
     folder = RunFolder(out, {k: run[k] for k in DATA_FLAGS + ("data_ids",)}) if rank == 0 else None
     try:
-        history = fit(model, train_set, val_set, recipe, runtime, resume=state, on_epoch=folder,
+        history = fit(model, train_set, val_set, recipe, runtime, resume=resumed, on_epoch=folder,
                       log=lambda line: print(line, flush=True))
     except LossNotFinite as err:
         raise TrainingError(f"{err}, last.pt is kept as it was; try a lower --lr or --precision fp32") from None
@@ -110,13 +110,13 @@ def workers_note(workers, note=say):
              f"process may use: loading may run slower than with fewer, or stall; pass --workers {cores} or fewer")
 
 
-def finish(resumed_from, out, state, recipe):
-    """A resumed run with no epoch left: history.csv and curves.png from last.pt (a kill may have come between
-    them), and, into a new --out, copies of best.pt and last.pt."""
+def finish(resumed_from, out, last, recipe):
+    """A resumed run with no epoch left (last: its last.pt's Checkpoint): history.csv and curves.png from last.pt
+    (a kill may have come between them), and, into a new --out, copies of best.pt and last.pt."""
     if os.path.abspath(out) != os.path.dirname(os.path.abspath(resumed_from)):
         carry_best(resumed_from, out)
         save_checkpoint_copy(resumed_from, os.path.join(out, "last.pt"))
-    write_curves(out, state["history"], loss_name(recipe.loss, len(DataSpec.of_checkpoint(state).classes)))
+    write_curves(out, last.history, loss_name(recipe.loss, len(last.classes)))
     print(f"nothing to resume: {out} has finished all {recipe.epochs} epochs (history.csv and curves.png "
           f"rewritten from last.pt)")
 
@@ -126,15 +126,15 @@ def written_files(out):
     return f"{out}/" + ", ".join(name for name in RUN_FILES if os.path.exists(os.path.join(out, name)))
 
 
-def inference_of(args, state):
+def inference_of(args, checkpoint):
     """The checkpoint's Inference, with the flags --tta, --threshold and --postprocess that were given."""
-    return Inference.of_checkpoint(state, tta=args.tta, threshold=args.threshold, postprocess=args.postprocess)
+    return Inference.of_checkpoint(checkpoint, tta=args.tta, threshold=args.threshold, postprocess=args.postprocess)
 
 
 def evaluate_command(args):
     """`minunet evaluate`: the checkpoint's Inference with the flags given, evaluate, then --json, --figure and
     --report from what it returns."""
-    state, model = open_checkpoint(args.checkpoint)
+    checkpoint, model = open_checkpoint(args.checkpoint)
     if args.report:
         must_be_writable(args.report, "--report")
         check_report_folder(args.report)
@@ -145,13 +145,13 @@ def evaluate_command(args):
 
         must_be_a_file_name(args.figure, "--figure", "cases.png", args.overwrite)
         check_figure_name(args.figure, "--figure")
-    dataset = dataset_for(DataSpec.of_checkpoint(state), args.data, args.split, args.data_root, state["size"],
-                          args.limit, skip_unreadable=True)
+    dataset = dataset_for(checkpoint.spec, args.data, args.split, args.data_root, checkpoint.size, args.limit,
+                          skip_unreadable=True)
     for message in dataset.skipped:
         say(f"skipped: {message}")
     for note in dataset.notes:
         say(f"note: {note}")
-    inference = inference_of(args, state)
+    inference = inference_of(args, checkpoint)
     workers_note(args.workers)
     scores = evaluate(model, dataset, inference, Runtime(args.device, args.precision, args.workers, args.batch_size),
                       pictures=bool(args.figure or args.report))
@@ -166,24 +166,26 @@ def evaluate_command(args):
         say(f"note: class {label!r} is in no mask and no prediction of these images: its scores are left out (nan)")
     if args.json:
         classes = {key: scores[key] for key in ("per_class", "absent", "confusion") if key in scores}
-        with open(args.json, "w") as f:  # a score that is NaN (nothing to score) is written as null
-            json.dump(nan_as_null({**{name: scores[name] for name in METRIC_NAMES + ("count",)}, **classes,
-                                   "skipped": len(dataset.skipped)}), f, indent=2)
+        write_atomically(args.json, json.dumps(nan_as_null(  # a score that is NaN (nothing to score) is null
+            {**{name: scores[name] for name in METRIC_NAMES + ("count",)}, **classes,
+             "skipped": len(dataset.skipped)}), indent=2))
     if args.figure:
         draw_cases(scores, args.figure)
     if args.report:
         data = f"{args.data} ({args.data_root})" if args.data_root else args.data
-        run = run_summary(args.checkpoint, state, inference, data=data, split=args.split, images=scores["count"])
+        run = run_summary(args.checkpoint, checkpoint, inference, data=data, split=args.split,
+                          images=scores["count"])
         pictures = dict(zip(scores["ids"], scores["pictures"]))
         path = write_report(args.report, run, rows_of(scores), pictures, scores, dataset.skipped)
         print(f"wrote {path} and per_image.csv")
 
 
-def run_summary(checkpoint, state, inference, **more):
-    """What a report says of the run at its top: the checkpoint, model, training, decision rule and `more`
-    (the data, the split, the input, ...)."""
-    return {"checkpoint": checkpoint, "model": f"{state['model']} {state['model_args']}",
-            "trained": f"epoch {state.get('epoch', '?')}, validation Dice {state.get('best_dice', float('nan')):.4f}",
+def run_summary(path, checkpoint, inference, **more):
+    """What a report says of the run at its top: the checkpoint (its path and Checkpoint), model, training,
+    decision rule and `more` (the data, the split, the input, ...)."""
+    best = float("nan") if checkpoint.best_dice is None else checkpoint.best_dice
+    return {"checkpoint": path, "model": f"{checkpoint.model} {checkpoint.model_args}",
+            "trained": f"epoch {'?' if checkpoint.epoch is None else checkpoint.epoch}, validation Dice {best:.4f}",
             **{k: v for k, v in more.items() if v is not None}, "threshold": inference.threshold,
             "test-time augmentation": "on" if inference.tta else "off",
             "post-processing": "largest region, holes filled" if inference.postprocess else "off"}
@@ -206,8 +208,8 @@ def predict_command(args):
     if args.report:
         must_be_writable(args.report, "--report")
         check_report_folder(args.report)
-    state, model = open_checkpoint(args.checkpoint)
-    (paths, passed_over), inference = input_images(args.input), inference_of(args, state)
+    checkpoint, model = open_checkpoint(args.checkpoint)
+    (paths, passed_over), inference = input_images(args.input), inference_of(args, checkpoint)
     result = predict(model, paths, args.output, inference,
                      Runtime(args.device, args.precision, batch_size=args.batch_size, compile=args.compile),
                      Output(args.overlay, args.overwrite, pictures=bool(args.report)))
@@ -225,7 +227,7 @@ def predict_command(args):
     if written == 0:
         raise DataError(f"none of the {len(paths)} image(s) in {args.input} could be read")
     if args.report:
-        run = run_summary(args.checkpoint, state, inference, input=args.input, images=written)
+        run = run_summary(args.checkpoint, checkpoint, inference, input=args.input, images=written)
         path = write_report(args.report, run, rows_of(result), result["pictures"], skipped=[r for _, r in skipped])
         print(f"wrote {path} and per_image.csv")
 

@@ -1,14 +1,16 @@
 """Taking a trained model elsewhere: `minunet export` to ONNX or TorchScript, each with its model card.
 
-The exported model takes float images (B, C, H, W) normalised as the checkpoint says (its "mean" and "std";
-trained at its "size") and returns probabilities: the sigmoid of the logits for one output channel, the softmax
+The exported model takes float images (B, C, H, W) normalised as the checkpoint says (its mean and std;
+trained at its size) and returns probabilities: the sigmoid of the logits for one output channel, the softmax
 over the channels for several (or the logits themselves with --logits). BatchNorm is folded into the
 convolutions first (minunet.inference.fold_batchnorm); batch, height and width stay free (any H, W >= 32).
-Before anything is written, the exported file is run (onnxruntime, torch.jit) at two sizes and its output
-compared with minunet's own; then the file and its card (FILE + ".md") replace nothing the user did not ask to.
+The file is made in memory and run (onnxruntime, torch.jit) at two sizes, its output compared with minunet's own,
+before anything is written; then the file and its card (FILE + ".md") are written together (minunet.atomic),
+replacing nothing the user did not ask to.
 """
 import argparse
 import copy
+import io
 import json
 import os
 import warnings
@@ -17,10 +19,12 @@ import torch
 import torch.nn as nn
 
 from .. import __version__
+from ..atomic import write_atomically, write_together
 from ..checkpoint import load_checkpoint, model_from_checkpoint
-from ..errors import CheckpointError, DataError, SettingError
-from ..inference import fold_batchnorm
-from .modelcard import class_names, model_card
+from ..errors import CheckpointError, SettingError
+from ..inference import Inference, fold_batchnorm
+from .modelcard import model_card
+from .paths import must_be_a_file_name
 
 FORMATS = ("onnx", "torchscript")
 INSTALL_EXPORT = 'pip install "minunet[export]"'
@@ -57,8 +61,8 @@ def onnx_runtime():
     return onnxruntime
 
 
-def save_onnx(module, example, path, metadata):
-    """Write `module` as an ONNX file with free batch, height and width, `metadata` in its properties."""
+def onnx_file(module, example, metadata):
+    """The bytes of an ONNX file of `module` with free batch, height and width, `metadata` in its properties."""
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=32),
             3: torch.export.Dim("width", min=32)}
     with warnings.catch_warnings():  # the exporter's notes would add lines to stderr
@@ -67,35 +71,37 @@ def save_onnx(module, example, path, metadata):
                                     output_names=[metadata["output"]], dynamic_shapes={"images": dims})
     program.model.metadata_props["minunet"] = json.dumps(metadata)
     program.model.doc_string = f"minunet {metadata.get('model', 'model')}: {metadata['output']} of normalised images"
-    program.save(path)
+    return program.model_proto.SerializeToString()  # what program.save writes, for models under 2 GiB
 
 
-def save_torchscript(module, example, path, metadata):
-    """Write `module` traced to TorchScript; `metadata` rides along as the extra file minunet.json."""
+def torchscript_file(module, example, metadata):
+    """The bytes of a TorchScript file of `module`, traced; `metadata` rides along as the extra file minunet.json."""
+    buffer = io.BytesIO()  # in memory: torch.jit.save onto a full disk ends the process (C++ terminate)
     with warnings.catch_warnings():  # torch >= 2.10 calls TorchScript deprecated; torch.jit.load still reads it
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(module, example, check_trace=False)  # sizes are traced: H and W stay free
-        torch.jit.save(traced, path, _extra_files={"minunet.json": json.dumps(metadata)})
+        torch.jit.save(traced, buffer, _extra_files={"minunet.json": json.dumps(metadata)})
+    return buffer.getvalue()
 
 
-def run_exported(path, fmt, images):
-    """The output of an exported file for `images` (B, C, H, W): onnxruntime's or torch.jit's, as a tensor."""
+def run_exported(file, fmt, images):
+    """The output of an exported file (its path, or its bytes) for `images` (B, C, H, W): onnxruntime's or
+    torch.jit's, as a tensor."""
     if fmt == "onnx":
-        session = onnx_runtime().InferenceSession(path, providers=["CPUExecutionProvider"])
+        session = onnx_runtime().InferenceSession(file, providers=["CPUExecutionProvider"])
         return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch.jit.load(path)(images)
+        return torch.jit.load(io.BytesIO(file) if isinstance(file, bytes) else file)(images)
 
 
 @torch.no_grad()
-def export_model(model, path, fmt, size=(128, 128), logits=False, metadata=None):
-    """Export `model` (eval mode) to `path` in `fmt` ("onnx" or "torchscript"), BatchNorm folded, returning
-    probabilities (logits=True: logits); checked against the model itself before it is returned.
+def exported(model, fmt, size=(128, 128), logits=False, metadata=None):
+    """(the bytes of `model` (eval mode) exported in `fmt` ("onnx" or "torchscript"), BatchNorm folded, returning
+    probabilities (logits=True: logits); the largest difference between its output and the model's own).
 
-    size: (H, W) traced at, and checked at with a batch of 2 and at (H + 16, W + 48) with one image.
-    Returns the largest difference between the file's output and minunet's own (at most TOLERANCE, else
-    RuntimeError and nothing kept at `path`).
+    size: (H, W) traced at, and checked at with a batch of 2 and at (H + 16, W + 48) with one image. RuntimeError
+    when the difference is over TOLERANCE. Nothing is written.
     """
     h, w = size
     channels = model.config().get("in_channels", 3)
@@ -105,47 +111,49 @@ def export_model(model, path, fmt, size=(128, 128), logits=False, metadata=None)
     example = torch.randn(2, channels, h, w, generator=generator)  # (2, C, H, W)
     metadata = dict(metadata or {}, output="logits" if logits else "probabilities",
                     activation=wrapped.activation, minunet_version=__version__)
-    (save_onnx if fmt == "onnx" else save_torchscript)(wrapped, example, path, metadata)
+    file = (onnx_file if fmt == "onnx" else torchscript_file)(wrapped, example, metadata)
     worst = 0.0
     for images in (example, torch.randn(1, channels, h + 16, w + 48, generator=generator)):
-        expected, got = reference(images), run_exported(path, fmt, images)
+        expected, got = reference(images), run_exported(file, fmt, images)
         worst = max(worst, (expected - got).abs().max().item() if got.shape == expected.shape else float("inf"))
     if not worst <= TOLERANCE:
-        os.remove(path)
         raise RuntimeError(f"the {fmt} export differs from minunet's own output by {worst:.2g} "
                            f"(more than {TOLERANCE:g}): nothing written; please report this")
+    return file, worst
+
+
+def export_model(model, path, fmt, size=(128, 128), logits=False, metadata=None):
+    """Export `model` (eval mode) to the file `path` in `fmt` ("onnx" or "torchscript"), BatchNorm folded,
+    returning probabilities (logits=True: logits); the file is written only once it has passed its check
+    (`exported`). Returns the largest difference between the file's output and minunet's own."""
+    file, worst = exported(model, fmt, size, logits, metadata)
+    write_atomically(path, file)
     return worst
 
 
-def export_checkpoint(state, model, path, fmt, logits=False, checkpoint_path=None):
-    """Export a checkpoint's model (state as load_checkpoint returns it) to `path` and write its model card
-    beside it (card_path(path)), replacing both; returns the largest difference from minunet's own output.
+def export_checkpoint(checkpoint, model, path, fmt, logits=False, checkpoint_path=None):
+    """Export a Checkpoint's model to `path` and write its model card beside it (card_path(path)), replacing both
+    together, once the file has passed its check; returns the largest difference from minunet's own output.
 
     The checkpoint's size is traced at, and its size, normalisation, threshold and classes go into the file's
-    metadata. The file is written under a temporary name and renamed once it has passed its check.
+    metadata.
     """
-    missing = [key for key in ("size", "mean", "std") if key not in state]
+    missing = checkpoint.lacking("size", "mean", "std")
     if missing:
         raise CheckpointError(f"{checkpoint_path or 'the checkpoint'} lacks {', '.join(missing)}: an export needs "
                               f"the size and normalisation a run of minunet train stores; use its best.pt or last.pt")
-    size = (state["size"],) * 2 if isinstance(state["size"], int) else tuple(state["size"])  # (H, W)
-    metadata = dict(model=state["model"], model_args=state["model_args"], size=list(size), mean=list(state["mean"]),
-                    std=list(state["std"]), threshold=state.get("threshold", 0.5),
-                    classes=class_names(state, model.out_channels))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = path + ".tmp"
-    try:
-        worst = export_model(model, temporary, fmt, size, logits, metadata)
-        details = (f"input `images` (B, {model.config().get('in_channels', 3)}, H, W), output "
-                   f"`{'logits' if logits else 'probabilities'}`; batch, height and width are free (H, W >= 32); "
-                   f"BatchNorm folded; its output matched minunet's to {worst:.1g} at {size[0]} x {size[1]} and "
-                   f"{size[0] + 16} x {size[1] + 48}")
-        card = model_card(state, model, checkpoint_path, dict(format=fmt, path=path, logits=logits, details=details))
-        os.replace(temporary, path)
-        write_text(card_path(path), card)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    metadata = dict(model=checkpoint.model, model_args=checkpoint.model_args, size=list(checkpoint.size),
+                    mean=list(checkpoint.mean), std=list(checkpoint.std), threshold=checkpoint.threshold,
+                    classes=list(checkpoint.classes))
+    if metadata["threshold"] is None and len(checkpoint.classes) == 2:
+        metadata["threshold"] = Inference.threshold  # what minunet uses for a checkpoint that records none
+    file, worst = exported(model, fmt, checkpoint.size, logits, metadata)
+    (h, w), channels = checkpoint.size, model.config().get("in_channels", 3)
+    details = (f"input `images` (B, {channels}, H, W), output `{'logits' if logits else 'probabilities'}`; batch, "
+               f"height and width are free (H, W >= 32); BatchNorm folded; its output matched minunet's to "
+               f"{worst:.1g} at {h} x {w} and {h + 16} x {w + 48}")
+    card = model_card(checkpoint, model, checkpoint_path, dict(format=fmt, path=path, logits=logits, details=details))
+    write_together({path: file, card_path(path): card})
     return worst
 
 
@@ -176,53 +184,33 @@ def card_path(path):
     return path + ".md"
 
 
-def check_output(path, overwrite):
-    """DataError, before any work, when `path` cannot be written as a new file (or replaced: overwrite)."""
-    if os.path.isdir(path):
-        raise DataError(f"--output {path} is a folder: pass a file name, such as {os.path.join(path, 'unet.onnx')}")
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise DataError(f"--output {path}: {parent} is a file, not a folder: pass a file name in a folder")
-    if os.path.lexists(path) and not overwrite:
-        raise DataError(f"{path} already exists: minunet export does not replace files; pass another --output, "
-                        f"or --overwrite to replace it")
-
-
-def write_text(path, text):
-    """Write `text` to `path` through a temporary file renamed over it: never half a file."""
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def export_command(args):
     """`minunet export`: the model as --format to --output with its card, or (--card) the card alone."""
     if args.format and not args.output:
         raise SettingError(f"--format {args.format} needs --output FILE, the file to write (e.g. unet.onnx)")
     if args.card and args.logits:
         raise SettingError("--logits shapes an exported model: leave it out with --card, or export with --format")
-    outputs = [] if not args.output else [args.output, card_path(args.output)] if args.format else [args.output]
-    for path in outputs:
-        check_output(path, args.overwrite)
+    outputs = {} if not args.output else {args.output: "--output"}
+    if args.format and args.output:
+        outputs[card_path(args.output)] = "its model card"
+    for path, flag in outputs.items():
+        must_be_a_file_name(path, flag, "unet.onnx" if flag == "--output" else "unet.onnx.md", args.overwrite)
     if args.format == "onnx":
         onnx_runtime()  # before the checkpoint: a missing package is said first
-    state = load_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(args.checkpoint)
     try:
-        model = model_from_checkpoint(state)
+        model = model_from_checkpoint(checkpoint)
     except CheckpointError as err:
         raise CheckpointError(f"{args.checkpoint}: {err}") from None
     if args.card:
-        card = model_card(state, model, args.checkpoint)
+        card = model_card(checkpoint, model, args.checkpoint)
         if not args.output:
             print(card, end="")
             return
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        write_text(args.output, card)
+        write_atomically(args.output, card)
         print(f"wrote the model card {args.output}")
         return
-    worst = export_checkpoint(state, model, args.output, args.format, args.logits, args.checkpoint)
+    worst = export_checkpoint(checkpoint, model, args.output, args.format, args.logits, args.checkpoint)
     print(f"wrote {args.output} ({args.format}, {os.path.getsize(args.output) / 2 ** 20:.1f} MiB, "
           f"{'logits' if args.logits else 'probabilities'}; matches minunet's own to {worst:.1g}) and its model "
           f"card {card_path(args.output)}")

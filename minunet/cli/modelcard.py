@@ -1,8 +1,8 @@
 """A model card: a short Markdown page that travels with an exported model and says what it is.
 
-Written from the checkpoint alone (its model, size, normalisation, threshold and the `run` flags of `minunet
-train`), so any checkpoint has one, a checkpoint of minunet 0.1.0 included; whatever a checkpoint does not hold
-is said to be "not recorded", never guessed.
+Written from the checkpoint alone (a minunet.checkpoint.Checkpoint: its model, size, normalisation, classes,
+threshold, loss and the run of `minunet train`), so any checkpoint has one, a checkpoint of minunet 0.1.0
+included; whatever a checkpoint does not record is said to be "not recorded", never guessed.
 """
 import copy
 import csv
@@ -14,7 +14,6 @@ from .. import __version__
 from ..inference import fold_batchnorm
 
 NOT_RECORDED = "not recorded"
-BINARY_CLASSES = ("background", "lesion")  # one output channel: its sigmoid is the lesion's probability
 HISTORY_SHOWN = ("epoch", "train_loss", "val_loss", "val_dice", "val_jaccard")
 DATA_WORDS = {"isic2016": "dermoscopic images of ISIC 2016", "folder": "the user's own folder of images and masks",
               "synthetic": "minunet's synthetic lesions"}
@@ -22,15 +21,6 @@ LOADING = {"onnx": "ONNX; run it with `onnxruntime.InferenceSession(\"{name}\")`
                    "`minunet` holds the size, normalisation, threshold and classes as JSON",
            "torchscript": "TorchScript; load it with `torch.jit.load(\"{name}\")`; the extra file "
                           "`minunet.json` holds the size, normalisation, threshold and classes"}
-
-
-def class_names(state, out_channels):
-    """The names of a checkpoint's classes, index 0 first: its own "classes" where it holds them, else
-    background/lesion for one output channel, else class_0 ... class_{K-1}."""
-    names = state.get("classes")
-    if names and len(names) == (2 if out_channels == 1 else out_channels):
-        return [str(n) for n in names]
-    return list(BINARY_CLASSES) if out_channels == 1 else [f"class_{k}" for k in range(out_channels)]
 
 
 def output_text(out_channels, logits):
@@ -42,11 +32,11 @@ def output_text(out_channels, logits):
     return f"(B, {out_channels}, H, W) class probabilities: the softmax of the logits over the channels"
 
 
-def last_history_row(state, checkpoint_path):
+def last_history_row(checkpoint, checkpoint_path):
     """(the last epoch's row of the run's history, where it came from), or (None, None) when there is none:
     last.pt holds the history; for best.pt the run's history.csv beside it is read."""
-    if state.get("history"):
-        return state["history"][-1], "the checkpoint"
+    if checkpoint.history:
+        return checkpoint.history[-1], "the checkpoint"
     csv_path = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path or ".")), "history.csv")
     if checkpoint_path and os.path.isfile(csv_path):
         with open(csv_path, newline="") as f:
@@ -76,30 +66,31 @@ def parameter_counts(model):
     return (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in folded.parameters()))
 
 
-def model_card(state, model, checkpoint_path=None, exported=None):
-    """The model card of a checkpoint (as load_checkpoint returns it) and its model, as Markdown text.
+def model_card(checkpoint, model, checkpoint_path=None, exported=None):
+    """The model card of a Checkpoint and its model, as Markdown text.
 
     exported: what was exported, when the card goes beside a file: dict(format=..., path=..., logits=bool,
     details=text); None for a card of the checkpoint alone.
     """
-    run, args = state.get("run") or {}, state["model_args"]
+    run, args = checkpoint.run, checkpoint.model_args
     out_channels = getattr(model, "out_channels", 1)
     in_channels = args.get("in_channels", 3)
     trained, folded = parameter_counts(model)
-    size = state.get("size")
-    h, w = (size, size) if isinstance(size, int) else (tuple(size) if size else (None, None))
-    threshold = state.get("threshold")
+    h, w = checkpoint.size or (None, None)
+    threshold = checkpoint.threshold
+    two_classes = len(checkpoint.classes) == 2  # a threshold decides each pixel; K > 2: the most probable class
     source = os.path.basename(checkpoint_path) if checkpoint_path else "a checkpoint"
-    lines = [f"# Model card: minunet {state['model']}", "",
+    epoch = NOT_RECORDED if checkpoint.epoch is None else checkpoint.epoch
+    lines = [f"# Model card: minunet {checkpoint.model}", "",
              f"A segmentation model trained with minunet, written from `{source}` by `minunet export`.", "",
              "## Model", "",
-             f"- architecture: `{state['model']}` (minunet.{type(model).__name__}), arguments "
+             f"- architecture: `{checkpoint.model}` (minunet.{type(model).__name__}), arguments "
              + ", ".join(f"{k}={v!r}" for k, v in args.items()),
              f"- parameters: {trained:,} ({folded:,} with BatchNorm folded into the convolutions, as exported)",
-             f"- checkpoint: `{source}`, epoch {state.get('epoch', NOT_RECORDED)}", "",
+             f"- checkpoint: `{source}`, epoch {epoch}", "",
              "## Input and output", ""]
-    if "mean" in state and "std" in state:
-        mean, std = (", ".join(f"{v:g}" for v in state[key]) for key in ("mean", "std"))
+    if checkpoint.mean is not None and checkpoint.std is not None:
+        mean, std = (", ".join(f"{v:g}" for v in values) for values in (checkpoint.mean, checkpoint.std))
         lines.append(f"- input: float32 images (B, {in_channels}, H, W), values scaled to [0, 1], then per channel "
                      f"minus mean ({mean}) and divided by std ({std})")
     else:
@@ -108,33 +99,34 @@ def model_card(state, model, checkpoint_path=None, exported=None):
                  f"width of at least 32 runs, but the scores below hold at this size" if h else
                  f"- size: {NOT_RECORDED}; any height and width of at least 32 runs")
     lines.append(f"- output: {output_text(out_channels, exported and exported.get('logits'))}")
-    if out_channels == 1:
+    if two_classes:
         lines.append(f"- decision: lesion where the probability is above {threshold:g}" if threshold is not None
                      else f"- decision: threshold {NOT_RECORDED}; minunet uses 0.5 for such checkpoints")
     else:
         lines.append("- decision: each pixel takes the class of highest probability")
-    lines += ["- classes: " + ", ".join(f"{k} {name}" for k, name in enumerate(class_names(state, out_channels))),
+    lines += ["- classes: " + ", ".join(f"{k} {name}" for k, name in enumerate(checkpoint.classes)),
               "", "## Training recipe", "",
-              f"- loss: {recorded(run, 'loss')}",
+              f"- loss: {checkpoint.loss or NOT_RECORDED}",
               f"- test-time augmentation in validation: {recorded(run, 'tta', lambda v: 'flips' if v else 'off')} "
-              f"(the exported file runs one forward pass; average over flips yourself for TTA)",
-              f"- threshold: {f'{threshold:g}' if threshold is not None else NOT_RECORDED}"
-              + (f" (tuned on validation: {run['tune_threshold']})" if "tune_threshold" in run else ""),
-              "- " + ", ".join(f"{name} {recorded(run, key)}" for name, key in (
+              f"(the exported file runs one forward pass; average over flips yourself for TTA)"]
+    if two_classes:
+        lines.append(f"- threshold: {f'{threshold:g}' if threshold is not None else NOT_RECORDED}"
+                     + (f" (tuned on validation: {run['tune_threshold']})" if "tune_threshold" in run else ""))
+    lines += ["- " + ", ".join(f"{name} {recorded(run, key)}" for name, key in (
                   ("epochs", "epochs"), ("batch size", "batch_size"), ("learning rate", "lr"), ("EMA", "ema"),
                   ("seed", "seed"), ("precision", "ran_in" if "ran_in" in run else "precision"))
-                  + ((("encoder weights", "encoder_weights"),) if state["model"] == "resunet34" else ())),
+                  + ((("encoder weights", "encoder_weights"),) if checkpoint.model == "resunet34" else ())),
               "", "## Data", "",
               f"- data: {recorded(run, 'data')}; data root: {recorded(run, 'data_root', lambda v: v or 'default')}; "
               f"images per split: {recorded(run, 'limit', lambda v: 'all' if v is None else f'at most {v}')}",
               "- split: trained on its train split; the best epoch" + (" and threshold" if run.get("tune_threshold")
-                                                                       else "") + " chosen on its val split"
-              if run else f"- split: {NOT_RECORDED}",
+                                                                       and two_classes else "")
+              + " chosen on its val split" if run else f"- split: {NOT_RECORDED}",
               "", "## Validation scores", ""]
-    best = state.get("best_dice")
-    lines.append(f"- best validation Dice: {best:.4f} (epoch {state.get('epoch', '?')})" if best is not None
+    best = checkpoint.best_dice
+    lines.append(f"- best validation Dice: {best:.4f} (epoch {epoch})" if best is not None
                  else f"- best validation Dice: {NOT_RECORDED}")
-    row, where = last_history_row(state, checkpoint_path)
+    row, where = last_history_row(checkpoint, checkpoint_path)
     lines.append(f"- last epoch of the run ({where}): " + ", ".join(f"{k} {number(row[k])}" for k in HISTORY_SHOWN
                                                                     if k in row) if row else
                  f"- history of the run: {NOT_RECORDED}")

@@ -33,10 +33,10 @@ def must_be_writable(folder, flag):
 def must_be_a_file_name(path, flag, example, overwrite=True):
     """Make the folder of the file `path` if missing; DataError when `path` is a folder, or a parent of it is
     a file, or (unless overwrite) a file that exists. example: a file name to suggest (e.g. metrics.json)."""
-    if not overwrite and os.path.isfile(path):
-        raise DataError(f"{flag} {path} already exists: pass --overwrite to replace it, or another file name")
     if os.path.isdir(path):
         raise DataError(f"{flag} {path} is a folder: pass a file name, such as {os.path.join(path, example)}")
+    if not overwrite and os.path.lexists(path):
+        raise DataError(f"{flag} {path} already exists: pass --overwrite to replace it, or another file name")
     blocker = file_in_the_way(os.path.dirname(path))
     if blocker:
         raise DataError(f"{flag} {path}: {blocker} is a file, not a folder: pass a file name in a folder")

@@ -3,6 +3,7 @@
 predict never writes two results to one name and never replaces a segmentation it did not just write
 unless asked (overwrite=True): the output folder may hold a user's ground truth.
 """
+import io
 import os
 import unicodedata
 import warnings
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from ..atomic import write_together
 from ..data import IMAGE_EXTENSIONS, read_image
 from ..device import Runtime
 from ..errors import DataError, SettingError, one_line, out_of_memory
@@ -145,15 +147,20 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
 
 def write_mask(image, mask, files, classes):
     """Write the mask (H, W) of the image (3, H, W) uint8 to files[0] (0/255, or for K > 2 classes a palette
-    PNG of the class indices) and, when files has a second name, its overlay there."""
+    PNG of the class indices) and, when files has a second name, its overlay there: both whole or neither."""
     if len(classes) == 2:
-        mask_to_image(mask).save(files[0])
-        if len(files) > 1:
-            overlay_image(image, mask).save(files[1])
-        return
-    label_map_image(mask, len(classes)).save(files[0])
-    if len(files) > 1:
-        class_overlay(image, mask, classes).save(files[1])
+        pictures = [mask_to_image(mask), overlay_image(image, mask) if len(files) > 1 else None]
+    else:
+        pictures = [label_map_image(mask, len(classes)), class_overlay(image, mask, classes) if len(files) > 1
+                    else None]
+    write_together({path: png_bytes(picture) for path, picture in zip(files, pictures)})
+
+
+def png_bytes(picture):
+    """A PIL image as the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def is_colour(image):

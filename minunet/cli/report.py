@@ -11,10 +11,9 @@ import csv
 import io
 import os
 import pathlib
-import tempfile
-
 
 from .. import plots
+from ..atomic import write_together
 from ..errors import DataError
 from ..evaluation import THRESHOLDS
 from .htmlparts import esc, img, picture_uri, png_uri
@@ -102,7 +101,7 @@ def write_report(out_dir, run, rows, cases, scores=None, skipped=()):
     cases: id -> (image (3, h, w) uint8, truth (h, w) bool or None, prediction (h, w) bool), the images that
     may be drawn, at a small size. scores: evaluate()'s result (its means and threshold sweep), or None for
     predictions. skipped: one line per image (or image and mask) left out, and why; listed on the page.
-    Each file is written to a .tmp beside it, then renamed over the old one: a report is never half-written.
+    The two files are written together (minunet.atomic): both replace the old ones, or neither does.
     An unwritable out_dir raises OSError.
     """
     scored = scores is not None
@@ -119,8 +118,7 @@ def write_report(out_dir, run, rows, cases, scores=None, skipped=()):
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     check_report_folder(out_dir)
-    _write_atomic(out / "per_image.csv", _csv_text(rows))
-    _write_atomic(out / "report.html", page)
+    write_together({out / "per_image.csv": _csv_text(rows), out / "report.html": page})  # both or neither
     return out / "report.html"
 
 
@@ -136,26 +134,6 @@ def _csv_text(rows):
         flags = ";".join(row.get("flags") or [])
         writer.writerow([row["id"], *("" if v is None else float(v) for v in numbers), flags])
     return buf.getvalue()
-
-
-def current_umask():
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path, text):
-    """Write text to path through a new temporary file beside it and os.replace; it is removed if that fails."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private (0600); a report is read as others are
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_report_folder(folder, flag="--report"):

@@ -7,44 +7,38 @@
 """
 import csv
 import hashlib
+import io
 import os
-import shutil
 from dataclasses import asdict
 
-from ..data.catalog import BINARY, DataSpec
+from ..atomic import write_atomically
 from ..checkpoint import open_checkpoint, save_checkpoint
-from ..losses import loss_name
 from ..errors import TrainingError
 from .paths import must_be_a_folder, read_only
 from ..recipe import Recipe
+from ..transforms import height_width
 
 RUN_FILES = ("best.pt", "last.pt", "history.csv", "curves.png")
 DATA_DEFAULTS = dict(data="synthetic", data_root=None, limit=None, precision="auto", classes=None, channels=None)
 DATA_FLAGS = tuple(DATA_DEFAULTS)  # what minunet train records of a run besides its recipe (train's other flags)
 RECORDED_SINCE_0_1 = DATA_FLAGS[:4]  # what every run of minunet train records (classes, channels: later ones)
-RESUME_KEYS = ("size", "mean", "std", "run", "epoch", "history", "best_dice", "optimizer", "scheduler", "scaler",
-               "rng_state")
+RESUME_FIELDS = ("size", "mean", "std", "run", "epoch", "best_dice", "history", "training_state")  # a Checkpoint's
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_dice", "val_jaccard", "train_seconds",
                    "train_images_per_s", "val_seconds", "elapsed_seconds")
 
 
 def write_history(history, path):
     """One CSV row per epoch, HISTORY_COLUMNS first; written atomically like the checkpoints."""
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(history)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(history)
+    write_atomically(path, text.getvalue())
 
 
 def write_curves(out_dir, history, loss):
     """history.csv and curves.png of `history` (a list of dicts, one per epoch) of a run trained with `loss`
-    (its name in minunet.losses.LOSSES)."""
+    (its name: a Checkpoint's loss)."""
     from ..plots import plot_history  # matplotlib is only needed once a run writes files
 
     os.makedirs(out_dir, exist_ok=True)
@@ -81,9 +75,9 @@ class RunFolder:
         if epoch.best is not None:
             save_checkpoint(os.path.join(self.out, "best.pt"), epoch.best, **record)
         save_checkpoint(os.path.join(self.out, "last.pt"), epoch.model, **record, history=epoch.history,
-                        **epoch.training_state)
+                        training_state=epoch.training_state)
         try:
-            write_curves(self.out, epoch.history, loss_name(run["loss"], len(record.get("classes", BINARY))))
+            write_curves(self.out, epoch.history, record["loss"])
         except KeyboardInterrupt:
             self.unsaid = epoch
             raise
@@ -108,22 +102,22 @@ def new_run(out, overwrite=False):
 
 
 def resumed_run(path, out=None, given=None, overwrite=False):
-    """(recipe, run dict, last.pt dict, model, out folder) of the run that the last.pt at `path` continues,
+    """(recipe, run dict, last.pt's Checkpoint, model, out folder) of the run that the last.pt at `path` continues,
     into `out` (default: the folder of `path`). given: the flags the user passed (recipe and DATA_FLAGS); each
     must agree with the run, except --data-root, which replaces the run's (the data moved). TrainingError (or
     CheckpointError) where it cannot be resumed; nothing is written."""
-    state, model = open_checkpoint(path, RESUME_KEYS, "cannot be resumed",
-                                   "pass a last.pt (best.pt keeps no optimizer state)")
-    missing = [flag for flag in RECORDED_SINCE_0_1 if flag not in state["run"]]
+    checkpoint, model = open_checkpoint(path, RESUME_FIELDS, "cannot be resumed",
+                                        "pass a last.pt (best.pt keeps no optimizer state)")
+    missing = [flag for flag in RECORDED_SINCE_0_1 if flag not in checkpoint.run]
     if missing:
         raise TrainingError(f"{path} cannot be resumed by minunet train: it was written by fit() and does not say "
                             f"its {', '.join(missing)}; resume it with fit(..., resume=) in Python")
-    recipe = Recipe.of_run(state["run"])  # older runs lack the newer fields: they ran what they `was`
-    spec = DataSpec.of_checkpoint(state)  # what --channels and --classes left out (None) came to
-    own = dict(channels=state["run"].get("channels") or spec.channels, classes=state["run"].get("classes")
+    recipe = Recipe.of_run(checkpoint.run)  # older runs lack the newer fields: they ran what they `was`
+    spec = checkpoint.spec  # what --channels and --classes left out (None) came to
+    own = dict(channels=checkpoint.run.get("channels") or spec.channels, classes=checkpoint.run.get("classes")
                or len(spec.classes))
-    refuse_contradictions(path, {**asdict(recipe), **state["run"], **own}, given or {})
-    run = {**DATA_DEFAULTS, **state["run"], **{k: v for k, v in (given or {}).items() if k == "data_root"}}
+    refuse_contradictions(path, {**asdict(recipe), **checkpoint.run, **own}, given or {})
+    run = {**DATA_DEFAULTS, **checkpoint.run, **{k: v for k, v in (given or {}).items() if k == "data_root"}}
     out = out or os.path.dirname(os.path.abspath(path))
     must_be_a_folder(out, "--out")
     if not overwrite:
@@ -132,13 +126,14 @@ def resumed_run(path, out=None, given=None, overwrite=False):
     if locked:
         raise TrainingError(f"{os.path.join(out, locked[0])} is read-only: resuming would replace it; make "
                             f"it writable (chmod u+w) or copy the run to another --out")
-    return recipe, run, state, model, out
+    return recipe, run, checkpoint, model, out
 
 
 def refuse_contradictions(path, stored, given):
     """TrainingError naming each flag in `given` whose value is not the run's (`stored`); --data-root may differ."""
     def same(a, b):
         return (list(a) if isinstance(a, (list, tuple)) else a) == (list(b) if isinstance(b, (list, tuple)) else b)
+    given = dict(given, size=height_width(given["size"])) if "size" in given else given  # as stored: (H, W)
     clash = {k: v for k, v in given.items() if k != "data_root" and not same(v, stored.get(k))}
     if set(clash) == {"epochs"}:
         raise TrainingError(f"--resume continues a run of {stored['epochs']} epochs as it was started (its learning "
@@ -147,8 +142,10 @@ def refuse_contradictions(path, stored, given):
     if clash:
         def flag(name, value):  # as typed: --lr 0.5, --scale-shift, --no-tta
             name = name.replace("_", "-")
-            return f"--{name}" if value is True else f"--no-{name}" if value is False else f"--{name} {value}"
-        def was(value):
+            return f"--{name}" if value is True else f"--no-{name}" if value is False else f"--{name} {was(value)}"
+        def was(value):  # a size (H, W) as --size spells it: 64, 64x96
+            if isinstance(value, tuple):
+                return value[0] if value[0] == value[1] else f"{value[0]}x{value[1]}"
             return {None: "none", True: "on", False: "off"}[value] if value is None or isinstance(value, bool) \
                 else value
         flags = ", ".join(f"{flag(k, v)} (the run's: {was(stored.get(k))})" for k, v in clash.items())
@@ -164,10 +161,10 @@ def data_fingerprint(*datasets):
 
 
 def save_checkpoint_copy(source, target):
-    """Copy the file `source` to `target` through a .tmp beside it (never half-written), making its folder."""
+    """Copy the file `source` to `target` atomically (never half-written), making its folder."""
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    shutil.copyfile(source, target + ".tmp")
-    os.replace(target + ".tmp", target)
+    with open(source, "rb") as f:
+        write_atomically(target, f.read())
 
 
 def carry_best(resumed_from, out):

@@ -25,11 +25,6 @@ class DataSpec:
         """The model's output channels: 1 logit for two classes (binary), else one per class."""
         return 1 if len(self.classes) == 2 else len(self.classes)
 
-    @classmethod
-    def of_checkpoint(cls, state):
-        """The spec a checkpoint records; checkpoints before it was recorded are RGB and binary."""
-        return cls(state.get("channels", 3), tuple(state.get("classes", BINARY)))
-
 
 def numbered(k):
     """The class names of a label map with k classes and no names: background, class 1, ..., class k-1."""

@@ -12,6 +12,7 @@ from .challenges import LAYOUTS
 from .images import as_channels, binarise, label_values, mask_kind
 from .masks import background_only, check_class_indices, check_labels, empty_masks
 from .catalog import foreground_is_non_zero, npz_source, spec_of
+from ..transforms import height_width
 
 NPZ_SIZES = (128, 256, 512)
 DEFAULT_ROOT = os.path.join("~", ".medsegbench")  # where the npz files are kept when no root is given
@@ -66,6 +67,8 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
     they are (larger ones refused). A split of no images, and labels that are not whole numbers, are refused.
     """
     refuse_own_folder(root, name)
+    height, width = height_width(size)
+    size = height if height == width else size  # a square, given as 128 or as (128, 128)
     if size not in NPZ_SIZES:
         challenge = [Fix(root="DIR", note=f"holding{challenge_folders(name)} for any size")] if name in LAYOUTS \
             else []

@@ -11,6 +11,7 @@ from ..device import PRECISIONS
 from ..errors import CheckpointError, SettingError, TrainingError
 from ..evaluation import best_threshold
 from ..inference import Inference
+from ..losses import loss_name
 from ..transforms import normalisation
 
 
@@ -22,18 +23,19 @@ class Epoch:
     history: list  # one dict per epoch so far, this one last
     model: torch.nn.Module  # the training weights
     best: Optional[torch.nn.Module]  # the weights validated (EMA's where on) if this epoch is the best so far
-    record: dict  # what a checkpoint says of the model: run (recipe, ran_in), size, mean, std, classes, ...
+    record: dict  # what a checkpoint says of the model (Checkpoint's fields): run, size, mean, std, classes, ...
     training_state: dict  # what resuming needs: optimizer, scheduler, scaler, (EMA,) random generator states
 
 
 def model_record(train_set, recipe, spec, amp_dtype):
-    """What a checkpoint of this run says of its model: the run (the recipe, the precision it ran in), the working
-    size as the data have it, the normalisation, the channels and the classes."""
-    h, w = train_set[0][0].shape[-2:]
+    """What a checkpoint of this run says of its model (minunet.checkpoint.Checkpoint's fields): the run (the
+    recipe, the precision it ran in), the working size (H, W) as the data have it, the normalisation, the
+    channels, the classes and the loss that trains it (the recipe's, or its softmax counterpart for K > 2)."""
+    size = tuple(train_set[0][0].shape[-2:])  # (H, W)
     mean, std = normalisation(spec.channels)
     ran_in = next(name for name, dtype in PRECISIONS.items() if dtype == amp_dtype)  # "auto" made concrete
-    return dict(run={**asdict(recipe), "size": h if h == w else (h, w), "ran_in": ran_in},
-                size=h if h == w else [h, w], mean=mean, std=std, channels=spec.channels, classes=list(spec.classes))
+    return dict(run={**asdict(recipe), "size": size, "ran_in": ran_in}, size=size, mean=mean, std=std,
+                channels=spec.channels, classes=spec.classes, loss=loss_name(recipe.loss, len(spec.classes)))
 
 
 def training_state(optimizer, scheduler, scaler, ema):
@@ -80,9 +82,11 @@ def validation_inference(record, recipe, spec):
     return inference
 
 
-def kept_threshold(row, recipe):
+def kept_threshold(row, recipe, spec):
     """The decision threshold kept with an epoch: the one with the best validation Dice where the recipe tunes it,
-    else Inference's (0.5)."""
+    else Inference's (0.5); None for K > 2 classes, where each pixel takes its most probable class."""
+    if len(spec.classes) > 2:
+        return None
     return best_threshold(row["dice_by_threshold"]) if recipe.tune_threshold else Inference.threshold
 
 
@@ -93,15 +97,17 @@ def epoch_line(row, epochs, is_best):
             f"{row['train_images_per_s']:.1f} img/s" + ("  (best)" if is_best else ""))
 
 
-def restore(state, model, optimizer, scheduler, scaler, ema=None):
-    """Load a last.pt's training state (or nothing, for None); (first epoch to run, best Dice, history)."""
-    if state is None:
+def restore(checkpoint, model, optimizer, scheduler, scaler, ema=None):
+    """Load a last.pt's weights and training state (a Checkpoint, or nothing for None); (first epoch to run, best
+    Dice, history)."""
+    if checkpoint is None:
         return 1, -1.0, []
-    model.load_state_dict(state["state_dict"])
+    state = checkpoint.training_state
+    model.load_state_dict(checkpoint.state_dict)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     if ema is not None and "ema" in state:
         ema.load_state_dict(state["ema"])
     torch.set_rng_state(state["rng_state"])
-    return state["epoch"] + 1, state["best_dice"], list(state["history"])
+    return checkpoint.epoch + 1, checkpoint.best_dice, list(checkpoint.history)

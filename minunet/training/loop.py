@@ -88,7 +88,7 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
 
     recipe: epochs, batch size (global, over processes), learning rate, loss, EMA (validated, and left in
     `model` at the end), validation TTA, threshold tuning, seed (the datasets carry the augmentation). runtime:
-    device, precision, DataLoader workers. resume: a last.pt's dict, to continue. on_epoch: called with each
+    device, precision, DataLoader workers. resume: a last.pt's Checkpoint, to continue. on_epoch: called with each
     finished Epoch (minunet.cli.rundir.RunFolder writes the run's files from it). log: called with each
     epoch's line (None: silent, no progress bar). The data's channels and classes (train_set.spec) choose the
     normalisation and what loss and scores compare; SettingError for tune_threshold with K > 2 classes.
@@ -126,7 +126,7 @@ def fit(model, train_set, val_set, recipe=None, runtime=None, *, resume=None, on
         history.append(row)
         is_best, best_dice = row["val_dice"] > best_dice, max(best_dice, row["val_dice"])
         if rank == 0:  # its files (on_epoch), then its line
-            kept = dict(record, epoch=epoch, best_dice=best_dice, threshold=kept_threshold(row, recipe))
+            kept = dict(record, epoch=epoch, best_dice=best_dice, threshold=kept_threshold(row, recipe, spec))
             hand_on(Epoch(epoch, history, model, scored if is_best else None, kept,
                           training_state(optimizer, scheduler, scaler, ema)), on_epoch, log,
                     epoch_line(row, recipe.epochs, is_best))
