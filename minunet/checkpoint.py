@@ -18,6 +18,7 @@ import os
 import pickle
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -133,6 +134,26 @@ def save_checkpoint(path, model, **fields):
     Checkpoint.of_model(model, **fields).save(path)
 
 
+def exported_model(path):
+    """"ONNX" or "TorchScript" when the file `path` is a model exported for another runtime, not a checkpoint;
+    else None. Told by the first bytes: an ONNX file is a protobuf ModelProto, whose first field is its
+    ir_version (the tag byte 0x08, then a small number); a TorchScript file is a zip archive, as torch.save's
+    are, but one holding code/ and constants.pkl."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if len(head) == 4 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] & 0x07 in (0, 2):
+        return "ONNX"  # no pickle (0x80 ...) or zip (PK) starts so, nor any text
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None  # a truncated zip: torch.load says so
+        if any(re.search(r"(^|/)(code/|constants\.pkl$)", name) for name in names):
+            return "TorchScript"
+    return None
+
+
 def load_checkpoint(path):
     """The Checkpoint in the file `path`, of any format, read with torch.load(weights_only=True): no code in it can
     run. CheckpointError, in one line, for anything that is not a minunet checkpoint."""
@@ -142,6 +163,11 @@ def load_checkpoint(path):
         raise CheckpointError(f"checkpoint {path} does not exist: pass the path of a best.pt or last.pt")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path} is empty (was its writing cut short?): pass another checkpoint")
+    exported = exported_model(path)
+    if exported:
+        runs_in = "onnxruntime" if exported == "ONNX" else "torch.jit.load"
+        raise CheckpointError(f"{path} is an exported {exported} model, not a checkpoint (it runs in {runs_in}): "
+                              f"pass the best.pt or last.pt of minunet train it was exported from")
     try:
         with warnings.catch_warnings():  # torch's notes (on pickle protocols, ...) would add lines to stderr
             warnings.simplefilter("ignore")

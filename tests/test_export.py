@@ -14,6 +14,7 @@ from minunet.checkpoint import load_checkpoint, model_from_checkpoint, save_chec
 from minunet.cli import main
 from minunet.cli.export import card_path, export_checkpoint
 from minunet.cli.modelcard import model_card
+from minunet.errors import CheckpointError
 from minunet.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -196,8 +197,6 @@ def test_torch_hub_loads_both_models_from_this_checkout(checkpoints):
 
 
 def test_torch_hub_loads_a_checkpoints_weights_and_refuses_another_models(checkpoints):
-    from minunet.errors import CheckpointError
-
     model = torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]))
     saved = load_checkpoint(str(checkpoints["unet"])).state_dict
     assert not model.training and all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
@@ -333,3 +332,99 @@ def test_torch_hub_names_an_unknown_argument_and_takes_none_as_the_command_line_
         torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(checkpoints["unet"]), foo=1)
     model = torch.hub.load(str(ROOT), "resunet34", source="local", encoder_weights="none")
     assert type(model) is ResNet34UNet
+
+
+# ---------------------------------------------------------------------------------------------------------
+# issue 34: export never loses a file, never touches a user's own, and fails before the work or names the file
+
+def exit_code_and_line(argv, capsys):
+    """(exit code, the one line on stderr) of `minunet ARGV`."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return code, err.strip()
+
+
+def test_export_never_writes_over_its_own_checkpoint(checkpoints, tmp_path, capsys):
+    # case 4: --output (or --card --output) equal to --checkpoint replaced the checkpoint with --overwrite
+    checkpoint, alias = tmp_path / "ck.pt", tmp_path / "alias.pt"
+    checkpoint.write_bytes(pathlib.Path(checkpoints["unet"]).read_bytes())
+    alias.symlink_to(checkpoint)  # the same file under another name
+    before = checkpoint.read_bytes()
+    for output, what in ((checkpoint, ["--format", "torchscript"]), (checkpoint, ["--card"]),
+                         (alias, ["--format", "onnx"]), (tmp_path / "." / "ck.pt", ["--card"])):
+        for overwrite in ([], ["--overwrite"]):
+            argv = ["export", "--checkpoint", str(checkpoint), *what, "--output", str(output), *overwrite]
+            code, line = exit_code_and_line(argv, capsys)
+            assert code == 2 and f"--output {output} is the checkpoint itself" in line, (argv, line)
+            assert "--overwrite" not in line, line  # no advice that would replace it
+    ck = ["--checkpoint", str(checkpoint)]
+    code, line = exit_code_and_line(["evaluate", *ck, "--json", str(alias), "--overwrite"], capsys)
+    assert code == 2 and "--json" in line and "is the checkpoint itself" in line
+    assert checkpoint.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["alias.pt", "ck.pt"]
+
+
+def test_a_users_tmp_files_beside_the_output_are_never_touched(checkpoints, tmp_path, capsys):
+    # case 5: u.onnx.tmp and u.onnx.md.tmp were the export's own temporary names: overwritten, then deleted
+    mine = {tmp_path / f"u.{fmt}{card}.tmp": f"the user's {fmt}{card}" for fmt in ("onnx", "pt") for card in ("", ".md")}
+    for path, text in mine.items():
+        path.write_text(text)
+    for fmt, name in (("onnx", "u.onnx"), ("torchscript", "u.pt")):
+        assert main(["export", "--checkpoint", str(checkpoints["unet"]), "--format", fmt, "--output",
+                     str(tmp_path / name)]) == 0
+    capsys.readouterr()
+    assert all(path.read_text() == text for path, text in mine.items())
+    assert sorted(os.listdir(tmp_path)) == sorted(["u.onnx", "u.onnx.md", "u.pt", "u.pt.md", *(p.name for p in mine)])
+
+
+def test_an_output_naming_a_missing_folder_is_refused_before_any_work(checkpoints, tmp_path, capsys, monkeypatch):
+    # case 16: --output exports/ (no such folder) failed with "exports/.tmp: No such file or directory" after the work
+    import minunet.cli.export
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the export ran before its output was checked")
+    monkeypatch.setattr(minunet.cli.export, "exported", no_work)
+    folder = str(tmp_path / "exports") + os.sep
+    code, line = exit_code_and_line(["export", "--checkpoint", str(checkpoints["unet"]), "--format", "onnx",
+                                     "--output", folder], capsys)
+    assert code == 2 and line == (f"minunet export: error: --output {folder} names a folder: pass a file name, such "
+                                  f"as {folder}unet.onnx")
+    code, line = exit_code_and_line(["evaluate", "--checkpoint", str(checkpoints["unet"]), "--json", folder], capsys)
+    assert code == 2 and f"--json {folder} names a folder" in line  # evaluate's --json alike, before evaluating
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt,name,failing", [("torchscript", "m.pt", "m.pt"), ("onnx", "m.onnx", "m.onnx"),
+                                              ("onnx", "m.onnx", "m.onnx.md")])
+def test_a_full_disk_under_export_names_the_file_and_leaves_nothing(checkpoints, tmp_path, capsys, full_disk,
+                                                                     fmt, name, failing):
+    # cases 3 and 17: TorchScript onto a full disk ended in a C++ terminate (exit 134) leaving a 2 MiB .tmp; ONNX
+    # said "[Errno 28] No space left on device" naming no file. The file and its card are written together.
+    (tmp_path / f"{name}.md").write_text("the card of an earlier export")
+    full_disk(lambda path, data: path.endswith(failing))
+    code, line = exit_code_and_line(["export", "--checkpoint", str(checkpoints["unet"]), "--format", fmt,
+                                     "--output", str(tmp_path / name), "--overwrite"], capsys)
+    assert code == 2 and line == f"minunet export: error: {tmp_path / failing}: No space left on device"
+    assert os.listdir(tmp_path) == [f"{name}.md"] and (tmp_path / f"{name}.md").read_text().startswith("the card")
+
+
+def test_an_exported_model_passed_as_a_checkpoint_says_what_it_is(checkpoints, tmp_path, capsys):
+    # case 18: "truncated, or not written by torch.save? copy it again"
+    for fmt, name, kind in (("onnx", "m.onnx", "ONNX"), ("torchscript", "m.pt", "TorchScript"),
+                            ("onnx", "renamed.pt", "ONNX")):
+        out = tmp_path / ("m.onnx" if name == "renamed.pt" else name)
+        if not out.exists():
+            export(checkpoints["unet"], out, fmt)
+        if name == "renamed.pt":
+            out = tmp_path / name
+            out.write_bytes((tmp_path / "m.onnx").read_bytes())  # told by its bytes, not its name
+        for argv in (["evaluate", "--checkpoint", str(out), "--data", "synthetic", "--limit", "4"],
+                     ["predict", "--checkpoint", str(out), "--input", str(ROOT / "docs" / "samples"), "--output",
+                      str(tmp_path / "p")],
+                     ["export", "--checkpoint", str(out), "--card"],
+                     ["train", "--resume", str(out)]):
+            code, line = exit_code_and_line(argv, capsys)
+            assert code == 2 and f"{out} is an exported {kind} model, not a checkpoint" in line, (argv, line)
+    assert not (tmp_path / "p").exists()
+    with pytest.raises(CheckpointError, match="is an exported TorchScript model"):  # and from Python, torch.hub
+        torch.hub.load(str(ROOT), "unet", source="local", checkpoint=str(tmp_path / "m.pt"))

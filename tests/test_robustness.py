@@ -7,6 +7,7 @@ the file stays fast and leaves the machine's other cores alone.
 import hashlib
 import io
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from minunet.recipe import Recipe
 from minunet.checkpoint import load_checkpoint
 from minunet.transforms import tensor_to_pil
 
+SAMPLES = pathlib.Path(__file__).resolve().parent.parent / "docs" / "samples"
 TINY = ["--data", "synthetic", "--model", "unet", "--base-channels", "4", "--size", "32", "--batch-size", "4",
         "--device", "cpu", "--precision", "fp32"]
 TIMING = {"train_seconds", "train_images_per_s", "val_seconds", "elapsed_seconds"}  # the only history columns that may differ
@@ -181,6 +183,31 @@ def test_a_full_disk_in_epoch_2_stops_training_with_one_line_and_keeps_epoch_1(t
     assert digest(out / "last.pt") == before["last.pt"]
     assert load_checkpoint(str(out / "last.pt")).epoch == 1
     assert sorted(os.listdir(out)) == ["best.pt", "curves.png", "history.csv", "last.pt"]  # no temporary file
+
+
+def test_a_full_disk_under_predict_and_a_report_names_the_file_and_keeps_the_old_report(tmp_path, run, full_disk,
+                                                                                        capsys):
+    # issue 34, case 17: "[Errno 28] No space left on device" named no file; --report left a new per_image.csv
+    # beside the old report.html
+    samples, out, report = str(SAMPLES), tmp_path / "masks", tmp_path / "report"
+    full_disk(lambda path, data: path.endswith("_overlay.png"))
+    assert main(["predict", "--checkpoint", str(run / "best.pt"), "--input", samples, "--output", str(out),
+                 "--overlay"]) == 2
+    first = sorted(os.listdir(SAMPLES))[0].rsplit(".", 1)[0]
+    assert one_error_line(capsys.readouterr().err) == (f"minunet predict: error: {out / first}_overlay.png: No space "
+                                                       f"left on device")
+    assert os.listdir(out) == []  # a mask and its overlay are written together: neither
+    report.mkdir()
+    old = {"report.html": "the old page", "per_image.csv": "the old rows"}
+    for name, text in old.items():
+        (report / name).write_text(text)
+    full_disk(lambda path, data: path.endswith("report.html"))
+    for argv in (["evaluate", "--checkpoint", str(run / "best.pt"), *TINY[:2], "--limit", "4"],
+                 ["predict", "--checkpoint", str(run / "best.pt"), "--input", samples, "--output", str(out)]):
+        assert main([*argv, "--report", str(report)]) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert line == f"minunet {argv[0]}: error: {report / 'report.html'}: No space left on device"
+        assert {p.name: p.read_text() for p in report.iterdir()} == old  # both as they were, and nothing else
 
 
 def test_a_kill_between_last_pt_and_history_csv_is_repaired_by_resume(tmp_path, monkeypatch, capsys):

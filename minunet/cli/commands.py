@@ -21,7 +21,7 @@ from ..inference import Inference
 from ..metrics import METRIC_NAMES
 from ..models import new_model
 from ..losses import loss_name
-from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable
+from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable, must_not_be_the_checkpoint
 from .predict import Output, input_images, predict
 from .flags import given, orientation_note, recipe_notes, recipe_of
 from .report import check_report_folder, nan_as_null, rows_of, write_report
@@ -139,10 +139,12 @@ def evaluate_command(args):
         must_be_writable(args.report, "--report")
         check_report_folder(args.report)
     if args.json:
+        must_not_be_the_checkpoint(args.json, "--json", args.checkpoint)
         must_be_a_file_name(args.json, "--json", "metrics.json", args.overwrite)
     if args.figure:
         from ..plots import check_figure_name  # matplotlib only when a figure is asked for
 
+        must_not_be_the_checkpoint(args.figure, "--figure", args.checkpoint)
         must_be_a_file_name(args.figure, "--figure", "cases.png", args.overwrite)
         check_figure_name(args.figure, "--figure")
     dataset = dataset_for(checkpoint.spec, args.data, args.split, args.data_root, checkpoint.size, args.limit,

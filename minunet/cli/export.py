@@ -6,7 +6,7 @@ over the channels for several (or the logits themselves with --logits). BatchNor
 convolutions first (minunet.inference.fold_batchnorm); batch, height and width stay free (any H, W >= 32).
 The file is made in memory and run (onnxruntime, torch.jit) at two sizes, its output compared with minunet's own,
 before anything is written; then the file and its card (FILE + ".md") are written together (minunet.atomic),
-replacing nothing the user did not ask to.
+replacing nothing the user did not ask to, and never the checkpoint itself.
 """
 import argparse
 import copy
@@ -24,7 +24,7 @@ from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..errors import CheckpointError, SettingError
 from ..inference import Inference, fold_batchnorm
 from .modelcard import model_card
-from .paths import must_be_a_file_name
+from .paths import must_be_a_file_name, must_not_be_the_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 INSTALL_EXPORT = 'pip install "minunet[export]"'
@@ -194,6 +194,7 @@ def export_command(args):
     if args.format and args.output:
         outputs[card_path(args.output)] = "its model card"
     for path, flag in outputs.items():
+        must_not_be_the_checkpoint(path, flag, args.checkpoint)
         must_be_a_file_name(path, flag, "unet.onnx" if flag == "--output" else "unet.onnx.md", args.overwrite)
     if args.format == "onnx":
         onnx_runtime()  # before the checkpoint: a missing package is said first

@@ -31,16 +31,26 @@ def must_be_writable(folder, flag):
 
 
 def must_be_a_file_name(path, flag, example, overwrite=True):
-    """Make the folder of the file `path` if missing; DataError when `path` is a folder, or a parent of it is
-    a file, or (unless overwrite) a file that exists. example: a file name to suggest (e.g. metrics.json)."""
-    if os.path.isdir(path):
-        raise DataError(f"{flag} {path} is a folder: pass a file name, such as {os.path.join(path, example)}")
+    """Make the folder of the file `path` if missing; DataError when `path` is or names a folder (exports/), or
+    a parent of it is a file, or (unless overwrite) a file that exists. example: a file name to suggest (e.g.
+    metrics.json)."""
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise DataError(f"{flag} {path} {'is' if os.path.isdir(path) else 'names'} a folder: pass a file name, "
+                        f"such as {os.path.join(path, example)}")
     if not overwrite and os.path.lexists(path):
         raise DataError(f"{flag} {path} already exists: pass --overwrite to replace it, or another file name")
     blocker = file_in_the_way(os.path.dirname(path))
     if blocker:
         raise DataError(f"{flag} {path}: {blocker} is a file, not a folder: pass a file name in a folder")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
+def must_not_be_the_checkpoint(path, flag, checkpoint):
+    """DataError when the file `path` is the checkpoint being read (the same file under any name): writing there
+    would replace it, --overwrite or not."""
+    if os.path.isfile(path) and os.path.isfile(checkpoint) and os.path.samefile(path, checkpoint):
+        raise DataError(f"{flag} {path} is the checkpoint itself (--checkpoint {checkpoint}): writing it would "
+                        f"replace the checkpoint; pass another file name")
 
 
 def read_only(path):
