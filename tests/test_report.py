@@ -328,7 +328,8 @@ def test_evaluate_report_csv_holds_evaluates_own_numbers(tmp_path, capsys):
         assert sum(float(r[name]) for r in rows) / len(rows) == pytest.approx(means[name], abs=1e-6), name
     state = load_checkpoint(FIXTURE)
     dataset = make_dataset("synthetic", "val", size=state.size, limit=12)
-    scores = evaluate(model_from_checkpoint(state), dataset, runtime=Runtime("cpu", workers=0))  # the CLI's defaults
+    runtime = Runtime("cpu", "fp32", workers=0)  # the CLI's defaults (evaluate runs fp32 unless asked)
+    scores = evaluate(model_from_checkpoint(state), dataset, runtime=runtime)
     assert [r["id"] for r in rows] == scores["ids"]
     for k, row in enumerate(rows):
         for name in ("dice", "jaccard", "lesion_area", "predicted_area"):
