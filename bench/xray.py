@@ -124,7 +124,7 @@ def class_dice(pred, true, k):
 
 def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
     """Train minunet's default recipe for the data; return (per-image class Dice of held_out, curve)."""
-    from minunet.inference import Inference
+    from minunet.training.epoch import validation_inference
     from minunet.models import new_model
     from minunet.recipe import Recipe
     from minunet.training.loop import fit
@@ -148,7 +148,7 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
     history = fit(model, train_set, val_set, recipe, Runtime(precision=amp), on_epoch=keep_best, log=None)
     model.load_state_dict(kept["state"])
     model.eval()
-    inference = Inference.of_checkpoint(kept["record"])
+    inference = validation_inference(kept["record"], recipe, data.spec)  # validation's, as evaluate's from best.pt
     scores = []
     for i in held_out:
         image, _, *rest = data[i]

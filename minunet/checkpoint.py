@@ -32,7 +32,7 @@ from .losses import loss_name
 from .transforms import height_width
 
 FORMAT = 2  # the checkpoint format this version writes; 1: files of 0.1.0 up to 0.2.0.dev0, which say none
-TRAINING_STATE = ("optimizer", "scheduler", "scaler", "rng_state", "ema")  # last.pt's state to resume from
+RECORDED = ("size", "mean", "std", "channels", "classes", "threshold", "loss", "epoch", "best_dice", "history")
 
 
 @dataclass
@@ -108,9 +108,9 @@ class Checkpoint:
     @classmethod
     def of_file(cls, state):
         """The Checkpoint of a dict read from a file of any format (FORMAT, or 1 where it says none)."""
-        training = {key: state[key] for key in TRAINING_STATE if key in state}
-        recorded = {name: state.get(name) for name in ("size", "mean", "std", "channels", "classes", "threshold",
-                                                       "loss", "epoch", "best_dice", "history")}
+        fields = ("format", "model", "model_args", "state_dict", "run") + RECORDED
+        training = {key: value for key, value in state.items() if key not in fields}  # last.pt's, to resume from
+        recorded = {name: state.get(name) for name in RECORDED}
         checkpoint = cls(state["model"], state["model_args"], state["state_dict"], run=dict(state.get("run") or {}),
                          training_state=training or None, format=state.get("format", 1), **recorded)
         if checkpoint.loss is None and "loss" in checkpoint.run:  # format 1: the recipe's name, even for K > 2

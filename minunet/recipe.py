@@ -42,7 +42,8 @@ class Recipe:
     scale_shift: bool = option(False, "also zoom (x0.8 to x1.2) and shift (up to 10 %) images and masks when "
                                "augmenting")
     tta: bool = option(True, "validate (and, in evaluate and predict, predict) with the average over the image "
-                       "and its three flips; off: one pass", was=False)
+                       "and its flips (three; the left-right one alone for upright images); off: one pass",
+                       was=False)
     tune_threshold: bool = option(False, "keep with the best epoch the threshold with the best validation Dice "
                                   "(else 0.5)")
     seed: int = option(0, "seeds the initial weights, the order of the images and every augmentation")

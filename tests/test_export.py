@@ -166,7 +166,7 @@ def test_the_card_says_what_the_model_is(checkpoints):
     model = UNet(base_channels=4)
     for text in ("# Model card: minunet unet", "base_channels=4", f"{sum(p.numel() for p in model.parameters()):,}",
                  "(B, 3, H, W)", "mean (0.485, 0.456, 0.406)", "std (0.229, 0.224, 0.225)", "64 x 64",
-                 "0 background, 1 lesion", "loss: bce_jaccard", "augmentation in validation: flips",
+                 "0 background, 1 lesion", "loss: bce_jaccard", "augmentation in validation: the image and its three flips",
                  "threshold: 0.4", "data: synthetic", "at most 16", "best validation Dice: 0.5000 (epoch 3)",
                  f"minunet {__version__}", "must not be used for diagnosis"):
         assert text in card, text

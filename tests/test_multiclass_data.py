@@ -207,9 +207,8 @@ def test_three_classes_refuse_tune_threshold_and_say_what_a_bce_loss_trains(tmp_
     train = ["train", "--data", "synthetic", "--classes", "3", "--limit", "8", "--size", "32", "--epochs", "1",
              "--batch-size", "4", "--base-channels", "4", "--device", "cpu"]
     assert main(train + ["--tune-threshold", "--out", str(tmp_path / "tuned")]) == 2
-    assert capsys.readouterr().err == ("minunet train: error: --tune-threshold is for two classes: with 3 each pixel "
-                                       "takes its most probable class, and there is no threshold to tune: leave "
-                                       "--tune-threshold out\n")
+    assert capsys.readouterr().err == ("minunet train: error: there is no threshold to tune with 3 classes: each "
+                                       "pixel takes its most probable class: leave --tune-threshold out\n")
     assert not (tmp_path / "tuned").exists()
     assert main(train + ["--loss", "bce", "--out", str(tmp_path / "ce")]) == 0
     assert ("note: --loss bce with 3 classes trains ce, CE: cross-entropy of the softmax is BCE's counterpart for "
@@ -217,7 +216,8 @@ def test_three_classes_refuse_tune_threshold_and_say_what_a_bce_loss_trains(tmp_
     assert main(train + ["--loss", "dice", "--out", str(tmp_path / "dice")]) == 0
     assert "--loss" not in capsys.readouterr().err  # the softmax's Dice is still Dice: nothing to say
     data = [make_dataset("synthetic", split, size=32, limit=8, classes=3) for split in ("train", "val")]
-    with pytest.raises(SettingError, match="^tune_threshold is for two classes: with 3 each pixel"):  # fit, too
+    with pytest.raises(SettingError, match="^there is no threshold to tune with 3 classes: .*: leave "
+                                           "tune_threshold out$"):  # fit, too, in its caller's words
         fit(UNet(out_channels=3, base_channels=4), *data, Recipe(tune_threshold=True, epochs=1, batch_size=4),
             log=None)
 

@@ -10,24 +10,26 @@ from PIL import Image
 from minunet.checkpoint import load_checkpoint
 from minunet.cli import main
 from minunet.data import DataError, LesionDataset, make_dataset
-from minunet.data.modality import MODALITIES, orientation_of
+from minunet.data.modality import MODALITIES, kind_of, orientation_of
 from minunet.inference import Inference
 from minunet.recipe import Recipe
 from minunet.transforms import RandomHorizontalFlip, RandomRotation, RandomVerticalFlip, tensor_to_pil
 from test_multiclass_data import own_folder
 
 UPRIGHT_NOTE = ("note: gray images have an up: training flips them left-right only and turns them by up to 15 "
-                "degrees, and TTA averages each image and its left-right flip (--orientation any: every way)\n")
+                "degrees, and TTA averages the image and its left-right flip (--orientation any: every way)\n")
 
 
 def test_every_named_dataset_has_a_modality_and_the_kind_of_images_decides_the_orientation():
     from minunet.data.catalog import dataset_names
     from minunet.data.challenges import LAYOUTS
     assert set(dataset_names()) | set(LAYOUTS) <= set(MODALITIES)  # a new name cannot be left undecided
-    assert [orientation_of(n, c) for n, c in [("isic2016", 3), ("isic2017", 3), ("kvasir", 3), ("wbc", 3),
-                                                ("drive", 3), ("synthetic", 1), ("folder", 3)]] == ["any"] * 7
-    assert [orientation_of(n, c) for n, c in [("covidquex", 1), ("busi", 1), ("promise12", 1), ("mosmedplus", 3),
-                                                ("folder", 1)]] == ["upright"] * 5
+    assert [orientation_of(n, c) for n, c in [("isic2016", True), ("isic2017", True), ("kvasir", True),
+                                                ("wbc", True), ("drive", True), ("synthetic", False),
+                                                ("folder", True)]] == ["any"] * 7
+    assert [orientation_of(n, c) for n, c in [("covidquex", False), ("busi", False), ("promise12", False),
+                                                ("mosmedplus", True), ("folder", False)]] == ["upright"] * 5
+    assert kind_of("covidquex", False) == "X-ray images" and kind_of("folder", False) == "gray images"
 
 
 def steps(dataset):
@@ -35,16 +37,17 @@ def steps(dataset):
 
 
 def test_an_upright_dataset_is_flipped_left_right_only_and_turned_less(tmp_path):
-    root = own_folder(tmp_path / "own", 3)
-    gray = make_dataset("folder", "train", root, 40, augment=True, classes=3, channels=1)
+    root, xray = own_folder(tmp_path / "own", 3), gray_folder(tmp_path / "xray")
+    gray = make_dataset("folder", "train", xray, 40, augment=True, classes=4, channels=1)
     colour = make_dataset("folder", "train", root, 40, augment=True, classes=3)
     assert (gray.orientation, colour.orientation) == ("upright", "any")
+    assert make_dataset("folder", "train", root, 40, classes=3, channels=1).orientation == "any"  # colour, read gray
     assert RandomVerticalFlip not in steps(gray) and RandomHorizontalFlip in steps(gray)
     assert [t.degrees for t in gray.transform.transforms if isinstance(t, RandomRotation)] == [(-15, 15)]
     assert RandomVerticalFlip in steps(colour)
     assert [t.degrees for t in colour.transform.transforms if isinstance(t, RandomRotation)] == [(-30, 30)]
     # a recipe may say otherwise, and its augmentation says so to make_dataset; subsets keep the orientation
-    turned = make_dataset("folder", "train", root, 40, augment=Recipe(orientation="any").augmentation(), classes=3,
+    turned = make_dataset("folder", "train", xray, 40, augment=Recipe(orientation="any").augmentation(), classes=4,
                           channels=1)
     assert RandomVerticalFlip in steps(turned) and turned.subset([0, 1]).orientation == "upright"
     assert Recipe().for_data(gray).orientation == "upright" and Recipe().for_data(colour).orientation == "any"
@@ -105,6 +108,8 @@ def test_a_gray_folder_trains_upright_says_so_records_it_and_evaluate_uses_it(tm
     assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--data", "folder", "--data-root",
                  str(root), "--split", "val", "--json", str(out)]) == 0
     assert set(seen) == {"upright"}
+    assert main(["export", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--card"]) == 0  # the card says so
+    assert "test-time augmentation in validation: the image and its left-right flip" in capsys.readouterr().out
     assert {"lungs", "heart", "clavicles"} <= set(json.loads(out.read_text())["per_class"])
     # a run that says its orientation gets no note; a checkpoint from before the field is "any"
     assert main(["train", "--data", "folder", "--data-root", str(root), "--channels", "1", "--orientation", "any",
@@ -114,15 +119,23 @@ def test_a_gray_folder_trains_upright_says_so_records_it_and_evaluate_uses_it(tm
     assert Inference.of_checkpoint(state).orientation == "any"
 
 
-def test_a_folder_names_its_classes_in_classes_txt_and_a_wrong_file_is_one_line(tmp_path):
+def test_gray_images_are_upright_whether_read_as_gray_or_as_rgb(tmp_path):
+    root = gray_folder(tmp_path / "xray")  # gray PNGs, as JSRT's
+    assert make_dataset("folder", "train", root, 40, classes=4).orientation == "upright"  # read as RGB
+    assert make_dataset("folder", "train", root, 40, classes=4, channels=1).orientation == "upright"
+
+
+def test_a_folder_names_its_classes_in_classes_txt_and_a_wrong_file_is_one_line(tmp_path, capsys):
     root = gray_folder(tmp_path / "xray")
     assert make_dataset("folder", "train", root, 40, channels=1, classes=4).spec.classes[1] == "class 1"
     (root / "classes.txt").write_text("background\n lungs \n\nheart\nclavicles\n")
     named = make_dataset("folder", "train", root, 40, channels=1)  # classes.txt says how many
     assert named.spec.classes == ("background", "lungs", "heart", "clavicles")
     with pytest.raises(DataError, match=r"classes.txt names 4 classes \(background, lungs, heart, clavicles\), "
-                                        r"not 3$"):
+                                        r"not 3: leave classes out$"):
         make_dataset("folder", "train", root, 40, channels=1, classes=3)
+    assert main(["train", "--data", "folder", "--data-root", str(root), "--classes", "3", *TINY]) == 2
+    assert capsys.readouterr().err.endswith("not 3: leave --classes out\n")
     (root / "classes.txt").write_text("background\nlungs\nlungs\n")
     with pytest.raises(DataError, match="it needs one name per class, each once"):
         make_dataset("folder", "train", root, 40, channels=1)

@@ -11,6 +11,7 @@ FLAGS = {  # a core argument -> the flag that sets it
     "name": "--data", "root": "--data-root", "split": "--split", "size": "--size", "classes": "--classes",
     "channels": "--channels", "batch_size": "--batch-size", "device": "--device", "precision": "--precision",
     "encoder_weights": "--encoder-weights", "threshold": "--threshold", "postprocess": "--postprocess",
+    "tune_threshold": "--tune-threshold",
 }
 
 

@@ -14,13 +14,15 @@ from ..training import distributed
 from ..atomic import write_atomically
 from ..checkpoint import open_checkpoint
 from ..data import dataset_for, make_dataset
+from ..data.images import holds_colour
+from ..data.modality import ORIENTATIONS
 from ..device import Runtime, usable_cores
 from ..errors import DataError, TrainingError
 from ..evaluation import evaluate
 from ..inference import Inference
+from ..losses import loss_name
 from ..metrics import METRIC_NAMES
 from ..models import new_model
-from ..losses import loss_name
 from .paths import must_be_a_file_name, must_be_a_folder, must_be_writable, must_not_be_the_checkpoint
 from .predict import Output, input_images, predict
 from .flags import given, orientation_note, recipe_notes, recipe_of
@@ -67,7 +69,7 @@ def train_command(args):
         val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, **data)
     recipe = recipe.for_data(train_set)  # "auto": which way up the data's images are (minunet.data.modality)
     notes = train_set.notes + val_set.notes + recipe_notes(recipe, train_set.spec, given(args)) + \
-        orientation_note(recipe, run["data"], train_set.spec.channels, given(args))
+        orientation_note(recipe, run["data"], holds_colour(train_set.images), given(args))
     model = model or new_model(recipe, train_set.spec)  # its channels and classes are the data's
     run["data_ids"] = data_fingerprint(train_set, val_set)
     if resumed is not None and resumed.run.get("data_ids", run["data_ids"]) != run["data_ids"]:
@@ -188,8 +190,9 @@ def run_summary(path, checkpoint, inference, **more):
     best = float("nan") if checkpoint.best_dice is None else checkpoint.best_dice
     return {"checkpoint": path, "model": f"{checkpoint.model} {checkpoint.model_args}",
             "trained": f"epoch {'?' if checkpoint.epoch is None else checkpoint.epoch}, validation Dice {best:.4f}",
-            **{k: v for k, v in more.items() if v is not None}, "threshold": inference.threshold,
-            "test-time augmentation": "on" if inference.tta else "off",
+            **{k: v for k, v in more.items() if v is not None},
+            **({"threshold": inference.threshold} if inference.thresholded else {"decision": "the most probable class"}),
+            "test-time augmentation": f"on ({ORIENTATIONS[inference.orientation]['views']})" if inference.tta else "off",
             "post-processing": "largest region, holes filled" if inference.postprocess else "off"}
 
 

@@ -5,11 +5,10 @@ import dataclasses
 from dataclasses import fields
 
 from ..data.modality import ORIENTATIONS, kind_of
-from ..errors import SettingError
-from ..inference import Inference
 from ..losses import LOSSES, loss_label, loss_name
 from ..models import MODELS
 from ..recipe import Recipe
+from ..training.epoch import check_threshold_tuning
 from . import argtypes
 
 # how each Recipe field is typed on the command line (argparse settings); its help is the field's `about`
@@ -23,10 +22,11 @@ RECIPE_FLAGS = dict(
     lr=dict(type=argtypes.number(float, 0, 1, low_open=True, example=", such as 1e-3")),
     loss=dict(choices=LOSSES),
     ema=dict(type=argtypes.fraction, metavar="DECAY"),
-    orientation=dict(choices=("auto", "any", "upright")),
+    orientation=dict(choices=("auto", *ORIENTATIONS)),
     scale_shift=dict(action="store_true"),
     tta=dict(action=argparse.BooleanOptionalAction, help="validate (and, in evaluate and predict, predict) with "
-             "the average over the image and its three flips; --no-tta: one pass"),
+             "the average over the image and its flips (three; the left-right one alone for upright images); "
+             "--no-tta: one pass"),
     tune_threshold=dict(action="store_true", help="store in best.pt the threshold with the best validation Dice "
                                                   "(else 0.5)"),
     seed=dict(type=argtypes.seed),
@@ -59,9 +59,7 @@ def recipe_notes(recipe, spec, given_flags):
     For K > 2 classes each pixel takes its most probable class, as with MONAI's argmax: --tune-threshold has no
     threshold to tune and is refused; a --loss naming BCE trains its softmax counterpart, cross-entropy (as
     MONAI's DiceCELoss and smp do for several classes), which the note says. given_flags: given(args)."""
-    if recipe.tune_threshold and not Inference(spec=spec).thresholded:
-        raise SettingError(f"--tune-threshold is for two classes: with {len(spec.classes)} each pixel takes its "
-                           f"most probable class, and there is no threshold to tune: leave --tune-threshold out")
+    check_threshold_tuning(recipe, spec)
     trained = loss_name(recipe.loss, len(spec.classes))
     if "loss" not in given_flags or trained == recipe.loss:
         return []
@@ -69,12 +67,12 @@ def recipe_notes(recipe, spec, given_flags):
             f"cross-entropy of the softmax is BCE's counterpart for several classes"]
 
 
-def orientation_note(recipe, name, channels, given_flags):
+def orientation_note(recipe, name, colour, given_flags):
     """The note, where the data made the recipe upright (minunet.data.modality), on what that allows in
     augmentation and TTA and the flag that says otherwise; none when --orientation was given, nor for images
     with no up, which train as ISIC's always have."""
     if "orientation" in given_flags or recipe.orientation != "upright":
         return []
-    degrees, kind = ORIENTATIONS[recipe.orientation]["degrees"], kind_of(name, channels)
+    degrees, kind = ORIENTATIONS[recipe.orientation]["degrees"], kind_of(name, colour)
     return [f"{kind} have an up: training flips them left-right only and turns them by up to {degrees} degrees, "
-            f"and TTA averages each image and its left-right flip (--orientation any: every way)"]
+            f"and TTA averages {ORIENTATIONS['upright']['views']} (--orientation any: every way)"]

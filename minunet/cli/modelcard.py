@@ -11,7 +11,9 @@ import os
 import torch
 
 from .. import __version__
+from ..data.modality import ORIENTATIONS
 from ..inference import fold_batchnorm
+from ..recipe import Recipe
 
 NOT_RECORDED = "not recorded"
 HISTORY_SHOWN = ("epoch", "train_loss", "val_loss", "val_dice", "val_jaccard")
@@ -78,6 +80,7 @@ def model_card(checkpoint, model, checkpoint_path=None, exported=None):
     trained, folded = parameter_counts(model)
     h, w = checkpoint.size or (None, None)
     threshold = checkpoint.threshold
+    views = ORIENTATIONS[Recipe.of_run(run).orientation]["views"]  # what TTA averaged: the run's way up
     two_classes = len(checkpoint.classes) == 2  # a threshold decides each pixel; K > 2: the most probable class
     source = os.path.basename(checkpoint_path) if checkpoint_path else "a checkpoint"
     epoch = NOT_RECORDED if checkpoint.epoch is None else checkpoint.epoch
@@ -107,8 +110,8 @@ def model_card(checkpoint, model, checkpoint_path=None, exported=None):
     lines += ["- classes: " + ", ".join(f"{k} {name}" for k, name in enumerate(checkpoint.classes)),
               "", "## Training recipe", "",
               f"- loss: {checkpoint.loss or NOT_RECORDED}",
-              f"- test-time augmentation in validation: {recorded(run, 'tta', lambda v: 'flips' if v else 'off')} "
-              f"(the exported file runs one forward pass; average over flips yourself for TTA)"]
+              f"- test-time augmentation in validation: {recorded(run, 'tta', lambda v: views if v else 'off')} "
+              f"(the exported file runs one forward pass; average over those views yourself for TTA)"]
     if two_classes:
         lines.append(f"- threshold: {f'{threshold:g}' if threshold is not None else NOT_RECORDED}"
                      + (f" (tuned on validation: {run['tune_threshold']})" if "tune_threshold" in run else ""))

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ..atomic import write_together
 from ..data import IMAGE_EXTENSIONS, read_image
+from ..data.images import holds_colour
 from ..device import Runtime
 from ..errors import DataError, SettingError, one_line, out_of_memory
 from ..inference import MASK_SUFFIX, OVERLAY_SUFFIX, Inference, prepare_for_inference
@@ -141,7 +142,7 @@ def predict(model, paths, out_dir, inference=None, runtime=None, output=None):
             if output.pictures:
                 result["pictures"][stem] = (shown.expand(3, -1, -1), None, shown_at(mask, shown.shape[1:]).cpu())
             result["written"] += 1
-            result["gray"] += inference.spec.channels == 1 and is_colour(image)  # converted to the model's gray
+            result["gray"] += inference.spec.channels == 1 and holds_colour(image)  # converted to the model's gray
     return result
 
 
@@ -161,11 +162,6 @@ def png_bytes(picture):
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def is_colour(image):
-    """Whether an image (3, H, W) holds colour: some pixel whose red, green and blue differ."""
-    return not (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]))
 
 
 def load(path, inference):

@@ -19,7 +19,7 @@ from ..errors import DataError, Fix
 from .challenges import LAYOUTS, holds_challenge, load_challenge
 from .folders import CLASS_NAMES, class_names, load_folder
 from .catalog import BINARY, DataSpec, dataset_names, numbered, spec_of
-from .images import as_channels
+from .images import as_channels, holds_colour
 from .modality import ORIENTATIONS, orientation_of
 from .npz import DEFAULT_ROOT, load_npz
 from .synthetic import SYNTHETIC_CLASSES, synthetic_split
@@ -198,7 +198,7 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
             raise DataError(f"synthetic data have 2 or 3 classes (lesion, ink), not {k}", fix=Fix(classes=[2, 3]))
         images, masks, ids = synthetic_split(split, size, limit, k, channels or 3)
         return LesionDataset(images, masks, ids, augment, seed, classes=SYNTHETIC_CLASSES[k],
-                             orientation=orientation_of(name, channels or 3))
+                             orientation=orientation_of(name, True))
     if k < 2:
         raise DataError(f"{k} classes: a label map has at least 2 classes (background and one more)")
     if root is None and name == "folder":
@@ -214,7 +214,7 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
     named = class_names(root) if name == "folder" else None  # root/classes.txt, where the user names them
     if named and classes is not None and classes != len(named):
         raise DataError(f"{os.path.join(root, CLASS_NAMES)} names {len(named)} classes ({', '.join(named)}), not "
-                        f"{classes}")
+                        f"{classes}", fix=Fix(classes=None))
     k = len(named) if named else k
     skipped = [] if skip_unreadable else None
     if name == "folder":
@@ -230,10 +230,10 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
         images, masks, ids, notes = load_npz(root, split, size, limit, name)
         images = as_channels(images, channels or images.shape[1])  # (N, C, S, S), C as asked or the data's own
         return LesionDataset(images, masks, ids, augment, seed, notes=notes, classes=spec_of(name).classes,
-                             orientation=orientation_of(name, images.shape[1]))
+                             orientation=orientation_of(name, holds_colour(images)))
     channels, names = channels or 3, named or (BINARY if k == 2 else numbered(k))
     return LesionDataset(as_channels(loaded.images, channels), loaded.masks, loaded.ids, augment, seed,
-                         loaded.original_masks, loaded.notes, skipped or (), names, orientation_of(name, channels))
+                         loaded.original_masks, loaded.notes, skipped or (), names, orientation_of(name, holds_colour(loaded.images)))
 
 
 def same_classes(model, data):
@@ -250,8 +250,10 @@ def dataset_for(spec, name, split, root=None, size=128, limit=None, skip_unreada
     or synthetic data read with its classes and channels; a MedSegBench name's images converted to its channels
     (said in a note). DataError when the data's classes are not the model's (same_classes)."""
     own = name in ("folder", "synthetic")
+    named = name == "folder" and root is not None and os.path.isdir(root) and class_names(root)  # they say K
     dataset = make_dataset(name, split, root, size, limit=limit, skip_unreadable=skip_unreadable,
-                           classes=len(spec.classes) if own else None, channels=spec.channels if own else None)
+                           classes=len(spec.classes) if own and not named else None,
+                           channels=spec.channels if own else None)
     if not same_classes(spec.classes, dataset.spec.classes):
         raise DataError(f"the model was trained on {len(spec.classes)} classes ({', '.join(spec.classes)}) and "
                         f"{name} has {len(dataset.spec.classes)} ({', '.join(dataset.spec.classes)}): evaluate it "

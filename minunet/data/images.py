@@ -197,6 +197,15 @@ def size_hint(image_path, shown, mask_size):
     return ": a mask must have its image's width and height"
 
 
+def holds_colour(images):
+    """Whether images (..., C, H, W) hold colour: some pixel whose red, green and blue differ (gray saved as
+    RGB holds none; one channel never does)."""
+    if images.shape[-3] == 1:
+        return False
+    return not (torch.equal(images[..., 0, :, :], images[..., 1, :, :])
+                and torch.equal(images[..., 1, :, :], images[..., 2, :, :]))
+
+
 def as_channels(images, channels):
     """Images (N, C, H, W) uint8 with `channels` channels: gray repeated into RGB, or RGB to its luma."""
     if images.shape[1] == channels:

@@ -10,15 +10,16 @@ images decides, and a recipe may say otherwise (minunet.recipe.Recipe.orientatio
     orientation   flips (training and TTA)            rotation      data
     any           left-right and up-down (TTA: 3)    up to 30 deg  dermoscopy, microscopy, fundus, endoscopy
     upright       left-right only (TTA: 1)           up to 15 deg  X-ray, ultrasound, CT, MR, OCT
-A folder of your own images, whose kind minunet cannot know: upright when read as gray (radiographs and
-slices are gray), any in colour; the synthetic lesions: any.
+A folder of your own images, whose kind minunet cannot know: upright when its images hold no colour (radiographs
+and slices are gray), whether read as gray or as RGB; any in colour; the synthetic lesions: any.
 """
 
 # what an orientation allows: train_transforms' options (the dims a flip reverses: -1 left-right, -2 up-down), and
-# the views TTA averages (() the image itself)
+# the views TTA averages (() the image itself), and those views in words
 ORIENTATIONS = {
-    "any": dict(degrees=30, flips=((-1,), (-2,)), tta=((), (-1,), (-2,), (-2, -1))),
-    "upright": dict(degrees=15, flips=((-1,),), tta=((), (-1,))),
+    "any": dict(degrees=30, flips=((-1,), (-2,)), tta=((), (-1,), (-2,), (-2, -1)),
+                views="the image and its three flips"),
+    "upright": dict(degrees=15, flips=((-1,),), tta=((), (-1,)), views="the image and its left-right flip"),
 }
 ANY_WAY_UP = ("dermoscopy", "microscopy", "fundus", "endoscopy")  # no up or down in what they show
 
@@ -37,17 +38,20 @@ MODALITIES = {  # the kind of images of each named dataset (MedSegBench's, after
 }
 
 
-def kind_of(name, channels):
-    """What the images of dataset `name` are, in words: a named dataset's modality; for a folder or the
-    synthetic lesions, what minunet can tell ("gray images", "colour images", "synthetic lesions")."""
+def kind_of(name, colour):
+    """What the images of dataset `name` are, in words: a named dataset's modality ("X-ray images"); for a
+    folder or the synthetic lesions what minunet can tell: "colour images" where they hold colour (`colour`),
+    else "gray images"; "synthetic lesions"."""
     if name in MODALITIES:
-        return MODALITIES[name]
+        return f"{MODALITIES[name]} images"
     if name == "synthetic":
         return "synthetic lesions"
-    return "gray images" if channels == 1 else "colour images"
+    return "colour images" if colour else "gray images"
 
 
-def orientation_of(name, channels):
-    """"any" or "upright" (ORIENTATIONS) for the images of dataset `name` read with `channels` channels."""
-    kind = kind_of(name, channels)
-    return "any" if kind in ANY_WAY_UP + ("colour images", "synthetic lesions") else "upright"
+def orientation_of(name, colour):
+    """"any" or "upright" (ORIENTATIONS) for the images of dataset `name`; `colour`: whether they hold colour
+    (a folder's gray images, read as gray or as RGB, are upright)."""
+    if name in MODALITIES:
+        return "any" if MODALITIES[name] in ANY_WAY_UP else "upright"
+    return "any" if name == "synthetic" or colour else "upright"

@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 
 from ..device import PRECISIONS
-from ..errors import CheckpointError, SettingError, TrainingError
+from ..errors import CheckpointError, Fix, SettingError, TrainingError
 from ..evaluation import best_threshold
 from ..inference import Inference
 from ..losses import loss_name
@@ -74,12 +74,16 @@ def validation_inference(record, recipe, spec):
     """The Inference of validation: the run's normalisation, the recipe's TTA and orientation (its views), the
     data's classes. SettingError for a recipe that tunes a threshold where none decides the pixels (K > 2
     classes: the argmax)."""
-    inference = Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec,
-                          orientation=recipe.orientation)
-    if recipe.tune_threshold and not inference.thresholded:
-        raise SettingError(f"tune_threshold is for two classes: with {len(spec.classes)} each pixel takes its most "
-                           f"probable class, and there is no threshold to tune")
-    return inference
+    check_threshold_tuning(recipe, spec)
+    return Inference(mean=record["mean"], std=record["std"], tta=recipe.tta, spec=spec, orientation=recipe.orientation)
+
+
+def check_threshold_tuning(recipe, spec):
+    """SettingError for a recipe that tunes a threshold where none decides the pixels (K > 2 classes: the
+    argmax, Inference.thresholded)."""
+    if recipe.tune_threshold and not Inference(spec=spec).thresholded:
+        raise SettingError(f"there is no threshold to tune with {len(spec.classes)} classes: each pixel takes its "
+                           f"most probable class", fix=Fix(tune_threshold=None))
 
 
 def kept_threshold(row, recipe, spec):
