@@ -115,7 +115,7 @@ def test_channels_with_a_medsegbench_name_are_honoured(tmp_path):
     assert main(["train", *SMALL, "--data", "kvasir", "--data-root", str(tmp_path), "--channels", "1",
                  "--out", str(out)]) == 0
     state = load_checkpoint(out / "best.pt")
-    assert (state["channels"], state["model_args"]["in_channels"], state["run"]["channels"]) == (1, 1, 1)
+    assert (state.channels, state.model_args["in_channels"], state.run["channels"]) == (1, 1, 1)
 
 
 def test_every_isic_name_is_offered_its_challenge_folders_for_any_size(tmp_path, monkeypatch, capsys):
