@@ -54,7 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--fold-seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds")
+    p.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
+                   help="run only these folds (0-based), e.g. to spread the folds over several runs")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (smoke runs)")
     p.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, 64 px, 24 images, seed 0")
     p.add_argument("--json", help="write every held-out image's scores here")
@@ -62,7 +63,8 @@ def parse_args(argv=None):
     p.add_argument("--loss", default=None, help="minunet's recipe field (default: the recipe's)")
     p.add_argument("--own-stats", action="store_true", help="minunet normalises with the training images' own "
                    "mean and std instead of ImageNet's gray 0.449 / 0.226 (an experiment: patched in here)")
-    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="paired per-image figures, B - A")
+    p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
+                   help="paired per-image figures, B - A (several files of one side joined by commas)")
     args = p.parse_args(argv)
     if args.quick:
         args.folds, args.epochs, args.size, args.limit, args.seeds = 2, 1, 64, 24, [0]
@@ -234,7 +236,9 @@ def cross_validate(args):
     run = dict(minunet=run_minunet, smp=run_smp)[args.library]
     result = dict(command=vars(args), machine=machine(), precision=amp, ids=data.ids, runs=[])
     print(json.dumps(result["machine"]))
-    for k, held_out in enumerate(folds_of(len(data), args.folds, args.fold_seed)[:args.max_folds]):
+    for k, held_out in enumerate(folds_of(len(data), args.folds, args.fold_seed)):
+        if args.only_folds is not None and k not in args.only_folds:
+            continue
         rest = [i for i in range(len(data)) if i not in set(held_out)]
         for seed in args.seeds:
             train_ids, val_ids = split_validation(rest, seed)
@@ -254,6 +258,15 @@ def cross_validate(args):
     return result
 
 
+def joined(paths):
+    """The runs of the result files `paths` (comma-separated) as one result."""
+    results = []
+    for path in paths.split(","):
+        with open(path) as f:
+            results.append(json.load(f))
+    return dict(results[0], runs=[run for result in results for run in result["runs"]])
+
+
 def per_image(result):
     """{(seed, image id): class scores} of a result."""
     return {(r["seed"], name): s for r in result["runs"] for name, s in zip(r["images"], r["scores"])}
@@ -262,10 +275,7 @@ def per_image(result):
 def compare(path_a, path_b):
     """Per class: A's and B's means over every (seed, held-out image), and B - A paired per image (the mean over
     seeds of each image's difference) +- one standard error over images."""
-    with open(path_a) as f:
-        a = json.load(f)
-    with open(path_b) as f:
-        b = json.load(f)
+    a, b = joined(path_a), joined(path_b)
     sa, sb = per_image(a), per_image(b)
     pairs = sorted(set(sa) & set(sb))
     images = sorted({name for _, name in pairs})
