@@ -7,7 +7,8 @@
 Keyword arguments go to the model's constructor (minunet.UNet, minunet.ResNet34UNet). With checkpoint=PATH
 the architecture is the checkpoint's (any keyword given must agree with it) and the weights are its own: the
 model comes back in eval mode; a checkpoint of the other model is refused. Models return logits: apply
-torch.sigmoid for probabilities, and normalise images as the checkpoint's mean and std say
+torch.sigmoid for probabilities (torch.softmax over the channels for a model of K > 2 classes), and normalise
+images as the checkpoint's mean and std say
 (minunet.checkpoint.load_checkpoint(PATH).mean, .std).
 """
 dependencies = ["torch", "torchvision"]
