@@ -29,6 +29,7 @@ from .data.catalog import BINARY, DataSpec, numbered
 from .errors import CheckpointError, one_line
 from .models.registry import MODELS, build_model, model_spec
 from .losses import loss_name
+from .recipe import Recipe
 from .transforms import height_width
 
 FORMAT = 2  # the checkpoint format this version writes; 1: files of 0.1.0 up to 0.2.0.dev0, which say none
@@ -84,6 +85,12 @@ class Checkpoint:
         with `fields` (size=, mean=, ..., as the class lists them)."""
         name, args = model_spec(model)
         return cls(name, args, getattr(model, "module", model).state_dict(), **fields)
+
+    @property
+    def recipe(self):
+        """The recipe it was trained with (minunet.recipe.Recipe.of_run: fields its run lacks take the value
+        runs had before them)."""
+        return Recipe.of_run(self.run)
 
     @property
     def spec(self):

@@ -107,7 +107,7 @@ class Inference:
                                fix=Fix(**dict.fromkeys(asked)))
         threshold = cls.threshold if checkpoint.threshold is None else checkpoint.threshold
         settings = dict(size=checkpoint.size, mean=checkpoint.mean, std=checkpoint.std, threshold=threshold, spec=spec,
-                        orientation=Recipe.of_run(checkpoint.run).orientation)
+                        orientation=checkpoint.recipe.orientation)
         return cls(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})
 
     def prepare(self, image):

@@ -280,7 +280,7 @@ class Normalize:
         return f"Normalize(mean={mean}, std={std})"
 
 
-FLIPS = {(-1,): RandomHorizontalFlip, (-2,): RandomVerticalFlip}  # the dims a flip reverses: W (left-right), H
+FLIP_OF = {(-1,): RandomHorizontalFlip, (-2,): RandomVerticalFlip}  # the dims a flip reverses: W (left-right), H
 
 
 def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.0, mean=IMAGENET_MEAN,
@@ -297,7 +297,7 @@ def train_transforms(generator=None, degrees=30, jitter=0.2, scale=0.0, shift=0.
     return Compose([
         ToFloat(),
         *geometry,
-        *[FLIPS[tuple(dims)](0.5, generator=generator) for dims in flips],
+        *[FLIP_OF[tuple(dims)](0.5, generator=generator) for dims in flips],
         ColorJitter(jitter, jitter, jitter, generator=generator),
         Normalize(mean, std),
     ])

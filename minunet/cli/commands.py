@@ -14,7 +14,6 @@ from ..training import distributed
 from ..atomic import write_atomically
 from ..checkpoint import open_checkpoint
 from ..data import dataset_for, make_dataset
-from ..data.images import holds_colour
 from ..data.modality import ORIENTATIONS
 from ..device import Runtime, usable_cores
 from ..errors import DataError, TrainingError
@@ -69,7 +68,7 @@ def train_command(args):
         val_set = make_dataset(run["data"], "val", run["data_root"], recipe.size, **data)
     recipe = recipe.for_data(train_set)  # "auto": which way up the data's images are (minunet.data.modality)
     notes = train_set.notes + val_set.notes + recipe_notes(recipe, train_set.spec, given(args)) + \
-        orientation_note(recipe, run["data"], holds_colour(train_set.images), given(args))
+        orientation_note(recipe, run["data"], given(args))
     model = model or new_model(recipe, train_set.spec)  # its channels and classes are the data's
     run["data_ids"] = data_fingerprint(train_set, val_set)
     if resumed is not None and resumed.run.get("data_ids", run["data_ids"]) != run["data_ids"]:

@@ -23,7 +23,6 @@ from ..atomic import write_atomically, write_together
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..errors import CheckpointError, SettingError
 from ..inference import Inference, fold_batchnorm
-from ..recipe import Recipe
 from .modelcard import model_card
 from .paths import must_be_a_file_name, must_not_be_the_checkpoint
 
@@ -145,7 +144,7 @@ def export_checkpoint(checkpoint, model, path, fmt, logits=False, checkpoint_pat
                               f"the size and normalisation a run of minunet train stores; use its best.pt or last.pt")
     metadata = dict(model=checkpoint.model, model_args=checkpoint.model_args, size=list(checkpoint.size),
                     mean=list(checkpoint.mean), std=list(checkpoint.std), threshold=checkpoint.threshold,
-                    classes=list(checkpoint.classes), orientation=Recipe.of_run(checkpoint.run).orientation)
+                    classes=list(checkpoint.classes), orientation=checkpoint.recipe.orientation)
     if metadata["threshold"] is None and len(checkpoint.classes) == 2:
         metadata["threshold"] = Inference.threshold  # what minunet uses for a checkpoint that records none
     file, worst = exported(model, fmt, checkpoint.size, logits, metadata)

@@ -67,12 +67,13 @@ def recipe_notes(recipe, spec, given_flags):
             f"cross-entropy of the softmax is BCE's counterpart for several classes"]
 
 
-def orientation_note(recipe, name, colour, given_flags):
+def orientation_note(recipe, name, given_flags):
     """The note, where the data made the recipe upright (minunet.data.modality), on what that allows in
     augmentation and TTA and the flag that says otherwise; none when --orientation was given, nor for images
     with no up, which train as ISIC's always have."""
     if "orientation" in given_flags or recipe.orientation != "upright":
         return []
-    degrees, kind = ORIENTATIONS[recipe.orientation]["degrees"], kind_of(name, colour)
+    kind = kind_of(name, colour=False)  # upright by the data: a named modality, or a folder of gray images
+    degrees = ORIENTATIONS[recipe.orientation]["degrees"]
     return [f"{kind} have an up: training flips them left-right only and turns them by up to {degrees} degrees, "
             f"and TTA averages {ORIENTATIONS['upright']['views']} (--orientation any: every way)"]

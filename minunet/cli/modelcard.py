@@ -13,7 +13,6 @@ import torch
 from .. import __version__
 from ..data.modality import ORIENTATIONS
 from ..inference import fold_batchnorm
-from ..recipe import Recipe
 
 NOT_RECORDED = "not recorded"
 HISTORY_SHOWN = ("epoch", "train_loss", "val_loss", "val_dice", "val_jaccard")
@@ -80,7 +79,7 @@ def model_card(checkpoint, model, checkpoint_path=None, exported=None):
     trained, folded = parameter_counts(model)
     h, w = checkpoint.size or (None, None)
     threshold = checkpoint.threshold
-    views = ORIENTATIONS[Recipe.of_run(run).orientation]["views"]  # what TTA averaged: the run's way up
+    views = ORIENTATIONS[checkpoint.recipe.orientation]["views"]  # what TTA averaged: the run's way up
     two_classes = len(checkpoint.classes) == 2  # a threshold decides each pixel; K > 2: the most probable class
     source = os.path.basename(checkpoint_path) if checkpoint_path else "a checkpoint"
     epoch = NOT_RECORDED if checkpoint.epoch is None else checkpoint.epoch

@@ -15,7 +15,6 @@ from ..atomic import write_atomically
 from ..checkpoint import open_checkpoint, save_checkpoint
 from ..errors import TrainingError
 from .paths import must_be_a_folder, read_only
-from ..recipe import Recipe
 from ..transforms import height_width
 
 RUN_FILES = ("best.pt", "last.pt", "history.csv", "curves.png")
@@ -112,7 +111,7 @@ def resumed_run(path, out=None, given=None, overwrite=False):
     if missing:
         raise TrainingError(f"{path} cannot be resumed by minunet train: it was written by fit() and does not say "
                             f"its {', '.join(missing)}; resume it with fit(..., resume=) in Python")
-    recipe = Recipe.of_run(checkpoint.run)  # older runs lack the newer fields: they ran what they `was`
+    recipe = checkpoint.recipe  # older runs lack the newer fields: they ran what they `was`
     spec = checkpoint.spec  # what --channels and --classes left out (None) came to
     own = dict(channels=checkpoint.run.get("channels") or spec.channels, classes=checkpoint.run.get("classes")
                or len(spec.classes))

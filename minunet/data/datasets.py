@@ -233,7 +233,8 @@ def read_dataset(name, split, root, size, augment, seed, limit, skip_unreadable,
                              orientation=orientation_of(name, holds_colour(images)))
     channels, names = channels or 3, named or (BINARY if k == 2 else numbered(k))
     return LesionDataset(as_channels(loaded.images, channels), loaded.masks, loaded.ids, augment, seed,
-                         loaded.original_masks, loaded.notes, skipped or (), names, orientation_of(name, holds_colour(loaded.images)))
+                         loaded.original_masks, loaded.notes, skipped or (), names,
+                         orientation_of(name, holds_colour(loaded.images)))
 
 
 def same_classes(model, data):
