@@ -120,9 +120,10 @@ for path in paths:
 # ## Validation and held-out scores
 #
 # The held-out images are the best at hand. For ISIC 2016's models: ISIC 2017's validation images, another
-# collection, read from `--held-out DIR` (the challenge's folders). Without them: the test split, held out
-# but from the training images' own collection. Without that too (the ISIC 2016 folders at hand have no test
-# split): the validation split, which is then no longer held out.
+# collection, read from `--held-out DIR` (the challenge's folders). A collection can hold images of another:
+# those that are also in ISIC 2016's training split, found by name, are left out. Without ISIC 2017: the test
+# split, held out but from the training images' own collection. Without that too (the ISIC 2016 folders at
+# hand have no test split): the validation split, which is then no longer held out.
 #
 # Each checkpoint is scored on the validation and the held-out images. As the challenge scores, each
 # prediction is compared with the ground truth *at the mask's own resolution*: the probabilities are resized
@@ -157,6 +158,13 @@ if DATA == "isic2016":  # ISIC 2016's models: ISIC 2017's validation images are 
             held_out, source = make_dataset("isic2017", "val", root=folder, size=size), ("isic2017", folder, "val")
         except DataError as err:
             print(f"no ISIC 2017 validation images ({err}): the held-out images come from ISIC 2016 itself")
+    if held_out is not None:
+        trained_on = set(make_dataset(DATA, "train", root=args.data_root, size=32).ids)  # only the names matter
+        seen = [k for k, name in enumerate(held_out.ids) if name in trained_on]
+        if seen:
+            print(f"{len(seen)} of ISIC 2017's {len(held_out)} validation images are in ISIC 2016's training split "
+                  f"too ({', '.join(held_out.ids[k] for k in seen)}): left out of the held-out images")
+            held_out = held_out.subset([k for k in range(len(held_out)) if k not in seen])
 if held_out is None:
     try:
         held_out, source = make_dataset(DATA, "test", root=args.data_root, size=size), (DATA, args.data_root, "test")
@@ -306,9 +314,10 @@ except SystemExit:  # argparse exits after printing the help
 
 # %% [markdown]
 # It runs here through `minunet.cli.main`, the function behind the `minunet` command (the line it prints is
-# the same command in a terminal), on the held-out images, with the checkpoint above and the threshold chosen
+# the same command in a terminal), on the held-out split, with the checkpoint above and the threshold chosen
 # on validation (`--threshold`; else the one `minunet train --tune-threshold` stored, else 0.5); it averages
-# each image's prediction over its flips (`--no-tta` turns that off).
+# each image's prediction over its flips (`--no-tta` turns that off). It scores every image of the split,
+# including any left out above.
 
 # %%
 report_dir = os.path.join(OUT, "08_report")
