@@ -7,7 +7,7 @@
 #
 # - scores every checkpoint of tutorials 06 and 07 it finds (none: it trains 06's U-Net first) on the
 #   validation and the held-out images, and **prints** each model's spread over seeds, whether the two scores
-#   differ by more than their standard error, and whether a threshold chosen on validation holds on the
+#   differ by more than two standard errors, and whether a threshold chosen on validation holds on the
 #   held-out images (sentences chosen by the code from the numbers); it **draws** both threshold curves
 #   (`out/08_threshold_curves.png`);
 # - writes the HTML failure report (`minunet evaluate --report`, `out/08_report/report.html`) and explains it;
