@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]*_*.py"))  # 01_data.py ... 03b_unet.py, ... 06b_training_curves.py, ...
 ISIC_ROOT = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "isic2016"
+ISIC2017_ROOT = ISIC_ROOT.parent / "isic2017"  # ISIC 2017's folders: 08's held-out collection, found beside 2016's
 
 
 TIMEOUT = 240  # seconds one tutorial's quick run may take
@@ -220,13 +221,40 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not ISIC_ROOT.is_dir(), reason=f"no ISIC 2016 data at {ISIC_ROOT}")
-@pytest.mark.parametrize("name", ["01_", "08_", "09_"])
+@pytest.mark.parametrize("name", ["01_", "09_"])
 def test_tutorial_runs_on_isic(name, tmp_path):
-    # 01 reads the challenge folders (no test split there); 08 falls back to scoring the validation split;
-    # 09 copies ISIC files into a folder of images/ and masks/
+    # 01 reads the challenge folders (no test split there); 09 copies ISIC files into a folder of images/ and
+    # masks/; 08 has its own test below
     script = next(p for p in SCRIPTS if p.name.startswith(name))
     output = run_tutorial(script, tmp_path, "--data-root", str(ISIC_ROOT))
     assert "ISIC_00" in output, output[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ISIC_ROOT.is_dir() and ISIC2017_ROOT.is_dir()),
+                    reason=f"no ISIC 2016 data at {ISIC_ROOT} or no ISIC 2017 data beside it")
+def test_evaluating_tutorial_holds_out_isic2017_or_says_it_cannot(tmp_path, monkeypatch):
+    """08 on ISIC 2016 scores ISIC 2017's validation images, found beside the data root, as its held-out
+    collection, less the 3 that ISIC 2016's training split holds too: other scores than validation's, a gap
+    said to be one. A data root with no isic2017 folder
+    beside it falls back to the validation split, said in one line to be no longer held out."""
+    monkeypatch.delenv("MINUNET_HELD_OUT", raising=False)
+    script = next(p for p in SCRIPTS if p.name.startswith("08_"))
+    output = run_tutorial(script, tmp_path, "--data-root", str(ISIC_ROOT))  # trains 06's quick U-Net first
+    assert "3 of ISIC 2017's 150 validation images are in ISIC 2016's training split too" in output  # by name
+    assert "held out: 147 ISIC 2017 validation images" in output and "ISIC_00" in output, output[-3000:]
+    val, held = re.search(r"06_unet_isic2016_quick/best.pt +(\d\.\d+) +(\d\.\d+)", output).groups()
+    assert val != held, output[-3000:]  # two collections, two scores (and two threshold curves)
+    assert "a gap: the ISIC 2017 validation images scored" in output, output[-3000:]  # 3 epochs: far apart
+    alone = tmp_path / "data" / "isic2016"  # the same ISIC 2016 folders, with no isic2017 folder beside them
+    alone.mkdir(parents=True)
+    for folder in ISIC_ROOT.glob("ISBI2016_*"):
+        (alone / folder.name).symlink_to(folder)
+    output = run_tutorial(script, tmp_path, "--data-root", str(alone))  # 06's U-Net read back, not trained
+    said = [line for line in output.splitlines() if "isic2017 folder" in line or "ISIC 2016 itself" in line]
+    assert said == ["no isic2017 folder beside the data root, and no --held-out DIR: the held-out images come "
+                    "from ISIC 2016 itself"], output[-3000:]
+    assert "it is NOT held out" in output and "held out: 75 isic2016 val images" in output, output[-3000:]
 
 
 def cells(script):

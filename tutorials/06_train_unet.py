@@ -23,6 +23,7 @@
 
 # %%
 import argparse
+import ast
 import copy
 import inspect
 import os
@@ -192,12 +193,30 @@ except AttributeError:  # `loss` is still `...`, which has no .item()
 # %% [markdown]
 # ## The library's loop: `train_one_epoch`
 #
-# The function `fit` calls once per epoch, printed from the library itself: your loop plus what a real run
-# needs (the device, mixed precision, a check of the loss, the learning-rate schedule, a moving average).
+# The function `fit` calls once per epoch, printed from the library itself (its docstring left out). It is
+# your loop: forward, backward, step, and the loss kept for the log; around it, the device, mixed precision
+# and the learning-rate schedule. The lines marked `*` serve runs that this tutorial does not make: skip them
+# for now, the note after the walk-through says what they do.
 
 # %%
-print(inspect.getsource(train_one_epoch))
-print("Line by line (the numbers are those of the listing above):")
+ASIDE = ["scaler = scaler or", "finite_everywhere", "raise LossNotFinite", "scaler.update()", "if ema is",
+         "ema.update("]  # the lines of the note below
+
+
+def listing(function, aside):
+    """Print `function`'s source with its line numbers, without its docstring, marking with * each line that
+    holds one of the fragments `aside`."""
+    lines = inspect.getsource(function).splitlines()
+    doc = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0].body[0]  # the docstring's node
+    for n, line in enumerate(lines, 1):
+        if n == doc.lineno:
+            print(f"{n:3d}   |     (docstring, lines {doc.lineno}-{doc.end_lineno}: help({function.__name__}))")
+        elif not doc.lineno < n <= doc.end_lineno:
+            print(f"{n:3d} {'*' if any(a in line for a in aside) else ' '} | {line}")
+
+
+listing(train_one_epoch, ASIDE)
+print("\nLine by line (the numbers are those of the listing above):")
 walk(train_one_epoch, [
     ("net.train()", "Training mode. BatchNorm normalises each layer with the mean and variance of *this* "
      "batch and updates its running averages of them (evaluation mode uses those averages instead)."),
@@ -210,18 +229,33 @@ walk(train_one_epoch, [
      "natively (a GPU that supports it, a CPU with AMX or AVX-512 BF16), float16 on an older CUDA GPU, else "
      "None (float32). Only the forward pass is inside."),
     ("loss = loss_fn(logits.float()", "The loss is computed in float32 from the logits: one number."),
-    ("finite_everywhere", "A NaN or infinite loss stops the run instead of silently training on garbage."),
     ("zero_grad", "Your step 3."),
-    (".backward()", "Your step 4. The scaler multiplies the loss first when training in float16 (tiny "
-     "gradients would round to zero); otherwise it passes it through."),
-    ("scaler.step(optimizer)", "Your step 5 (through the scaler, which skips it if float16 gradients "
-     "overflowed)."),
+    (".backward()", "Your step 4: backward (`scaler.scale(loss)` is the loss itself except in float16: see "
+     "the note below)."),
+    ("scaler.step(optimizer)", "Your step 5: the step (`optimizer.step()`, except in float16)."),
     ("scheduler.step()", "The learning rate for the next step: the schedule is per step, not per epoch."),
-    ("return total / step", "The epoch's training loss: the mean over its batches, taken while the weights "
-     "were still changing and on augmented images, so it is not directly comparable to the validation loss."),
+    ("total += loss.item()", "The log: each batch's loss is added up."),
+    ("return total / step", "The epoch's training loss: the mean over its batches, which `fit` logs. It is "
+     "taken while the weights were still changing and on augmented images, so it is not directly comparable "
+     "to the validation loss."),
 ])
 device, amp_dtype = choose_device("auto", "auto")
 print(f"on this machine: device {device}, autocast dtype {amp_dtype}")
+
+# %% [markdown]
+# **Note: the lines marked `*`.** Each serves a kind of run that this tutorial does not make.
+#
+# - **A loss that is not a number** (`finite_everywhere`): a NaN or infinite loss stops the run with
+#   `LossNotFinite` instead of training on garbage. Under `torchrun`, `net` is the model wrapped in
+#   `DistributedDataParallel`, which averages the gradients of all processes during backward; every process
+#   then checks the loss, so that all of them stop at the same step.
+# - **float16** (the `GradScaler`): in float16, tiny gradients round to zero. With float16 autocast (an older
+#   CUDA GPU) the scaler multiplies the loss before backward, divides the gradients back before the step,
+#   skips a step whose gradients overflowed, and adapts its factor (`scaler.update()`). In any other
+#   precision it is disabled: `scaler.scale(loss)` is the loss itself and `scaler.step(optimizer)` is
+#   `optimizer.step()`.
+# - **A moving average of the weights** (`ema`, `minunet train --ema 0.99`): after every step it takes the
+#   new weights into an exponential moving average, which `fit` validates and keeps instead of the weights.
 
 # %% [markdown]
 # ## The DataLoader, and the steps of an epoch
