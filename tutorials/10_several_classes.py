@@ -242,13 +242,15 @@ if args.data == "synthetic":
 #
 # ## Exercises
 #
-# 1. **Sigmoid is a softmax of two.** Give the background the logit 0 and check, for a few logits x, that
-#    `cross_entropy` of (0, x) equals `bce_with_logits(x)`, in its value and in its gradient with respect to x.
-# 2. **The recipe's losses for three classes.** What does each name of `minunet.losses.LOSSES` train for three
-#    classes (`loss_name(name, 3)`), and what is its value on the logits and labels of "The loss of several
-#    classes"? Check that `LOSSES["bce"]()` there is torch's cross-entropy.
-# 3. **Reading the confusion matrix.** What do its row sums count, and its column sums? Check the row sums
-#    against the validation masks, then compute the ink's Dice from the matrix alone: why is it not the
-#    per-class Dice printed above?
+# Answers: `tutorials/answers/10_several_classes.md`; the notebook runs them after its last cell. All three
+# run in quick mode (`--quick`: seconds), so that your numbers can be checked against the answers.
 #
-# Answers: `tutorials/answers/10_several_classes.md`.
+# 1. **Sigmoid is a softmax of two.** *Quick mode.* Give the background the logit 0 and check, for a few
+#    logits x, that `cross_entropy` of (0, x) equals `bce_with_logits(x)`, in its value and in its gradient
+#    with respect to x.
+# 2. **The recipe's losses for three classes.** *Quick mode.* What does each name of `minunet.losses.LOSSES`
+#    train for three classes (`loss_name(name, 3)`), and what is its value on the logits and labels of "The
+#    loss of several classes"? Check that `LOSSES["bce"]()` there is torch's cross-entropy.
+# 3. **Reading the confusion matrix.** *Quick mode.* What do its row sums count, and its column sums? Check
+#    the row sums against the validation masks, then compute the ink's Dice from the matrix alone: why is it
+#    not the per-class Dice printed above?

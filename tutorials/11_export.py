@@ -259,13 +259,14 @@ print(f"and what the TorchScript file says of itself: {json.loads(extra['minunet
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/11_export.md`.
+# Answers: `tutorials/answers/11_export.md`; the notebook runs them after its last cell. All three run in
+# quick mode (`--quick`: seconds), so that your numbers can be checked against the answers.
 #
-# 1. **Logits.** Export with `logits=True` and compare the file's output with `model(x)` instead of its
-#    sigmoid. Which threshold on the logits gives the same masks as the probability threshold 0.5?
-# 2. **Tracing in training mode.** Trace a U-Net *without* folding, in training mode, and put it in eval
-#    mode only after tracing. Run the traced graph on a batch of 1 and a batch of 2 of the same image: why
-#    do the two answers for that image differ, and what would a user of such a file see?
-# 3. **Several classes.** Export a U-Net with `out_channels=3` (`UNet(out_channels=3, base_channels=4)`,
-#    untrained is fine) and check that the file's three channels sum to 1 at every pixel. Why softmax here
-#    and not three sigmoids?
+# 1. **Logits.** *Quick mode.* Export with `logits=True` and compare the file's output with `model(x)` instead
+#    of its sigmoid. Which threshold on the logits gives the same masks as the probability threshold 0.5?
+# 2. **Tracing in training mode.** *Quick mode.* Trace a U-Net *without* folding, in training mode, and put it
+#    in eval mode only after tracing. Run the traced graph on a batch of 1 and a batch of 2 of the same image:
+#    why do the two answers for that image differ, and what would a user of such a file see?
+# 3. **Several classes.** *Quick mode.* Export a U-Net with `out_channels=3`
+#    (`UNet(out_channels=3, base_channels=4)`, untrained is fine) and check that the file's three channels sum
+#    to 1 at every pixel. Why softmax here and not three sigmoids?

@@ -20,6 +20,7 @@ editing a tutorial, run this command for it (with --text-only where only its tex
 import argparse
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -29,6 +30,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 NOTEBOOKS = HERE / "notebooks"
 PICTURES = HERE / "pictures"
+ANSWERS = HERE / "answers"
 # each tutorial's picture on the README's page: one figure its notebook shows, copied out of the notebook
 PICTURE = {"01": "01_grid.png", "02": "02_train_augmentation.png", "03": "03_transposed_convolution.png",
            "03b": "03b_unet_diagram.png", "04": "04_resunet34_diagram.png", "05": "05_per_image_dice.png",
@@ -37,6 +39,8 @@ PICTURE = {"01": "01_grid.png", "02": "02_train_augmentation.png", "03": "03_tra
            "08": "08_threshold_curves.png", "09": "09_predictions.png", "10": "10_confusion.png",
            "11": "11_export_compare.png"}
 MAX_BYTES = 1_500_000  # a notebook above this is too big to read on GitHub or to commit lightly
+HEADING = re.compile(r"^(## \d+\. .*)$", re.M)  # an answer's heading in an answers file: "## 2. Which border?"
+MODE = re.compile(r"\*(Quick|Full) mode:\*")  # the words an answer opens with: the mode its snippets run in
 
 
 def tutorials():
@@ -62,6 +66,21 @@ def converted(script):
     for number, cell in enumerate(notebook.cells):
         cell["id"] = f"{script.stem.split('_')[0]}-{number:02d}"
     return notebook
+
+
+def answer_sections(script):
+    """A tutorial's answers file (answers/NAME.md) in parts: its opening text, and for each exercise
+    (heading, mode, text): its heading ("## 2. Which border?"), the mode its snippets run in ("quick" or
+    "full", from the `*Quick mode:*` or `*Full mode:*` its text opens with) and its text."""
+    path = ANSWERS / f"{script.stem}.md"
+    parts = HEADING.split(path.read_text())
+    sections = []
+    for heading, text in zip(parts[1::2], parts[2::2]):
+        mode = MODE.match(text.strip())
+        if not mode:
+            sys.exit(f"make_notebooks: {path.name}: {heading!r} does not open with *Quick mode:* or *Full mode:*")
+        sections.append((heading, mode[1].lower(), text.strip()))
+    return parts[0], sections
 
 
 def make(script, data_root, timeout, folder):
