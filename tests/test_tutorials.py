@@ -216,6 +216,7 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
         assert "18 batch_norm operations gone" in output and "its input: batch x 3 x height x width" in output
         assert output.count("onnxruntime differs by at most") == 2 and "# Model card: minunet unet" in output
         assert (out_dir / "11_export" / "unet.onnx.md").is_file() and (out_dir / "11_export" / "unet.pt").is_file()
+        assert "the same logits as the checkpoint's model: True" in output, output[-2000:]  # torch.hub
 
 
 @pytest.mark.slow
@@ -365,7 +366,18 @@ def test_the_committed_notebook_is_its_script_executed(script):
         printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
         assert matches(printed, output, tolerance), (
             f"{path.name}: the answer\n{snippet}\nprinted\n{printed}\nwhere answers/{script.stem}.md records\n{output}")
+    if number(script) == "11":  # the torch.hub section ran: it found the repository's hubconf.py
+        printed = "".join(o.get("text", "") for c in own if c.cell_type == "code" for o in c.outputs)
+        assert "the same logits as the checkpoint's model: True" in printed, f"{path.name}: torch.hub skipped"
 
+
+@pytest.mark.slow
+def test_the_export_tutorial_finds_hubconf_when_run_as_a_notebook(tmp_path):
+    # make_notebooks executes each notebook in a temporary folder, where a tutorial has no __file__: 11 finds
+    # the repository's hubconf.py beside the minunet it imports, and loads its model through torch.hub
+    outputs = run_as_notebook(TUTORIALS / "11_export.py", tmp_path, ["--quick"])
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "the same logits as the checkpoint's model: True" in text, text[-2000:]
 
 
 def test_each_notebook_has_its_script_and_a_link_in_the_readme():

@@ -240,7 +240,10 @@ with open(card_path(files["onnx"]), encoding="utf-8") as f:
 # logits, like minunet's own.
 
 # %%
-repo = os.path.dirname(HERE)
+import minunet  # noqa: E402
+
+# the checkout of the repository this minunet is imported from, wherever the script or notebook runs
+repo = os.path.dirname(os.path.dirname(os.path.abspath(minunet.__file__)))
 if os.path.isfile(os.path.join(repo, "hubconf.py")):
     hub_model = torch.hub.load(repo, state.model, source="local", checkpoint=checkpoint)
     with torch.no_grad():
@@ -248,7 +251,7 @@ if os.path.isfile(os.path.join(repo, "hubconf.py")):
     print(f"torch.hub.load(REPO, {state.model!r}, source='local', checkpoint=...): "
           f"{type(hub_model).__name__}, the same logits as the checkpoint's model: {same}")
 else:
-    print(f"no hubconf.py in {repo} (a notebook run outside the repository): torch.hub skipped")
+    print(f"no hubconf.py in {repo} (minunet installed, not imported from a checkout): torch.hub skipped")
 extra = {"minunet.json": ""}  # torch.jit.load fills in the extra files it is asked for
 torch.jit.load(files["torchscript"], _extra_files=extra)
 print(f"and what the TorchScript file says of itself: {json.loads(extra['minunet.json'])}")
