@@ -1,7 +1,10 @@
-"""The answers to the tutorials' exercises (tutorials/answers/NN_name.md) stay true: each tutorial is run in
-the mode its answers name, each ```python snippet of its answers is run at its end, in its namespace, and must
-print the ```text block that follows it (one block; the text blocks after a snippet are those before the next
-```python block); every number the answer's prose puts in bold must be in those recorded outputs.
+"""The answers to the tutorials' exercises (tutorials/answers/NN_name.md) stay true: each answer names the mode
+it runs in (*Quick mode:* the tutorial's --quick run on synthetic lesions; *Full mode:* its run without --quick,
+as its notebook's: on the ISIC 2016 images at hand where it reads them), as its exercise does; each tutorial is
+run in each mode its answers name, each ```python snippet of an answer in that mode is run at its end, in its
+namespace, and must print the ```text block that follows it (one block; the text blocks after a snippet are
+those before the next ```python block); every number the answer's prose puts in bold must be in the recorded
+outputs.
 
 A block matches exactly, unless its fence states a tolerance, as in ```text ±0.02: then the printed output,
 split into numbers and the text between them, must have the same text, and each number must be within the
@@ -12,6 +15,7 @@ difference seen between CPUs; where a run's outcome is chaotic (an early stop's 
 rate too high), the snippet prints the claim its prose makes, not the digits. No output is recorded per CPU."""
 import contextlib
 import decimal
+import importlib.util
 import io
 import pathlib
 import re
@@ -24,6 +28,7 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TUTORIALS = ROOT / "tutorials"
 ANSWERS = TUTORIALS / "answers"
+ISIC_ROOT = ROOT.parent / "shared" / "data" / "isic2016"
 BLOCK = re.compile(r"```(python|text)(?: ([^\n]*))?\n(.*?)```", re.S)  # kind, tag (text only, optional), body
 TOLERANCE = re.compile(r"±(\d+(?:\.\d+)?)")  # a ```text block's tag: the tolerance of its numbers
 NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")  # 4096; +0.15; -3; 6.59e+05; 1e-5
@@ -79,14 +84,31 @@ def run_tutorial(stem, tmp_path, monkeypatch, *flags):
         return runpy.run_path(str(script), run_name="__main__")
 
 
-def check_answers(stem, namespace):
+def load_make_notebooks():
+    """tutorials/make_notebooks.py, which reads an answers file's sections and their modes for the notebooks."""
+    spec = importlib.util.spec_from_file_location("make_notebooks", TUTORIALS / "make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sections(stem):
+    """[(heading, mode, text)] of a tutorial's answers file: one per exercise, its mode "quick" or "full"."""
+    return load_make_notebooks().answer_sections(TUTORIALS / f"{stem}.py")[1]
+
+
+def check_answers(stem, namespace, mode=None):
+    """Run the snippets of a tutorial's answers in `mode` (all of them: None) in `namespace`, each checked
+    against its recorded output, and check the bold numbers of the whole file against the recorded outputs."""
     answer = (ANSWERS / f"{stem}.md").read_text()
     blocks = BLOCK.findall(answer)
     fences = re.findall(r"^```(?:python|text).*$", answer, re.M)  # (```diff and others are only shown)
     assert len(fences) == len(blocks), f"answers/{stem}.md: a fence BLOCK does not read: {fences}"
     triples = snippets(answer)
     assert triples, f"answers/{stem}.md has no snippet to check"
-    for code, recorded, tolerance in triples:
+    run = triples if mode is None else [t for _, m, text in sections(stem) if m == mode for t in snippets(text)]
+    assert run, f"answers/{stem}.md has no snippet in {mode} mode"
+    for code, recorded, tolerance in run:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(code, f"answers/{stem}.md", "exec"), namespace)
@@ -99,22 +121,32 @@ def check_answers(stem, namespace):
     assert not missing, f"answers/{stem}.md states in bold {missing}, which no recorded output holds"
 
 
-# each answered tutorial, and the mode its answers are checked in (--quick where they do not depend on it)
-CHECKED = [("01_data", ()), ("02_transforms", ()), ("03_unet_blocks", ("--quick",)), ("03b_unet", ("--quick",)),
-           ("04_resnet34_encoder", ("--quick",)), ("05_losses_and_metrics", ("--quick",)),
-           ("05b_dice_loss_tested", ("--quick",)),
-           ("06_train_unet", ("--quick",)), ("06b_training_curves", ("--quick",)), ("07_train_resunet34", ("--quick",)),
-           ("08_evaluate_and_predict", ("--quick",)), ("09_your_own_data", ("--quick",)),
-           ("10_several_classes", ("--quick",)), ("11_export", ("--quick",))]
+# each answered tutorial
+STEMS = sorted(p.stem for p in ANSWERS.glob("*.md"))
+
+
+def flags(stem, mode):
+    """The tutorial's flags in a mode: --quick (synthetic lesions), or none, as its notebook runs it: with the
+    ISIC 2016 images at hand where it reads them (the notebooks are made with --data-root for those)."""
+    if mode == "quick":
+        return ("--quick",)
+    return ("--data-root", str(ISIC_ROOT)) if "MINUNET_DATA_ROOT" in (TUTORIALS / f"{stem}.py").read_text() else ()
+
+
+# each tutorial in each mode that one of its answers' snippets runs in
+CHECKED = [(stem, mode) for stem in STEMS for mode in ("full", "quick")
+           if any(m == mode and "```python" in text for _, m, text in sections(stem))]
 
 
 @pytest.mark.slow  # each runs a whole tutorial: seconds to a minute on two cores
-@pytest.mark.parametrize("stem,flags", CHECKED)
-def test_answers(stem, flags, tmp_path, monkeypatch):
+@pytest.mark.parametrize("stem,mode", CHECKED, ids=[f"{stem}-{mode}" for stem, mode in CHECKED])
+def test_answers(stem, mode, tmp_path, monkeypatch):
+    if "--data-root" in flags(stem, mode) and not ISIC_ROOT.is_dir():
+        pytest.skip(f"answers/{stem}.md runs in full mode on ISIC 2016, not at {ISIC_ROOT}")
     threads = torch.get_num_threads()
     try:  # the snippets run as the tutorial left torch: 03b, 05 and 06 to 09 set one thread for tiny networks,
-        check_answers(stem, run_tutorial(stem, tmp_path, monkeypatch, *flags))  # and a training's numbers
-    finally:  # depend on the thread count
+        check_answers(stem, run_tutorial(stem, tmp_path, monkeypatch, *flags(stem, mode)), mode)  # and a
+    finally:  # training's numbers depend on the thread count
         torch.set_num_threads(threads)
 
 
@@ -129,7 +161,20 @@ def test_the_tutorial_ends_with_two_to_four_exercises_and_names_their_answers(nu
     exercises = text[text.index("# ## Exercises"):]
     assert 2 <= len(re.findall(r"^# \d\. \*\*", exercises, re.M)) <= 4, f"{script.name}: 2 to 4 exercises"
     assert f"`tutorials/answers/{script.stem}.md`" in text, f"{script.name} must name its answers file"
-    assert (ANSWERS / f"{script.stem}.md").is_file() and script.stem in {stem for stem, _ in CHECKED}
+    assert (ANSWERS / f"{script.stem}.md").is_file() and script.stem in STEMS
+
+
+@pytest.mark.parametrize("number", ANSWERED)
+def test_each_exercise_and_its_answer_name_one_mode(number):
+    # "1. **Title.** *Quick mode.*" in the tutorial, "## 1. Title" then "*Quick mode:*" in its answers: the
+    # same mode, exercise by exercise, so that a learner's numbers can be checked against the answer's
+    script = next(p for p in TUTORIALS.glob(f"{number}_*.py"))
+    exercises = script.read_text().split("# ## Exercises")[1]
+    items = re.findall(r"^# (\d)\. \*\*.+?\*\* ?(?:\*(Quick|Full) mode\.\*)?", exercises, re.M)
+    assert all(mode for _, mode in items), f"{script.name}: an exercise that names no mode: {items}"
+    answered = [(heading.split(".")[0].removeprefix("## "), mode) for heading, mode, _ in sections(script.stem)]
+    assert answered == [(n, mode.lower()) for n, mode in items], (
+        f"answers/{script.stem}.md and {script.name} differ in their exercises or modes: {answered} against {items}")
 
 
 def test_the_checker_catches_a_wrong_answer(tmp_path, monkeypatch):

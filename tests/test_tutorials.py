@@ -217,6 +217,7 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
         assert "18 batch_norm operations gone" in output and "its input: batch x 3 x height x width" in output
         assert output.count("onnxruntime differs by at most") == 2 and "# Model card: minunet unet" in output
         assert (out_dir / "11_export" / "unet.onnx.md").is_file() and (out_dir / "11_export" / "unet.pt").is_file()
+        assert "the same logits as the checkpoint's model: True" in output, output[-2000:]  # torch.hub
 
 
 @pytest.mark.slow
@@ -359,24 +360,52 @@ def notebook_of(script):
                          ids=lambda s: s.stem)
 def test_the_committed_notebook_is_its_script_executed(script):
     # made by `python tutorials/make_notebooks.py NN`: the script's cells unchanged (compared without their
-    # outputs), every code cell run, no error, figures inline, small enough to read and commit
+    # outputs), every code cell run, no error, figures inline, small enough to read and commit; then its
+    # answers' cells (make_notebooks.answer_cells), executed, each snippet printing what its answer records
     import jupytext
     import nbformat
+    from test_tutorial_answers import matches, snippets
 
+    make_notebooks = load_make_notebooks()
     path = notebook_of(script)
     remake = f"run `python tutorials/make_notebooks.py --data-root DIR {number(script)}`"
     assert path.is_file(), f"{script.name} has no executed notebook {path.relative_to(ROOT)}: {remake}"
     committed, converted = nbformat.read(path, as_version=4), jupytext.read(script)
-    code = [[c.source for c in nb.cells if c.cell_type == "code"] for nb in (committed, converted)]
+    own = [c for c in committed.cells if not make_notebooks.is_answer(c)]
+    answers = committed.cells[len(own):]
+    assert own == committed.cells[:len(own)], f"{path.name}: an answer's cell among the tutorial's own: {remake}"
+    code = [[c.source for c in cells if c.cell_type == "code"] for cells in (own, converted.cells)]
     assert code[0] == code[1], f"{path.name}: its code differs from {script.name}'s: {remake}"
-    text = [[c.source for c in nb.cells if c.cell_type == "markdown"] for nb in (committed, converted)]
+    text = [[c.source for c in cells if c.cell_type == "markdown"] for cells in (own, converted.cells)]
     assert text[0] == text[1], f"{path.name}: its text differs from {script.name}'s: {remake}"
+    expected = make_notebooks.answer_cells(script)
+    assert [(c.cell_type, c.source) for c in answers] == [(c.cell_type, c.source) for c in expected], \
+        f"{path.name}: its answers' cells are not those of answers/{script.stem}.md: {remake}"
     cells = [c for c in committed.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in cells), f"{path.name} was not executed: {remake}"
     outputs = [o for c in cells for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"], f"{path.name} holds an error"
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} shows no figure"
     assert path.stat().st_size < 1_500_000, f"{path.name}: {path.stat().st_size} bytes, over 1.5 MB"
+    shown = [c for c in answers if c.cell_type == "code" and "quick-run" not in c.metadata.get("tags", [])]
+    recorded = snippets((make_notebooks.ANSWERS / f"{script.stem}.md").read_text())
+    assert len(shown) == len(recorded), f"{path.name}: {len(shown)} answers' code cells for {len(recorded)} snippets"
+    for cell, (snippet, output, tolerance) in zip(shown, recorded):
+        printed = "".join(o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+        assert matches(printed, output, tolerance), (
+            f"{path.name}: the answer\n{snippet}\nprinted\n{printed}\nwhere answers/{script.stem}.md records\n{output}")
+    if number(script) == "11":  # the torch.hub section ran: it found the repository's hubconf.py
+        printed = "".join(o.get("text", "") for c in own if c.cell_type == "code" for o in c.outputs)
+        assert "the same logits as the checkpoint's model: True" in printed, f"{path.name}: torch.hub skipped"
+
+
+@pytest.mark.slow
+def test_the_export_tutorial_finds_hubconf_when_run_as_a_notebook(tmp_path):
+    # make_notebooks executes each notebook in a temporary folder, where a tutorial has no __file__: 11 finds
+    # the repository's hubconf.py beside the minunet it imports, and loads its model through torch.hub
+    outputs = run_as_notebook(TUTORIALS / "11_export.py", tmp_path, ["--quick"])
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "the same logits as the checkpoint's model: True" in text, text[-2000:]
 
 
 def test_each_notebook_has_its_script_and_a_link_in_the_readme():
@@ -453,5 +482,116 @@ def test_make_notebooks_text_only_keeps_the_outputs_of_unchanged_code(tmp_path, 
     code = [[(c.source, c.outputs) for c in nb.cells if c.cell_type == "code"] for nb in (before, after)]
     assert code[0] == code[1] and any(outputs for _, outputs in code[1])  # the outputs kept, cell by cell
     edited.write_text(script.read_text().replace("import torch\n", "import torch  # changed\n", 1))
-    with pytest.raises(SystemExit, match="code changed"):
+    with pytest.raises(SystemExit, match="code or its answers' changed"):
         make_notebooks.retext(edited)
+
+
+TINY = """\
+# %% [markdown]
+# # 01 · A tiny tutorial
+
+# %%
+import argparse
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--out")
+args, _ = parser.parse_known_args()
+SIZE = 8 if args.quick else 64
+DATA = os.environ.get("MINUNET_DATA_ROOT", "synthetic")
+if args.quick and os.environ.get("TINY_FAILS"):
+    raise ValueError("the quick run failed")
+print(f"size {SIZE}")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Full.** *Full mode.* Print SIZE.
+# 2. **Quick.** *Quick mode.* Print SIZE.
+"""
+TINY_ANSWERS = """\
+# Answers to tutorial 01's exercises
+
+Both print SIZE.
+
+## 1. Full
+
+*Full mode:* the run above.
+
+```python
+print(SIZE, DATA)
+```
+
+```text
+64 $MINUNET_DATA_ROOT
+```
+
+It is **64**.
+
+## 2. Quick
+
+*Quick mode:* a run of its own.
+
+```python
+print(SIZE, DATA, args.out, "MINUNET_DATA_ROOT" in os.environ)
+```
+
+*Printed by the quick run:*
+
+```text
+8 synthetic out/quick True
+```
+
+Then **8**.
+"""
+
+
+@pytest.mark.slow
+def test_make_notebooks_runs_the_answers_each_in_its_mode(tmp_path, monkeypatch):
+    # a tiny tutorial and its answers: their cells follow the tutorial's, tagged, the code hidden; the full-mode
+    # answer runs on the run above (with the data folder), the quick-mode one on a --quick run of its own
+    # (without it, which comes back after); each prints in place of its recorded output
+    import nbclient
+    import nbformat
+    make_notebooks = load_make_notebooks()
+    for folder in ("answers", "notebooks", "data", "run"):
+        (tmp_path / folder).mkdir()
+    script = tmp_path / "01_tiny.py"
+    script.write_text(TINY)
+    (tmp_path / "answers" / "01_tiny.md").write_text(TINY_ANSWERS)
+    monkeypatch.setattr(make_notebooks, "ANSWERS", tmp_path / "answers")
+    monkeypatch.setattr(make_notebooks, "NOTEBOOKS", tmp_path / "notebooks")
+    monkeypatch.setattr(make_notebooks, "TUTORIALS_IN_KERNEL", f"pathlib.Path({str(tmp_path)!r})")
+    path, _, _ = make_notebooks.make(script, str(tmp_path / "data"), 120, str(tmp_path / "run"))
+    cells = nbformat.read(path, as_version=4).cells
+    assert [make_notebooks.is_answer(c) for c in cells] == [False] * 3 + [True] * 8
+    assert [(c.cell_type, c.source.splitlines()[0]) for c in cells[3:]] == [
+        ("markdown", "## Answers to the exercises"), ("markdown", "### 1. Full"), ("code", "print(SIZE, DATA)"),
+        ("markdown", "It is **64**."), ("markdown", "### 2. Quick"),
+        ("code", "# The answers below run after the tutorial's quick run (--quick, synthetic lesions), as the answers file"),
+        ("code", 'print(SIZE, DATA, args.out, "MINUNET_DATA_ROOT" in os.environ)'),
+        ("markdown", "*Printed by the quick run:*")]
+    assert all(c.metadata.jupyter.source_hidden for c in cells[3:] if c.cell_type == "code")
+    printed = [[o.get("text") for o in c.outputs] for c in cells if c.cell_type == "code"]
+    assert printed == [["size 64\n"], ["64 $MINUNET_DATA_ROOT\n"], [], ["8 synthetic out/quick True\n"]]
+    # the answers' text changed, not their code: --text-only keeps the outputs; their code changed: it refuses
+    (tmp_path / "answers" / "01_tiny.md").write_text(TINY_ANSWERS.replace("It is **64**.", "It is 64 here."))
+    make_notebooks.retext(script)
+    again = nbformat.read(path, as_version=4).cells
+    assert again[6].source == "It is 64 here." and [c.outputs for c in again if c.cell_type == "code"] == [
+        c.outputs for c in cells if c.cell_type == "code"]
+    (tmp_path / "answers" / "01_tiny.md").write_text(TINY_ANSWERS.replace("print(SIZE, DATA)", "print(DATA)"))
+    with pytest.raises(SystemExit, match="code or its answers' changed"):
+        make_notebooks.retext(script)
+    # a full-mode answer after a quick one would run on the quick run's names: refused
+    first, second = TINY_ANSWERS.split("## 2. Quick")
+    swapped = first.split("## 1. Full")[0] + "## 2. Quick" + second + "\n## 1. Full" + first.split("## 1. Full")[1]
+    (tmp_path / "answers" / "01_tiny.md").write_text(swapped)
+    with pytest.raises(SystemExit, match="runs in full mode after an answer in quick mode"):
+        make_notebooks.answer_cells(script)
+    # a quick run that fails fails the notebook, though its output is hidden
+    (tmp_path / "answers" / "01_tiny.md").write_text(TINY_ANSWERS)
+    monkeypatch.setenv("TINY_FAILS", "1")
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="the quick run failed"):
+        make_notebooks.make(script, None, 120, str(tmp_path / "run"))

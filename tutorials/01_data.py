@@ -189,18 +189,20 @@ show(os.path.join(OUT, "01_grid.png"))
 # %% [markdown]
 # ## Exercises
 #
-# Answers: `tutorials/answers/01_data.md`. Run the tutorial without `--quick`, on synthetic lesions, so
-# that your numbers can be checked against the answers.
+# Answers: `tutorials/answers/01_data.md`; the notebook runs them after its last cell. All three run in full
+# mode, as the notebook does: without `--quick`, on the ISIC 2016 images
+# (`--data-root ../shared/data/isic2016`), so that your numbers can be checked against the answers.
 #
-# 1. **Pooled or averaged.** The mean lesion fraction printed above is a mean of per-image fractions. Compute
-#    instead the share of lesion pixels among all training pixels pooled together (`masks.mean()`). How do
-#    the two compare, and why? When would they differ?
-# 2. **Which border?** Change the `touching` line to count, for each of the four sides (top, bottom, left,
-#    right), how many lesions reach it (`edges.amax(dim=2).sum(dim=0)`). Which sides are touched?
-# 3. **An outline with four neighbours.** The outline above counts a lesion pixel as border when any of its
-#    *eight* neighbours is skin (a 3x3 min-filter). Draw the outline of `train[0]` with only its *four*
-#    direct neighbours (up, down, left, right): the minimum of a 3x1 and a 1x3 min-filter. Which outline has
-#    more pixels, and how many each?
+# 1. **Pooled or averaged.** *Full mode.* The mean lesion fraction printed above is a mean of per-image
+#    fractions. Compute instead the share of lesion pixels among all training pixels pooled together
+#    (`masks.mean()`). How do the two compare, and why? When would they differ?
+# 2. **Which border?** *Full mode.* Change the `touching` line to count, for each of the four sides (top,
+#    bottom, left, right), how many lesions reach it (`edges.amax(dim=2).sum(dim=0)`). Which sides are
+#    touched?
+# 3. **An outline with four neighbours.** *Full mode.* The outline above counts a lesion pixel as border when
+#    any of its *eight* neighbours is skin (a 3x3 min-filter). Draw the outline of `train[0]` with only its
+#    *four* direct neighbours (up, down, left, right): the minimum of a 3x1 and a 1x3 min-filter. Which
+#    outline has more pixels, and how many each?
 #
 # Next, tutorial 02: the augmentations that turn these few hundred images into endless variations, and
 # why a mask must be resized differently from its image.

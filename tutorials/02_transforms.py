@@ -225,19 +225,23 @@ show(os.path.join(OUT, "02_nearest_vs_bilinear.png"))
 # %% [markdown]
 # ## Exercises
 #
-# Answers: `tutorials/answers/02_transforms.md`. Run the tutorial without `--quick`, on synthetic lesions,
-# so that your numbers can be checked against the answers.
+# Answers: `tutorials/answers/02_transforms.md`; the notebook runs them after its last cell. All three run in
+# full mode, as the notebook does: without `--quick`, on the ISIC 2016 images
+# (`--data-root ../shared/data/isic2016`), so that your numbers can be checked against the answers.
 #
-# 1. **All eight.** Write a transform `RandomTranspose(p, generator)` whose `__call__(image, mask)` swaps the
-#    height and width of both (`.transpose(-1, -2)`) with probability p, and add it after the two flips.
-#    Apply the two flips alone, then the flips and your transpose, 200 times each to a small asymmetric
-#    pattern (`torch.arange(9).view(1, 3, 3)` as the image, and as the mask) and count the distinct results.
-# 2. **Which way is closer, and why?** Above, one of the two masks that stay masks (nearest; bilinear then
-#    threshold) differs from the original in fewer pixels. Shrink to 1/8 instead (`small = SIZE // 8`): how
-#    many pixels differ each way now, and does the order change? Why is one of them closer?
-# 3. **Normalising with the data's own statistics.** Compute the mean and standard deviation of each channel
-#    over all 200 training images (`make_dataset(DATA, "train", size=128).images`, as floats in [0, 1]),
-#    build `Normalize(mean, std)` with them, and normalise the training images with it. What mean and std
-#    does each channel have now, over the whole set, and over the first image alone?
+# 1. **All eight.** *Full mode.* Write a transform `RandomTranspose(p, generator)` whose
+#    `__call__(image, mask)` swaps the height and width of both (`.transpose(-1, -2)`) with probability p, and
+#    add it after the two flips. Apply the two flips alone, then the flips and your transpose, 200 times each
+#    to a small asymmetric pattern (`torch.arange(9).view(1, 3, 3)` as the image, and as the mask) and count
+#    the distinct results.
+# 2. **Which way is closer, and why?** *Full mode.* Above, one of the two masks that stay masks (nearest;
+#    bilinear then threshold) differs from the original in fewer pixels. Shrink to 1/8 instead
+#    (`small = SIZE // 8`): how many pixels differ each way now, and does the order change? Why is one of them
+#    closer?
+# 3. **Normalising with the data's own statistics.** *Full mode.* Compute the mean and standard deviation of
+#    each channel over all the training images
+#    (`make_dataset(DATA, "train", root=args.data_root, size=128).images`, as floats in [0, 1]), build
+#    `Normalize(mean, std)` with them, and normalise the training images with it. What mean and std does each
+#    channel have now, over the whole set, and over the first image alone?
 #
 # Next, tutorial 03: the U-Net, built from four small blocks, and the shape of a tensor through each.

@@ -283,17 +283,18 @@ show(os.path.join(OUT, "03_transposed_convolution.png"))
 # %% [markdown]
 # ## Exercises
 #
-# Answers: `tutorials/answers/03_unet_blocks.md`.
+# Answers: `tutorials/answers/03_unet_blocks.md`; the notebook runs them after its last cell. All three run in
+# quick mode (`--quick`), which here prints the same as the full run.
 #
-# 1. **Overlapping stamps.** Count the products per output pixel with `stamps` for a 4x4 kernel and stride
-#    2 on a 4 x 4 input (the up-sampling of many image generators), and check `conv_transpose_by_hand`
-#    against `nn.ConvTranspose2d(1, 1, kernel_size=4, stride=2)`. Is the overlap even, as Odena et al.
-#    advise, and where is it not?
-# 2. **Exactly twice as large.** Which settings of `nn.ConvTranspose2d` with stride 2 double every input
-#    size? Use `transposed_output_size` to find all those with a kernel of 1 to 4, padding 0 to 2 and output
-#    padding 0 or 1.
-# 3. **Equal weights.** Make the four weights of a 1-channel 2x2, stride-2 transposed convolution equal (say
-#    all 0.25): what does the layer compute then? Compare it with
+# 1. **Overlapping stamps.** *Quick mode.* Count the products per output pixel with `stamps` for a 4x4 kernel
+#    and stride 2 on a 4 x 4 input (the up-sampling of many image generators), and check
+#    `conv_transpose_by_hand` against `nn.ConvTranspose2d(1, 1, kernel_size=4, stride=2)`. Is the overlap
+#    even, as Odena et al. advise, and where is it not?
+# 2. **Exactly twice as large.** *Quick mode.* Which settings of `nn.ConvTranspose2d` with stride 2 double
+#    every input size? Use `transposed_output_size` to find all those with a kernel of 1 to 4, padding 0 to 2
+#    and output padding 0 or 1.
+# 3. **Equal weights.** *Quick mode.* Make the four weights of a 1-channel 2x2, stride-2 transposed
+#    convolution equal (say all 0.25): what does the layer compute then? Compare it with
 #    `torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")`.
 #
 # Next, tutorial 03b: the whole U-Net, block by block, drawn from the model, trained with and without its

@@ -348,16 +348,18 @@ print(f"the pattern is stronger without skips in {len(stronger)} of the 4 decode
 # %% [markdown]
 # ## Exercises
 #
-# Answers: `tutorials/answers/03b_unet.md`.
+# Answers: `tutorials/answers/03b_unet.md`; the notebook runs them after its last cell. Each exercise names
+# its mode: *quick* is a `--quick` run (seconds), *full* the run without it, as the notebook's.
 #
-# 1. **Bilinear up-sampling.** Build `UNet(base_channels=64, bilinear=True)` and draw it with `plot_blocks`.
-#    The `Up` blocks now up-sample by a fixed interpolation with no weights, so `DoubleConv` halves the
-#    channels instead of the transposed convolution. How many parameters does it have, against the 31
-#    million of the classic one, and what does the bottom block output?
-# 2. **Tiles that fit.** The paper chooses input sizes for which every max-pool meets an even size. With
-#    `paper_unet_sizes`, find every input size from 500 to 600 that fits, and the output size of each.
-# 3. **Which skip matters?** In `UNetWithoutSkips.forward`, give back one skip at a time (`x1` only, then
-#    `x4` only) and rerun the two trainings. Which skip restores the most Dice, and which the sharpest
-#    borders?
+# 1. **Bilinear up-sampling.** *Quick mode.* Build `UNet(base_channels=64, bilinear=True)` and draw it with
+#    `plot_blocks`. The `Up` blocks now up-sample by a fixed interpolation with no weights, so `DoubleConv`
+#    halves the channels instead of the transposed convolution. How many parameters does it have, against the
+#    31 million of the classic one, and what does the bottom block output?
+# 2. **Tiles that fit.** *Quick mode.* The paper chooses input sizes for which every max-pool meets an even
+#    size. With `paper_unet_sizes`, find every input size from 500 to 600 that fits, and the output size of
+#    each.
+# 3. **Which skip matters?** *Full mode.* In `UNetWithoutSkips.forward`, give back one skip at a time (`x1`
+#    only, then `x4` only) and rerun the two trainings. Which skip restores the most Dice, and which the
+#    sharpest borders?
 #
 # Next, tutorial 04: a second encoder, ResNet-34, built by hand and loaded with torchvision's weights.

@@ -261,15 +261,16 @@ show(os.path.join(OUT, "04_encoder_features.png"))
 # %% [markdown]
 # ## Exercises
 #
-# Answers: `tutorials/answers/04_resnet34_encoder.md`.
+# Answers: `tutorials/answers/04_resnet34_encoder.md`; the notebook runs them after its last cell. All three
+# run in quick mode (`--quick`), which here prints the same as the full run.
 #
-# 1. **Parameters by hand.** Work out the parameter counts of `BasicBlock(64, 64)` and of
+# 1. **Parameters by hand.** *Quick mode.* Work out the parameter counts of `BasicBlock(64, 64)` and of
 #    `BasicBlock(64, 128, stride=2)` from their layers (a 3x3 convolution from a to b channels without bias
 #    has 9ab weights; a BatchNorm of b channels has 2b parameters), and check them with `n_params`.
-# 2. **ResNet-18.** torchvision's `resnet18` has 2, 2, 2, 2 blocks per stage instead of 3, 4, 6, 3. Print its
-#    parameters per stage next to resnet34's, as above. How many parameters does the encoder lose, and in
-#    which stage the most?
-# 3. **Odd sizes.** Put a 100 x 75 image (`torch.randn(1, 3, 100, 75)`) through `encoder` and `model`. What
-#    sizes do the five feature maps have, and the U-Net's output?
+# 2. **ResNet-18.** *Quick mode.* torchvision's `resnet18` has 2, 2, 2, 2 blocks per stage instead of 3, 4, 6,
+#    3. Print its parameters per stage next to resnet34's, as above. How many parameters does the encoder
+#    lose, and in which stage the most?
+# 3. **Odd sizes.** *Quick mode.* Put a 100 x 75 image (`torch.randn(1, 3, 100, 75)`) through `encoder` and
+#    `model`. What sizes do the five feature maps have, and the U-Net's output?
 #
 # Next, tutorial 05: the losses the models are trained with and the metrics they are scored by.

@@ -296,16 +296,18 @@ show(os.path.join(OUT, "05_per_image_dice.png"))
 # %% [markdown]
 # ## Exercises
 #
-# Answers: `tutorials/answers/05_losses_and_metrics.md`.
+# Answers: `tutorials/answers/05_losses_and_metrics.md`; the notebook runs them after its last cell. All three
+# run in quick mode (`--quick`), which here prints the same as the full run.
 #
-# 1. **Mean Jaccard from mean Dice.** Give image 2 of the two-image example a perfect prediction too
-#    (`pred_b = truth_ab`): do the converted mean Dice and the mean Jaccard agree now? Then make both images
-#    half right (`pred_a = pred_b`, the half-right one) and check again. When does converting a mean work?
-# 2. **One pixel across the line.** In the 5 x 5 example of "Counting pixels", turn off one of the two false
-#    positives of `pred`. What are Dice, Jaccard and the thresholded Jaccard now, and why did
+# 1. **Mean Jaccard from mean Dice.** *Quick mode.* Give image 2 of the two-image example a perfect prediction
+#    too (`pred_b = truth_ab`): do the converted mean Dice and the mean Jaccard agree now? Then make both
+#    images half right (`pred_a = pred_b`, the half-right one) and check again. When does converting a mean
+#    work?
+# 2. **One pixel across the line.** *Quick mode.* In the 5 x 5 example of "Counting pixels", turn off one of
+#    the two false positives of `pred`. What are Dice, Jaccard and the thresholded Jaccard now, and why did
 #    `threshold_jaccard` jump while Dice moved by only 0.05?
-# 3. **What `smooth` does to a tiny lesion.** A lesion of 1 pixel, and a model that predicts probability 0
-#    everywhere: what are the soft Dice coefficient and the Dice loss with `smooth=1`? With a 100-pixel
-#    lesion? What does that say about how the Dice loss treats the smallest lesions?
+# 3. **What `smooth` does to a tiny lesion.** *Quick mode.* A lesion of 1 pixel, and a model that predicts
+#    probability 0 everywhere: what are the soft Dice coefficient and the Dice loss with `smooth=1`? With a
+#    100-pixel lesion? What does that say about how the Dice loss treats the smallest lesions?
 #
 # Next, tutorial 05b: the usual argument for the Dice loss, tested by training.

@@ -220,16 +220,17 @@ print(f"on the largest lesions ({labels[-1].split(chr(10))[0]}) all {len(largest
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/05b_dice_loss_tested.md`.
+# Answers: `tutorials/answers/05b_dice_loss_tested.md`; the notebook runs them after its last cell. Each
+# exercise names its mode: *quick* is a `--quick` run (seconds), *full* the run without it, as the notebook's.
 #
-# 1. **Smaller lesions.** Add a bin edge at 0.02 (`EDGES = (0.0, 0.02, 0.05, 0.10, 0.20, 1.0)`). How many of
-#    the 100 scored images fall in the new bin? Run with `--seeds 5`: why do its dots spread more from seed
-#    to seed than any other bin's?
-# 2. **Weigh the two terms.** Add `"BCE + 0.2 Dice": BCEDiceLoss(dice_weight=0.2)` to `LOSSES`. If the Dice
-#    term is what costs the small lesions here, where should the new loss land on them, against BCE alone
-#    and BCE + Dice?
-# 3. **An undecided model.** Replace the timid logits by zeros (probability 0.5 on every pixel). What do BCE
-#    and the Dice loss charge it on each of the two lesions now? Which of the two losses sees the lesion's
-#    size, and which way?
+# 1. **Smaller lesions.** *Quick mode.* Add a bin edge at 0.02 (`EDGES = (0.0, 0.02, 0.05, 0.10, 0.20, 1.0)`).
+#    How many of the 100 scored images fall in the new bin? Run with `--quick --seeds 5`: why do its dots
+#    spread more from seed to seed than any other bin's?
+# 2. **Weigh the two terms.** *Full mode.* Add `"BCE + 0.2 Dice": BCEDiceLoss(dice_weight=0.2)` to `LOSSES`.
+#    If the Dice term is what costs the small lesions here, where should the new loss land on them, against
+#    BCE alone and BCE + Dice?
+# 3. **An undecided model.** *Quick mode.* Replace the timid logits by zeros (probability 0.5 on every pixel).
+#    What do BCE and the Dice loss charge it on each of the two lesions now? Which of the two losses sees the
+#    lesion's size, and which way?
 #
 # Next, tutorial 06: all the pieces together, training a U-Net.

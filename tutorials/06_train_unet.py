@@ -387,14 +387,18 @@ show(os.path.join(OUT, "06_unet_predictions.png"))
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/06_train_unet.md`.
+# Answers: `tutorials/answers/06_train_unet.md`; the notebook runs them after its last cell. All three run in
+# quick mode (`--quick`, on synthetic lesions: seconds), so that your numbers can be checked against the
+# answers.
 #
-# 1. **Your loop.** Fill in `my_train_one_epoch` above until the check prints `True` twice. Then leave out
-#    step 3 (`optimizer.zero_grad()`): which batch's loss is the first to differ, and why not earlier?
-# 2. **Counting steps.** For the full run (200 images, batches of 16, 10 epochs), how many optimiser steps
-#    does `fit` take, how many of them are warm-up, and what is the learning rate at the first step and at
-#    the middle of the decay? Compute them with `DataLoader` and `lr_factor`, not by hand.
-# 3. **Overfit one batch.** Call your `my_train_one_epoch` five times on a list holding one batch of 8
-#    training images 20 times (`[(images, masks)] * 20`), with a fresh `UNet(base_channels=8)` and Adam at
-#    a rate of 0.01. Where does the loss go? It is the first check to run on a new model or loop: one that
-#    cannot learn 8 images by heart has a bug.
+# 1. **Your loop.** *Quick mode.* Fill in `my_train_one_epoch` above until the check prints `True` twice. Then
+#    leave out step 3 (`optimizer.zero_grad()`): which batch's loss is the first to differ, and why not
+#    earlier?
+# 2. **Counting steps.** *Quick mode.* For the notebook's full run on ISIC (674 training images, batches of
+#    16, 20 epochs), how many optimiser steps does `fit` take, how many of them are warm-up, and what is the
+#    learning rate at the first step and at the middle of the decay? Compute them with `DataLoader` and
+#    `lr_factor`, not by hand.
+# 3. **Overfit one batch.** *Quick mode.* Call your `my_train_one_epoch` five times on a list holding one
+#    batch of 8 training images 20 times (`[(images, masks)] * 20`), with a fresh `UNet(base_channels=8)` and
+#    Adam at a rate of 0.01. Where does the loss go? It is the first check to run on a new model or loop: one
+#    that cannot learn 8 images by heart has a bug.

@@ -239,14 +239,16 @@ for name, s in summary.items():
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/06b_training_curves.md`.
+# Answers: `tutorials/answers/06b_training_curves.md`; the notebook runs them after its last cell. All three
+# run in quick mode (`--quick`: seconds), so that your numbers can be checked against the answers; the full
+# run's differ.
 #
-# 1. **Too low, too high.** Train the augmented run again with a learning rate of 1e-4, 1e-3 (`minunet
-#    train`'s) and 0.1 (`train_run(MANY, True, 1e-4)`). What shape does each take, and how do you tell "too
-#    low" from "healthy but cut short"?
-# 2. **Augmentation against overfitting.** Train the 4-image run with `augment=True`, then with 16 images
-#    and no augmentation. Which narrows the gap between validation and training loss more?
-# 3. **Early stopping.** `fit` trains every epoch and keeps the best. *Early stopping* instead ends a run
-#    once the validation Dice has not beaten its best for `patience` epochs. Write it as a function of a
-#    history: with a patience of 3, after which epoch would each run above have stopped, and would it have
-#    kept the same epoch as `best.pt`?
+# 1. **Too low, too high.** *Quick mode.* Train the augmented run again with a learning rate of 1e-4, 1e-3
+#    (`minunet train`'s) and 0.1 (`train_run(MANY, True, 1e-4)`). What shape does each take, and how do you
+#    tell "too low" from "healthy but cut short"?
+# 2. **Augmentation against overfitting.** *Quick mode.* Train the 4-image run with `augment=True`, then with
+#    16 images and no augmentation. Which narrows the gap between validation and training loss more?
+# 3. **Early stopping.** *Quick mode.* `fit` trains every epoch and keeps the best. *Early stopping* instead
+#    ends a run once the validation Dice has not beaten its best for `patience` epochs. Write it as a function
+#    of a history: with a patience of 3, after which epoch would each run above have stopped, and would it
+#    have kept the same epoch as `best.pt`?

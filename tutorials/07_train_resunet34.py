@@ -357,13 +357,17 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/07_train_resunet34.md`.
+# Answers: `tutorials/answers/07_train_resunet34.md`; the notebook runs them after its last cell. Each
+# exercise names its mode: *quick* is a `--quick` run on synthetic lesions (seconds), *full* the run without
+# it.
 #
-# 1. **Where the parameters are.** Count the parameters of each encoder stage and each decoder block of
-#    `model`. Which part holds most of the 24 million, and what does that mean for a training step at 32 px?
-# 2. **What the classifier learned.** Score a fresh, untrained `SizeClassifier` on the same held-out
-#    lesions; then check that a `ResNet34UNet` built from the saved file holds exactly the classifier's
-#    encoder weights.
-# 3. **Fewer labelled images.** Pretraining should matter most when labelled images are few. Fine-tune both
-#    encoders on 40 training images (`limit=40` in `train_or_reuse`'s `make_dataset`, a fresh `--out`, no
-#    `--quick`: minutes). Does the pretrained encoder's lead grow, and with how many seeds would you believe it?
+# 1. **Where the parameters are.** *Quick mode.* Count the parameters of each encoder stage and each decoder
+#    block of `model`. Which part holds most of the 24 million, and what does that mean for a training step at
+#    32 px?
+# 2. **What the classifier learned.** *Quick mode.* Score a fresh, untrained `SizeClassifier` on the same
+#    held-out lesions; then check that a `ResNet34UNet` built from the saved file holds exactly the
+#    classifier's encoder weights.
+# 3. **Fewer labelled images.** *Full mode.* Pretraining should matter most when labelled images are few.
+#    Fine-tune both encoders on 40 training images (`limit=40` in `train_or_reuse`'s `make_dataset`, a fresh
+#    `--out`, no `--quick`: minutes). Does the pretrained encoder's lead grow, and with how many seeds would
+#    you believe it?

@@ -420,13 +420,15 @@ show(os.path.join(OUT, "08_predicted_files.png"))
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/08_evaluate_and_predict.md`.
+# Answers: `tutorials/answers/08_evaluate_and_predict.md`; the notebook runs them after its last cell. All
+# three run in quick mode (`--quick`, on synthetic lesions), so that your numbers can be checked against the
+# answers; the full run's differ.
 #
-# 1. **One pass instead of four.** Score tutorial 06's U-Net on the held-out split with
-#    `Inference(tta=False)` (one forward pass per image) and with the default (the mean over the image and
-#    its three flips). Is the difference larger than its standard error over the images?
-# 2. **Keep the largest region.** Score it again with `Inference(postprocess=True)` (keep each mask's
-#    largest region, fill its holes). How many images does it change, and which way?
-# 3. **Choosing on the test split.** Choose the threshold on the held-out split itself
+# 1. **One pass instead of four.** *Quick mode.* Score tutorial 06's U-Net on the held-out split with
+#    `Inference(tta=False)` (one forward pass per image) and with the default (the mean over the image and its
+#    three flips). Is the difference larger than its standard error over the images?
+# 2. **Keep the largest region.** *Quick mode.* Score it again with `Inference(postprocess=True)` (keep each
+#    mask's largest region, fill its holes). How many images does it change, and which way?
+# 3. **Choosing on the test split.** *Quick mode.* Choose the threshold on the held-out split itself
 #    (`best_threshold(unet["scores"]["dice_by_threshold"])`, `unet` being 06's checkpoint) and compare its
 #    held-out Dice with the one chosen on validation. Why can it never be lower, and why is it not a result?

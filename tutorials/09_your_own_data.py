@@ -335,12 +335,15 @@ show(os.path.join(OUT, "09_threshold_curve.png"))
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/09_your_own_data.md`.
+# Answers: `tutorials/answers/09_your_own_data.md`; the notebook runs them after its last cell. All three run
+# in quick mode (`--quick`, on synthetic lesions), so that your numbers can be checked against the answers;
+# the full run's differ.
 #
-# 1. **Every mask 0/1.** Copy the folder and save *every* mask of the copy as 0/1 (the loop of "The 0/1 trap",
-#    over all names). What does `make_dataset("folder", ...)` say, and are the masks it reads those of the
-#    0/255 folder?
-# 2. **A JPEG mask.** Save one mask of a copy as a JPEG under its `.png` name (`image.save(path,
-#    format="JPEG")`). What does minunet say, and why is a JPEG mask never quite 0 and 255?
-# 3. **Too high, too low.** Train again with `--lr 1`, then with `--lr 1e-5` (the other flags as above, another
-#    `--out`). Both runs fail: how do their `history.csv` and their predictions tell the two failures apart?
+# 1. **Every mask 0/1.** *Quick mode.* Copy the folder and save *every* mask of the copy as 0/1 (the loop of
+#    "The 0/1 trap", over all names). What does `make_dataset("folder", ...)` say, and are the masks it reads
+#    those of the 0/255 folder?
+# 2. **A JPEG mask.** *Quick mode.* Save one mask of a copy as a JPEG under its `.png` name
+#    (`image.save(path, format="JPEG")`). What does minunet say, and why is a JPEG mask never quite 0 and 255?
+# 3. **Too high, too low.** *Quick mode.* Train again with `--lr 1`, then with `--lr 1e-5` (the other flags as
+#    above, another `--out`). Both runs fail: how do their `history.csv` and their predictions tell the two
+#    failures apart?

@@ -300,14 +300,16 @@ print(f"normalisation of one channel: mean and std {normalisation(1)}; the two c
 #
 # ## Exercises
 #
-# All three run at the end of the tutorial's `--quick` run on the X-rays (their answers' numbers come from it).
+# Answers: `tutorials/answers/10_several_classes.md`; the notebook runs them after its last cell. All three
+# run in quick mode (`--quick` without `--xrays`: the stand-in, seconds), so that your numbers can be checked
+# against the answers.
 #
-# 1. **Sigmoid is a softmax of two.** Give the background the logit 0 and check, for a few logits x, that
-#    `cross_entropy` of (0, x) equals `bce_with_logits(x)`, in its value and in its gradient with respect to x.
-# 2. **The recipe's losses for four classes.** What does each name of `minunet.losses.LOSSES` train for four
-#    classes (`loss_name(name, 4)`), and what is its value on the logits and labels of "The loss of several
-#    classes"? Check that `LOSSES["bce"]()` there is torch's cross-entropy.
-# 3. **Reading the confusion matrix.** What do its row sums count, and its column sums? Compute the clavicles'
-#    Dice from the matrix alone: why is it not the per-class Dice printed above?
-#
-# Answers: `tutorials/answers/10_several_classes.md`.
+# 1. **Sigmoid is a softmax of two.** *Quick mode.* Give the background the logit 0 and check, for a few
+#    logits x, that `cross_entropy` of (0, x) equals `bce_with_logits(x)`, in its value and in its gradient
+#    with respect to x.
+# 2. **The recipe's losses for four classes.** *Quick mode.* What does each name of `minunet.losses.LOSSES`
+#    train for four classes (`loss_name(name, 4)`), and what is its value on the logits and labels of "The
+#    loss of several classes"? Check that `LOSSES["bce"]()` there is torch's cross-entropy.
+# 3. **Reading the confusion matrix.** *Quick mode.* What do its row sums count, and its column sums? Check
+#    the row sums against the validation masks, then compute the last class's Dice (the stand-in's ink; the
+#    clavicles on the X-rays) from the matrix alone: why is it not the per-class Dice printed above?

@@ -240,7 +240,10 @@ with open(card_path(files["onnx"]), encoding="utf-8") as f:
 # logits, like minunet's own.
 
 # %%
-repo = os.path.dirname(HERE)
+import minunet  # noqa: E402
+
+# the checkout of the repository this minunet is imported from, wherever the script or notebook runs
+repo = os.path.dirname(os.path.dirname(os.path.abspath(minunet.__file__)))
 if os.path.isfile(os.path.join(repo, "hubconf.py")):
     hub_model = torch.hub.load(repo, state.model, source="local", checkpoint=checkpoint)
     with torch.no_grad():
@@ -248,7 +251,7 @@ if os.path.isfile(os.path.join(repo, "hubconf.py")):
     print(f"torch.hub.load(REPO, {state.model!r}, source='local', checkpoint=...): "
           f"{type(hub_model).__name__}, the same logits as the checkpoint's model: {same}")
 else:
-    print(f"no hubconf.py in {repo} (a notebook run outside the repository): torch.hub skipped")
+    print(f"no hubconf.py in {repo} (minunet installed, not imported from a checkout): torch.hub skipped")
 extra = {"minunet.json": ""}  # torch.jit.load fills in the extra files it is asked for
 torch.jit.load(files["torchscript"], _extra_files=extra)
 print(f"and what the TorchScript file says of itself: {json.loads(extra['minunet.json'])}")
@@ -259,13 +262,14 @@ print(f"and what the TorchScript file says of itself: {json.loads(extra['minunet
 #
 # ## Exercises
 #
-# Answers: `tutorials/answers/11_export.md`.
+# Answers: `tutorials/answers/11_export.md`; the notebook runs them after its last cell. All three run in
+# quick mode (`--quick`: seconds), so that your numbers can be checked against the answers.
 #
-# 1. **Logits.** Export with `logits=True` and compare the file's output with `model(x)` instead of its
-#    sigmoid. Which threshold on the logits gives the same masks as the probability threshold 0.5?
-# 2. **Tracing in training mode.** Trace a U-Net *without* folding, in training mode, and put it in eval
-#    mode only after tracing. Run the traced graph on a batch of 1 and a batch of 2 of the same image: why
-#    do the two answers for that image differ, and what would a user of such a file see?
-# 3. **Several classes.** Export a U-Net with `out_channels=3` (`UNet(out_channels=3, base_channels=4)`,
-#    untrained is fine) and check that the file's three channels sum to 1 at every pixel. Why softmax here
-#    and not three sigmoids?
+# 1. **Logits.** *Quick mode.* Export with `logits=True` and compare the file's output with `model(x)` instead
+#    of its sigmoid. Which threshold on the logits gives the same masks as the probability threshold 0.5?
+# 2. **Tracing in training mode.** *Quick mode.* Trace a U-Net *without* folding, in training mode, and put it
+#    in eval mode only after tracing. Run the traced graph on a batch of 1 and a batch of 2 of the same image:
+#    why do the two answers for that image differ, and what would a user of such a file see?
+# 3. **Several classes.** *Quick mode.* Export a U-Net with `out_channels=3`
+#    (`UNet(out_channels=3, base_channels=4)`, untrained is fine) and check that the file's three channels sum
+#    to 1 at every pixel. Why softmax here and not three sigmoids?

@@ -15,11 +15,19 @@ and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run,
 later --runs-from. A notebook cannot take command-line flags, so the data folder goes in through the
 environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take as the default of their own
 --data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
-editing a tutorial, run this command for it (with --text-only where only its text changed: its outputs are kept).
+editing a tutorial or its answers, run this command for it (with --text-only where only their text changed: the
+outputs are kept).
+
+After the tutorial's own cells each notebook holds the answers to its exercises (tutorials/answers/NAME.md),
+executed: their text, and each ```python snippet as a code cell whose source is hidden in Jupyter (the
+cells are tagged "answer"), its output in place of the ```text block the answers file records. Each answer
+names its mode: *Full mode:* snippets run after the tutorial's run above; *Quick mode:* snippets after the
+tutorial's `--quick` run on synthetic lesions, which a hidden cell runs first (its output hidden too).
 """
 import argparse
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -29,6 +37,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 NOTEBOOKS = HERE / "notebooks"
 PICTURES = HERE / "pictures"
+ANSWERS = HERE / "answers"
 # each tutorial's picture on the README's page: one figure its notebook shows, copied out of the notebook
 PICTURE = {"01": "01_grid.png", "02": "02_train_augmentation.png", "03": "03_transposed_convolution.png",
            "03b": "03b_unet_diagram.png", "04": "04_resunet34_diagram.png", "05": "05_per_image_dice.png",
@@ -37,6 +46,34 @@ PICTURE = {"01": "01_grid.png", "02": "02_train_augmentation.png", "03": "03_tra
            "08": "08_threshold_curves.png", "09": "09_predictions.png", "10": "10_confusion.png",
            "11": "11_export_compare.png"}
 MAX_BYTES = 1_500_000  # a notebook above this is too big to read on GitHub or to commit lightly
+HEADING = re.compile(r"^(## \d+\. .*)$", re.M)  # an answer's heading in an answers file: "## 2. Which border?"
+MODE = re.compile(r"\*(Quick|Full) mode:\*")  # the words an answer opens with: the mode its snippets run in
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*(?:\n|\Z)", re.M | re.S)  # kind ("python", "text", "diff"), body
+# where the kernel finds the tutorials: beside the minunet it imports (this checkout, through PYTHONPATH)
+TUTORIALS_IN_KERNEL = 'pathlib.Path(minunet.__file__).resolve().parents[1] / "tutorials"'
+QUICK_RUN = """\
+# The answers below run after the tutorial's quick run (--quick, synthetic lesions), as the answers file
+# says: the tutorial runs again here that way, its output hidden, and its names replace the full run's.
+import os
+import pathlib
+import runpy
+import sys
+
+from IPython.utils.capture import capture_output
+
+import minunet
+
+tutorial = {tutorials} / "{name}"
+argv, data_root = sys.argv, os.environ.pop("MINUNET_DATA_ROOT", None)  # quick mode reads no data folder
+try:
+    sys.argv = [str(tutorial), "--quick", "--out", os.path.join("out", "quick")]
+    with capture_output():  # its printing and figures
+        quick = runpy.run_path(str(tutorial), run_name="__main__")
+finally:
+    sys.argv = argv
+    if data_root is not None:
+        os.environ["MINUNET_DATA_ROOT"] = data_root
+globals().update({{name: value for name, value in quick.items() if not name.startswith("__")}})"""
 
 
 def tutorials():
@@ -64,12 +101,85 @@ def converted(script):
     return notebook
 
 
+def answer_sections(script):
+    """A tutorial's answers file (answers/NAME.md) in parts: its opening text, and for each exercise
+    (heading, mode, text): its heading ("## 2. Which border?"), the mode its snippets run in ("quick" or
+    "full", from the `*Quick mode:*` or `*Full mode:*` its text opens with) and its text."""
+    path = ANSWERS / f"{script.stem}.md"
+    parts = HEADING.split(path.read_text())
+    sections = []
+    for heading, text in zip(parts[1::2], parts[2::2]):
+        mode = MODE.match(text.strip())
+        if not mode:
+            sys.exit(f"make_notebooks: {path.name}: {heading!r} does not open with *Quick mode:* or *Full mode:*")
+        sections.append((heading, mode[1].lower(), text.strip()))
+    return parts[0], sections
+
+
+def answer_cells(script):
+    """The cells of a tutorial's answers, which follow its own cells in the notebook, each tagged "answer": a
+    markdown cell per stretch of text, a code cell (its source hidden in Jupyter) per ```python snippet; the
+    ```text blocks are left out, as the executed cells print them. Before the first snippet of a quick-mode
+    answer, a cell (tagged "quick-run" too) runs the tutorial again with --quick; a full-mode answer with code
+    cannot come after it."""
+    import nbformat.v4
+
+    number = script.stem.split("_")[0]
+    opening, sections = answer_sections(script)
+    opening = opening.strip().partition("\n")[2]  # without its title
+    cells = [nbformat.v4.new_markdown_cell(f"## Answers to the exercises\n\n{opening.strip()}")]
+    quick = False
+    for heading, mode, text in sections:
+        pieces, start = [], 0  # ("markdown" or "code", source), in the file's order
+        for fence in FENCE.finditer(text):
+            if fence[1] in ("python", "text"):  # other blocks (```diff) stay in the text
+                pieces.append(("markdown", text[start:fence.start()]))
+                pieces += [("code", fence[2].rstrip("\n"))] if fence[1] == "python" else []
+                start = fence.end()
+        pieces.append(("markdown", text[start:]))
+        section = [nbformat.v4.new_markdown_cell(f"#{heading}")]  # one level down, under the cell above
+        for kind, source in pieces:
+            if kind == "markdown" and section[-1].cell_type == "markdown":
+                section[-1].source = (section[-1].source + "\n\n" + source.strip()).strip()
+                continue
+            if kind == "code" and mode == "quick" and not quick:
+                quick = True
+                section.append(nbformat.v4.new_code_cell(QUICK_RUN.format(tutorials=TUTORIALS_IN_KERNEL,
+                                                                          name=script.name),
+                                                         metadata={"tags": ["quick-run"]}))
+            if kind == "code" and mode == "full" and quick:
+                sys.exit(f"make_notebooks: answers/{script.stem}.md: {heading!r} runs in full mode after an answer in "
+                         f"quick mode, whose run replaced the full one: put the full-mode answers first")
+            section.append(nbformat.v4.new_code_cell(source) if kind == "code"
+                           else nbformat.v4.new_markdown_cell(source.strip()))
+        cells += [cell for cell in section if cell.source]
+    for k, cell in enumerate(cells):
+        cell["id"] = f"{number}-a{k:02d}"
+        cell.metadata.setdefault("tags", []).insert(0, "answer")
+        if cell.cell_type == "code":
+            cell.metadata["jupyter"] = {"source_hidden": True}
+    return cells
+
+
+def with_answers(script):
+    """A tutorial as a notebook: its own cells (jupytext), then its answers' (answer_cells)."""
+    notebook = converted(script)
+    notebook.cells += answer_cells(script)
+    return notebook
+
+
+def is_answer(cell):
+    """Whether a notebook's cell is one of its answers' (answer_cells), not the tutorial's own."""
+    return "answer" in cell.metadata.get("tags", [])
+
+
 def make(script, data_root, timeout, folder):
-    """Convert, execute (in `folder`) and write one tutorial's notebook; return (path, seconds, bytes)."""
+    """Convert, execute (in `folder`) and write one tutorial's notebook, its answers after its own cells;
+    return (path, seconds, bytes)."""
     import nbclient
     import nbformat
 
-    notebook = converted(script)
+    notebook = with_answers(script)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("MINUNET_DATA_ROOT", None)
@@ -108,18 +218,19 @@ def make(script, data_root, timeout, folder):
 
 
 def retext(script):
-    """Give a tutorial's committed notebook its script's text where only the text (markdown) changed: its code
-    cells keep their outputs, which are the same code's. Refuses a notebook whose code differs. Its path."""
+    """Give a tutorial's committed notebook its script's and its answers' text where only the text (markdown)
+    changed: its code cells keep their outputs, which are the same code's. Refuses a notebook whose code
+    differs. Its path."""
     import nbformat
 
     path = NOTEBOOKS / f"{script.stem}.ipynb"
     if not path.is_file():
         sys.exit(f"make_notebooks: --text-only: {path.relative_to(ROOT)} does not exist yet: execute it first")
-    committed, notebook = nbformat.read(path, as_version=4), converted(script)
+    committed, notebook = nbformat.read(path, as_version=4), with_answers(script)
     executed = [c for c in committed.cells if c.cell_type == "code"]
     if [c.source for c in executed] != [c.source for c in notebook.cells if c.cell_type == "code"]:
-        sys.exit(f"make_notebooks: --text-only: {script.name}'s code changed, so its outputs would not be its "
-                 f"own: execute it again (without --text-only)")
+        sys.exit(f"make_notebooks: --text-only: {script.name}'s code or its answers' changed, so its outputs would "
+                 f"not be its own: execute it again (without --text-only)")
     executed = iter(executed)
     for cell in notebook.cells:
         if cell.cell_type == "code":
