@@ -42,7 +42,7 @@ from minunet.models import new_model
 from minunet.pictures import class_overlay
 from minunet.recipe import Recipe
 from minunet.training import fit
-from minunet.transforms import normalisation
+from minunet.transforms import normalisation, tensor_to_pil
 
 parser = argparse.ArgumentParser(description="Tutorial 10: several classes, on real chest X-rays")
 parser.add_argument("--xrays", metavar="DIR", default=os.environ.get("MINUNET_XRAYS"),
@@ -252,11 +252,11 @@ order = sorted(range(len(pictures)), key=lambda i: -int(confused[i][0].sum() + c
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
 for ax, i in zip(axes, order):
     image, truth, _ = pictures[i]
-    shown = image.permute(1, 2, 0).clone()  # (S, S, 3) uint8
-    shown[confused[i][0]] = torch.tensor([255, 0, 0], dtype=torch.uint8)
-    shown[confused[i][1]] = torch.tensor([255, 255, 0], dtype=torch.uint8)
-    ax.imshow(shown)
-    ax.contour((truth == heart).float(), levels=[0.5], colors="cyan", linewidths=0.6)
+    shown = image.clone()  # (3, S, S) uint8
+    shown[:, confused[i][0]] = torch.tensor([255, 0, 0], dtype=torch.uint8)[:, None]  # red
+    shown[:, confused[i][1]] = torch.tensor([255, 255, 0], dtype=torch.uint8)[:, None]  # yellow
+    ax.imshow(tensor_to_pil(shown))
+    ax.contour((truth == heart).float().tolist(), levels=[0.5], colors="cyan", linewidths=0.6)
     ax.set_title(f"{scores['ids'][i]}: {int(confused[i][0].sum())} + {int(confused[i][1].sum())} px", fontsize=8)
     ax.axis("off")
 fig.suptitle(f"{names[heart]} read as {names[lungs]} (red), {names[lungs]} as {names[heart]} (yellow); "

@@ -1,7 +1,8 @@
 """Make the executed notebooks in tutorials/notebooks/ from the tutorial scripts: one command for all of them.
 
     python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05 05b 06 07 08 09
-    python tutorials/make_notebooks.py 06b 10 11                                # synthetic data only
+    python tutorials/make_notebooks.py --xrays ../shared/data/jsrt 10           # chest X-rays
+    python tutorials/make_notebooks.py 06b 11                                   # synthetic data only
     python tutorials/make_notebooks.py                                          # every notebook, on synthetic data
 
 Each script is converted by jupytext (its `# %%` cells become the notebook's cells, unchanged), executed by
@@ -14,7 +15,8 @@ and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run,
 (they say "reusing") instead of training them again; --keep DIR copies the out/ folder there at the end, for a
 later --runs-from. A notebook cannot take command-line flags, so the data folder goes in through the
 environment: --data-root DIR sets MINUNET_DATA_ROOT, which the tutorials take as the default of their own
---data-root (where an output names that folder, it reads $MINUNET_DATA_ROOT, not this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
+--data-root, and --xrays DIR sets MINUNET_XRAYS, 10's chest X-rays (where an output names such a folder, it
+reads $MINUNET_DATA_ROOT or $MINUNET_XRAYS, not this machine's path). tests/test_tutorials.py fails when a notebook's cells differ from its script's: after
 editing a tutorial or its answers, run this command for it (with --text-only where only their text changed: the
 outputs are kept).
 
@@ -51,6 +53,7 @@ MODE = re.compile(r"\*(Quick|Full) mode:\*")  # the words an answer opens with: 
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*(?:\n|\Z)", re.M | re.S)  # kind ("python", "text", "diff"), body
 # where the kernel finds the tutorials: beside the minunet it imports (this checkout, through PYTHONPATH)
 TUTORIALS_IN_KERNEL = 'pathlib.Path(minunet.__file__).resolve().parents[1] / "tutorials"'
+DATA_VARIABLES = ("MINUNET_DATA_ROOT", "MINUNET_XRAYS")  # the data folders a notebook's kernel is given
 QUICK_RUN = """\
 # The answers below run after the tutorial's quick run (--quick, synthetic lesions), as the answers file
 # says: the tutorial runs again here that way, its output hidden, and its names replace the full run's.
@@ -64,15 +67,15 @@ from IPython.utils.capture import capture_output
 import minunet
 
 tutorial = {tutorials} / "{name}"
-argv, data_root = sys.argv, os.environ.pop("MINUNET_DATA_ROOT", None)  # quick mode reads no data folder
+argv = sys.argv
+folders = {{v: os.environ.pop(v) for v in {variables} if v in os.environ}}  # quick mode reads no data folder
 try:
     sys.argv = [str(tutorial), "--quick", "--out", os.path.join("out", "quick")]
     with capture_output():  # its printing and figures
         quick = runpy.run_path(str(tutorial), run_name="__main__")
 finally:
     sys.argv = argv
-    if data_root is not None:
-        os.environ["MINUNET_DATA_ROOT"] = data_root
+    os.environ.update(folders)
 globals().update({{name: value for name, value in quick.items() if not name.startswith("__")}})"""
 
 
@@ -145,7 +148,8 @@ def answer_cells(script):
             if kind == "code" and mode == "quick" and not quick:
                 quick = True
                 section.append(nbformat.v4.new_code_cell(QUICK_RUN.format(tutorials=TUTORIALS_IN_KERNEL,
-                                                                          name=script.name),
+                                                                          name=script.name,
+                                                                          variables=DATA_VARIABLES),
                                                          metadata={"tags": ["quick-run"]}))
             if kind == "code" and mode == "full" and quick:
                 sys.exit(f"make_notebooks: answers/{script.stem}.md: {heading!r} runs in full mode after an answer in "
@@ -173,18 +177,22 @@ def is_answer(cell):
     return "answer" in cell.metadata.get("tags", [])
 
 
-def make(script, data_root, timeout, folder):
+def make(script, data, timeout, folder):
     """Convert, execute (in `folder`) and write one tutorial's notebook, its answers after its own cells;
-    return (path, seconds, bytes)."""
+    return (path, seconds, bytes). data: {variable of DATA_VARIABLES: its folder} for the kernel (a path, a
+    folder given to every variable for a tutorial that reads one, or None: synthetic data)."""
     import nbclient
     import nbformat
 
     notebook = with_answers(script)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    env.pop("MINUNET_DATA_ROOT", None)
-    if data_root:
-        env["MINUNET_DATA_ROOT"] = str(pathlib.Path(data_root).resolve())
+    if not isinstance(data, dict):  # one folder (or None): the ISIC folder, as the tutorials read it
+        data = {"MINUNET_DATA_ROOT": data}
+    data = {v: str(pathlib.Path(d).resolve()) for v, d in data.items() if d}
+    for variable in DATA_VARIABLES:
+        env.pop(variable, None)
+    env.update(data)
     start = time.perf_counter()
     client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": folder}})
@@ -194,8 +202,9 @@ def make(script, data_root, timeout, folder):
         cell.metadata.pop("execution", None)  # timestamps: they would change every line of a rerun's diff
         merged = []  # consecutive prints in one output, however the kernel happened to flush them
         for output in cell.get("outputs", []):
-            if data_root and "text" in output:  # this machine's path of the data folder: not the reader's
-                output["text"] = output["text"].replace(env["MINUNET_DATA_ROOT"], "$MINUNET_DATA_ROOT")
+            for variable, path in data.items():  # this machine's path of a data folder: not the reader's
+                if "text" in output:
+                    output["text"] = output["text"].replace(path, "$" + variable)
             if "text" in output:  # the temporary folder the notebook ran in: paths as the reader's, relative
                 output["text"] = output["text"].replace(str(folder) + os.sep, "")
             if merged and output.output_type == merged[-1].output_type == "stream" and output.name == merged[-1].name:
@@ -205,7 +214,7 @@ def make(script, data_root, timeout, folder):
         if cell.cell_type == "code":
             cell.outputs = merged
     notebook.metadata["minunet"] = {"made_by": "python tutorials/make_notebooks.py",
-                                    "data": "MINUNET_DATA_ROOT" if data_root else "synthetic lesions",
+                                    "data": " ".join(data) or "synthetic lesions",
                                     "seconds": round(seconds)}
     text = nbformat.writes(notebook)
     if len(text.encode()) > MAX_BYTES:
@@ -272,6 +281,8 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help="tutorials by number or name (default: every notebook that exists)")
     parser.add_argument("--data-root", metavar="DIR", help="ISIC 2016 for the tutorials that use it (default: "
                         "synthetic lesions); passed to the kernel as MINUNET_DATA_ROOT")
+    parser.add_argument("--xrays", metavar="DIR", help="chest X-rays for tutorial 10 (default: its synthetic "
+                        "stand-in); passed to the kernel as MINUNET_XRAYS")
     parser.add_argument("--runs-from", metavar="DIR", help="start from a copy of this out/ folder: the runs a "
                         "tutorial finds there are read back (and said to be), not trained again")
     parser.add_argument("--keep", metavar="DIR", help="at the end, copy the out/ folder (figures and runs) to DIR, "
@@ -280,16 +291,19 @@ def main(argv=None):
     parser.add_argument("--text-only", action="store_true", help="the tutorials' text changed, not their code: "
                         "give their notebooks the new text and keep the outputs (nothing runs)")
     args = parser.parse_args(argv)
-    if args.data_root and not pathlib.Path(args.data_root).is_dir():
-        sys.exit(f"make_notebooks: --data-root {args.data_root} is not a folder")
+    data = {"MINUNET_DATA_ROOT": args.data_root, "MINUNET_XRAYS": args.xrays}
+    for variable, folder in data.items():
+        if folder and not pathlib.Path(folder).is_dir():
+            sys.exit(f"make_notebooks: {folder} is not a folder")
     scripts = [find(name) for name in args.names] or [p for p in tutorials()
                                                       if (NOTEBOOKS / f"{p.stem}.ipynb").is_file()]
     if not scripts:
         sys.exit("make_notebooks: no notebook exists yet: name the tutorials to make, e.g. 01 02")
     for script in scripts:
-        if args.data_root and "MINUNET_DATA_ROOT" not in script.read_text():
-            sys.exit(f"make_notebooks: {script.name} does not read MINUNET_DATA_ROOT, so it would run on "
-                     f"synthetic lesions: give it `default=os.environ.get(\"MINUNET_DATA_ROOT\")` first")
+        for variable in (v for v, folder in data.items() if folder):
+            if variable not in script.read_text():
+                sys.exit(f"make_notebooks: {script.name} does not read {variable}, so it would not see that folder: "
+                         f"give it `default=os.environ.get(\"{variable}\")` first, or make it in its own command")
     if args.text_only:
         for script in scripts:
             print(f"{script.stem}: text -> {retext(script).relative_to(ROOT)}", flush=True)
@@ -299,7 +313,7 @@ def main(argv=None):
             shutil.copytree(args.runs_from, os.path.join(folder, "out"))
         for script in scripts:
             print(f"{script.stem}: executing ...", flush=True)
-            path, seconds, size = make(script, args.data_root, args.timeout, folder)
+            path, seconds, size = make(script, data, args.timeout, folder)
             write_picture(path)
             print(f"{script.stem}: executed in {seconds:.0f} s, {size / 1e3:.0f} kB -> {path.relative_to(ROOT)}",
                   flush=True)
