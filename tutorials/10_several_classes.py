@@ -288,13 +288,13 @@ print(f"normalisation of one channel: mean and std {normalisation(1)}; the two c
 # %% [markdown]
 # From the command line the full run is
 #
-#     minunet train --data folder --data-root out/10_xrays --model resunet34 --encoder-weights none \
-#         --size 256 --out runs/xrays
+#     minunet train --data folder --data-root out/10_xrays --channels 1 --model resunet34 \
+#         --encoder-weights none --size 256 --out runs/xrays
 #     minunet evaluate --checkpoint runs/xrays/best.pt --data folder --data-root out/10_xrays --json scores.json
 #     minunet predict --checkpoint runs/xrays/best.pt --input my_xrays/ --output masks/ --overlay
 #
-# `train` reads the four classes and their names from classes.txt, sees gray images and prints the upright
-# note; `evaluate` scores each class by name; `predict` writes each mask as a palette PNG whose values are the
+# `train` reads the four classes and their names from classes.txt, reads the images as gray (`--channels 1`:
+# without it a folder's images are read as RGB, three equal channels) and prints the upright note; `evaluate` scores each class by name; `predict` writes each mask as a palette PNG whose values are the
 # class indices, and overlays in one colour per class with the names as a legend. A MedSegBench dataset of
 # several classes trains the same way by name, `minunet train --data wbc`.
 #
