@@ -21,8 +21,8 @@
 # values are the class indices 0..3, such as `../shared/data/jsrt`. Without it the tutorial says so and
 # trains on the offline stand-in instead: synthetic lesions with a violet marker stroke as a third class.
 #
-# **How long it takes.** `--quick`: a few minutes on the X-rays (128 px, a plain U-Net, 12 epochs; an
-# estimate), seconds on the stand-in. Without it: 256 px, the ResNet-34 U-Net from scratch, 20 epochs, the run bench/RESULTS.md
+# **How long it takes.** `--quick`: about a minute and a half on the X-rays (128 px, a plain U-Net, 12
+# epochs; an estimate from one run's 91 s of CPU time on one core), seconds on the stand-in. Without it: 256 px, the ResNet-34 U-Net from scratch, 20 epochs, the run bench/RESULTS.md
 # compares with segmentation_models_pytorch: about 10 minutes on a 2-core CPU. It ends with exercises; their
 # answers are in `tutorials/answers/10_several_classes.md`.
 
