@@ -178,6 +178,8 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
         assert "in this run the skip connections were worth" in output, output[-2000:]
         dices = best_dices(output, r"skips +[\d,]+ parameters, .*: validation Dice (\d\.\d+)")
         assert len(dices) == 2 and min(dices) >= 0.75, output[-2000:]  # with and without skips, both learnt
+    if script.name.startswith("04_"):  # the random encoder's maps told from the padding's frame
+        assert "random weights         like a flat image's maps: stem " in output, output[-2000:]
     if script.name.startswith("05b_"):  # three losses trained, every one learnt, the verdict written from them
         dices = best_dices(output, r"seed \d, [A-Za-z +]+: Dice (\d\.\d+)")
         assert len(dices) == 3 and min(dices) >= 0.75, output[-2000:]
@@ -221,6 +223,32 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
         assert output.count("onnxruntime differs by at most") == 2 and "# Model card: minunet unet" in output
         assert (out_dir / "11_export" / "unet.onnx.md").is_file() and (out_dir / "11_export" / "unet.pt").is_file()
         assert "the same logits as the checkpoint's model: True" in output, output[-2000:]  # torch.hub
+
+
+def test_04_draws_the_pretrained_features_only_when_the_file_is_at_hand(tmp_path, monkeypatch):
+    # nothing is downloaded: without torchvision's ImageNet file in the torch hub cache one line says so and
+    # that figure is skipped; with it there, its row is drawn under the random one. The file here is a
+    # ResNet-34 state dict made locally (random weights, no network): only the mechanics are checked.
+    import torch
+    import torchvision
+
+    script = next(p for p in SCRIPTS if p.name.startswith("04_"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    runs = {}
+    for case in ("missing", "at hand"):
+        if case == "at hand":
+            torch.save(torchvision.models.resnet34(weights=None).state_dict(), hub / "resnet34-b627a593.pth")
+        out_dir = tmp_path / case.replace(" ", "_")
+        out_dir.mkdir()
+        runs[case] = (out_dir, run_tutorial(script, out_dir))
+    out_dir, output = runs["missing"]
+    assert "torchvision's ImageNet file is not at hand (no resnet34-b627a593.pth in " in output, output[-2000:]
+    assert "figure: 04_imagenet_features.png" not in output and not (out_dir / "04_imagenet_features.png").exists()
+    out_dir, output = runs["at hand"]
+    assert "not at hand" not in output and "resnet34-b627a593.pth  like a flat image's maps: stem " in output
+    assert "figure: 04_imagenet_features.png" in output, output[-2000:]  # checked() found it written, a PNG
 
 
 @pytest.mark.slow

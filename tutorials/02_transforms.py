@@ -70,8 +70,12 @@ print(f"image {tuple(image.shape)} {image.dtype}, mask {tuple(mask.shape)} {mask
 # ## Each transform on its own
 #
 # - `Resize(size)`: to a given size; the image bilinearly (smooth), the mask by nearest neighbour.
-# - `RandomRotation(degrees)`: turns both by the same random angle; the corners that turn in are filled by
-#   mirroring the picture at its border, in the image and the mask alike, so no black triangles appear.
+# - `RandomRotation(degrees)`: turns both by the same random angle. The corners that turn in are filled by
+#   mirroring the picture at its border, in the image and the mask alike: no black triangles, but no new skin
+#   either. Where the lesion comes near the border, its mirror image turns into the corner, so the mask can
+#   hold a piece of lesion there (it matches the mirrored lesion in the image). And the mirror doubles what
+#   lies along the border, so a lighter edge or a shadow there shows as a thin seam where the picture folds.
+#   Look at the corners of the rotated pair below.
 # - `RandomHorizontalFlip(p)`, `RandomVerticalFlip(p)`: mirror both, each with probability p (here 1, so
 #   that the figure shows it). A lesion has no "up" and no "left": its mirror image is as plausible a
 #   photograph as the original. The two flips together give four orientations (none, left-right,
@@ -138,7 +142,8 @@ draw_pairs(results, os.path.join(OUT, "02_each_transform.png"), "each transform:
 # `train_transforms(generator)` chains them with `Compose`: to float, a rotation of up to 30 degrees, both
 # flips with probability 1/2, colour jitter of up to 20%, then `Normalize` (subtract the ImageNet mean,
 # divide by its standard deviation). The dataset applies it when built with `augment=True`; here it is
-# called by hand, five times on the same pair. Every draw differs, and the mask always follows the image.
+# called by hand, five times on the same pair. Every draw differs, and the mask always follows the image,
+# mirrored corners included: a turned draw can show lesion pieces in the mask's corners and seams in the image.
 # Validation and test images are only normalised (`eval_transforms()`): the score must not depend on luck.
 
 # %%

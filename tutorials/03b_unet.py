@@ -305,9 +305,9 @@ show(os.path.join(OUT, "03b_skip_connections.png"))
 # that varies most over the image) for the second of the images above. Without skips, everything the
 # decoder draws must come up from the bottom's few pixels through the transposed convolutions, whose 2x2
 # position pattern tutorial 03 showed. To measure that pattern rather than judge it by eye, the code below
-# computes, for each decoder block's output, the share of its variation (over all its channels) that is the
-# 2x2 pattern alone: the part explained by whether a pixel's row and column are even or odd. It is about 0
-# for a smooth map and 1 for a pure checkerboard.
+# computes, for each decoder block's output, the share of its variation (over the whole map and all its
+# channels) that is the 2x2 pattern alone: the part explained by whether a pixel's row and column are even or
+# odd. It is about 0 for a smooth map and 1 for a pure checkerboard.
 
 # %%
 def position_pattern_share(fmap):
@@ -346,6 +346,13 @@ print(f"the pattern is stronger without skips in {len(stronger)} of the 4 decode
       + (f" ({', '.join(stronger)})" if stronger else ""))
 
 # %% [markdown]
+# The picture and the shares answer different questions. A panel shows one channel, its colours stretched
+# over that channel's own range, so a checkerboard that ripples over the flat inside of the lesion shows
+# plainly. A share counts the whole map and all its channels, whose variation is mostly the step from skin to
+# lesion, beside which the ripple is small. So a panel can show a clear checkerboard beside a share of 0.00:
+# in a run like this one, a ripple shows on the lesion in decoder panels of both networks. The shares say how
+# much of each block's output the 2x2 imprint is; the last line, in which blocks it is larger without skips.
+#
 # ## Exercises
 #
 # Answers: `tutorials/answers/03b_unet.md`; the notebook runs them after its last cell. Each exercise names

@@ -19,12 +19,14 @@
 # This tutorial **prints** a BasicBlock's shapes, the encoder's five feature maps, the parameter count of
 # each stage next to torchvision's, loads torchvision's weights and **shows** that both networks compute
 # the same features, **draws** the ResNet-34 U-Net from the model (`out/04_resunet34_diagram.png`) and the
-# five feature maps of a lesion image (`out/04_encoder_features.png`).
+# five feature maps of a lesion image with random weights (`out/04_encoder_features.png`), and beside them,
+# when torchvision's ImageNet file is at hand, the same maps with its weights (`out/04_imagenet_features.png`).
 #
 # Offline, the torchvision network is randomly initialised (equality holds for any weights). With
 # `--imagenet` it downloads torchvision's `ResNet34_Weights.IMAGENET1K_V1` once, to the torch hub cache (how
 # large that file is, the tutorial computes); `--weights FILE` loads that file (resnet34-b627a593.pth) from
-# disk instead. `--quick` uses a smaller input; `--data-root DIR` (in a notebook, the environment variable
+# disk instead. The pretrained features are drawn from that file, or from the torch hub cache where an earlier
+# download left it; without either, one line says so and that figure is skipped (nothing is downloaded). `--quick` uses a smaller input; `--data-root DIR` (in a notebook, the environment variable
 # `MINUNET_DATA_ROOT`) takes the lesion image from ISIC 2016. It ends with exercises; their answers are in
 # `tutorials/answers/04_resnet34_encoder.md`.
 
@@ -232,10 +234,21 @@ show(os.path.join(OUT, "04_resunet34_diagram.png"))
 # %% [markdown]
 # ## What the encoder sees
 #
-# The mean over channels of each feature map. With random weights these are smoothed, ever coarser copies
-# of the image; with ImageNet's (`--imagenet`) they respond to the edges, textures and shapes the network
-# learned to tell apart on ImageNet. Note how little is left of the layout at 1/32: the decoder will need
-# the finer maps, through the skip connections, to draw a precise border.
+# The mean over channels of each feature map, first with random weights (torchvision's initialisation, no
+# training). The stem and layer1 are smoothed copies of the image: the lesion shows. From layer2 on, a frame
+# grows in from the border. Every convolution pads its input with zeros, so a pixel near the border takes in
+# zeros that inner pixels do not, and a corner takes in the most. The deeper the map, the wider each pixel's
+# view and the more of the map the frame takes, with dark corners at 1/16 and 1/32. To tell the frame from
+# the image, the cell also puts through a *flat* image (the lesion image's mean colour everywhere) and prints
+# how alike each of its maps is to the lesion image's (their correlation: 1 when the two maps rise and fall
+# together). Where it nears 1, as at 1/32, the map shows the padding, not the image.
+#
+# A network trained on ImageNet's photographs has filters that respond to edges, colour contrasts and
+# textures (Zeiler and Fergus drew them, arXiv:1311.2901), so its maps are expected to follow the lesion rather
+# than the frame. When torchvision's ImageNet file is at hand (`--weights FILE`, or the torch hub cache after
+# `--imagenet`), the second figure sets its maps under the random ones and the same correlations are printed
+# for them; without the file, one line says so. Either way, note how little is left of the layout at 1/32:
+# the decoder will need the finer maps, through the skip connections, to draw a precise border.
 
 # %%
 import matplotlib  # noqa: E402
@@ -243,20 +256,54 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")  # write files; no window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from minunet.models.resnet import IMAGENET_WEIGHTS_FILE  # noqa: E402
 from minunet.plots import to_display  # noqa: E402
 
-fig, axes = plt.subplots(1, 6, figsize=(12, 2.4))
-axes[0].imshow(to_display(image[0]).tolist())
-axes[0].set_title("input", fontsize=8)
-for ax, name, f in zip(axes[1:], names, ours):
-    ax.imshow(f[0].mean(dim=0).tolist(), cmap="viridis")
-    ax.set_title(f"{name.split()[0]}\n{f.shape[1]} ch, {f.shape[2]}x{f.shape[3]}", fontsize=8)
-for ax in axes:
-    ax.set_axis_off()
-fig.tight_layout()
-fig.savefig(os.path.join(OUT, "04_encoder_features.png"), dpi=100)
-plt.close(fig)
-show(os.path.join(OUT, "04_encoder_features.png"))
+flat = image.mean(dim=(2, 3), keepdim=True).expand_as(image)  # (1, 3, S, S): the image's mean colour everywhere
+
+
+def features_of(label, net):
+    """(label, the lesion image's five feature maps through net); prints how alike each map's mean over
+    channels is to the flat image's."""
+    with torch.no_grad():
+        maps, flat_maps = net(image), net(flat)
+    alike = [torch.corrcoef(torch.stack([a[0].mean(dim=0).flatten(), b[0].mean(dim=0).flatten()]))[0, 1].item()
+             for a, b in zip(maps, flat_maps)]
+    print(f"{label:22s} like a flat image's maps: " + ", ".join(
+        f"{name.split()[0]} {c:.2f}" for name, c in zip(names, alike)))
+    return label, maps
+
+
+def draw_features(rows, path):
+    """One row per (label, five feature maps): the input, then each map's mean over its channels."""
+    fig, axes = plt.subplots(len(rows), 6, figsize=(12, 2.4 * len(rows)), squeeze=False)
+    for row, (label, maps) in zip(axes, rows):
+        row[0].imshow(to_display(image[0]).tolist())
+        row[0].set_title(f"input\n{label}", fontsize=8)
+        for ax, name, f in zip(row[1:], names, maps):
+            ax.imshow(f[0].mean(dim=0).tolist(), cmap="viridis")
+            ax.set_title(f"{name.split()[0]}\n{f.shape[1]} ch, {f.shape[2]}x{f.shape[3]}", fontsize=8)
+        for ax in row:
+            ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    show(path)
+
+
+torch.manual_seed(0)
+rows = [features_of("random weights", ResNet34Encoder().eval())]
+draw_features(rows, os.path.join(OUT, "04_encoder_features.png"))
+imagenet_file = args.weights or os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_WEIGHTS_FILE)
+if os.path.isfile(imagenet_file):
+    pretrained = ResNet34Encoder().eval()
+    pretrained.load_torchvision_state_dict(torch.load(imagenet_file, map_location="cpu", weights_only=True))
+    rows.append(features_of(os.path.basename(imagenet_file), pretrained))
+    draw_features(rows, os.path.join(OUT, "04_imagenet_features.png"))
+else:
+    print(f"torchvision's ImageNet file is not at hand (no {IMAGENET_WEIGHTS_FILE} in "
+          f"{os.path.dirname(imagenet_file).replace(os.path.expanduser('~'), '~')}; --weights FILE or --imagenet "
+          "brings it): the pretrained features are not drawn")
 
 # %% [markdown]
 # ## Exercises

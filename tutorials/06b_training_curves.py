@@ -234,7 +234,7 @@ for name, s in summary.items():
 
 # %% [markdown]
 # The best epoch was chosen *on* the validation images, so its score there is a little optimistic: tutorial
-# 07 measures by how much, and 08 scores on images that played no part in the choice. Next, tutorial 07:
+# 08 measures by how much, on images that played no part in the choice. Next, tutorial 07:
 # the ResNet-34 U-Net, and what a comparison of two models can conclude.
 #
 # ## Exercises

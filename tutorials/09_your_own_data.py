@@ -253,7 +253,7 @@ plt.close(fig)
 show(os.path.join(OUT, "09_predictions.png"))
 
 # %% [markdown]
-# ## When the prediction is all black
+# ## When the prediction is all black, or all lesion
 #
 # An all-black `_Segmentation.png` means no pixel's probability passed the threshold. In order, check:
 #
@@ -272,8 +272,12 @@ show(os.path.join(OUT, "09_predictions.png"))
 # chosen on a model that has not learnt yet (its probabilities all alike) or on very few validation images.
 #
 # Here is check 2 for a run stopped far too early (two steps: one epoch on 32 of the training images),
-# next to the run above: each image's largest probability, and the threshold curve on validation. What
-# the numbers say is written by the code after them.
+# next to the run above: each image's largest probability, and the threshold curve on validation. An
+# untrained network gives every pixel a probability near 0.5, and two steps move them little: all a hair
+# below 0.5 make an all-black prediction, all a hair above an all-lesion one. The same numbers tell the two
+# apart, and the code after them says which this run shows. They check the run above too: a Dice that peaks
+# sharply at 0.5 and falls on both sides is tutorial 08's sign of a model that has barely started, however
+# good its Dice at 0.5.
 
 # %%
 torch.manual_seed(0)
@@ -298,6 +302,9 @@ for label, net in (("two steps", short), (f"best.pt (epoch {best_state.epoch} of
     elif area > 0.8:
         print(f"{'':20s} no image is all black, but the prediction covers {area:.0%} of the image on average: "
               f"the opposite failure, all lesion, of a model that has not learnt yet")
+    elif curves[label][0.5] - max(curves[label][0.45], curves[label][0.55]) > 0.2:
+        print(f"{'':20s} a spike at 0.5: Dice {curves[label][0.45]:.3f} at 0.45 and {curves[label][0.55]:.3f} at "
+              f"0.55: its probabilities sit near 0.5, a model that has barely started (tutorial 08): train longer")
     else:
         print(f"{'':20s} no all-black and no all-lesion prediction at 0.5")
 
@@ -308,7 +315,9 @@ for label, net in (("two steps", short), (f"best.pt (epoch {best_state.epoch} of
 # validation images, never on the images used to report the final score (tutorial 08). `minunet train
 # --tune-threshold` does it at every new best epoch and stores the result in `best.pt`; `minunet evaluate`
 # and `minunet predict` then use it unless given `--threshold`. With only a few validation images (a tenth
-# of your folder) the chosen threshold is itself noisy: prefer 0.5 unless the curve shows a clear gain.
+# of your folder) the chosen threshold is itself noisy: prefer 0.5 unless the curve shows a clear gain. A
+# model whose probabilities are all alike, as the two-step run's, draws a step rather than a curve: at a
+# threshold below them every pixel is lesion, above them none.
 
 # %%
 state = load_checkpoint(os.path.join(run, "best.pt"))
