@@ -81,6 +81,13 @@ print(f"image {tuple(image.shape)} {image.dtype}, mask {tuple(mask.shape)} {mask
 #   photograph as the original. The two flips together give four orientations (none, left-right,
 #   top-bottom, and both, which is a turn by 180 degrees), each drawn a quarter of the time; the turns by 90
 #   degrees are not among them (exercise 1 adds them), while the rotation adds any angle up to 30 degrees.
+#   Not every image is like that. A chest X-ray has an up and a left: the heart on the patient's left, the
+#   clavicles at the top, and an upside-down chest is an image no scanner makes. So minunet decides from the
+#   data which way its images may turn (`minunet.data.modality`): dermoscopy, microscopy and fundus images
+#   any way (the transforms here), X-ray, ultrasound, CT and MR slices, and a folder of gray images, upright:
+#   left-right flips only and turns up to 15 degrees, and test-time augmentation averages only the flips the
+#   training made. `minunet train` says so in a note when the data make it upright, the checkpoint records
+#   it, and `--orientation` chooses another.
 # - `ColorJitter(brightness, contrast, saturation)`: changes the image's colours only; the mask is the
 #   same, because the lesion is where it was. Cameras, lighting and skin tones differ between clinics.
 #
