@@ -87,7 +87,7 @@ print(f"image {tuple(image.shape)} {image.dtype}, mask {tuple(mask.shape)} {mask
 #   any way (the transforms here), X-ray, ultrasound, CT and MR slices, and a folder of gray images, upright:
 #   left-right flips only and turns up to 15 degrees, and test-time augmentation averages only the flips the
 #   training made. `minunet train` says so in a note when the data make it upright, the checkpoint records
-#   it, and `--orientation` chooses another.
+#   it, and `--orientation` chooses another; tutorial 10 trains on chest X-rays that way.
 # - `ColorJitter(brightness, contrast, saturation)`: changes the image's colours only; the mask is the
 #   same, because the lesion is where it was. Cameras, lighting and skin tones differ between clinics.
 #
