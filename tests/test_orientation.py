@@ -92,7 +92,8 @@ def test_a_gray_folder_trains_upright_says_so_records_it_and_evaluate_uses_it(tm
     (root / "classes.txt").write_text("background\nlungs\nheart\nclavicles\n")
     assert main(["train", "--data", "folder", "--data-root", str(root), "--channels", "1", "--out",
                  str(tmp_path / "run"), *TINY]) == 0
-    assert UPRIGHT_NOTE in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert UPRIGHT_NOTE in said.err and "4 classes: background, lungs, heart, clavicles" in said.out
     state = load_checkpoint(str(tmp_path / "run" / "best.pt"))
     assert state.run["orientation"] == "upright"
     assert Inference.of_checkpoint(state).orientation == "upright"

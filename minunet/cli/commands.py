@@ -77,6 +77,8 @@ def train_command(args):
     if rank == 0:
         for note in dict.fromkeys(notes):  # each once (train and val share most)
             say(f"note: {note}")
+        if len(train_set.spec.classes) > 2:  # by name: classes.txt's, the dataset's own, or "class k"
+            print(f"{len(train_set.spec.classes)} classes: {', '.join(train_set.spec.classes)}", flush=True)
         if resumed is not None and os.path.abspath(out) != os.path.dirname(os.path.abspath(args.resume)):
             carry_best(args.resume, out)  # the new folder starts with the best epoch so far
         if resumed is not None:  # history.csv and curves.png as last.pt has them (a kill may fall in between)
