@@ -19,12 +19,12 @@
 #
 # The X-rays come with `--xrays DIR` (or `$MINUNET_XRAYS`): a folder of `images/` and `masks/` whose pixel
 # values are the class indices 0..3, such as `../shared/data/jsrt`. Without it the tutorial says so and
-# trains on the offline stand-in instead: synthetic lesions with a violet marker stroke as a third class.
+# trains on the offline stand-in instead: synthetic lesions with a marker stroke as a third class.
 #
-# **How long it takes.** `--quick`: about a minute and a half on the X-rays (128 px, a plain U-Net, 12
-# epochs; an estimate from one run's 91 s of CPU time on one core), seconds on the stand-in. Without it: 256 px, the ResNet-34 U-Net from scratch, 20 epochs, the run bench/RESULTS.md
-# compares with segmentation_models_pytorch: about 10 minutes on a 2-core CPU. It ends with exercises; their
-# answers are in `tutorials/answers/10_several_classes.md`.
+# **How long it takes.** `--quick`: about a minute and a half on the X-rays (128 px, a plain U-Net, 12 epochs; an
+# estimate from one run's 91 s of CPU time on one core), seconds on the stand-in. Without it: 256 px, the ResNet-34
+# U-Net from scratch, 20 epochs, the run bench/RESULTS.md compares with segmentation_models_pytorch: about 10
+# minutes on a 2-core CPU. It ends with exercises; their answers are in `tutorials/answers/10_several_classes.md`.
 
 # %%
 import argparse
@@ -119,8 +119,8 @@ if XRAYS:
     train_set = make_dataset("folder", "train", root, SIZE, augment=True, channels=1)
     val_set = make_dataset("folder", "val", root, SIZE, channels=1)
 else:
-    print("no chest X-rays given (--xrays DIR or $MINUNET_XRAYS): the stand-in instead, synthetic lesions with "
-          "a violet marker stroke as class 2")
+    print("no chest X-rays given (--xrays DIR or $MINUNET_XRAYS): the stand-in instead, gray synthetic lesions "
+          "with a marker stroke as class 2")
     SIZE = 64 if args.quick else 128
     train_set = make_dataset("synthetic", "train", size=SIZE, augment=True, limit=64 if args.quick else 200,
                              classes=3, channels=1)
@@ -140,7 +140,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 for ax, i in zip(axes, range(4)):
     image = train_set.images[i].expand(3, -1, -1)  # (3, S, S): gray shown as RGB
-    ax.imshow(class_overlay(image, train_set.masks[i, 0], names))
+    image = F.interpolate(image[None].float(), size=256, mode="bilinear")[0].round().to(torch.uint8)  # (3, 256, 256)
+    labels = F.interpolate(train_set.masks[i][None].float(), size=256, mode="nearest")[0, 0].long()  # (256, 256)
+    ax.imshow(class_overlay(image, labels, names))  # drawn at 256 px, so that the legend covers little
     ax.set_title(train_set.ids[i], fontsize=8)
     ax.axis("off")
 fig.tight_layout()
@@ -156,6 +158,7 @@ show(os.path.join(OUT, "10_classes.png"))
 # from the data (`minunet.data.modality`): gray images and X-ray datasets are `upright`, and their training
 # flips them left-right only (which keeps every label true, since left and right lungs share one class) and
 # turns them by up to 15 degrees. `minunet train` prints this as a note and records it in the checkpoint.
+# (The synthetic stand-in, gray too, stays `any`: its lesions have no up, and minunet knows it by its name.)
 #
 # ## The loss of several classes
 #
@@ -170,8 +173,9 @@ by_hand = (m + torch.log(torch.exp(logits - m).sum(1, keepdim=True)) - logits.ga
 print(f"by hand {by_hand:.6f}  minunet {cross_entropy(logits, labels):.6f}  "
       f"torch {F.cross_entropy(logits, labels[:, 0]):.6f}")
 recipe_loss = Recipe().loss
-print(f"the recipe's loss {recipe_loss!r} trains, for {len(names)} classes, "
-      f"{loss_name(recipe_loss, len(names))!r}: {LOSSES[recipe_loss]()(logits, labels):.6f}")
+k = logits.shape[1]  # the made-up logits' classes: 4
+print(f"the recipe's loss {recipe_loss!r} trains, for {k} classes, "
+      f"{loss_name(recipe_loss, k)!r}: {LOSSES[recipe_loss]()(logits, labels):.6f}")
 
 # %% [markdown]
 # Every loss of `minunet.losses` takes one logit and a mask, or K logits and class indices: `loss_name` says
@@ -201,8 +205,9 @@ print(f"model {recipe.model}, {recipe.epochs} epochs, orientation {recipe.orient
 model = new_model(recipe, train_set.spec)  # in: 1 channel; out: one logit per class
 history = fit(model, train_set, val_set, recipe, log=None)  # left at its last epoch's weights
 best = max(row["val_dice"] for row in history)
-print(f"validation Dice, mean over the foreground classes: best {best:.4f}, last epoch's {history[-1]['val_dice']:.4f}"
-      f" (epoch {history[-1]['epoch']}, the model scored below)")
+last = history[-1]
+print(f"validation Dice, mean over the foreground classes: best {best:.4f}, last epoch's {last['val_dice']:.4f} "
+      f"(epoch {last['epoch']}, the model scored below)")
 mean, std = normalisation(train_set.spec.channels)
 inference = Inference(size=SIZE, mean=mean, std=std, tta=False, spec=train_set.spec)
 scores = evaluate(model, val_set, inference, pictures=True)
@@ -213,6 +218,9 @@ if args.quick:  # the quick run learns every foreground class
     assert min(scores["per_class"][name]["dice"] for name in names[1:]) >= 0.6, scores["per_class"]
 
 # %% [markdown]
+# The background's line is printed for completeness: the validation Dice above is the mean over the
+# foreground classes, without it.
+#
 # The confusion matrix counts, over all validation pixels, each true class (row) against the predicted one
 # (column). Divided by their row's sum, the numbers say where each class's pixels went.
 
@@ -256,7 +264,7 @@ for ax, i in zip(axes, order):
     shown[:, confused[i][0]] = torch.tensor([255, 0, 0], dtype=torch.uint8)[:, None]  # red
     shown[:, confused[i][1]] = torch.tensor([255, 255, 0], dtype=torch.uint8)[:, None]  # yellow
     ax.imshow(tensor_to_pil(shown))
-    ax.contour((truth == heart).float().tolist(), levels=[0.5], colors="cyan", linewidths=0.6)
+    ax.contour((truth == heart).float().tolist(), levels=[0.5], colors="cyan", linewidths=0.5, linestyles="dashed")
     ax.set_title(f"{scores['ids'][i]}: {int(confused[i][0].sum())} + {int(confused[i][1].sum())} px", fontsize=8)
     ax.axis("off")
 fig.suptitle(f"{names[heart]} read as {names[lungs]} (red), {names[lungs]} as {names[heart]} (yellow); "
@@ -269,6 +277,12 @@ print(f"{rows[heart, lungs]:.2%} of the {names[heart]} pixels were read as {name
       f"of the {names[lungs]} pixels as {names[heart]}")
 
 # %% [markdown]
+# Read the picture with the last line: the pixels confused between heart and lungs lie in thin slivers along
+# their shared border, where the experts' line and the model's differ by a pixel or two. Compare them with the
+# line "heart: ... the most of the rest went to" above: whether the heart loses more pixels to the lungs or to
+# the background says which of its borders is the harder one to draw.
+
+# %% [markdown]
 # ## Gray images
 #
 # X-ray, ultrasound and CT images have one channel, and a gray dataset trains a model of one input channel
@@ -278,25 +292,29 @@ print(f"{rows[heart, lungs]:.2%} of the {names[heart]} pixels were read as {name
 # channels give, exactly when the three copies are normalised alike (one mean and std, as here):
 
 # %%
-weight = torch.randn(64, 3, 7, 7, generator=g)  # a first convolution's weights: (out, in = RGB, 7, 7)
-gray = torch.rand(1, 1, 32, 32, generator=g)  # (B, 1, H, W)
+weight = torch.randn(64, 3, 7, 7, generator=g, dtype=torch.float64)  # a first convolution's: (out, in = RGB, 7, 7)
+gray = torch.rand(1, 1, 32, 32, generator=g, dtype=torch.float64)  # (B, 1, H, W), in float64: no rounding to see
 three = F.conv2d(gray.expand(-1, 3, -1, -1), weight)  # the gray image repeated as RGB
 one = F.conv2d(gray, weight.sum(1, keepdim=True))  # the summed weights on one channel
 print(f"normalisation of one channel: mean and std {normalisation(1)}; the two convolutions differ by at most "
       f"{(three - one).abs().max():.1e}")
 
 # %% [markdown]
-# From the command line the full run is
+# From the command line, after a run with `--xrays` made `tutorials/out/10_xrays` (from the repository's
+# folder), the full run is
 #
-#     minunet train --data folder --data-root out/10_xrays --channels 1 --model resunet34 \
-#         --encoder-weights none --size 256 --out runs/xrays
-#     minunet evaluate --checkpoint runs/xrays/best.pt --data folder --data-root out/10_xrays --json scores.json
+#     minunet train --data folder --data-root tutorials/out/10_xrays --channels 1 --model resunet34 \
+#         --encoder-weights none --size 256 --no-tta --out runs/xrays
+#     minunet evaluate --checkpoint runs/xrays/best.pt --data folder --data-root tutorials/out/10_xrays \
+#         --no-tta --json scores.json
 #     minunet predict --checkpoint runs/xrays/best.pt --input my_xrays/ --output masks/ --overlay
 #
-# `train` reads the four classes and their names from classes.txt, reads the images as gray (`--channels 1`:
-# without it a folder's images are read as RGB, three equal channels) and prints the upright note; `evaluate` scores each class by name; `predict` writes each mask as a palette PNG whose values are the
-# class indices, and overlays in one colour per class with the names as a legend. A MedSegBench dataset of
-# several classes trains the same way by name, `minunet train --data wbc`.
+# (`--no-tta` as in the tutorial; without it, validation and evaluation average the image and its left-right flip.)
+# `train` reads the four classes and their names from classes.txt and prints them, reads the images as gray
+# (`--channels 1`: without it a folder's images are read as RGB, three equal channels) and prints the upright note;
+# `evaluate` scores each class by name; `predict` writes each mask as a palette PNG whose values are the class
+# indices, and overlays in one colour per class with the names as a legend. A MedSegBench dataset of several classes
+# trains the same way by name, `minunet train --data wbc`.
 #
 # ## Exercises
 #
@@ -311,5 +329,5 @@ print(f"normalisation of one channel: mean and std {normalisation(1)}; the two c
 #    train for four classes (`loss_name(name, 4)`), and what is its value on the logits and labels of "The
 #    loss of several classes"? Check that `LOSSES["bce"]()` there is torch's cross-entropy.
 # 3. **Reading the confusion matrix.** *Quick mode.* What do its row sums count, and its column sums? Check
-#    the row sums against the validation masks, then compute the last class's Dice (the stand-in's ink; the
-#    clavicles on the X-rays) from the matrix alone: why is it not the per-class Dice printed above?
+#    the row sums against the validation masks, then compute the last class's Dice (the stand-in's ink) from
+#    the matrix alone: why is it not the per-class Dice printed above?
