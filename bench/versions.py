@@ -25,11 +25,12 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def train(checkout, out, args):
     """(images/s of each epoch after the first, history.csv's rows) of one `minunet train` run in `checkout`."""
     env = dict(os.environ, PYTHONPATH=checkout)
+    data_root = ["--data-root", os.path.abspath(args.data_root)] if args.data_root else []  # cwd is the checkout
     done = subprocess.run([sys.executable, "-m", "minunet", "train", "--model", args.model, "--base-channels",
-                    str(args.base_channels), "--data", args.data, "--size", str(args.size), "--limit",
-                    str(args.limit), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--device",
-                    "cpu", "--out", out, "--overwrite"] + (["--data-root", os.path.abspath(args.data_root)] if args.data_root else []),
-                   cwd=checkout, env=env, capture_output=True, text=True)
+                           str(args.base_channels), "--data", args.data, "--size", str(args.size), "--limit",
+                           str(args.limit), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+                           "--device", "cpu", "--out", out, "--overwrite", *data_root],
+                          cwd=checkout, env=env, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"minunet train in {checkout} failed: {done.stderr.strip()}")
     rows = list(csv.DictReader(open(os.path.join(out, "history.csv"))))
@@ -40,8 +41,8 @@ TIMES = ("seconds", "images_per_s", "time")  # columns that measure speed, not w
 
 
 def same_numbers(old_rows, new_rows):
-    """(True, "") when every column both histories record, but times and speeds, is equal in every epoch;
-    else (False, the first difference)."""
+    """(True, which columns were compared) when every column both histories record, but times and speeds, is
+    equal in every epoch; else (False, the first difference)."""
     shared = [c for c in old_rows[0] if c in new_rows[0] and not any(t in c for t in TIMES)]
     if len(old_rows) != len(new_rows):
         return False, f"{len(old_rows)} epochs against {len(new_rows)}"
