@@ -151,7 +151,7 @@ def test_answers(stem, mode, tmp_path, monkeypatch):
 
 
 # the tutorials whose exercises have answers
-ANSWERED = ("01", "02", "03", "03b", "04", "05", "05b", "06", "06b", "07", "08", "09", "10", "11")
+ANSWERED = ("01", "02", "03", "03b", "04", "05", "05b", "06", "06b", "07", "07b", "08", "09", "10", "11")
 
 
 @pytest.mark.parametrize("number", ANSWERED)

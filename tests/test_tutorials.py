@@ -69,21 +69,22 @@ def best_dices(output, pattern=r"best validation Dice (\d\.\d+)"):
 
 
 def test_the_tutorials_are_numbered_in_order():
-    # fourteen: a "b" continues the step before it (03b, the whole U-Net after its blocks; 05b, the Dice loss
-    # tested after the losses by hand; 06b, reading training curves after the loop)
-    assert [number(p) for p in SCRIPTS] == [
-        "01", "02", "03", "03b", "04", "05", "05b", "06", "06b", "07", "08", "09", "10", "11"], [p.name for p in SCRIPTS]
+    # fifteen: a "b" continues the step before it (03b, the whole U-Net after its blocks; 05b, the Dice loss
+    # tested after the losses by hand; 06b, reading training curves after the loop; 07b, the ResNet-34 U-Net
+    # from a pretrained encoder)
+    assert [number(p) for p in SCRIPTS] == ["01", "02", "03", "03b", "04", "05", "05b", "06", "06b", "07", "07b",
+                                            "08", "09", "10", "11"], [p.name for p in SCRIPTS]
 
 
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory):
-    """One folder for all tutorials, as tutorials/out is: 07 and 08 find the runs of 06 and 07 there."""
+    """One folder for all tutorials, as tutorials/out is: 07, 07b and 08 find the runs before them there."""
     return tmp_path_factory.mktemp("tutorials_out")
 
 
 # the order the quick runs start in, longest first (bench/RESULTS.md, "The quick runs"), so that the two
-# workers finish together: 06, 07 and 08 as one job, in order (each uses the run before it)
-LONGEST_FIRST = [("06", "07", "08"), ("11",), ("03b",), ("05b",), ("10",), ("09",), ("04",), ("06b",), ("01",),
+# workers finish together: 06, 07, 07b and 08 as one job, in order (each uses the runs before it)
+LONGEST_FIRST = [("06", "07", "07b", "08"), ("11",), ("03b",), ("05b",), ("10",), ("09",), ("04",), ("06b",), ("01",),
                  ("05",), ("03",), ("02",)]
 
 
@@ -199,14 +200,17 @@ def test_tutorial_runs_quick(script, out_dir, quick_runs):
     if script.name.startswith("07_"):  # one seed per model quick, and the sentence that says what one seed allows
         assert "unet seed 0: reusing" in output and "over 1 seed(s)" in output, output[-2000:]
         assert "One seed per model: no spread" in output, output[-2000:]
-        assert "size classifier: " in output and "resunet34_sizes seed 0" in output, output[-2000:]
+        dices = best_dices(output)  # the run trained here: resunet34 seed 0
+        assert len(dices) == 1 and min(dices) >= 0.75, output[-3000:]
+    if script.name.startswith("07b_"):  # pretrained, fine-tuned, paired with 07's run of the same seed
+        assert "size classifier: " in output and "resunet34 seed 0: reusing" in output, output[-2000:]
         assert "after the first epoch: one pair" in output and "at the best epoch: one pair" in output, output[-2000:]
-        dices = best_dices(output)  # every run trained here: resunet34 seed 0, resunet34_sizes seed 0
-        assert len(dices) == 2 and min(dices) >= 0.75, output[-3000:]
+        dices = best_dices(output)  # the run trained here: resunet34_sizes seed 0
+        assert len(dices) == 1 and min(dices) >= 0.75, output[-3000:]
     if script.name.startswith("08_"):  # the end of the path: a checkpoint scored, reported, files segmented
         assert "jaccard" in output and "_Segmentation.png: 300x225 mode L" in output, output[-2000:]
         assert (out_dir / "08_report" / "report.html").is_file() and "Flagged images" in output, output[-2000:]
-        dices = best_dices(output)  # the checkpoints it scores, 06's U-Net and 07's two: each one learnt
+        dices = best_dices(output)  # the checkpoints it scores, 06's U-Net, 07's and 07b's: each one learnt
         assert len(dices) == 3 and min(dices) >= 0.75, output[-3000:]
     if script.name.startswith("09_"):  # a folder checked (the 0/1 note), trained on and segmented
         assert "hold 0 and 1, not 0 and 255" in output and "the masks are equal: True" in output, output[-2000:]

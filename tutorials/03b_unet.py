@@ -5,8 +5,8 @@
 # image's shapes and each block's parameters through the U-Net, and the parameters at four widths; **draws**
 # the U-Net from the model itself, by forward hooks (`out/03b_unet_diagram.png`); sets it beside the 2015
 # paper's U-Net, whose sizes (572 in, 388 out) it **computes**; and **trains** a small U-Net twice, with and
-# without its skip connections, printing their Dice and drawing their borders (`out/03b_skip_connections.png`)
-# and what each level sees (`out/03b_feature_maps.png`), where it **measures** tutorial 03's 2x2 pattern.
+# without its skip connections, printing their Dice and drawing their borders (`out/03b_skip_connections.png`).
+# What each level of the two networks sees is exercise 4.
 #
 # With no flag: synthetic lesions; `--data-root DIR`: an ISIC 2016 image for the shapes (in a notebook,
 # `MINUNET_DATA_ROOT`; the training always uses synthetic lesions); `--quick`: a smaller image for the shapes,
@@ -299,60 +299,6 @@ plt.close(fig)
 show(os.path.join(OUT, "03b_skip_connections.png"))
 
 # %% [markdown]
-# ## What each level sees
-#
-# The same forward hooks, on the two trained networks: one channel of each block's output (the channel
-# that varies most over the image) for the second of the images above. Without skips, everything the
-# decoder draws must come up from the bottom's few pixels through the transposed convolutions, whose 2x2
-# position pattern tutorial 03 showed. To measure that pattern rather than judge it by eye, the code below
-# computes, for each decoder block's output, the share of its variation (over the whole map and all its
-# channels) that is the 2x2 pattern alone: the part explained by whether a pixel's row and column are even or
-# odd. It is about 0 for a smooth map and 1 for a pure checkerboard.
-
-# %%
-def position_pattern_share(fmap):
-    """Share of a (C, H, W) map's variance (summed over channels) explained by each pixel's row and column
-    parity: 0 when the four parity classes have the same means, 1 for a pure 2x2 pattern."""
-    fmap = fmap[:, :fmap.shape[1] // 2 * 2, :fmap.shape[2] // 2 * 2]  # even height and width
-    centred = fmap - fmap.mean(dim=(1, 2), keepdim=True)
-    classes = torch.stack([centred[:, a::2, b::2].mean(dim=(1, 2)) for a in (0, 1) for b in (0, 1)])  # (4, C)
-    return (classes.pow(2).sum() * centred[0].numel() / 4 / centred.pow(2).sum()).item()
-
-
-one = val_images[picked[1]][None]  # (1, 3, T, T)
-fig, axes = plt.subplots(2, 11, figsize=(16, 3.6))
-shares = {}
-for r, (name, (net, _, _)) in enumerate(runs.items()):
-    maps = [("input", one)] + [(block, output) for block, _, _, output in record_blocks(net, one)]
-    shares[name] = {block: position_pattern_share(fmap[0]) for block, fmap in maps if block.startswith("up")}
-    for ax, (block, fmap) in zip(axes[r], maps):
-        if block == "input":
-            ax.imshow(to_display(fmap[0]).tolist())
-        else:
-            channel = fmap[0].flatten(1).var(dim=1).argmax()  # the most varied channel
-            ax.imshow(fmap[0, channel].tolist(), cmap="viridis")
-        ax.set_title(f"{block}\n{fmap.shape[2]}x{fmap.shape[3]}", fontsize=7)
-        ax.set_axis_off()
-    axes[r][0].set_title(f"{name}\ninput", fontsize=7)
-fig.tight_layout()
-fig.savefig(os.path.join(OUT, "03b_feature_maps.png"), dpi=100)
-plt.close(fig)
-show(os.path.join(OUT, "03b_feature_maps.png"))
-print("share of each decoder block's variation that is the 2x2 position pattern:")
-for name, per_block in shares.items():
-    print(f"  {name:14s} " + "  ".join(f"{block} {share:.2f}" for block, share in per_block.items()))
-stronger = [block for block in shares["with skips"] if shares["without skips"][block] > shares["with skips"][block]]
-print(f"the pattern is stronger without skips in {len(stronger)} of the 4 decoder blocks"
-      + (f" ({', '.join(stronger)})" if stronger else ""))
-
-# %% [markdown]
-# The picture and the shares answer different questions. A panel shows one channel, its colours stretched
-# over that channel's own range, so a checkerboard that ripples over the flat inside of the lesion shows
-# plainly. A share counts the whole map and all its channels, whose variation is mostly the step from skin to
-# lesion, beside which the ripple is small. So a panel can show a clear checkerboard beside a share of 0.00:
-# in a run like this one, a ripple shows on the lesion in decoder panels of both networks. The shares say how
-# much of each block's output the 2x2 imprint is; the last line, in which blocks it is larger without skips.
-#
 # ## Exercises
 #
 # Answers: `tutorials/answers/03b_unet.md`; the notebook runs them after its last cell. Each exercise names
@@ -368,5 +314,9 @@ print(f"the pattern is stronger without skips in {len(stronger)} of the 4 decode
 # 3. **Which skip matters?** *Full mode.* In `UNetWithoutSkips.forward`, give back one skip at a time (`x1`
 #    only, then `x4` only) and rerun the two trainings. Which skip restores the most Dice, and which the
 #    sharpest borders?
+# 4. **What each level sees.** *Quick mode.* Feed the second of the four pictured validation images through
+#    both trained networks with `record_blocks`, and draw, for the input and each block, the channel of its
+#    output that varies most over the image. Where does tutorial 03's 2x2 pattern of the transposed
+#    convolution show, and why would it show more without skips?
 #
 # Next, tutorial 04: a second encoder, ResNet-34, built by hand and loaded with torchvision's weights.

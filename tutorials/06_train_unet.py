@@ -332,7 +332,7 @@ walk(fit, [
 # Jaccard loss, validation after every epoch (the probabilities averaged over each image and its flips),
 # the best epoch kept, and a seed that fixes the initial weights, the batch order and every augmentation.
 # `Recipe()` is exactly what `minunet train` runs; here the epochs, batch size and image size are set
-# (`fit` takes the model and the data as given: the recipe's model fields are what `minunet train` builds)).
+# (`fit` takes the model and the data as given: the recipe's model fields are what `minunet train` builds).
 # `fit` writes no file itself: it hands each finished epoch to `on_epoch`. Here that is `RunFolder(RUN_DIR)`, what
 # `minunet train` uses: it writes best.pt, last.pt, history.csv and curves.png into the run's folder.
 

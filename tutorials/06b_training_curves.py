@@ -16,7 +16,8 @@
 #   the last one instead.
 #
 # **How long it takes.** Each run prints its seconds. `--quick` trains fewer images for fewer epochs (seconds);
-# without it, 40 s on a 2-core CPU (bench/RESULTS.md, "Tutorials"). It takes no `--data-root`: its runs need
+# without it, 31 to 40 s on a 2-core CPU (bench/RESULTS.md, "Tutorials 06 to 09 after issue 24" and "The
+# tutorials' executed notebooks"). It takes no `--data-root`: its runs need
 # the noisy synthetic lesions made below. Exercises at the end; answers in
 # `tutorials/answers/06b_training_curves.md`.
 

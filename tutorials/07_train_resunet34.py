@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 07 · The ResNet-34 U-Net, what a comparison can conclude, and what pretraining buys
+# # 07 · The ResNet-34 U-Net, and what a comparison of two models can conclude
 #
 # `minunet.ResNet34UNet` puts the ResNet-34 encoder of tutorial 04 under a U-Net decoder. This tutorial
 # **prints** a tensor's shape through the decoder, then
@@ -7,13 +7,14 @@
 # - trains it and tutorial 06's U-Net with the same recipe, three seeds each (one with `--quick`), and **prints**
 #   each run's validation Dice, each model's mean and spread, how far its best epoch lies above its last, and
 #   what the comparison can conclude;
-# - *pretrains* the encoder offline (sorting lesions into three sizes), saves it as torchvision saves ImageNet's
-#   weights, fine-tunes from it (same seeds) and **prints** each pair with the random start, whatever it shows;
 # - **draws** every run's validation Dice, epoch by epoch (`out/07_compare_dice.png`).
 #
+# Its encoder starts from random weights here; tutorial 07b pretrains it and fine-tunes from there.
+#
 # **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, one seed per model (`--seeds
-# 2` for a spread). Without it: 3 seeds x 3 models of 10 epochs each (on ISIC half of 06's 20), 69 minutes on
-# ISIC on a shared 2-core CPU (bench/RESULTS.md). Also `--seeds N`, `--epochs N`, `--encoder-weights FILE`.
+# 2` for a spread). Without it: 3 seeds x 2 models of 10 epochs each (on ISIC half of 06's 20), about half an
+# hour on ISIC on a shared 2-core CPU (the notebook's own seconds: tutorials/README.md). Also `--seeds N`,
+# `--epochs N`.
 
 # %%
 import argparse
@@ -25,17 +26,12 @@ import time
 
 import matplotlib
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from minunet import ResNet34Encoder, ResNet34UNet, UNet
+from minunet import ResNet34UNet, UNet
 from minunet.checkpoint import load_checkpoint, model_from_checkpoint
 from minunet.cli.rundir import RunFolder
-from minunet.data import LesionDataset, make_dataset
-from minunet.data.synthetic import synthetic_lesion
-from minunet.device import choose_device
+from minunet.data import make_dataset
 from minunet.evaluation import evaluate
-from minunet.models.resnet import IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL
 from minunet.recipe import Recipe
 from minunet.training import fit
 
@@ -49,9 +45,6 @@ parser.add_argument("--data-root", metavar="DIR", default=os.environ.get("MINUNE
 parser.add_argument("--quick", action="store_true", help="06's quick recipe, one seed: a smoke run")
 parser.add_argument("--epochs", type=int, help="epochs (default 10, 3 with --quick)")
 parser.add_argument("--seeds", type=int, help="seeds per model (default 3, 1 with --quick)")
-parser.add_argument("--encoder-weights", default="sizes", metavar="{sizes,imagenet,FILE}",
-                    help="the pretrained encoder: this tutorial's size classifier (default), or torchvision's "
-                    "ImageNet weights (downloaded, or a saved resnet34-b627a593.pth)")
 parser.add_argument("--out", metavar="DIR", help="where figures and runs go (default: tutorials/out)")
 args, _ = parser.parse_known_args()  # "known": in Jupyter the kernel's own -f flag is ignored
 HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
@@ -60,9 +53,8 @@ os.makedirs(OUT, exist_ok=True)
 DATA = "isic2016" if args.data_root else "synthetic"
 SIZE, BATCH = (32, 32) if args.quick else (128, 16)  # as tutorial 06
 EPOCHS = args.epochs or (3 if args.quick else 10)  # 10 on ISIC too, not 06's 20: up to nine runs here
-SEEDS = list(range(args.seeds or (1 if args.quick else 3)))  # the pretrained encoder is fine-tuned with each too
+SEEDS = list(range(args.seeds or (1 if args.quick else 3)))  # 07b fine-tunes a pretrained encoder with each too
 MODE = f"{DATA}" + ("_quick" if args.quick else "")
-PRETRAINED = "resunet34_" + {"sizes": "sizes", "imagenet": "imagenet"}.get(args.encoder_weights, "pretrained")
 if args.quick:  # tiny tensors: one thread beats several, which mostly wait for each other (by far on a busy machine)
     torch.set_num_threads(1)
 
@@ -77,19 +69,6 @@ def show(path):
 
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
-
-
-def pretrained_unet():
-    """A ResNet34UNet whose encoder starts from weights_file (set below: the size classifier's, or ImageNet's)."""
-    try:
-        return ResNet34UNet(encoder_weights=weights_file)
-    except (RuntimeError, OSError, ValueError) as err:  # offline "imagenet", a missing or wrong file
-        sys.exit(f"cannot load the encoder weights: {err}")
-
-
-weights_file = args.encoder_weights
-if weights_file != "sizes":
-    pretrained_unet()  # a file that cannot load stops the tutorial now, not after its first runs
 
 
 # %% [markdown]
@@ -221,122 +200,8 @@ else:
           + ("no evidence yet; more seeds, or cross-validation folds (bench/accuracy.py --folds), would tell."
              if chance >= 0.05 else "unlikely by chance alone, on these images."))
 
-# %% [markdown]
-# ## Pretraining the encoder
-#
-# An encoder pretrained on ImageNet already responds to edges, textures and shapes: the usual start on small
-# medical data sets. They cannot be downloaded here, so the idea is shown on a task the library makes itself:
-# sorting images by their lesion's size (smallest, middle or largest third), which needs the encoder to find
-# the lesion. A size is a cheap label (one number per image, not per pixel), so there can be more of them:
-# 2,000 fresh synthetic lesions, 512 with `--quick` (with `--data-root` too: does synthetic pretraining help on
-# real lesions?). The classifier (the encoder, the mean of its last map, a linear `fc` to 3 classes:
-# torchvision's ResNet-34 shape) is trained by 06's loop with cross-entropy and saved with torchvision's keys,
-# so that `ResNet34UNet(encoder_weights=path)` loads it as it would the ImageNet file, ignoring `fc`.
-
 # %%
-N_PRETRAIN, STEPS = (512, 16) if args.quick else (2000, 300)
-
-
-def sized_lesions(n, first_seed):
-    """n fresh synthetic lesions, none of them in the splits, and their sizes: (images (n, 3, S, S)
-    normalised, areas (n,): each lesion's share of its image)."""
-    drawn = [synthetic_lesion(SIZE, torch.Generator().manual_seed(first_seed + i)) for i in range(n)]
-    pool = LesionDataset(torch.stack([im for im, _ in drawn]), torch.stack([m for _, m in drawn]), [""] * n)
-    images = torch.stack([pool[i][0] for i in range(len(pool))])  # (n, 3, S, S)
-    areas = torch.stack([pool[i][1].mean() for i in range(len(pool))])  # (n,) lesion share of the image
-    return images, areas
-
-
-class SizeClassifier(nn.Module):
-    """A ResNet-34 with a 3-way linear head: the encoder, the mean of its last map, `fc`."""
-
-    def __init__(self):
-        super().__init__()
-        self.encoder, self.fc = ResNet34Encoder(), nn.Linear(512, 3)
-
-    def forward(self, x):  # (B, 3, S, S)
-        return self.fc(self.encoder(x)[-1].mean(dim=(2, 3)))  # (B, 512, S/32, S/32) -> (B, 512) -> (B, 3)
-
-
-if args.encoder_weights == "sizes":
-    start = time.perf_counter()
-    images, areas = sized_lesions(N_PRETRAIN, 9_000_000)
-    held_images, held_areas = sized_lesions(200, 9_900_000)  # others, to score the classifier on
-    edges = areas.quantile(torch.tensor([1 / 3, 2 / 3]))  # the area between the thirds
-    labels = torch.bucketize(areas, edges)  # (n,) 0 small, 1 middle, 2 large
-    device, amp_dtype = choose_device("auto", "auto")  # as fit chooses them (tutorial 06)
-    torch.manual_seed(0)
-    classifier = SizeClassifier().to(device)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
-    order = torch.Generator().manual_seed(0)
-    classifier.train()
-    for step in range(STEPS):  # tutorial 06's loop, on random batches of 32
-        batch = torch.randint(0, len(images), (32,), generator=order)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = classifier(images[batch].to(device))  # (32, 3): one score per size class
-        loss = F.cross_entropy(logits.float(), labels[batch].to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        guess = classifier.eval()(held_images.to(device)).argmax(1).cpu()  # (200,) the class of each lesion
-    correct = (guess == torch.bucketize(held_areas, edges)).float().mean()
-    error = (1 / 3 * 2 / 3 / len(held_images)) ** 0.5  # the standard error of a chance score over these lesions
-    learnt = "above chance by more than two standard errors: it has learnt something of sizes" if \
-        correct > 1 / 3 + 2 * error else f"within two standard errors of chance (one is {error:.0%}): not learnt yet"
-    print(f"size classifier: {STEPS} steps on {len(images)} images in {time.perf_counter() - start:.0f} s; "
-          f"{correct:.0%} of {len(held_images)} other lesions sorted right (chance: 33 %): {learnt}")
-    weights_file = os.path.join(OUT, f"07_resnet34_sizes_{MODE}.pth")
-    classifier.cpu()
-    torch.save({**classifier.encoder.state_dict(), **{"fc." + k: v for k, v in classifier.fc.state_dict().items()}},
-               weights_file)  # the keys of torchvision's resnet34(): conv1.weight, ..., layer4.2.bn2.bias, fc.weight
-print(f"the pretrained encoder: {os.path.relpath(weights_file)}")
-
-# %% [markdown]
-# ## Fine-tuning from it, paired by seed
-#
-# The pretrained run is the `resunet34` run of the same seed with one change, its encoder's start: the same
-# decoder initialisation, batches and augmentations, so a pair's difference is not blurred by the seed.
-# Two numbers per run: the validation Dice after the first epoch (the head start) and the best epoch's.
-
-# %%
-for seed in SEEDS:
-    histories[PRETRAINED, seed] = train_or_reuse(PRETRAINED, seed, pretrained_unet)
-    tabulate(PRETRAINED, seed)
-print(f"\n{'seed':>4s} {'first epoch: random':>20s} {'pretrained':>10s} {'best: random':>13s} {'pretrained':>10s}")
-gains = []
-for seed in SEEDS:
-    random_run, pre = results["resunet34", seed], results[PRETRAINED, seed]
-    gains.append((pre["first"] - random_run["first"], pre["best"] - random_run["best"]))
-    print(f"{seed:4d} {random_run['first']:20.4f} {pre['first']:10.4f} {random_run['best']:13.4f} {pre['best']:10.4f}")
-for k, what in enumerate(("after the first epoch", "at the best epoch")):
-    diffs = [g[k] for g in gains]
-    mean = sum(diffs) / len(diffs)
-    if len(diffs) == 1:
-        verdict = (f"one pair of runs, a difference of {mean:+.4f}: with one pair there is no spread to weigh it "
-                   f"against (--seeds 2 or more pairs more; without --quick, three)")
-    elif all(d > 0 for d in diffs) or all(d < 0 for d in diffs):
-        chance = 2 / 2 ** len(diffs)  # equal encoders: every pair of one sign, either sign, this often
-        verdict = (f"the pretrained encoder scored {'higher' if mean > 0 else 'lower'} with every one of "
-                   f"{len(diffs)} seeds, by {mean:+.4f} on average; equal encoders give pairs all of one sign "
-                   f"{chance:.0%} of the time, so " + ("this is no proof yet" if chance >= 0.05 else
-                                                        "chance alone is unlikely"))
-    else:
-        verdict = f"the pairs disagree in sign (mean {mean:+.4f}): no difference these seeds can show"
-    print(f"{what}: {verdict}")
-
-# %% [markdown]
-# ImageNet's encoder loads by the same route: `ResNet34UNet(encoder_weights="imagenet")` downloads
-# torchvision's file once into the torch hub cache; offline, a copy fetched elsewhere loads by its path
-# (`encoder_weights="resnet34-b627a593.pth"`; `--encoder-weights FILE` here or in `minunet train`).
-
-# %%
-cache = os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_WEIGHTS_FILE)
-print(f"torchvision's file: {IMAGENET_WEIGHTS_URL}\nin this machine's torch hub cache ({cache}): "
-      f"{'present' if os.path.exists(cache) else 'absent'}")
-
-# %%
-COLOURS = {"unet": "tab:blue", "resunet34": "tab:orange", PRETRAINED: "tab:green"}
+COLOURS = {"unet": "tab:blue", "resunet34": "tab:orange"}
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for (name, seed), r in results.items():
     ax.plot([h["epoch"] for h in r["hist"]], [h["val_dice"] for h in r["hist"]], "o-", color=COLOURS[name],
@@ -352,8 +217,7 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 
 # %% [markdown]
 # From the command line: `minunet train --model resunet34 --encoder-weights none --seed 1 --data synthetic
-# --epochs 10 --out runs/resunet34-seed1`; from a pretrained encoder, `--encoder-weights
-# tutorials/out/07_resnet34_sizes_synthetic.pth` (`..._quick.pth` after `--quick`). Next, tutorial 08.
+# --epochs 10 --out runs/resunet34-seed1`. Next, tutorial 07b: the same U-Net from a pretrained encoder.
 #
 # ## Exercises
 #
@@ -364,10 +228,7 @@ show(os.path.join(OUT, "07_compare_dice.png"))
 # 1. **Where the parameters are.** *Quick mode.* Count the parameters of each encoder stage and each decoder
 #    block of `model`. Which part holds most of the 24 million, and what does that mean for a training step at
 #    32 px?
-# 2. **What the classifier learned.** *Quick mode.* Score a fresh, untrained `SizeClassifier` on the same
-#    held-out lesions; then check that a `ResNet34UNet` built from the saved file holds exactly the
-#    classifier's encoder weights.
-# 3. **Fewer labelled images.** *Full mode.* Pretraining should matter most when labelled images are few.
-#    Fine-tune both encoders on 40 training images (`limit=40` in `train_or_reuse`'s `make_dataset`, a fresh
-#    `--out`, no `--quick`: minutes). Does the pretrained encoder's lead grow, and with how many seeds would
-#    you believe it?
+# 2. **How often equal models look different.** *Quick mode.* The tutorial says two equal models' ranges
+#    over n seeds fail to overlap 2 (n!)^2 / (2n)! of the time. Check it by simulation: draw 2n scores from one
+#    distribution many times, give n to each "model", and count how often all of one lie above all of the
+#    other, for n = 2, 3 and 4.

@@ -228,7 +228,9 @@ assert exit_code == 0, f"minunet train exited {exit_code}"
 #
 # `minunet predict` segments an image file or a folder of them, each at its own size, with the threshold
 # stored in the checkpoint (`--threshold T` overrides it). It writes `<name>_Segmentation.png` (0/255) and,
-# with `--overlay`, `<name>_overlay.png`.
+# with `--overlay`, `<name>_overlay.png`. Look at the overlays before trusting the masks: a prediction that
+# covers much of a photograph, or marks its dark corners (a dermoscope's vignette is dark like a lesion), is
+# one of the failures tutorial 08's report lists, and the printed share of each image says how much it marked.
 
 # %%
 masks_dir = os.path.join(OUT, "09_predicted_masks")
@@ -305,6 +307,10 @@ for label, net in (("two steps", short), (f"best.pt (epoch {best_state.epoch} of
     elif curves[label][0.5] - max(curves[label][0.45], curves[label][0.55]) > 0.2:
         print(f"{'':20s} a spike at 0.5: Dice {curves[label][0.45]:.3f} at 0.45 and {curves[label][0.55]:.3f} at "
               f"0.55: its probabilities sit near 0.5, a model that has barely started (tutorial 08): train longer")
+    elif tops[label].median() < 0.8:
+        print(f"{'':20s} no all-black and no all-lesion prediction at 0.5, but a timid one: in half the images no "
+              f"pixel reaches {tops[label].median():.2f}, so a threshold above that empties them (the curve below); "
+              f"a model not yet sure of its lesions, which more training fixes")
     else:
         print(f"{'':20s} no all-black and no all-lesion prediction at 0.5")
 

@@ -204,7 +204,7 @@ with torch.no_grad():
 theirs = torch.from_numpy(session.run(None, {"images": images[:1].numpy()})[0])[0, 0]  # (H, W)
 panels = [("image", to_display(images[0]).tolist(), None), ("minunet: probability", ours.tolist(), "viridis"),
           ("onnxruntime: probability", theirs.tolist(), "viridis"),
-          (f"|difference| (max {(theirs - ours).abs().max():.1g})", (theirs - ours).abs().tolist(), "magma")]
+          (f"|difference| (max {(theirs - ours).abs().max():.2g})", (theirs - ours).abs().tolist(), "magma")]
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
 for ax, (title, picture, cmap) in zip(axes, panels):
     shown = ax.imshow(picture, cmap=cmap, **({"vmin": 0, "vmax": 1} if cmap == "viridis" else {}))

@@ -1,6 +1,6 @@
 """Make the executed notebooks in tutorials/notebooks/ from the tutorial scripts: one command for all of them.
 
-    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05 05b 06 07 08 09
+    python tutorials/make_notebooks.py --data-root ../shared/data/isic2016 01 02 03 03b 04 05 05b 06 07 07b 08 09
     python tutorials/make_notebooks.py --xrays ../shared/data/jsrt 10           # chest X-rays
     python tutorials/make_notebooks.py 06b 11                                   # synthetic data only
     python tutorials/make_notebooks.py                                          # every notebook, on synthetic data
@@ -10,7 +10,7 @@ nbclient in a fresh kernel in its full mode (not --quick) on this checkout's min
 tutorials/notebooks/NAME.ipynb with its outputs: the printed text and the figures, as the PNG files the
 tutorial wrote. One of those figures (PICTURE) is also copied to tutorials/pictures/, where the repository's
 README shows it. The tutorials of one command run in the order named, in one temporary folder (their figures
-and runs go to out/ there): name 06 07 08 in one command, and 07 finds 06's run, 08 the checkpoints of both.
+and runs go to out/ there): name 06 07 07b 08 in one command, and 07 finds 06's run, 07b 07's, 08 the checkpoints of all three.
 --runs-from DIR starts that folder from a copy of an earlier out/ folder, whose runs the tutorials read back
 (they say "reusing") instead of training them again; --keep DIR copies the out/ folder there at the end, for a
 later --runs-from. A notebook cannot take command-line flags, so the data folder goes in through the
@@ -45,6 +45,7 @@ PICTURE = {"01": "01_grid.png", "02": "02_train_augmentation.png", "03": "03_tra
            "03b": "03b_unet_diagram.png", "04": "04_resunet34_diagram.png", "05": "05_per_image_dice.png",
            "05b": "05b_loss_by_lesion_size.png",
            "06": "06_unet_predictions.png", "06b": "06b_curve_gallery.png", "07": "07_compare_dice.png",
+           "07b": "07b_pretrained_dice.png",
            "08": "08_threshold_curves.png", "09": "09_predictions.png", "10": "10_confusion.png",
            "11": "11_export_compare.png"}
 MAX_BYTES = 1_500_000  # a notebook above this is too big to read on GitHub or to commit lightly
@@ -308,7 +309,7 @@ def main(argv=None):
         for script in scripts:
             print(f"{script.stem}: text -> {retext(script).relative_to(ROOT)}", flush=True)
         return
-    with tempfile.TemporaryDirectory() as folder:  # one folder for all: 07 finds 06's run there, 08 07's
+    with tempfile.TemporaryDirectory() as folder:  # one folder for all: 07 finds 06's run there, 07b 07's, 08 theirs
         if args.runs_from:  # runs of an earlier command's tutorials, which they read back instead of training
             shutil.copytree(args.runs_from, os.path.join(folder, "out"))
         for script in scripts:
