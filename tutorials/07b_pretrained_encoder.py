@@ -11,10 +11,9 @@
 # - **draws** both starts' validation Dice, epoch by epoch (`out/07b_pretrained_dice.png`).
 #
 # **How long it takes.** Each run prints its seconds. It reuses 07's random-start runs from `out/` (run 07
-# first; a missing one is trained here). `--quick`: 07's quick recipe, one seed. Without it: 3 seeds of 10
-# epochs and a classifier of 300 steps, about half of 07's 69 minutes on ISIC on a shared 2-core CPU (an
-# estimate: the pretraining part of 07's run in bench/RESULTS.md). Also `--seeds N`, `--epochs N`,
-# `--encoder-weights FILE`.
+# first; a missing one is trained here). `--quick`: 07's quick recipe, one seed. Without it: a classifier of
+# 300 steps and 3 seeds of 10 epochs, about half an hour on ISIC on a shared 2-core CPU (the notebook's own
+# seconds: tutorials/README.md). Also `--seeds N`, `--epochs N`, `--encoder-weights FILE`.
 
 # %%
 import argparse
