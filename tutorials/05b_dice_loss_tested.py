@@ -10,8 +10,8 @@
 #   **prints** each run's Dice per lesion-size bin and **draws** them (`out/05b_loss_by_lesion_size.png`);
 # - **prints** what the runs showed, in sentences written from their numbers, and what they cannot show.
 #
-# Run with no arguments (synthetic lesions; 3 seeds x 10 epochs per loss, about 3 minutes on a 2-core CPU:
-# bench/RESULTS.md), `--data-root DIR` (ISIC 2016 for the two lesions of the first section; in a notebook,
+# Run with no arguments (synthetic lesions; 3 seeds x 10 epochs per loss, about 3 minutes on a quiet 2-core CPU:
+# bench/RESULTS.md; its notebook, made at one thread beside other work, took half an hour), `--data-root DIR` (ISIC 2016 for the two lesions of the first section; in a notebook,
 # the environment variable `MINUNET_DATA_ROOT`; the comparison always trains on synthetic lesions) or
 # `--quick` (smaller images, one seed, 3 epochs). `--epochs N` and `--seeds N` change the comparison. It
 # ends with exercises; their answers are in `tutorials/answers/05b_dice_loss_tested.md`.
