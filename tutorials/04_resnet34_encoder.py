@@ -4,7 +4,7 @@
 # The U-Net of tutorial 03 learns everything from the few hundred lesion images it is given. Another way is
 # *transfer learning*: use as the encoder a network already trained on a large, general data set (ImageNet:
 # 1.3 million photographs of 1000 kinds of things), whose early layers already detect edges, textures and
-# blobs, and train the decoder (and fine-tune the encoder) on lesions.
+# blobs, and train the decoder (and fine-tune the encoder) on lesions (tutorial 07b tries it).
 #
 # ResNet-34 (He et al., "Deep residual learning for image recognition", arXiv:1512.03385) is a classic
 # choice. Its building block, `minunet.BasicBlock`, adds its input back to its output,

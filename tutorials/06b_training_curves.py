@@ -235,7 +235,7 @@ for name, s in summary.items():
 
 # %% [markdown]
 # The best epoch was chosen *on* the validation images, so its score there is a little optimistic: tutorial
-# 08 measures by how much, on images that played no part in the choice. Next, tutorial 07:
+# 08 scores images that played no part in the choice, where that shows together with the change of collection. Next, tutorial 07:
 # the ResNet-34 U-Net, and what a comparison of two models can conclude.
 #
 # ## Exercises

@@ -12,8 +12,8 @@
 # Its encoder starts from random weights here; tutorial 07b pretrains it and fine-tunes from there.
 #
 # **How long it takes.** Each run prints its seconds. `--quick`: 06's quick recipe, one seed per model (`--seeds
-# 2` for a spread). Without it: 3 seeds x 2 models of 10 epochs each (on ISIC half of 06's 20), about half an
-# hour on ISIC on a shared 2-core CPU (the notebook's own seconds: tutorials/README.md). Also `--seeds N`,
+# 2` for a spread). Without it: 3 seeds x 2 models of 10 epochs each (on ISIC half of 06's 20), about 40
+# minutes on ISIC on a shared 2-core CPU (from the notebook's own seconds: tutorials/README.md). Also `--seeds N`,
 # `--epochs N`.
 
 # %%
@@ -147,8 +147,8 @@ for name, make_model in (("unet", lambda: UNet(base_channels=Recipe().base_chann
 # ## What the validation score is, and is not; mean and spread over seeds
 #
 # `best.pt`'s epoch was *chosen* on these images: the best of several noisy scores is higher, on average, than
-# what the same weights score on new ones. That optimism can only be measured on images that played no part in
-# the choice: tutorial 08 does. Best minus last epoch does not measure it, nor bound it: the best epoch's Dice
+# what the same weights score on new ones. That optimism shows only on images that played no part in the
+# choice: tutorial 08 scores such images, where it shows together with the change of collection. Best minus last epoch does not measure it, nor bound it: the best epoch's Dice
 # is at least the last's by construction, so the difference is never negative, and it shows only how far the
 # last epoch fell short of the best. And the split is small (50 synthetic images, 75 of ISIC's): even a fixed
 # model's score has a sampling error (the per-image Dice's standard deviation over sqrt(images)). Then each
