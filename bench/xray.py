@@ -61,6 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--json", help="write every held-out image's scores here")
     p.add_argument("--orientation", default="auto", help="minunet's recipe field (auto: the data's, upright)")
     p.add_argument("--loss", default=None, help="minunet's recipe field (default: the recipe's)")
+    p.add_argument("--smp-init", action="store_true", help="the diagnostic: minunet's network starts from smp's "
+                   "initial weights of the same seed (copied by position, as tests/test_models.py does)")
     p.add_argument("--own-stats", action="store_true", help="minunet normalises with the training images' own "
                    "mean and std instead of ImageNet's gray 0.449 / 0.226 (an experiment: patched in here)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
@@ -142,6 +144,13 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
     train_set = data.subset(train_ids, augment=recipe.augmentation())
     val_set = data.subset(val_ids, augment=False)
     model, kept = new_model(recipe, data.spec), {}
+    if args.smp_init:  # the same layers in the same order: smp's random start, tensor by tensor
+        import segmentation_models_pytorch as smp
+        torch.manual_seed(seed)  # as run_smp seeds before building its model
+        ref = smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=len(CLASSES))
+        pairs = list(zip(model.state_dict(), ref.state_dict().values()))
+        assert len(pairs) == len(ref.state_dict()) == len(model.state_dict())
+        model.load_state_dict({name: tensor for name, tensor in pairs})
 
     def keep_best(epoch):
         if epoch.best is not None:
