@@ -85,6 +85,10 @@ if args.checkpoint:
 else:
     paths = sorted(glob.glob(os.path.join(OUT, f"07*_seed*_{MODE}", "best.pt")))  # 07's and 07b's
     paths = ([os.path.join(UNET_RUN, "best.pt")] if os.path.exists(os.path.join(UNET_RUN, "best.pt")) else []) + paths
+    absent = [run for run in ("07_resunet34", "07b_resunet34") if paths and not any(run + "_" in p for p in paths)]
+    if absent:  # a tutorial of the path not run into this --out: its models are missing from the comparison
+        print(f"no {' or '.join(absent)} runs in {os.path.relpath(OUT)}: run tutorials 07 and 07b into the same "
+              f"--out to score them too")
 if not paths:
     print("no checkpoint from tutorial 07 or 06 here: training tutorial 06's U-Net first")
     size, batch = (32, 32) if args.quick else (128, 16)  # as tutorial 06
