@@ -65,6 +65,15 @@ def parse_args(argv=None):
                    "initial weights of the same seed (copied by position, as tests/test_models.py does)")
     p.add_argument("--own-stats", action="store_true", help="minunet normalises with the training images' own "
                    "mean and std instead of ImageNet's gray 0.449 / 0.226 (an experiment: patched in here)")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N", help="train only the first N epochs of "
+                   "the --epochs schedule (the discovery screen: when each run finds the clavicles)")
+    p.add_argument("--no-warmup", action="store_true", help="an experiment: minunet's learning rate starts at "
+                   "its peak and decays by the cosine (no warm-up epoch), as smp's recipe here (patched in)")
+    p.add_argument("--pooled-dice", action="store_true", help="an experiment: minunet trains smp's loss here, "
+                   "cross-entropy + soft Dice pooled over the batch (smooth 0), for its CE + per-image soft "
+                   "Jaccard (patched in)")
+    p.add_argument("--no-tta", action="store_true", help="minunet's recipe field tta off: one pass in validation "
+                   "(choosing the epoch) and on the held-out images")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="paired per-image figures, B - A (several files of one side joined by commas)")
     args = p.parse_args(argv)
@@ -126,6 +135,10 @@ def class_dice(pred, true, k):
 
 # --- minunet: everything `minunet train` does, through the library --------------------------------------------
 
+class StopAfter(Exception):
+    """Raised after --stop-after epochs: the rest of the schedule is not trained."""
+
+
 def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
     """Train minunet's default recipe for the data; return (per-image class Dice of held_out, curve)."""
     from minunet.training.epoch import validation_inference
@@ -133,7 +146,18 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
     from minunet.recipe import Recipe
     from minunet.training.loop import fit
     recipe = Recipe(model="resunet34", encoder_weights="none", size=args.size, epochs=args.epochs, seed=seed,
-                    orientation=args.orientation, **({"loss": args.loss} if args.loss else {})).for_data(data)
+                    orientation=args.orientation, **({"loss": args.loss} if args.loss else {}),
+                    **({"tta": False} if args.no_tta else {})).for_data(data)
+    if args.no_warmup:  # the experiment: fit's schedule without its warm-up epoch
+        import minunet.training.loop as loop_module
+        loop_module.lr_factor = lambda step, warmup_steps, total_steps: 0.5 * (
+            1 + math.cos(math.pi * min(1.0, step / total_steps)))
+    if args.pooled_dice:  # the experiment: smp's CE + soft Dice for the recipe's loss
+        import segmentation_models_pytorch as smp
+        from minunet.losses import LOSSES
+        dice = smp.losses.DiceLoss("multiclass", classes=list(range(1, len(CLASSES))), from_logits=True)
+        LOSSES[recipe.loss] = lambda: lambda logits, masks: F.cross_entropy(logits, masks[:, 0].long()) + dice(
+            logits, masks[:, 0].long())
     if args.own_stats:  # the experiment: every dataset made from here on normalises with these
         import minunet.data.datasets as datasets_module
         import minunet.training.epoch as epoch_module
@@ -155,8 +179,15 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
     def keep_best(epoch):
         if epoch.best is not None:
             kept.update(state=copy.deepcopy(epoch.best.state_dict()), record=epoch.record)
+        kept["history"] = epoch.history
+        if epoch.number == args.stop_after:
+            raise StopAfter
 
-    history = fit(model, train_set, val_set, recipe, Runtime(precision=amp), on_epoch=keep_best, log=None)
+    try:
+        fit(model, train_set, val_set, recipe, Runtime(precision=amp), on_epoch=keep_best, log=None)
+    except StopAfter:
+        pass
+    history = kept["history"]
     model.load_state_dict(kept["state"])
     model.eval()
     inference = validation_inference(kept["record"], recipe, data.spec)  # validation's, as evaluate's from best.pt
@@ -192,7 +223,7 @@ def run_smp(data, train_ids, val_ids, held_out, seed, args, amp):
     amp_dtype = dict(bf16=torch.bfloat16, fp32=None)[amp]
     batch, generator = 16, torch.Generator().manual_seed(seed)
     best, best_state, curve = -1.0, None, []
-    for epoch in range(args.epochs):
+    for epoch in range(args.stop_after or args.epochs):
         model.train()
         order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
         for start in range(0, len(order) - batch + 1, batch):  # the last short batch dropped
@@ -281,6 +312,41 @@ def per_image(result):
     return {(r["seed"], name): s for r in result["runs"] for name, s in zip(r["images"], r["scores"])}
 
 
+def by_run(a, b):
+    """Per class: B - A of each paired run's (fold, seed) mean over its held-out images, and their mean +- one
+    standard error over runs. A run's random start and its course move every image of the fold together, so
+    this error counts what the per-image one above leaves out: how much another seed would move the result."""
+    runs_a = {(r["fold"], r["seed"]): r["scores"] for r in a["runs"]}
+    runs_b = {(r["fold"], r["seed"]): r["scores"] for r in b["runs"]}
+    keys = sorted(set(runs_a) & set(runs_b))
+    print(f"{len(keys)} paired runs (fold, seed); B - A of each run's mean, +- one standard error over runs:")
+    for c, name in enumerate(CLASSES[1:] + ("mean",)):
+        def run_mean(scores):
+            return mean_of([mean_of(s) if name == "mean" else s[c] for s in scores])
+        d = [run_mean(runs_b[k]) - run_mean(runs_a[k]) for k in keys]
+        m = sum(d) / len(d)
+        se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d)) if len(d) > 1 else math.nan
+        print(f"  {name:10s} {m:+.4f} +- {se:.4f}   by run: " + " ".join(f"{x:+.4f}" for x in d))
+    curves_a = {(r["fold"], r["seed"]): r["curve"] for r in a["runs"]}
+    curves_b = {(r["fold"], r["seed"]): r["curve"] for r in b["runs"]}
+    found = [(discovery(curves_a[k]), discovery(curves_b[k])) for k in keys]
+    print(f"  the epoch each run's validation mean first passes {FOUND} (the clavicles found), A -> B: "
+          + " ".join(f"{ea}->{eb}" for ea, eb in found))
+    if all(ea and eb for ea, eb in found):
+        d = [eb - ea for ea, eb in found]
+        m = sum(d) / len(d)
+        se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d)) if len(d) > 1 else math.nan
+        print(f"  B - A: {m:+.2f} +- {se:.2f} epochs")
+
+
+FOUND = 0.7  # a validation mean above this needs the clavicles: lungs and heart alone hold it near 0.6
+
+
+def discovery(curve):
+    """The first epoch (from 1) whose validation mean passes FOUND; None if none does."""
+    return next((epoch for epoch, value in enumerate(curve, start=1) if value > FOUND), None)
+
+
 def compare(path_a, path_b):
     """Per class: A's and B's means over every (seed, held-out image), and B - A paired per image (the mean over
     seeds of each image's difference) +- one standard error over images."""
@@ -303,6 +369,7 @@ def compare(path_a, path_b):
         ma = mean_of([value(sa[p]) for p in pairs])
         mb = mean_of([value(sb[p]) for p in pairs])
         print(f"  {name:10s} A {ma:.4f}  B {mb:.4f}  B - A {m:+.4f} +- {se:.4f}")
+    by_run(a, b)
     for label, result in (("A", a), ("B", b)):
         seconds = [r["seconds"] for r in result["runs"]]
         print(f"  {label}: {len(seconds)} runs, {sum(seconds) / len(seconds):.0f} s each on average")
