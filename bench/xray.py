@@ -57,7 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                    help="run only these folds (0-based), e.g. to spread the folds over several runs")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (smoke runs)")
-    p.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, 64 px, 24 images, seed 0")
+    p.add_argument("--quick", action="store_true", help="2 folds, 1 epoch, 64 px, 48 images (a fold trains one batch), seed 0")
     p.add_argument("--json", help="write every held-out image's scores here")
     p.add_argument("--orientation", default="auto", help="minunet's recipe field (auto: the data's, upright)")
     p.add_argument("--loss", default=None, help="minunet's recipe field (default: the recipe's)")
@@ -78,7 +78,7 @@ def parse_args(argv=None):
                    help="paired per-image figures, B - A (several files of one side joined by commas)")
     args = p.parse_args(argv)
     if args.quick:
-        args.folds, args.epochs, args.size, args.limit, args.seeds = 2, 1, 64, 24, [0]
+        args.folds, args.epochs, args.size, args.limit, args.seeds = 2, 1, 64, 48, [0]
     if not args.compare and not args.library:
         p.error("pass --library minunet or smp (or --compare A.json B.json)")
     return args

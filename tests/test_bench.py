@@ -157,3 +157,22 @@ def test_accuracy_trains_on_extra_images_and_scores_the_newer_collection_after_e
     paired = run(newer, "--paired", str(runs[0]), "--against", str(runs[0]))
     assert paired.count("B - A +0.0000 +- 0.0000") == 4 and "(3 images)" in paired  # a run against itself
     assert "held-out dice    seed 0" in run(newer, "--paired", str(runs[0]), "--against", str(runs[1]))
+
+
+def test_xray_runs_both_libraries_and_pairs_them_by_image_and_by_run(tmp_path):
+    from test_orientation import gray_folder
+
+    root = gray_folder(tmp_path / "xrays", n=48)
+    files = {}
+    for library in ("minunet", "smp"):
+        files[library] = str(tmp_path / f"{library}.json")
+        out = run(os.path.join(BENCH, "xray.py"), "--library", library, "--quick", "--data-root", str(root),
+                  "--json", files[library])
+        assert out.count("seed 0: lungs") == 2  # both folds
+    out = run(os.path.join(BENCH, "xray.py"), "--compare", files["smp"], files["minunet"])
+    assert "48 paired (seed, image) scores over 48 images" in out
+    assert "2 paired runs (fold, seed)" in out
+    assert re.search(r"clavicles +[-+]\d\.\d{4} \+- \d\.\d{4} +by run: [-+]\d\.\d{4} [-+]\d\.\d{4}", out), out
+    assert "first passes 0.7" in out
+    xray = load_script("xray")
+    assert xray.discovery([0.1, 0.6, 0.71, 0.9]) == 3 and xray.discovery([0.1, 0.7]) is None
