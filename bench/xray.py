@@ -72,6 +72,8 @@ def parse_args(argv=None):
     p.add_argument("--pooled-dice", action="store_true", help="an experiment: minunet trains smp's loss here, "
                    "cross-entropy + soft Dice pooled over the batch (smooth 0), for its CE + per-image soft "
                    "Jaccard (patched in)")
+    p.add_argument("--no-augment", action="store_true", help="a diagnostic: minunet trains on the images as "
+                   "they are (no rotation, flip or jitter), to tell whether its augmentation delays a class")
     p.add_argument("--no-tta", action="store_true", help="minunet's recipe field tta off: one pass in validation "
                    "(choosing the epoch) and on the held-out images")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
@@ -165,7 +167,7 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
         stats = ((x.mean().item(),), (x.std().item(),))
         datasets_module.normalisation = epoch_module.normalisation = lambda channels: stats
         data = data.subset(range(len(data)))  # the pool again, with the new normalisation
-    train_set = data.subset(train_ids, augment=recipe.augmentation())
+    train_set = data.subset(train_ids, augment=False if args.no_augment else recipe.augmentation())
     val_set = data.subset(val_ids, augment=False)
     model, kept = new_model(recipe, data.spec), {}
     if args.smp_init:  # the same layers in the same order: smp's random start, tensor by tensor
