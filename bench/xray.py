@@ -318,27 +318,29 @@ def by_run(a, b):
     """Per class: B - A of each paired run's (fold, seed) mean over its held-out images, and their mean +- one
     standard error over runs. A run's random start and its course move every image of the fold together, so
     this error counts what the per-image one above leaves out: how much another seed would move the result."""
-    runs_a = {(r["fold"], r["seed"]): r["scores"] for r in a["runs"]}
-    runs_b = {(r["fold"], r["seed"]): r["scores"] for r in b["runs"]}
-    keys = sorted(set(runs_a) & set(runs_b))
-    print(f"{len(keys)} paired runs (fold, seed); B - A of each run's mean, +- one standard error over runs:")
+    runs_a = {(r["fold"], r["seed"]): r for r in a["runs"]}
+    runs_b = {(r["fold"], r["seed"]): r for r in b["runs"]}
+    pairs = [(runs_a[k], runs_b[k]) for k in sorted(set(runs_a) & set(runs_b))]
+    print(f"{len(pairs)} paired runs (fold, seed); B - A of each run's mean, +- one standard error over runs:")
     for c, name in enumerate(CLASSES[1:] + ("mean",)):
-        def run_mean(scores):
-            return mean_of([mean_of(s) if name == "mean" else s[c] for s in scores])
-        d = [run_mean(runs_b[k]) - run_mean(runs_a[k]) for k in keys]
-        m = sum(d) / len(d)
-        se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d)) if len(d) > 1 else math.nan
+        def run_mean(run):
+            return mean_of([mean_of(s) if name == "mean" else s[c] for s in run["scores"]])
+        d = [run_mean(rb) - run_mean(ra) for ra, rb in pairs]
+        m, se = mean_and_error(d)
         print(f"  {name:10s} {m:+.4f} +- {se:.4f}   by run: " + " ".join(f"{x:+.4f}" for x in d))
-    curves_a = {(r["fold"], r["seed"]): r["curve"] for r in a["runs"]}
-    curves_b = {(r["fold"], r["seed"]): r["curve"] for r in b["runs"]}
-    found = [(discovery(curves_a[k]), discovery(curves_b[k])) for k in keys]
+    found = [(discovery(ra["curve"]), discovery(rb["curve"])) for ra, rb in pairs]
     print(f"  the epoch each run's validation mean first passes {FOUND} (the clavicles found), A -> B: "
           + " ".join(f"{ea}->{eb}" for ea, eb in found))
     if all(ea and eb for ea, eb in found):
-        d = [eb - ea for ea, eb in found]
-        m = sum(d) / len(d)
-        se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d)) if len(d) > 1 else math.nan
+        m, se = mean_and_error([eb - ea for ea, eb in found])
         print(f"  B - A: {m:+.2f} +- {se:.2f} epochs")
+
+
+def mean_and_error(values):
+    """The mean of the values and its standard error (NaN for fewer than two values)."""
+    m = sum(values) / len(values)
+    n = len(values)
+    return m, math.sqrt(sum((x - m) ** 2 for x in values) / (n - 1) / n) if n > 1 else math.nan
 
 
 FOUND = 0.7  # a validation mean above this needs the clavicles: lungs and heart alone hold it near 0.6
@@ -365,9 +367,7 @@ def compare(path_a, path_b):
             va, vb = value(sa[seed, image]), value(sb[seed, image])
             if not (math.isnan(va) or math.isnan(vb)):
                 diffs.setdefault(image, []).append(vb - va)
-        d = [sum(v) / len(v) for v in diffs.values()]
-        m = sum(d) / len(d)
-        se = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1) / len(d)) if len(d) > 1 else math.nan
+        m, se = mean_and_error([sum(v) / len(v) for v in diffs.values()])
         ma = mean_of([value(sa[p]) for p in pairs])
         mb = mean_of([value(sb[p]) for p in pairs])
         print(f"  {name:10s} A {ma:.4f}  B {mb:.4f}  B - A {m:+.4f} +- {se:.4f}")
