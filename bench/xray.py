@@ -76,11 +76,18 @@ def parse_args(argv=None):
                    "they are (no rotation, flip or jitter), to tell whether its augmentation delays a class")
     p.add_argument("--no-tta", action="store_true", help="minunet's recipe field tta off: one pass in validation "
                    "(choosing the epoch) and on the held-out images")
+    p.add_argument("--smp-recipe", action="store_true", help="a diagnostic: smp's whole plain recipe inside "
+                   "minunet's loop and model (--pooled-dice, --own-stats, --no-tta, smp's augmentation, and its "
+                   "cosine per epoch without warm-up), to tell the loop from the recipe")
+    p.add_argument("--minunet-model", action="store_true", help="a diagnostic: smp's loop and recipe train "
+                   "minunet's ResNet34UNet (drawn from the same seed) instead of smp.Unet")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="paired per-image figures, B - A (several files of one side joined by commas)")
     args = p.parse_args(argv)
     if args.quick:
         args.folds, args.epochs, args.size, args.limit, args.seeds = 2, 1, 64, 48, [0]
+    if args.smp_recipe:
+        args.pooled_dice = args.own_stats = args.no_tta = True
     if not args.compare and not args.library:
         p.error("pass --library minunet or smp (or --compare A.json B.json)")
     return args
@@ -154,6 +161,10 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
         import minunet.training.loop as loop_module
         loop_module.lr_factor = lambda step, warmup_steps, total_steps: 0.5 * (
             1 + math.cos(math.pi * min(1.0, step / total_steps)))
+    if args.smp_recipe:  # smp's schedule: the cosine stepped once an epoch, from the peak
+        import minunet.training.loop as loop_module
+        loop_module.lr_factor = lambda step, warmup_steps, total_steps: 0.5 * (
+            1 + math.cos(math.pi * (step * args.epochs // total_steps) / args.epochs))
     if args.pooled_dice:  # the experiment: smp's CE + soft Dice for the recipe's loss
         import segmentation_models_pytorch as smp
         from minunet.losses import LOSSES
@@ -168,6 +179,9 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
         datasets_module.normalisation = epoch_module.normalisation = lambda channels: stats
         data = data.subset(range(len(data)))  # the pool again, with the new normalisation
     train_set = data.subset(train_ids, augment=False if args.no_augment else recipe.augmentation())
+    if args.smp_recipe:  # smp's augmentation of the image in 0..1 (torch's global random stream), then the
+        augment, normalise = smp_augmentation(), train_set.transform  # data's normalisation, as run_smp's
+        train_set.transform = lambda image, mask: normalise(*augment(image.float() / 255, mask))
     val_set = data.subset(val_ids, augment=False)
     model, kept = new_model(recipe, data.spec), {}
     if args.smp_init:  # the same layers in the same order: smp's random start, tensor by tensor
@@ -209,15 +223,17 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
 def run_smp(data, train_ids, val_ids, held_out, seed, args, amp):
     """Train smp's Unet("resnet34") with the plain recipe; return (per-image class Dice of held_out, curve)."""
     import segmentation_models_pytorch as smp
-    from torchvision import tv_tensors
-    from torchvision.transforms import v2
     torch.manual_seed(seed)
     images = data.images.float() / 255  # (N, 1, S, S) in 0..1: the unaugmented images at --size
     masks = data.masks[:, 0].long()  # (N, S, S) class indices
     mean, std = images[train_ids].mean().item(), images[train_ids].std().item()  # the training images' own
-    augment = v2.Compose([v2.RandomHorizontalFlip(0.5), v2.RandomRotation(15),
-                          v2.ColorJitter(brightness=0.2, contrast=0.2)])
-    model = smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=len(CLASSES))
+    augment = smp_augmentation()
+    if args.minunet_model:  # the diagnostic: minunet's network (the same layers as smp.Unet's), drawn here
+        from minunet.models import new_model
+        from minunet.recipe import Recipe
+        model = new_model(Recipe(model="resunet34", encoder_weights="none"), data.spec)
+    else:
+        model = smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=len(CLASSES))
     model = model.to(memory_format=torch.channels_last)
     dice = smp.losses.DiceLoss("multiclass", classes=list(range(1, len(CLASSES))), from_logits=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -229,10 +245,9 @@ def run_smp(data, train_ids, val_ids, held_out, seed, args, amp):
         model.train()
         order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
         for start in range(0, len(order) - batch + 1, batch):  # the last short batch dropped
-            pairs = [augment(tv_tensors.Image(images[i]), tv_tensors.Mask(masks[i][None]))
-                     for i in order[start:start + batch]]
+            pairs = [augment(images[i], masks[i][None]) for i in order[start:start + batch]]
             x = (torch.stack([p[0] for p in pairs]) - mean) / std  # (B, 1, S, S)
-            y = torch.stack([p[1][0] for p in pairs])  # (B, S, S)
+            y = torch.stack([p[1][0] for p in pairs]).long()  # (B, S, S)
             with torch.autocast("cpu", dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = model(x.contiguous(memory_format=torch.channels_last)).float()  # (B, K, S, S)
             loss = F.cross_entropy(logits, y) + dice(logits, y)
@@ -249,6 +264,18 @@ def run_smp(data, train_ids, val_ids, held_out, seed, args, amp):
     truths = [data.original_masks[i][0] for i in held_out]
     preds = predict_smp(model, images, held_out, mean, std, amp_dtype, [t.shape for t in truths])
     return [class_dice(p, t, len(CLASSES)) for p, t in zip(preds, truths)], curve
+
+
+def smp_augmentation():
+    """smp's plain recipe's augmentation: (image (C, S, S), mask (1, S, S)) -> both flipped left-right (p 0.5),
+    rotated up to 15 degrees (nearest, black fill) and the image's brightness and contrast jittered by 0.2
+    (torchvision.transforms.v2, on torch's global random stream)."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+    augment = v2.Compose([v2.RandomHorizontalFlip(0.5), v2.RandomRotation(15),
+                          v2.ColorJitter(brightness=0.2, contrast=0.2)])
+    return lambda image, mask: tuple(t.as_subclass(torch.Tensor) for t in augment(
+        tv_tensors.Image(image), tv_tensors.Mask(mask)))
 
 
 def predict_smp(model, images, ids, mean, std, amp_dtype, sizes=None):
