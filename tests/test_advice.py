@@ -79,7 +79,7 @@ def test_classes_are_advised_only_where_the_flag_takes_them_and_they_would_work(
                                       "--classes", "3", "--out", str(tmp_path / "r")], capsys)
     line = one_error_line(err)
     assert code == 2 and line.startswith(f"minunet train: error: mask {tmp_path / 'lesions' / 'masks'}")
-    assert line.endswith("holds the value 255, and 3 classes are class indices 0..2: save each pixel's class index (0 "
+    assert line.endswith("holds the values 0, 255, and 3 classes are class indices 0..2: save each pixel's class index (0 "
                          "for background)")
     (tmp_path / "wbc").mkdir()
     arrays = write_named(tmp_path / "wbc", "wbc", 3, 3)

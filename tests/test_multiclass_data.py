@@ -166,7 +166,7 @@ def test_a_16_bit_label_map_is_read_by_its_values_and_a_value_beyond_the_classes
         try:
             make_dataset("folder", split, root=root, size=40, classes=3)
         except DataError as e:
-            assert str(e).startswith(f"mask {root / 'masks' / 'im03.png'} holds the value 300, and 3 classes are "
+            assert str(e).startswith(f"mask {root / 'masks' / 'im03.png'} holds the values 0, 1, 2, 300, and 3 classes are "
                                      f"class indices 0..2"), str(e)
             break
     else:

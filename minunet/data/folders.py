@@ -23,7 +23,7 @@ import torch
 
 from ..errors import DataError, Fix, no_arguments, one_line
 from .images import read_pair
-from .masks import background_only, split_notes
+from .masks import background_only, check_class_indices, split_notes
 from ..transforms import Resize
 
 TRAIN_IMAGES = "ISBI2016_ISIC_Part1_Training_Data"
@@ -141,7 +141,8 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
         raise DataError(f"none of the {len(ids)} images of split {split} in {image_dir} could be read: "
                         f"{skipped[0]}")
     if classes > 2:
-        check_label_maps(originals, [path for _, path in kinds], classes)
+        for labels, (_, path) in zip(originals, kinds):  # the first file with a value beyond the classes
+            check_class_indices(labels, classes, f"mask {path} holds")
         masks, originals = [m.to(torch.uint8) for m in masks], [m.to(torch.uint8) for m in originals]
         labels = torch.cat([m.flatten() for m in originals])  # every class index of the split
         background_only(labels, classes, len(kept), split, f"masks in {mask_dir}")
@@ -149,17 +150,6 @@ def load_split(image_dir, mask_dir, mask_suffix, split, size, limit=None, skippe
     else:
         notes = split_notes(kinds, split, mask_dir, resize.size, resized)
     return SplitData(torch.stack(images), torch.stack(masks), kept, originals, notes)
-
-
-def check_label_maps(label_maps, paths, classes):
-    """Raise DataError naming the first label map ((1, H, W) integers, from the file at the same place of `paths`)
-    that holds a value beyond the class indices 0..classes-1, and that value (a 16-bit map's stray 300, say)."""
-    for labels, path in zip(label_maps, paths):
-        largest = int(labels.max())
-        if largest >= classes:
-            raise DataError(f"mask {path} holds the value {largest}, and {classes} classes are class indices "
-                            f"0..{classes - 1}", otherwise="save each pixel's class index (0 for background)",
-                            fix=Fix(classes=largest + 1, note="if there are that many"))
 
 
 CLASS_NAMES = "classes.txt"  # a folder's class names, one per line, the background first

@@ -100,12 +100,12 @@ def background_only(labels, k, count, split, masks):
                         f"or score; save each pixel's class index, 1 to {k - 1} for the classes to find")
 
 
-def check_class_indices(labels, k, masks):
+def check_class_indices(labels, k, holder):
     """Raise DataError unless every value of the label maps `labels` (any shape, integers) is a class index
-    below k; `masks` says where they are."""
+    below k. `holder` names where they are, with its verb: "masks in DIR hold", or "mask FILE holds"."""
     largest = int(labels.max()) if labels.numel() else 0
     if largest > k - 1 or (labels.numel() and int(labels.min()) < 0):
         values = sorted(set(labels.unique().tolist()))
-        raise DataError(f"{masks} hold the values {value_list(values)}, and {k} classes are class indices "
+        raise DataError(f"{holder} the values {value_list(values)}, and {k} classes are class indices "
                         f"0..{k - 1}", otherwise="save each pixel's class index (0 for background)",
                         fix=Fix(classes=largest + 1, note="if there are that many"))

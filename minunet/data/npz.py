@@ -102,7 +102,7 @@ def load_npz(root, split, size, limit=None, name="isic2016"):
     ids = [f"{name}_{split}_{i:04d}" for i in range(len(images))]
     where = f"masks in {path} ({split}_label)"
     if len(spec.classes) > 2:
-        check_class_indices(labels, len(spec.classes), where)
+        check_class_indices(labels, len(spec.classes), f"{where} hold")
         background_only(labels, len(spec.classes), len(ids), split, where)
         return images, labels.to(torch.uint8)[:, None].contiguous(), ids, []  # (N, 1, S, S) class indices
     if foreground_is_non_zero(name):  # objects numbered 1, 2, ...: all foreground
