@@ -178,9 +178,10 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
         stats = ((x.mean().item(),), (x.std().item(),))
         datasets_module.normalisation = epoch_module.normalisation = lambda channels: stats
         data = data.subset(range(len(data)))  # the pool again, with the new normalisation
-    train_set = data.subset(train_ids, augment=False if args.no_augment else recipe.augmentation())
+    own_augmentation = not (args.no_augment or args.smp_recipe)
+    train_set = data.subset(train_ids, augment=recipe.augmentation() if own_augmentation else False)
     if args.smp_recipe:  # smp's augmentation of the image in 0..1 (torch's global random stream), then the
-        augment, normalise = smp_augmentation(), train_set.transform  # data's normalisation, as run_smp's
+        augment, normalise = smp_augmentation(), train_set.transform  # data's normalisation alone, as run_smp's
         train_set.transform = lambda image, mask: normalise(*augment(image.float() / 255, mask))
     val_set = data.subset(val_ids, augment=False)
     model, kept = new_model(recipe, data.spec), {}
