@@ -232,7 +232,7 @@ def run_smp(data, train_ids, val_ids, held_out, seed, args, amp):
     if args.minunet_model:  # the diagnostic: minunet's network (the same layers as smp.Unet's), drawn here
         from minunet.models import new_model
         from minunet.recipe import Recipe
-        model = new_model(Recipe(model="resunet34", encoder_weights="none"), data.spec)
+        model = new_model(Recipe(model="resunet34", encoder_weights="none", seed=seed), data.spec)
     else:
         model = smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=len(CLASSES))
     model = model.to(memory_format=torch.channels_last)
