@@ -81,6 +81,10 @@ def parse_args(argv=None):
                    "cosine per epoch without warm-up), to tell the loop from the recipe")
     p.add_argument("--minunet-model", action="store_true", help="a diagnostic: smp's loop and recipe train "
                    "minunet's ResNet34UNet (drawn from the same seed) instead of smp.Unet")
+    p.add_argument("--init", choices=["minunet", "conv1", "smp-rule"], default="minunet", help="a candidate for "
+                   "minunet's network start, redrawn after new_model: conv1, the gray first convolution by "
+                   "nn.Conv2d's default rule (as smp draws a first convolution of other than 3 channels); smp-rule, "
+                   "that and the decoder and head by smp's rules (He uniform, Xavier, biases 0)")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"),
                    help="paired per-image figures, B - A (several files of one side joined by commas)")
     args = p.parse_args(argv)
@@ -185,6 +189,7 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
         train_set.transform = lambda image, mask: normalise(*augment(image.float() / 255, mask))
     val_set = data.subset(val_ids, augment=False)
     model, kept = new_model(recipe, data.spec), {}
+    redraw(model, args.init)
     if args.smp_init:  # the same layers in the same order: smp's random start, tensor by tensor
         import segmentation_models_pytorch as smp
         torch.manual_seed(seed)  # as run_smp seeds before building its model
@@ -217,6 +222,27 @@ def run_minunet(data, train_ids, val_ids, held_out, seed, args, amp):
         pred = inference.masks(probs, truth.shape)[0, 0]  # (H, W)
         scores.append(class_dice(pred, truth, len(CLASSES)))
     return scores, [row["val_dice"] for row in history]
+
+
+def redraw(model, init):
+    """Redraw parts of a ResNet34UNet's start by --init's rule (on torch's random stream, after new_model's
+    draw): nothing for "minunet"; the first convolution by nn.Conv2d's default (He uniform with a = sqrt(5),
+    fan in) for "conv1"; that, the decoder's convolutions by He uniform (fan in, ReLU), its BatchNorms at 1 and
+    0 and the head by Xavier uniform with bias 0 for "smp-rule" (smp's initialize_decoder and initialize_head)."""
+    if init == "minunet":
+        return
+    model.encoder.conv1.reset_parameters()
+    if init == "smp-rule":
+        for m in model.decoder.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                torch.nn.init.ones_(m.weight)
+                torch.nn.init.zeros_(m.bias)
+        torch.nn.init.xavier_uniform_(model.head.weight)
+        torch.nn.init.zeros_(model.head.bias)
 
 
 # --- smp: a plain recipe, written here without minunet -----------------------------------------------------------
